@@ -1,0 +1,131 @@
+"""The ``millnet`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from millnet.config import DEFAULT_CONFIG, Settings, load_settings
+from millnet.errors import ConfigError, MillnetError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="millnet: an Industrial Internet node.")
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks; each ends with one JSON line.")
+token_app = typer.Typer(no_args_is_help=True, help="API tokens.")
+app.add_typer(bench_app, name="bench")
+app.add_typer(token_app, name="token")
+console = Console()
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="node.toml to read")]
+
+
+def _settings(config: Path | None) -> Settings:
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        console.print(f"[red]configuration error[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("uvicorn.access", "aiomqtt", "mqtt"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.command()
+def init(path: Annotated[Path, typer.Argument()] = Path("node.toml"),
+         force: Annotated[bool, typer.Option(help="overwrite an existing file")] = False) -> None:
+    """Write a commented default configuration file."""
+    if path.exists() and not force:
+        console.print(f"[red]{path} exists[/red]; use --force to overwrite it")
+        raise typer.Exit(1)
+    path.write_text(DEFAULT_CONFIG, encoding="utf-8")
+    console.print(f"wrote {path}")
+
+
+@app.command()
+def node(config: ConfigOpt = None,
+         verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    """Run a node from its configuration until interrupted."""
+    from millnet.node import run_node
+
+    _logging(verbose)
+    settings = _settings(config)
+    try:
+        asyncio.run(run_node(settings))
+    except KeyboardInterrupt:
+        pass
+    except MillnetError as exc:
+        console.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(1) from exc
+
+
+@app.command()
+def demo(
+    config: ConfigOpt = None,
+    duration: Annotated[float | None, typer.Option(help="stop after N seconds")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="where the demo keeps its data")] = None,
+    port: Annotated[int, typer.Option(help="API port (0: any free port)")] = 8080,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run a node with a simulated factory (2 sites, 6 lines, 60 machines, 1,020 points)."""
+    from millnet.demo import run_demo
+
+    _logging(verbose)
+    try:
+        asyncio.run(run_demo(config, duration=duration, data_dir=data_dir, port=port,
+                             console=console))
+    except KeyboardInterrupt:
+        console.print("stopped")
+    except MillnetError as exc:
+        console.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(1) from exc
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    duration: Annotated[float, typer.Option(help="seconds of publishing")] = 20.0,
+    publishers: Annotated[int, typer.Option(help="edge-node publisher processes")] = 1,
+    metrics_per_message: Annotated[int, typer.Option()] = 100,
+    as_json: Annotated[bool, typer.Option("--json", help="end with one JSON line")] = False,
+) -> None:
+    """Sparkplug B through a real Mosquitto into a node: points/s, bytes/point, peak RSS."""
+    from millnet.bench.ingest import run_ingest_bench
+
+    result = run_ingest_bench(duration=duration, publishers=publishers,
+                              metrics_per_message=metrics_per_message, console=console)
+    if as_json:
+        print(json.dumps(result))  # noqa: T201 - the machine-readable last line
+    else:
+        console.print_json(data=result)
+
+
+@token_app.command("create")
+def token_create(
+    tenant: Annotated[str | None, typer.Option(help="tenant name; none: node-wide")] = None,
+    role: Annotated[str, typer.Option(help="admin | operator | viewer")] = "admin",
+    name: Annotated[str, typer.Option(help="what the token is for")] = "cli",
+    config: ConfigOpt = None,
+) -> None:
+    """Create an API token and print it once (only its hash is stored)."""
+    from millnet.node import create_token
+
+    settings = _settings(config)
+    try:
+        plaintext = create_token(settings, tenant, role, name)
+    except MillnetError as exc:
+        console.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(1) from exc
+    print(plaintext)  # noqa: T201
+
+
+def main() -> None:
+    app()

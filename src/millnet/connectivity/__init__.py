@@ -1,0 +1,1 @@
+"""Field connectivity: one module per protocol, each a :class:`~millnet.connectivity.base.Source`."""

@@ -1,0 +1,82 @@
+"""Plain JSON telemetry over MQTT (topic scheme in :mod:`millnet.protocols.json_telemetry`).
+
+Runs its own MQTT 5 connection with a persistent session and QoS 1, acknowledging each message
+only after its samples are committed: a node killed at any moment loses no acknowledged
+message; unacknowledged ones are redelivered by the broker when the node comes back (so a sample
+can be stored twice after a crash: delivery is at least once).
+"""
+
+from __future__ import annotations
+
+import time
+
+import aiomqtt
+
+from millnet.config import MqttSection
+from millnet.connectivity.mqtt import Broker, acknowledger, make_client, run_forever
+from millnet.errors import RejectedMessage
+from millnet.ingest.binder import SeriesBinder
+from millnet.ingest.metrics import IngestMetrics
+from millnet.ingest.pipeline import IngestPipeline
+from millnet.model import DataType, PointSpec, TextSample
+from millnet.protocols.json_telemetry import JsonSample, decode_payload, parse_topic
+
+
+class JsonMqttSource:
+    name = "mqtt-json"
+
+    def __init__(
+        self, settings: MqttSection, max_payload: int, pipeline: IngestPipeline,
+        binder: SeriesBinder, metrics: IngestMetrics,
+    ) -> None:
+        self._settings = settings
+        self._broker = Broker.from_settings(settings)
+        self._max_payload = max_payload
+        self._pipeline = pipeline
+        self._binder = binder
+        self._metrics = metrics
+
+    async def run(self) -> None:
+        await run_forever(
+            self.name,
+            lambda: make_client(self._broker, f"{self._settings.client_id}-json", persistent=True),
+            [(f"{self._settings.json_topic_root}/#", self._settings.qos)],
+            self._on_connect, self._on_message, self._pipeline.wait_capacity,
+        )
+
+    async def _on_connect(self, client: aiomqtt.Client) -> None:
+        return None
+
+    async def _on_message(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+        self._metrics.messages.labels("json").inc()
+        try:
+            await self._ingest(str(message.topic), message.payload)
+        except RejectedMessage as exc:
+            self._metrics.reject(exc.reason, f"{message.topic}: {exc}")
+        # Rejected messages are acknowledged too: redelivering garbage would not make it better.
+        self._pipeline.add_ack(acknowledger(client, message))
+
+    async def _ingest(self, topic: str, payload: object) -> None:
+        if not isinstance(payload, bytes | bytearray):
+            raise RejectedMessage("malformed", "payload is not bytes")
+        if len(payload) > self._max_payload:
+            raise RejectedMessage("oversized", f"{len(payload)} bytes > {self._max_payload}")
+        path = parse_topic(topic, self._settings.json_topic_root)
+        device = (path.site, path.area, path.line, path.device)
+        samples = decode_payload(bytes(payload), time.time_ns())
+        ids = self._binder.known(device)
+        missing = {s.point: s for s in samples if s.point not in ids}
+        if missing:
+            await self._binder.bind(device, [_spec(s) for s in missing.values()])
+        live = self._pipeline.live
+        for s in samples:
+            if isinstance(s.value, str):
+                live.text.append(TextSample(ids[s.point], s.ts_ns, s.value, s.quality))
+            else:
+                live.append(ids[s.point], s.ts_ns, s.value, s.quality)
+        self._pipeline.appended(len(samples))
+
+
+def _spec(sample: JsonSample) -> PointSpec:
+    datatype = DataType.STRING if isinstance(sample.value, str) else DataType.DOUBLE
+    return PointSpec(sample.point, datatype, unit=sample.unit)

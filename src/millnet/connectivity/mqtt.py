@@ -1,0 +1,128 @@
+"""Shared MQTT plumbing: client construction, the reconnect loop, and late acknowledgement.
+
+aiomqtt 2.x has no public manual acknowledgement (its issue #345); paho-mqtt 2.x, which it
+wraps, does. We reach paho through ``client._client`` in exactly two places here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from millnet.config import MqttSection
+
+log = logging.getLogger("millnet.mqtt")
+
+# Messages the broker may send before we acknowledge (MQTT 5 Receive Maximum). The pipeline
+# seals a batch before this many acknowledgements are pending, so the broker never stalls.
+RECEIVE_MAXIMUM = 10_000
+# QoS 0 messages beyond this many queued in the client are dropped by aiomqtt (counted by us).
+MAX_QUEUED_INCOMING = 50_000
+
+
+@dataclass(frozen=True)
+class Broker:
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    keepalive: int = 30
+
+    @staticmethod
+    def from_settings(mqtt: MqttSection) -> Broker:
+        secret = mqtt.password.get_secret_value() if mqtt.password else None
+        return Broker(mqtt.host, mqtt.port, mqtt.username, secret, mqtt.keepalive)
+
+    def __repr__(self) -> str:  # never show the password
+        return f"Broker({self.host}:{self.port}, user={self.username!r})"
+
+
+class CountingQueue(asyncio.Queue[aiomqtt.Message]):
+    """aiomqtt's incoming queue, bounded; counts what it has to drop when full."""
+
+    dropped = 0
+
+    def put_nowait(self, item: aiomqtt.Message) -> None:
+        try:
+            super().put_nowait(item)
+        except asyncio.QueueFull:
+            type(self).dropped += 1
+            raise
+
+
+def make_client(
+    broker: Broker, client_id: str, *, persistent: bool, will: aiomqtt.Will | None = None,
+) -> aiomqtt.Client:
+    """A MQTT 5 client. ``persistent``: keep the session (and unacknowledged QoS 1 messages)
+    across disconnects for an hour, and acknowledge manually via :func:`acknowledger`."""
+    props = Properties(PacketTypes.CONNECT)
+    props.ReceiveMaximum = RECEIVE_MAXIMUM
+    props.SessionExpiryInterval = 3600 if persistent else 0
+    client = aiomqtt.Client(
+        broker.host, broker.port, username=broker.username, password=broker.password,
+        identifier=client_id, protocol=aiomqtt.ProtocolVersion.V5, keepalive=broker.keepalive,
+        clean_start=not persistent, properties=props, will=will, queue_type=CountingQueue,
+        max_queued_incoming_messages=MAX_QUEUED_INCOMING,
+    )
+    if persistent:
+        client._client.manual_ack_set(True)  # noqa: SLF001 - see module docstring
+    return client
+
+
+def acknowledger(client: aiomqtt.Client, message: aiomqtt.Message) -> Callable[[], None]:
+    """A callback that acknowledges ``message`` (QoS 1) on the connection it came in on."""
+    if message.qos == 0:
+        return _noop
+    paho = client._client  # noqa: SLF001 - see module docstring
+    connection = paho.socket()
+    mid, qos = message.mid, message.qos
+
+    def ack() -> None:
+        # After a reconnect the broker redelivers unacknowledged messages with new ids; an
+        # acknowledgement of an old id on the new connection would acknowledge the wrong message.
+        if paho.socket() is connection and connection is not None:
+            paho.ack(mid, qos)
+
+    return ack
+
+
+def _noop() -> None:
+    return None
+
+
+OnConnect = Callable[[aiomqtt.Client], Awaitable[None]]
+OnMessage = Callable[[aiomqtt.Client, aiomqtt.Message], Awaitable[None]]
+
+
+async def run_forever(
+    name: str, connect: Callable[[], aiomqtt.Client], subscriptions: Sequence[tuple[str, int]],
+    on_connect: OnConnect, on_message: OnMessage, before_read: Callable[[], Awaitable[None]],
+    connected: asyncio.Event | None = None,
+) -> None:
+    """Connect, subscribe, hand every message to ``on_message``; reconnect with backoff."""
+    backoff = 0.2
+    while True:
+        try:
+            async with connect() as client:
+                for topic, qos in subscriptions:
+                    await client.subscribe(topic, qos=qos)
+                await on_connect(client)
+                log.info("%s: connected and subscribed", name)
+                backoff = 0.2
+                if connected is not None:
+                    connected.set()
+                async for message in client.messages:
+                    await before_read()
+                    await on_message(client, message)
+        except aiomqtt.MqttError as exc:
+            if connected is not None:
+                connected.clear()
+            log.warning("%s: MQTT connection lost (%s); reconnecting in %.1fs", name, exc, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)

@@ -1,0 +1,212 @@
+"""The bounded, batching path from decoders to the telemetry store.
+
+Decoders append samples straight into :attr:`IngestPipeline.live` (current values) or
+:attr:`IngestPipeline.historical` (store-and-forward data that must not move current values) and
+register an acknowledgement callback for the message they came from. The open batch is sealed
+when it holds ``max_samples`` samples, when it is ``max_delay`` old, or when too many messages wait
+for their acknowledgement. One writer task commits sealed batches in order, in a worker thread,
+and only then runs their acknowledgements: an MQTT QoS 1 message is acknowledged after its
+samples are durable.
+
+Memory is bounded: sealed-but-unwritten samples never exceed ``queue_max_samples``; producers
+``await wait_capacity()`` before reading more input, which stops reading from the network
+(backpressure). A failed write is retried with backoff, never dropped: the batch keeps its place
+and its acknowledgements wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from millnet.errors import StorageError
+from millnet.ingest.metrics import IngestMetrics
+from millnet.model import SampleBuffer
+from millnet.telemetry.base import TelemetryStore
+
+log = logging.getLogger("millnet.ingest")
+
+Ack = Callable[[], None]
+
+
+@dataclass
+class _Batch:
+    live: SampleBuffer
+    historical: SampleBuffer
+    acks: list[Ack]
+
+    def __len__(self) -> int:
+        return len(self.live) + len(self.historical)
+
+
+@dataclass(frozen=True)
+class _Stale:
+    series_ids: tuple[int, ...]
+    ts_ns: int
+    acks: list[Ack] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.series_ids)
+
+
+class IngestPipeline:
+    def __init__(
+        self, store: TelemetryStore, metrics: IngestMetrics, *, max_samples: int = 50_000,
+        max_delay: float = 0.2, queue_max_samples: int = 1_000_000, max_pending_acks: int = 5_000,
+    ) -> None:
+        self._store = store
+        self._metrics = metrics
+        self._max_samples = max_samples
+        self._max_delay = max_delay
+        self._queue_max = queue_max_samples
+        self._max_pending_acks = max_pending_acks
+        self._queue: deque[_Batch | _Stale] = deque()
+        self._queued_samples = 0
+        self._opened_at: float | None = None
+        self._have_work = asyncio.Event()
+        self._have_room = asyncio.Event()
+        self._have_room.set()
+        self._batch_opened = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closing = False
+        self.live = SampleBuffer()
+        self.historical = SampleBuffer()
+        self._acks: list[Ack] = []
+
+    # -- producer side --------------------------------------------------------------------------
+    def add_ack(self, ack: Ack) -> None:
+        """Run ``ack`` once everything appended so far is durable."""
+        self._acks.append(ack)
+        self._touch()
+
+    def appended(self, count: int) -> None:
+        """Tell the pipeline that ``count`` samples were appended to the open batch."""
+        if count:
+            self._metrics.received.inc(count)
+        self._touch()
+
+    def mark_stale(self, series_ids: Sequence[int], ts_ns: int) -> None:
+        """Mark series stale after everything appended before (their source went away)."""
+        self.seal()
+        self._enqueue(_Stale(tuple(series_ids), ts_ns))
+
+    async def wait_capacity(self) -> None:
+        """Return when the queue has room; producers call this before reading more input."""
+        await self._have_room.wait()
+
+    def seal(self) -> None:
+        """Close the open batch and queue it for writing (no-op when empty)."""
+        if not len(self.live) and not len(self.historical) and not self._acks:
+            return
+        batch = _Batch(self.live, self.historical, self._acks)
+        self.live, self.historical, self._acks = SampleBuffer(), SampleBuffer(), []
+        self._opened_at = None
+        self._enqueue(batch)
+
+    def _touch(self) -> None:
+        if self._opened_at is None:
+            self._opened_at = time.monotonic()
+            self._batch_opened.set()
+        if (len(self.live) + len(self.historical) >= self._max_samples
+                or len(self._acks) >= self._max_pending_acks):
+            self.seal()
+
+    def _enqueue(self, item: _Batch | _Stale) -> None:
+        self._queue.append(item)
+        self._queued_samples += len(item)
+        self._metrics.queue_depth.set(self._queued_samples)
+        self._idle.clear()
+        self._have_work.set()
+        if self._queued_samples >= self._queue_max:
+            self._have_room.clear()
+
+    # -- consumer side --------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Run the timer and the writer until cancelled; call :meth:`drain` before cancelling."""
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._timer())
+            tg.create_task(self._writer())
+
+    async def drain(self) -> None:
+        """Seal the open batch and wait until everything queued is written."""
+        self.seal()
+        await self._idle.wait()
+
+    async def _timer(self) -> None:
+        while True:
+            await self._batch_opened.wait()
+            self._batch_opened.clear()
+            opened = self._opened_at
+            if opened is None:
+                continue
+            await asyncio.sleep(max(0.0, opened + self._max_delay - time.monotonic()))
+            if self._opened_at == opened:
+                self.seal()
+
+    async def _writer(self) -> None:
+        while True:
+            await self._have_work.wait()
+            if not self._queue:
+                self._have_work.clear()
+                self._idle.set()
+                continue
+            item = self._take()
+            await self._commit_with_retry(item)
+            self._queued_samples -= len(item)
+            self._metrics.queue_depth.set(self._queued_samples)
+            if self._queued_samples < self._queue_max:
+                self._have_room.set()
+            for ack in item.acks:
+                ack()
+
+    def _take(self) -> _Batch | _Stale:
+        """Pop the next item, merging consecutive batches so a backlog is written in bulk."""
+        item = self._queue.popleft()
+        if isinstance(item, _Stale):
+            return item
+        while (self._queue and isinstance(self._queue[0], _Batch)
+               and len(item) + len(self._queue[0]) <= 4 * self._max_samples):
+            nxt = self._queue.popleft()
+            assert isinstance(nxt, _Batch)
+            item = _merge(item, nxt)
+        return item
+
+    async def _commit_with_retry(self, item: _Batch | _Stale) -> None:
+        delay = 0.1
+        while True:
+            try:
+                started = time.perf_counter()
+                await asyncio.to_thread(self._commit, item)
+                self._metrics.write_seconds.observe(time.perf_counter() - started)
+                return
+            except StorageError as exc:
+                self._metrics.store_errors.inc()
+                log.error("telemetry write failed, retrying in %.1fs: %s", delay, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _commit(self, item: _Batch | _Stale) -> None:
+        if isinstance(item, _Stale):
+            self._store.mark_stale(item.series_ids, item.ts_ns)
+            return
+        if len(item.live):
+            self._store.write(item.live.freeze(), item.live.text, update_last=True)
+        if len(item.historical):
+            self._store.write(item.historical.freeze(), item.historical.text, update_last=False)
+        self._metrics.stored.inc(len(item))
+
+
+def _merge(a: _Batch, b: _Batch) -> _Batch:
+    for src, dst in ((b.live, a.live), (b.historical, a.historical)):
+        dst.series_id.extend(src.series_id)
+        dst.ts_ns.extend(src.ts_ns)
+        dst.value.extend(src.value)
+        dst.quality.extend(src.quality)
+        dst.text.extend(src.text)
+    a.acks.extend(b.acks)
+    return a
