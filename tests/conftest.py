@@ -8,17 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import Mosquitto, Postgres, find_binary, postgres_bindir
+from tests.servers import Mosquitto, Postgres, find_mosquitto, postgres_bindir
 
 
 @pytest.fixture
 def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     """A fresh broker per test (tests kill and restart it)."""
-    binary = find_binary("mosquitto")
+    binary = find_mosquitto()
     if binary is None:
         pytest.skip("mosquitto binary not installed (apt-get install mosquitto)")
     broker = Mosquitto(binary, tmp_path / "mosquitto")
-    broker.workdir.mkdir()
     broker.start()
     yield broker
     broker.kill()

@@ -59,8 +59,10 @@ class CountingQueue(asyncio.Queue[aiomqtt.Message]):
 def make_client(
     broker: Broker, client_id: str, *, persistent: bool, will: aiomqtt.Will | None = None,
 ) -> aiomqtt.Client:
-    """A MQTT 5 client. ``persistent``: keep the session (and unacknowledged QoS 1 messages)
-    across disconnects for an hour, and acknowledge manually via :func:`acknowledger`."""
+    """A MQTT 5 client that acknowledges QoS 1 messages only through :func:`acknowledger`.
+
+    ``persistent``: the broker keeps the session (subscriptions and unacknowledged QoS 1
+    messages) for an hour across disconnects; otherwise every connection starts clean."""
     props = Properties(PacketTypes.CONNECT)
     props.ReceiveMaximum = RECEIVE_MAXIMUM
     props.SessionExpiryInterval = 3600 if persistent else 0
@@ -70,8 +72,7 @@ def make_client(
         clean_start=not persistent, properties=props, will=will, queue_type=CountingQueue,
         max_queued_incoming_messages=MAX_QUEUED_INCOMING,
     )
-    if persistent:
-        client._client.manual_ack_set(True)  # noqa: SLF001 - see module docstring
+    client._client.manual_ack_set(True)  # noqa: SLF001 - see module docstring
     return client
 
 
