@@ -17,7 +17,8 @@ def test_default_config_file_is_valid_and_matches_builtin_defaults(tmp_path: Pat
 def test_environment_overrides_file(tmp_path: Path) -> None:
     path = tmp_path / "node.toml"
     path.write_text('[mqtt]\nhost = "a"\nport = 1884\n')
-    s = load_settings(path, environ={"MILLNET_MQTT__HOST": "broker.plant", "MILLNET_API__PORT": "9"})
+    env = {"MILLNET_MQTT__HOST": "broker.plant", "MILLNET_API__PORT": "9"}
+    s = load_settings(path, environ=env)
     assert s.mqtt.host == "broker.plant"
     assert s.mqtt.port == 1884
     assert s.api.port == 9

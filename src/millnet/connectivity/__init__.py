@@ -1,1 +1,2 @@
-"""Field connectivity: one module per protocol, each a :class:`~millnet.connectivity.base.Source`."""
+"""Field connectivity: one module per protocol, each a
+:class:`~millnet.connectivity.base.Source`."""

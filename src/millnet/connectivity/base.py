@@ -1,5 +1,8 @@
-"""The adapter seam: every field protocol (MQTT JSON, Sparkplug B, later OPC UA, Modbus TCP, HTTP)
-is a :class:`Source` that runs until cancelled and feeds an :class:`~millnet.ingest.pipeline.IngestPipeline`.
+"""The adapter seam.
+
+Every field protocol (MQTT JSON, Sparkplug B, later OPC UA, Modbus TCP, HTTP) is a
+:class:`Source` that runs until cancelled and feeds an
+:class:`~millnet.ingest.pipeline.IngestPipeline`.
 
 A source owns its connection (and reconnects by itself), decodes into the pipeline's open batch,
 registers acknowledgements, and awaits ``pipeline.wait_capacity()`` before reading more input.

@@ -27,9 +27,10 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                 return
-        except OSError:
+        except OSError as exc:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+                raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s") \
+                    from exc
             time.sleep(0.02)
 
 

@@ -72,7 +72,7 @@ def make_client(
         clean_start=not persistent, properties=props, will=will, queue_type=CountingQueue,
         max_queued_incoming_messages=MAX_QUEUED_INCOMING,
     )
-    client._client.manual_ack_set(True)  # noqa: SLF001 - see module docstring
+    client._client.manual_ack_set(True)
     return client
 
 
@@ -80,7 +80,7 @@ def acknowledger(client: aiomqtt.Client, message: aiomqtt.Message) -> Callable[[
     """A callback that acknowledges ``message`` (QoS 1) on the connection it came in on."""
     if message.qos == 0:
         return _noop
-    paho = client._client  # noqa: SLF001 - see module docstring
+    paho = client._client
     connection = paho.socket()
     mid, qos = message.mid, message.qos
 

@@ -23,10 +23,11 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from millnet.telemetry.base import TelemetryStore
+
 from millnet.errors import StorageError
 from millnet.ingest.metrics import IngestMetrics
 from millnet.model import SampleBuffer
-from millnet.telemetry.base import TelemetryStore
 
 log = logging.getLogger("millnet.ingest")
 

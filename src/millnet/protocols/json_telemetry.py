@@ -4,8 +4,10 @@ Topic: ``<root>/<site>/<area>/<line>/<device>`` (exactly four levels under the r
 
 Payload, UTF-8 JSON, one of:
 
-* one sample: ``{"point": "spindle_temp", "value": 41.5, "ts": 1767225600000, "quality": "good"}``
-* one timestamp, many points: ``{"ts": 1767225600000, "values": {"spindle_temp": 41.5, "state": "RUN"}}``
+* one sample:
+  ``{"point": "spindle_temp", "value": 41.5, "ts": 1767225600000, "quality": "good"}``
+* one timestamp, many points:
+  ``{"ts": 1767225600000, "values": {"spindle_temp": 41.5, "state": "RUN"}}``
 * a batch: a JSON array of either form.
 
 ``ts`` is epoch milliseconds (integer) or an RFC 3339 string; when absent the receive time is used.
@@ -15,8 +17,8 @@ Payload, UTF-8 JSON, one of:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 import math
+from dataclasses import dataclass
 from datetime import datetime
 
 import msgspec
