@@ -41,7 +41,7 @@ class JsonMqttSource:
             self.name,
             lambda: make_client(self._broker, f"{self._settings.client_id}-json", persistent=True),
             [(f"{self._settings.json_topic_root}/#", self._settings.qos)],
-            self._on_connect, self._on_message, self._pipeline.wait_capacity,
+            self._on_connect, self._on_message, self._pipeline.wait_capacity, self._metrics,
         )
 
     async def _on_connect(self, client: aiomqtt.Client) -> None:

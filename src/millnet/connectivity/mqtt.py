@@ -16,6 +16,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from millnet.config import MqttSection
+from millnet.ingest.metrics import IngestMetrics
 
 log = logging.getLogger("millnet.mqtt")
 
@@ -104,7 +105,7 @@ OnMessage = Callable[[aiomqtt.Client, aiomqtt.Message], Awaitable[None]]
 async def run_forever(
     name: str, connect: Callable[[], aiomqtt.Client], subscriptions: Sequence[tuple[str, int]],
     on_connect: OnConnect, on_message: OnMessage, before_read: Callable[[], Awaitable[None]],
-    connected: asyncio.Event | None = None,
+    metrics: IngestMetrics,
 ) -> None:
     """Connect, subscribe, hand every message to ``on_message``; reconnect with backoff."""
     backoff = 0.2
@@ -116,14 +117,12 @@ async def run_forever(
                 await on_connect(client)
                 log.info("%s: connected and subscribed", name)
                 backoff = 0.2
-                if connected is not None:
-                    connected.set()
+                metrics.connected.labels(name).set(1)
                 async for message in client.messages:
                     await before_read()
                     await on_message(client, message)
         except aiomqtt.MqttError as exc:
-            if connected is not None:
-                connected.clear()
+            metrics.connected.labels(name).set(0)
             log.warning("%s: MQTT connection lost (%s); reconnecting in %.1fs", name, exc, backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)

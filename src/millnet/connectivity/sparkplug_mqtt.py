@@ -70,7 +70,7 @@ class SparkplugSource:
     async def run(self) -> None:
         await run_forever(
             self.name, self._connect, [(f"{NAMESPACE}/#", 1)], self._on_connect,
-            self._on_message, self._pipeline.wait_capacity,
+            self._on_message, self._pipeline.wait_capacity, self._metrics,
         )
 
     def _connect(self) -> aiomqtt.Client:

@@ -37,6 +37,8 @@ class IngestMetrics:
         self.write_seconds = Histogram(
             "millnet_ingest_batch_write_seconds", "Time to commit one batch", registry=r,
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+        self.connected = Gauge(
+            "millnet_source_connected", "1 while a source is connected", ["source"], registry=r)
         self.store_errors = Counter(
             "millnet_ingest_store_errors", "Batch writes that failed and were retried",
             registry=r)

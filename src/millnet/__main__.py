@@ -1,0 +1,3 @@
+from millnet.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Benchmarks runnable from the CLI (``millnet bench ...``); each returns a JSON-able dict."""

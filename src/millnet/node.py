@@ -1,0 +1,151 @@
+"""The composition root: builds a node from its settings and runs it.
+
+This is the one place that creates objects; everything else receives what it needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import signal
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+
+import uvicorn
+
+from millnet.api.app import create_app
+from millnet.config import Settings
+from millnet.connectivity.base import Source
+from millnet.connectivity.json_mqtt import JsonMqttSource
+from millnet.connectivity.sparkplug_mqtt import SparkplugSource
+from millnet.ingest.binder import SeriesBinder
+from millnet.ingest.metrics import IngestMetrics
+from millnet.ingest.pipeline import IngestPipeline
+from millnet.registry import Registry
+from millnet.telemetry.duckdb_store import DuckDBStore
+
+log = logging.getLogger("millnet.node")
+
+
+@dataclass
+class Node:
+    settings: Settings
+    registry: Registry
+    store: DuckDBStore
+    metrics: IngestMetrics
+    pipeline: IngestPipeline
+    tenant_id: int
+    sparkplug: SparkplugSource | None = None
+    sources: list[Source] = field(default_factory=list)
+    api_port: int | None = None
+
+    def close(self) -> None:
+        self.store.close()
+        self.registry.close()
+
+
+def build_node(settings: Settings) -> Node:
+    """Open the stores (migrating the registry) and wire the ingest path; starts nothing."""
+    settings.node.data_dir.mkdir(parents=True, exist_ok=True)
+    registry = Registry.open(settings.registry_url)
+    tenant = ensure_tenant(registry, settings.mqtt.tenant)
+    store = DuckDBStore(settings.telemetry_path, settings.archive_dir,
+                        memory_limit=settings.telemetry.memory_limit)
+    metrics = IngestMetrics()
+    ing = settings.ingest
+    pipeline = IngestPipeline(
+        store, metrics, max_samples=ing.batch_max_samples, max_delay=ing.batch_max_delay_ms / 1e3,
+        queue_max_samples=ing.queue_max_samples,
+    )
+    node = Node(settings, registry, store, metrics, pipeline, tenant.id)
+    binder = SeriesBinder(registry, tenant.id, enterprise=tenant.name)
+    if settings.mqtt.sparkplug:
+        # Built even without MQTT: the demo's in-process transport calls its ``handle``.
+        node.sparkplug = SparkplugSource(settings.mqtt, ing.max_payload_bytes, pipeline, binder,
+                                         metrics)
+    if settings.mqtt.enabled:
+        node.sources.append(JsonMqttSource(settings.mqtt, ing.max_payload_bytes, pipeline, binder,
+                                           metrics))
+        if node.sparkplug is not None:
+            node.sources.append(node.sparkplug)
+    return node
+
+
+def ensure_tenant(registry: Registry, name: str) -> object:
+    from millnet.errors import NotFound
+
+    try:
+        return registry.get_tenant(name)
+    except NotFound:
+        return registry.create_tenant(name, display_name=name)
+
+
+def create_token(settings: Settings, tenant: str | None, role: str, name: str) -> str:
+    registry = Registry.open(settings.registry_url)
+    try:
+        tenant_id = registry.get_tenant(tenant).id if tenant else None
+        plaintext, _ = registry.create_token(tenant_id, role, name)
+        return plaintext
+    finally:
+        registry.close()
+
+
+@contextlib.asynccontextmanager
+async def running(node: Node, *, api: bool = True) -> AsyncIterator[Node]:
+    """Run the node's pipeline, sources and API while the context is open; drain on exit."""
+    server: uvicorn.Server | None = None
+    async with asyncio.TaskGroup() as tg:
+        pipe = tg.create_task(node.pipeline.run())
+        srcs = [tg.create_task(s.run()) for s in node.sources]
+        if api:
+            server, sock = _api_server(node)
+            tg.create_task(server.serve(sockets=[sock]))
+            node.api_port = sock.getsockname()[1]
+        try:
+            yield node
+        finally:
+            for task in srcs:
+                task.cancel()
+            await asyncio.gather(*srcs, return_exceptions=True)
+            await node.pipeline.drain()
+            pipe.cancel()
+            if server is not None:
+                server.should_exit = True
+    node.close()
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its signal handling: the node owns SIGINT/SIGTERM and drains first."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _api_server(node: Node) -> tuple[uvicorn.Server, socket.socket]:
+    app = create_app(node.registry, node.store, node.metrics, node_name=node.settings.node.name,
+                     role=node.settings.node.role)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    server = _EmbeddedServer(config)
+    # Bind here, so the port is known (port 0 picks a free one) before serving starts.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((node.settings.api.host, node.settings.api.port))
+    sock.set_inheritable(True)
+    return server, sock
+
+
+async def run_node(settings: Settings) -> None:
+    """Run until SIGINT or SIGTERM, then stop reading, drain the pipeline and close the stores."""
+    node = build_node(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with running(node):
+        log.info("node %s (%s) serving API on http://%s:%s", settings.node.name,
+                 settings.node.role, settings.api.host, node.api_port)
+        await stop.wait()
+        log.info("stopping: draining the ingest pipeline")
