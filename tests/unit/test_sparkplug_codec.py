@@ -131,6 +131,7 @@ def test_point_spec_reads_ignition_and_tahu_properties() -> None:
     assert spec.description == "spindle temperature"
     spec = sp.point_spec("X", 3, {"EngUnit": "rpm", "Tooltip": "t", "description": "d"})
     assert (spec.datatype, spec.unit, spec.description) == (DataType.INT32, "rpm", "d")
+    assert sp.point_spec("Z", 10, {"EngineeringLow": "n/a", "unit": ""}).eng_low is None
     spec = sp.point_spec("Y", 15, {"engLow": "nan", "engHigh": "12"})
     assert (spec.datatype, spec.eng_low, spec.eng_high, spec.unit) == (
         DataType.UUID, None, 12.0, None)
@@ -243,3 +244,29 @@ def test_float_is_float32() -> None:
     data = sp.encode_data([(1, 9, 0.1)], seq=0, timestamp_ms=0)
     assert sp.metric_value(sp.decode_payload(data).metrics[0], 9) == struct.unpack(
         "<f", struct.pack("<f", 0.1))[0]
+
+
+def test_invalid_utf8_and_nested_properties() -> None:
+    # upb hands back bytes for a proto2 string that is not UTF-8: a text value must refuse it.
+    inner = b"\x20\x0c" + b"\x7a\x02\xff\xfe"  # datatype=12, string_value=b"\xff\xfe"
+    m = sp.decode_payload(b"\x12" + bytes([len(inner)]) + inner).metrics[0]
+    with pytest.raises(RejectedMessage) as info:
+        sp.metric_value(m, 12)
+    assert info.value.reason == "malformed"
+    metric = pb.Payload.Metric()
+    for key, value in (("null", pb.Payload.PropertyValue(type=12, is_null=True)),
+                       ("nested", pb.Payload.PropertyValue(type=20, propertyset_value={})),
+                       ("empty", pb.Payload.PropertyValue(type=12))):
+        metric.properties.keys.append(key)
+        metric.properties.values.append(value)
+    assert sp.properties_of(metric) == {"null": None, "nested": None, "empty": None}
+
+
+def test_encoder_edges() -> None:
+    bm = BirthMetric("h", 1, 10, 1.0, timestamp_ms=7, is_historical=True)
+    m = sp.decode_payload(sp.encode_dbirth([bm], seq=1, timestamp_ms=5)).metrics[0]
+    assert (m.is_historical, m.timestamp) == (True, 7)
+    assert sp.decode_payload(sp.encode_ndeath(1, timestamp_ms=9)).timestamp == 9
+    with pytest.raises(ValueError, match="datatype"):
+        sp.DataEncoder([(1, 16)])
+    assert len(sp.DataEncoder([(1, 10), (2, 3)])) == 2

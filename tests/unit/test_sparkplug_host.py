@@ -135,7 +135,9 @@ def test_data_by_name_and_timestamp_fallbacks() -> None:
     p = pb.Payload(seq=s.next_seq())  # no payload timestamp
     p.metrics.add(name="Temp", double_value=1.5)  # no metric timestamp either
     p.metrics.add(name="Count", int_value=5, timestamp=T0 + 9)
+    p.metrics.add(name="State", string_value="IDLE", timestamp=T0)
     assert s.rx(DT % "DDATA", p.SerializeToString()) == []
+    assert s.out.text == [TextSample(5, T0 * 1_000_000, "IDLE", Quality.GOOD)]
     assert sorted(rows(s.out)) == [(1, NOW // 1_000_000 * 1_000_000, 1.5, 0),
                                    (2, (T0 + 9) * 1_000_000, 5.0, 0)]
 
@@ -234,6 +236,8 @@ def test_ddeath_gives_device_series_and_later_ddata_is_refused() -> None:
     assert (death.device, death.ts_ns) == (D, (T0 + 5) * 1_000_000)
     assert sorted(death.series_ids) == [1, 2, 3, 4, 5, 6]
     assert s.host.is_online(G, E) and not s.host.is_online(G, E, D)
+    again = s.rx(DT % "DDEATH", sp.encode_ddeath(seq=s.next_seq(), timestamp_ms=T0))
+    assert reasons(again) == {"data_before_birth": 1}  # no rebirth: the device is gone anyway
     assert "data_before_birth" in reasons(s.ddata([(10, 10, 1.0)]))
 
 
@@ -297,6 +301,17 @@ def test_unbound_data_and_bind_errors() -> None:
     assert reasons(events) == {"unbound": 1} and rows(s.out) == [(1, (T0 + 1) * 10**6, 1.0, 0)]
 
 
+def test_bad_birth_value_keeps_the_point() -> None:
+    s = Session()
+    p = pb.Payload(timestamp=T0, seq=s.next_seq())
+    p.metrics.add(name="Temp", alias=40, datatype=10, string_value="hot")
+    p.metrics.add(name="", alias=41, datatype=10, double_value=1.0)
+    events = s.rx(f"spBv1.0/{G}/DBIRTH/{E}/Second", p.SerializeToString())
+    (birth,) = [e for e in events if isinstance(e, BirthEvent)]
+    assert [spec.name for spec in birth.specs] == ["Temp"] and birth.values == ()
+    assert reasons(events) == {"datatype": 1, "malformed": 1}
+
+
 def test_aliases_are_unique_across_node_and_devices() -> None:
     s = Session()
     dup = [BirthMetric("Other", 1, sp.SpDataType.DOUBLE, 0.5)]  # alias 1 is the node's
@@ -313,6 +328,9 @@ def test_timestamp_beyond_int64_ns_is_rejected_per_metric() -> None:
     p.metrics.add(alias=11, timestamp=T0, int_value=3)
     assert reasons(s.rx(DT % "DDATA", p.SerializeToString())) == {"timestamp": 1}
     assert rows(s.out) == [(2, T0 * 10**6, 3.0, 0)]
+    p = pb.Payload(timestamp=T0, seq=s.next_seq())  # the exact path checks it as well
+    p.metrics.add(alias=10, timestamp=2**64 - 1, is_null=True)
+    assert reasons(s.rx(DT % "DDATA", p.SerializeToString())) == {"timestamp": 1}
 
 
 def test_state_messages_and_bad_input() -> None:

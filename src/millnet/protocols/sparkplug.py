@@ -78,7 +78,7 @@ SIGNED_BITS: dict[int, int] = {1: 8, 2: 16, 3: 32, 4: 64}
 TEXT_TYPES = frozenset((12, 14, 15))
 MODEL_TYPE: dict[int, DataType] = {code: DataType[SpDataType(code).name] for code in range(1, 16)}
 
-# Sparkplug's 'Quality' property codes (spec 6.4.x: 0 bad, 192 good, 500 stale).
+# The codes of the 'Quality' property (Sparkplug 3.0, payloads, 'Quality Codes').
 _QUALITY_CODE: dict[float, Quality] = {0: Quality.BAD, 192: Quality.GOOD, 500: Quality.STALE}
 
 
@@ -93,10 +93,8 @@ class MessageType(StrEnum):
     DCMD = "DCMD"
 
 
-_NODE_TYPES = frozenset((MessageType.NBIRTH, MessageType.NDEATH, MessageType.NDATA,
-                         MessageType.NCMD))
-_DEVICE_TYPES = frozenset((MessageType.DBIRTH, MessageType.DDEATH, MessageType.DDATA,
-                           MessageType.DCMD))
+# Topic levels per message type: N* messages name an edge node, D* a device under it.
+_LEVELS = {str(t): 4 if t.startswith("N") else 5 for t in MessageType}
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,12 +125,8 @@ def parse_topic(topic: str) -> Topic | StateTopic:
         n = len(parts)
         if n == 3 and parts[1] == "STATE":
             return StateTopic(parts[2])
-        if n in (4, 5) and parts[2] in MessageType.__members__:
-            kind = MessageType(parts[2])
-            if n == 4 and kind in _NODE_TYPES:
-                return Topic(kind, parts[1], parts[3])
-            if n == 5 and kind in _DEVICE_TYPES:
-                return Topic(kind, parts[1], parts[3], parts[4])
+        if n in (4, 5) and _LEVELS.get(parts[2]) == n:
+            return Topic(MessageType(parts[2]), parts[1], parts[3], parts[4] if n == 5 else None)
     raise RejectedMessage("topic", f"not a Sparkplug B topic: {topic[:200]!r}")
 
 

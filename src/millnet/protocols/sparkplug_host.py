@@ -2,38 +2,31 @@
 
 The MQTT adapter feeds every message to :meth:`SparkplugHost.receive` and acts on the events:
 
-* :class:`BirthEvent`: upsert ``specs`` in the registry, then call :meth:`SparkplugHost.bind`
-  with ``{metric name: series id}`` *before feeding the next message*. ``bind`` appends the
-  birth's own values (they are current values too) into the buffers it is given, so they
-  carry series ids like every other sample. Metrics left out of the mapping stay unbound:
-  their values are dropped and counted as ``unbound``.
+* :class:`BirthEvent`: upsert ``specs`` in the registry, then :meth:`SparkplugHost.bind`
+  ``{metric name: series id}`` *before feeding the next message*; ``bind`` appends the birth's
+  own values (current values too) to the buffers it is given. Unmapped metrics stay unbound.
 * :class:`RebirthRequest`: publish :func:`~millnet.protocols.sparkplug.rebirth_payload` on
-  ``event.topic``. Requests are rate-limited per edge node (``rebirth_interval_s``); until
-  the new NBIRTH, that node's messages are ignored (counted as ``awaiting_rebirth``).
+  ``event.topic``. Rate-limited per edge node; until its next NBIRTH the node is ignored.
 * :class:`NodeDeathEvent` / :class:`DeviceDeathEvent`: mark ``series_ids`` stale at ``ts_ns``.
-* :class:`Rejected`: count ``reason`` ``count`` times. ``SparkplugHost.rejected`` keeps the
-  same totals, so read one or the other.
-* :class:`HostState`: another (or our own) host's STATE message.
+* :class:`Rejected`: count ``reason`` ``count`` times (``SparkplugHost.rejected`` has the
+  same totals). :class:`HostState`: a STATE message of another host, or of our own.
 
-Samples of accepted DATA go straight into ``out`` (numeric) and ``out.text`` (String, Text,
-UUID), never through per-metric event objects. A sample's time is the metric timestamp, else
-the payload timestamp, else ``now_ns``. ``is_null`` gives NaN (text: "") with Quality.BAD;
-a 'Quality' property sets the quality. Historical metrics (``is_historical``) go to the
-separate ``historical`` buffer so they never become a current value; without one they are
-dropped and counted as ``historical_discarded``.
+Accepted DATA goes straight into ``out`` and ``out.text``, without per-metric objects. Sample
+time is the metric timestamp, else the payload's, else ``now_ns``. ``is_null`` gives NaN (text:
+"") with Quality.BAD; a 'Quality' property sets the quality. ``is_historical`` metrics go to
+the ``historical`` buffer, never to ``out`` (no buffer: dropped as ``historical_discarded``).
 
-Deliberate choices: NBIRTH is accepted with any seq and the sequence restarts from it (the
-spec says 0; tolerating others costs nothing). A seq gap requests a rebirth at once rather than
-waiting for reordering. ``is_transient`` is not interpreted. DATA may address metrics by alias
-or by name.
+Choices: NBIRTH is accepted with any seq and the sequence restarts from it (the spec says 0);
+a seq gap requests a rebirth at once instead of waiting for reordering; DATA may use aliases or
+names; ``is_transient`` is not interpreted.
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from millnet.errors import InvalidInput, NotFound, RejectedMessage
@@ -113,43 +106,42 @@ Event: TypeAlias = (BirthEvent | RebirthRequest | NodeDeathEvent | DeviceDeathEv
 _Fast: TypeAlias = tuple[int, str, int, int]
 
 
+@dataclass(slots=True)
 class _Point:
-    __slots__ = ("alias", "datatype", "name", "series_id", "storable")
+    name: str
+    alias: int | None
+    datatype: int
+    series_id: int | None = None
 
-    def __init__(self, name: str, alias: int | None, datatype: int) -> None:
-        self.name, self.alias, self.datatype = name, alias, datatype
-        self.storable = datatype in sp.VALUE_FIELD
-        self.series_id: int | None = None
+    @property
+    def storable(self) -> bool:
+        return self.datatype in sp.VALUE_FIELD
 
 
+@dataclass(slots=True)
 class _Device:
-    __slots__ = ("bound", "by_alias", "by_name", "fast_alias", "fast_name", "pending")
-
-    def __init__(self) -> None:
-        self.by_alias: dict[int, _Point] = {}
-        self.by_name: dict[str, _Point] = {}
-        # Numeric bound points only; alias 0 stays out because an absent alias reads as 0.
-        self.fast_alias: dict[int, _Fast] = {}
-        self.fast_name: dict[str, _Fast] = {}
-        self.bound = False
-        self.pending: tuple[BirthValue, ...] = ()
+    by_alias: dict[int, _Point] = field(default_factory=dict)
+    by_name: dict[str, _Point] = field(default_factory=dict)
+    # Numeric bound points only; alias 0 stays out because an absent alias reads as 0.
+    fast_alias: dict[int, _Fast] = field(default_factory=dict)
+    fast_name: dict[str, _Fast] = field(default_factory=dict)
+    bound: bool = False
+    pending: tuple[BirthValue, ...] = ()
 
     def series_ids(self) -> list[int]:
         return [p.series_id for p in self.by_name.values() if p.series_id is not None]
 
 
+@dataclass(slots=True)
 class _Node:
-    __slots__ = ("alias_owner", "bd_seq", "devices", "edge", "group", "rebirth_ns", "seq",
-                 "state")
-
-    def __init__(self, group: str, edge: str) -> None:
-        self.group, self.edge = group, edge
-        self.state = _DEAD
-        self.bd_seq: int | None = None
-        self.seq = 0
-        self.devices: dict[str | None, _Device] = {}  # None: the edge node's own metrics
-        self.alias_owner: dict[int, str | None] = {}  # aliases are unique per edge node
-        self.rebirth_ns: int | None = None
+    group: str
+    edge: str
+    state: int = _DEAD
+    bd_seq: int | None = None
+    seq: int = 0
+    devices: dict[str | None, _Device] = field(default_factory=dict)  # None: the node itself
+    alias_owner: dict[int, str | None] = field(default_factory=dict)  # unique per edge node
+    rebirth_ns: int | None = None
 
 
 class SparkplugHost:
@@ -171,7 +163,11 @@ class SparkplugHost:
                 historical: SampleBuffer | None = None) -> list[Event]:
         """Process one MQTT message; never raises for bad input (see :class:`Rejected`)."""
         try:
-            t = self._topics.get(topic) or self._parse_topic(topic)
+            t = self._topics.get(topic)
+            if t is None:
+                t = sp.parse_topic(topic)
+                if len(self._topics) < 65536:  # a bound, not an LRU: real topics are few
+                    self._topics[topic] = t
             if isinstance(t, StateTopic):
                 return self._on_state(t.host_id, payload)
             kind = t.kind
@@ -238,18 +234,13 @@ class SparkplugHost:
         for bv in dev.pending:
             point = dev.by_name[bv.name]
             target = historical if bv.historical else out
-            if point.series_id is not None and target is not None:
+            if target is None:
+                self.rejected["historical_discarded"] += 1
+            elif point.series_id is not None:
                 _append(target, point.series_id, bv.ts_ns, bv.value, bv.quality)
         dev.pending = ()
 
     # ------------------------------------------------------------------ message handlers
-
-    def _parse_topic(self, topic: str) -> Topic | StateTopic:
-        t = sp.parse_topic(topic)
-        if len(self._topics) >= 65536:  # a bound, not an LRU: topics are few and stable
-            self._topics.clear()
-        self._topics[topic] = t
-        return t
 
     def _on_state(self, host_id: str, payload: bytes) -> list[Event]:
         try:
@@ -343,20 +334,11 @@ class SparkplugHost:
         vals: list[float] = []
         # A 'Quality' property can hide on any metric; its key is plain bytes in the payload,
         # so one substring test per message keeps the per-metric loop free of property reads.
-        careful = b"uality" in payload
-        fast_alias, fast_name = dev.fast_alias.get, dev.fast_name.get
-        for m in p.metrics:
-            if not careful:
-                e = fast_alias(m.alias) or fast_name(m.name)
-                if e is not None:
-                    sid, fld, mask, sign = e
-                    v = getattr(m, fld)
-                    # A zero/empty value may be an unset oneof member: the slow path decides.
-                    if v and not m.is_historical and not m.is_null:
-                        sids.append(sid)
-                        times.append(m.timestamp or pts)
-                        vals.append(((v & mask) ^ sign) - sign if mask else v)
-                        continue
+        if b"uality" in payload:
+            declined = list(p.metrics)
+        else:
+            declined = _fast_pass(dev, p.metrics, pts, sids, times, vals)
+        for m in declined:
             problem = _slow_metric(dev, m, pts, out, historical)
             if problem is None:
                 continue
@@ -416,6 +398,27 @@ def _read_sample(m: pb.Payload.Metric, datatype: int,
     return ts_ms * 1_000_000, value, quality
 
 
+def _fast_pass(dev: _Device, metrics: Iterable[pb.Payload.Metric], pts_ms: int,
+               sids: list[int], times: list[int], vals: list[float]) -> list[pb.Payload.Metric]:
+    """The hot loop: plain numeric metrics go into the columns, the rest is returned."""
+    declined = []
+    fast_alias, fast_name = dev.fast_alias.get, dev.fast_name.get
+    add_sid, add_time, add_val = sids.append, times.append, vals.append
+    for m in metrics:
+        e = fast_alias(m.alias) or fast_name(m.name)
+        if e is not None and not m.is_historical and not m.is_null:
+            sid, fld, mask, sign = e
+            v = getattr(m, fld)
+            # Reading an unset oneof member gives 0 too, so a zero must prove it was sent.
+            if v or m.WhichOneof("value") == fld:
+                add_sid(sid)
+                add_time(m.timestamp or pts_ms)
+                add_val(((v & mask) ^ sign) - sign if mask else v)
+                continue
+        declined.append(m)
+    return declined
+
+
 def _slow_metric(dev: _Device, m: pb.Payload.Metric, pts_ms: int, out: SampleBuffer,
                  historical: SampleBuffer | None) -> tuple[str, str] | None:
     """Store one metric the fast path declined; returns (reason, detail) if it was not."""
@@ -464,20 +467,18 @@ def _flush(out: SampleBuffer, sids: list[int], times: list[int], vals: list[floa
     return len(times) - len(sids)
 
 
-def _marks(out: SampleBuffer, historical: SampleBuffer | None) -> tuple[int, int, int, int]:
+_Marks: TypeAlias = tuple[tuple[int, int], tuple[int, int] | None]
+
+
+def _marks(out: SampleBuffer, historical: SampleBuffer | None) -> _Marks:
     h = historical
-    return (len(out.series_id), len(out.text),
-            len(h.series_id) if h is not None else 0, len(h.text) if h is not None else 0)
+    return (len(out.series_id), len(out.text)), (
+        (len(h.series_id), len(h.text)) if h is not None else None)
 
 
-def _truncate(buf: SampleBuffer, n: int, n_text: int) -> None:
-    for column in (buf.series_id, buf.ts_ns, buf.value, buf.quality):
-        del column[n:]
-    del buf.text[n_text:]
-
-
-def _rollback(out: SampleBuffer, historical: SampleBuffer | None,
-              marks: tuple[int, int, int, int]) -> None:
-    _truncate(out, marks[0], marks[1])
-    if historical is not None:
-        _truncate(historical, marks[2], marks[3])
+def _rollback(out: SampleBuffer, historical: SampleBuffer | None, marks: _Marks) -> None:
+    for buf, mark in ((out, marks[0]), (historical, marks[1])):
+        if buf is not None and mark is not None:
+            for column in (buf.series_id, buf.ts_ns, buf.value, buf.quality):
+                del column[mark[0]:]
+            del buf.text[mark[1]:]
