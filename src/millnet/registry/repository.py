@@ -1,0 +1,240 @@
+"""The registry's one entry point: :class:`Registry`, a synchronous, thread-safe repository.
+
+Every method runs in its own short transaction on a pooled connection, so threads may share one
+``Registry`` (async callers use ``asyncio.to_thread``). Writes that may race with other callers
+creating the same rows (``ensure_path``, ``upsert_points``, ``ensure_tenant``) are retried: the
+loser of a unique-constraint race re-reads and finds the winner's row.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import TypeVar
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from millnet.errors import Conflict, StorageError
+from millnet.model import AssetKind, PointSpec
+from millnet.registry import assets, migrate, points, tenants, tokens
+from millnet.registry.engine import create_registry_engine, writer
+from millnet.registry.records import Asset, AssetNode, Point, Principal, Role, Tenant, TokenInfo
+
+log = logging.getLogger("millnet.registry")
+
+T = TypeVar("T")
+_ATTEMPTS = 4
+# PostgreSQL: deadlock detected, serialization failure. Safe to retry the whole transaction.
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Registry:
+    """Tenants, ISA-95 assets, points (the series dictionary) and API tokens."""
+
+    def __init__(self, engine: Engine) -> None:
+        """Wrap an engine made by :func:`create_registry_engine` whose schema is at head."""
+        self._engine = engine
+        self._writer = writer(engine)
+
+    @classmethod
+    def open(cls, url: str) -> Registry:
+        """Connect to ``url`` (sqlite:///path or postgresql+psycopg://...) and migrate to head."""
+        engine = create_registry_engine(url)
+        try:
+            migrate.upgrade(engine)
+        except (OperationalError, InterfaceError) as exc:
+            engine.dispose()
+            raise StorageError(f"registry database unavailable: {exc.orig!s}") from exc
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Registry({self._engine.url.render_as_string(hide_password=True)!r})"
+
+    def _run(self, work: Callable[[Connection], T], *, write: bool = False,
+             retry: bool = False) -> T:
+        """Run ``work`` in one transaction; retry it on races when ``retry``."""
+        engine = self._writer if write else self._engine
+        for attempt in range(1, _ATTEMPTS + 1):
+            last = attempt == _ATTEMPTS or not retry
+            try:
+                with engine.begin() as conn:
+                    return work(conn)
+            except IntegrityError as exc:
+                if last:
+                    raise Conflict("the change collides with a concurrent one or with existing "
+                                   "data") from exc
+                log.debug("registry write raced with another, retrying (attempt %d)", attempt)
+            except (OperationalError, InterfaceError) as exc:
+                if last or getattr(exc.orig, "sqlstate", None) not in _RETRYABLE_SQLSTATES:
+                    raise StorageError(f"registry database error: {exc.orig!s}") from exc
+            except PoolTimeout as exc:
+                raise StorageError(f"registry database busy: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    # Tenants
+
+    def create_tenant(self, name: str, display_name: str | None = None, *,
+                      retention_days: int | None = None) -> Tenant:
+        """A new tenant; ``name`` is a slug (a-z, 0-9, '-', '_'). Conflict if it exists."""
+        now = _now()
+        return self._run(lambda c: tenants.create_tenant(c, name, display_name, retention_days,
+                                                         now), write=True)
+
+    def ensure_tenant(self, name: str, display_name: str | None = None) -> Tenant:
+        """The tenant named ``name``, created if missing (safe under concurrent callers)."""
+        for _ in range(_ATTEMPTS):
+            found = self._run(lambda c: tenants.find_tenant(c, name))
+            if found is not None:
+                return found
+            try:
+                return self.create_tenant(name, display_name)
+            except Conflict:
+                continue  # created meanwhile by someone else: read it
+        return self.get_tenant(name)
+
+    def get_tenant(self, key: int | str) -> Tenant:
+        """By id (int) or name (str); NotFound if missing."""
+        return self._run(lambda c: tenants.get_tenant(c, key))
+
+    def list_tenants(self) -> list[Tenant]:
+        return self._run(tenants.list_tenants)
+
+    def set_retention(self, tenant_id: int, retention_days: int | None) -> Tenant:
+        return self._run(lambda c: tenants.set_retention(c, tenant_id, retention_days),
+                         write=True)
+
+    # Assets
+
+    def ensure_path(self, tenant_id: int, path: assets.PathSpec) -> list[int]:
+        """Ids of the assets along ``path`` (root first), creating the missing ones.
+
+        ``path`` is ``[(AssetKind.ENTERPRISE, name), (AssetKind.SITE, name), ...]`` from the
+        root down; idempotent and safe under concurrent callers.
+        """
+        checked = assets.check_path(path)
+        ids = self._run(lambda c: assets.find_path(c, tenant_id, checked))
+        if len(ids) == len(checked):
+            return ids
+        now = _now()
+        return self._run(lambda c: assets.ensure_path(c, tenant_id, checked, now), write=True,
+                         retry=True)
+
+    def create_asset(self, tenant_id: int, parent_id: int | None, kind: AssetKind | str,
+                     name: str, description: str | None = None) -> Asset:
+        """One new asset; its kind must be one level below its parent's (a root: enterprise)."""
+        now = _now()
+        return self._run(lambda c: assets.create_asset(c, tenant_id, parent_id, kind, name,
+                                                       description, now), write=True)
+
+    def get_asset(self, asset_id: int, *, tenant_id: int | None = None) -> Asset:
+        """NotFound if missing or, given ``tenant_id``, in another tenant."""
+        return self._run(lambda c: assets.get_asset(c, asset_id, tenant_id))
+
+    def find_asset(self, tenant_id: int, path: str) -> Asset:
+        """The asset at ``path``, its names from the root joined by '/'."""
+        return self._run(lambda c: assets.find_asset(c, tenant_id, path))
+
+    def list_children(self, tenant_id: int, parent_id: int | None = None) -> list[Asset]:
+        """The children of ``parent_id`` (None: the tenant's enterprises), in name order."""
+        return self._run(lambda c: assets.list_children(c, tenant_id, parent_id))
+
+    def asset_tree(self, tenant_id: int) -> list[AssetNode]:
+        """The tenant's hierarchy as nested dicts (roots first, children in name order)."""
+        return self._run(lambda c: assets.asset_tree(c, tenant_id))
+
+    # Points, the series dictionary
+
+    def upsert_points(self, tenant_id: int, device_id: int,
+                      specs: Sequence[PointSpec]) -> dict[str, int]:
+        """Make the device's points match ``specs``; name -> series id for every spec.
+
+        Missing points are created, points whose metadata differs are updated (the spec is
+        authoritative: None clears a field), others are left alone; all in one transaction.
+        """
+        checked = points.check_specs(specs)
+        plan = self._run(lambda c: points.plan_upsert(c, tenant_id, device_id, checked))
+        if plan.noop:  # a rebirth of a known device: no write lock taken
+            return {s.name: plan.ids[s.name] for s in checked}
+        now = _now()
+
+        def upsert(conn: Connection) -> dict[str, int]:
+            fresh = points.plan_upsert(conn, tenant_id, device_id, checked)
+            return points.apply_upsert(conn, tenant_id, device_id, checked, fresh, now)
+
+        return self._run(upsert, write=True, retry=True)
+
+    def get_point(self, series_id: int, *, tenant_id: int | None = None) -> Point:
+        """NotFound if missing or, given ``tenant_id``, in another tenant."""
+        return self._run(lambda c: points.get_point(c, series_id, tenant_id))
+
+    def list_points(self, tenant_id: int, device_id: int | None = None) -> list[Point]:
+        """The tenant's points (or one device's), in series id order."""
+        return self._run(lambda c: points.list_points(c, tenant_id, device_id))
+
+    def points_tenant(self, series_ids: Iterable[int]) -> dict[int, int]:
+        """series id -> owning tenant id; ids that do not exist are absent from the answer."""
+        wanted = list(series_ids)
+        return self._run(lambda c: points.points_tenant(c, wanted))
+
+    def series_ids_of_tenant(self, tenant_id: int) -> list[int]:
+        return self._run(lambda c: points.series_ids_of_tenant(c, tenant_id))
+
+    # API tokens
+
+    def create_token(self, tenant_id: int | None, role: Role | str,
+                     name: str) -> tuple[str, TokenInfo]:
+        """A new token (``tenant_id`` None: node-wide). The plaintext is returned only here."""
+        now = _now()
+        return self._run(lambda c: tokens.create_token(c, tenant_id, role, name, now),
+                         write=True)
+
+    def verify_token(self, plaintext: str) -> Principal | None:
+        """Who ``plaintext`` authenticates, or None for unknown, malformed or revoked tokens."""
+        found = self._run(lambda c: tokens.find_token(c, plaintext))
+        if found is None:
+            return None
+        principal, last_used_at = found
+        now = _now()
+        if tokens.needs_touch(last_used_at, now):
+            try:
+                self._run(lambda c: tokens.touch(c, principal.token_id, now), write=True)
+            except StorageError as exc:  # bookkeeping only; the token itself is valid
+                log.warning("could not record the use of token %d: %s", principal.token_id, exc)
+        return principal
+
+    def get_token(self, token_id: int) -> TokenInfo:
+        return self._run(lambda c: tokens.get_token(c, token_id))
+
+    def revoke_token(self, token_id: int) -> TokenInfo:
+        """Revoke (idempotent; the first revocation time is kept). NotFound if missing."""
+        now = _now()
+        return self._run(lambda c: tokens.revoke_token(c, token_id, now), write=True)
+
+    def list_tokens(self, tenant_id: int | None) -> list[TokenInfo]:
+        """The tenant's tokens (``tenant_id`` None: the node-wide ones), revoked included."""
+        return self._run(lambda c: tokens.list_tokens(c, tenant_id))

@@ -1,0 +1,138 @@
+"""The registry's tables as SQLAlchemy Core metadata.
+
+The migrations in ``migrations/versions`` create these tables; they are written out by hand (a
+migration must not change when this file does) and a test compares the migrated database with
+this metadata, so the two cannot drift apart unnoticed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, TypeAlias
+
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Row,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+# A result row of any shape (rows are read by attribute).
+AnyRow: TypeAlias = Row[*tuple[Any, ...]]
+
+NAME_MAX = 200
+KINDS = ("enterprise", "site", "area", "line", "device")
+ROLES = ("admin", "operator", "viewer")
+
+# Constraint names are explicit so later migrations (and SQLite batch mode) can refer to them.
+metadata = MetaData(naming_convention={
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+})
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend.
+
+    SQLite has no time zones (its values come back naive) and PostgreSQL answers in the session's
+    zone; this stores UTC and always returns aware UTC datetimes, so records compare equal
+    across backends.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+tenants = Table(
+    "tenants", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(63), nullable=False, unique=True),
+    Column("display_name", String(NAME_MAX), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("retention_days", Integer, nullable=True),
+    CheckConstraint("retention_days IS NULL OR retention_days > 0", name="retention_positive"),
+)
+
+assets = Table(
+    "assets", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("parent_id", Integer, ForeignKey("assets.id", ondelete="CASCADE"), nullable=True),
+    Column("kind", String(16), nullable=False),
+    Column("name", String(NAME_MAX), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("description", Text, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("tenant_id", "parent_id", "name"),
+    CheckConstraint(f"kind IN {KINDS!r}", name="kind"),
+    Index("ix_assets_parent_id", "parent_id"),
+)
+# NULLs are distinct in a unique constraint on both backends, so roots (parent_id IS NULL) need
+# their own partial unique index to keep two enterprises of a tenant from sharing a name.
+Index(
+    "uq_assets_root_name", assets.c.tenant_id, assets.c.name, unique=True,
+    sqlite_where=assets.c.parent_id.is_(None), postgresql_where=assets.c.parent_id.is_(None),
+)
+
+points = Table(
+    "points", metadata,
+    # The telemetry series id. AUTOINCREMENT on SQLite so a deleted point's id is never reused
+    # (its old samples would otherwise be attributed to the new point).
+    Column("series_id", Integer, primary_key=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("device_id", Integer, ForeignKey("assets.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(NAME_MAX), nullable=False),
+    Column("datatype", String(16), nullable=False),
+    Column("unit", String(64), nullable=True),
+    Column("description", Text, nullable=True),
+    Column("eng_low", Float, nullable=True),
+    Column("eng_high", Float, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("device_id", "name"),
+    Index("ix_points_tenant_id", "tenant_id"),
+    sqlite_autoincrement=True,
+)
+
+api_tokens = Table(
+    "api_tokens", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=True),
+    Column("name", String(NAME_MAX), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("token_prefix", String(16), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_used_at", UtcDateTime, nullable=True),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    CheckConstraint(f"role IN {ROLES!r}", name="role"),
+    Index("ix_api_tokens_token_prefix", "token_prefix"),
+    Index("ix_api_tokens_tenant_id", "tenant_id"),
+)
