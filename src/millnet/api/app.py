@@ -1,0 +1,70 @@
+"""The HTTP API application: ``create_app`` wires routers to the node's registry and store.
+
+It owns nothing: the composition root (``node.py``) creates the registry, the telemetry store and
+the ingest metrics, and closes them. Routes that touch the stores are plain ``def`` functions, run
+by FastAPI in its thread pool (the registry and DuckDB calls are blocking). The hot read path
+``GET /api/v1/telemetry/last`` is a plain Starlette route placed ahead of its documented FastAPI
+twin (see :mod:`millnet.api.hot`).
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from millnet import __version__
+from millnet.api import hot
+from millnet.api.auth import Authenticator
+from millnet.api.context import ApiContext
+from millnet.api.errors import install_error_handlers
+from millnet.api.params import Limits
+from millnet.api.routes import assets, devices, ops, telemetry, tenants, tokens
+from millnet.ingest.metrics import IngestMetrics
+from millnet.registry import Registry
+from millnet.telemetry.base import TelemetryStore
+
+API_PREFIX = "/api/v1"
+
+_DESCRIPTION = """\
+The millnet node API: tenants, the ISA-95 asset tree, devices and their points, telemetry
+queries and API tokens.
+
+**Authentication**: every `/api/v1` route needs `Authorization: Bearer <token>`. A token belongs
+to one tenant (or to the whole node) and has a role: `viewer` reads, `operator` also acts on
+equipment and alarms, `admin` also manages tokens. Objects of another tenant answer 404.
+
+**Times** are ISO 8601 (naive means UTC) or integer epoch milliseconds; telemetry answers carry
+epoch milliseconds (`ts_ms`). Bucket widths are a number and a unit: `500ms`, `15s`, `1m`, `1h`,
+`1d`.
+
+**Errors** answer `{"error": code, "detail": text, "field": parameter-or-null}`.
+"""
+
+_TAGS = [
+    {"name": "tenants", "description": "Tenants of this node"},
+    {"name": "assets", "description": "The ISA-95 equipment hierarchy"},
+    {"name": "devices", "description": "Devices (assets of kind device) and their points"},
+    {"name": "telemetry", "description": "Raw samples, time buckets and last values"},
+    {"name": "tokens", "description": "API tokens (admins)"},
+    {"name": "operations", "description": "Health and metrics, without authentication"},
+]
+
+
+def create_app(
+    registry: Registry, store: TelemetryStore, metrics: IngestMetrics, *, node_name: str,
+    role: str, limits: Limits | None = None, token_cache_seconds: float = 5.0,
+) -> FastAPI:
+    """Build the API of one node over its registry, telemetry store and ingest metrics."""
+    app = FastAPI(
+        title=f"millnet node API ({node_name})", version=__version__, description=_DESCRIPTION,
+        openapi_tags=_TAGS)
+    app.state.millnet = ApiContext(
+        registry=registry, store=store, metrics=metrics, node_name=node_name, role=role,
+        limits=limits or Limits(),
+        auth=Authenticator(registry.verify_token, ttl=token_cache_seconds))
+    install_error_handlers(app)
+    # Order matters: the hot last-values route must precede its documented FastAPI twin.
+    app.router.routes.append(hot.route(f"{API_PREFIX}/telemetry/last"))
+    app.include_router(ops.router)
+    for area in (tenants, assets, devices, telemetry, tokens):
+        app.include_router(area.router, prefix=API_PREFIX)
+    return app

@@ -1,0 +1,125 @@
+"""Bearer-token authentication and role checks.
+
+A token belongs to one tenant (or, with ``tenant_id`` None, to the whole node) and has one role:
+
+* ``viewer`` reads;
+* ``operator`` reads and (later) writes commands and acknowledges alarms;
+* ``admin`` also manages the tenant's tokens and settings.
+
+A node-wide admin creates tenants and acts on any tenant. Tokens are verified by the registry,
+which keeps only their hashes; verified tokens are cached here for a few seconds under the
+SHA-256 of the token (never the token itself), and the cache is emptied whenever a token is
+revoked through this API. Tokens never reach a log line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from millnet.errors import PermissionDenied, Unauthenticated
+from millnet.registry import Principal, Role
+
+_RANK = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.ADMIN: 2}
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """The authenticated principal of one request."""
+
+    token_id: int
+    tenant_id: int | None  # None: node-wide
+    role: Role
+
+    @property
+    def node_wide(self) -> bool:
+        return self.tenant_id is None
+
+    def at_least(self, role: Role) -> bool:
+        return _RANK[self.role] >= _RANK[role]
+
+    def sees(self, tenant_id: int) -> bool:
+        return self.tenant_id is None or self.tenant_id == tenant_id
+
+
+class Authenticator:
+    """Turns an ``Authorization`` header into a :class:`Caller`; thread-safe."""
+
+    def __init__(
+        self, verify: Callable[[str], Principal | None], *, ttl: float = 5.0,
+        max_entries: int = 10_000,
+    ) -> None:
+        self._verify = verify
+        self._ttl = ttl
+        self._max_entries = max_entries
+        self._cache: dict[bytes, tuple[float, Caller]] = {}
+        self._lock = threading.Lock()
+
+    def authenticate(self, authorization: str | None) -> Caller:
+        if not authorization:
+            raise Unauthenticated("missing bearer token")
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthenticated("expected 'Authorization: Bearer <token>'")
+        return self.verify(token)
+
+    def verify(self, token: str) -> Caller:
+        key = hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        principal = self._verify(token)
+        if principal is None:
+            raise Unauthenticated("invalid or revoked token")
+        caller = Caller(principal.token_id, principal.tenant_id, Role(principal.role))
+        with self._lock:
+            if len(self._cache) >= self._max_entries:
+                self._cache.clear()
+            self._cache[key] = (now + self._ttl, caller)
+        return caller
+
+    def forget_all(self) -> None:
+        """Drop cached verifications (after a revocation)."""
+        with self._lock:
+            self._cache.clear()
+
+
+_bearer = HTTPBearer(
+    auto_error=False, scheme_name="bearer",
+    description="A millnet API token: `Authorization: Bearer <token>`")
+
+
+def current_caller(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> Caller:
+    authenticator: Authenticator = request.app.state.millnet.auth
+    if credentials is None:
+        return authenticator.authenticate(request.headers.get("authorization"))
+    return authenticator.verify(credentials.credentials)
+
+
+def require(role: Role) -> Callable[[Caller], Awaitable[Caller]]:
+    """A dependency answering 403 unless the caller's role is at least ``role``."""
+
+    async def check(caller: Annotated[Caller, Depends(current_caller)]) -> Caller:
+        if not caller.at_least(role):
+            raise PermissionDenied(f"requires the {role.value} role")
+        return caller
+
+    return check
+
+
+Viewer = Annotated[Caller, Depends(require(Role.VIEWER))]
+Operator = Annotated[Caller, Depends(require(Role.OPERATOR))]
+Admin = Annotated[Caller, Depends(require(Role.ADMIN))]

@@ -1,0 +1,56 @@
+"""The ISA-95 asset tree of a tenant, one asset, an asset's children; admins add assets."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, status
+
+from millnet.api.auth import Admin, Viewer
+from millnet.api.context import Ctx
+from millnet.api.errors import AUTH_ERRORS, responses
+from millnet.api.params import INT32_MAX, ObjectId
+from millnet.api.schemas import AssetIn, AssetOut, AssetTreeOut
+from millnet.api.scope import tenant_of_request, visible_asset
+from millnet.errors import InvalidInput
+
+router = APIRouter(tags=["assets"])
+
+TENANT_QUERY = Query(
+    default=None, ge=1, le=INT32_MAX,
+    description="Tenant to read; defaults to the token's own. Node-wide tokens must name one.")
+
+
+@router.get("/assets", response_model=AssetTreeOut,
+            summary="The tenant's asset tree: enterprise > site > area > line > device",
+            responses=responses(*AUTH_ERRORS, 400, 404))
+def asset_tree(ctx: Ctx, caller: Viewer, tenant_id: int | None = TENANT_QUERY) -> AssetTreeOut:
+    tenant = tenant_of_request(ctx, caller, tenant_id)
+    return AssetTreeOut.of(tenant, ctx.registry.asset_tree(tenant))
+
+
+@router.post("/assets", response_model=AssetOut, status_code=status.HTTP_201_CREATED,
+             summary="Add an asset under a parent (admins)",
+             responses=responses(*AUTH_ERRORS, 400, 404, 409))
+def create_asset(ctx: Ctx, caller: Admin, body: AssetIn) -> AssetOut:
+    if body.parent_id is None:
+        tenant = tenant_of_request(ctx, caller, body.tenant_id)
+    else:
+        tenant = visible_asset(ctx, caller, body.parent_id).tenant_id
+        if body.tenant_id is not None and body.tenant_id != tenant:
+            raise InvalidInput("the parent asset belongs to another tenant", "tenant_id")
+    asset = ctx.registry.create_asset(tenant, body.parent_id, body.kind, body.name,
+                                      body.description)
+    return AssetOut.of(asset)
+
+
+@router.get("/assets/{asset_id}", response_model=AssetOut, summary="One asset",
+            responses=responses(*AUTH_ERRORS, 404))
+def get_asset(ctx: Ctx, caller: Viewer, asset_id: ObjectId) -> AssetOut:
+    return AssetOut.of(visible_asset(ctx, caller, asset_id))
+
+
+@router.get("/assets/{asset_id}/children", response_model=list[AssetOut],
+            summary="The direct children of an asset, in name order",
+            responses=responses(*AUTH_ERRORS, 404))
+def list_children(ctx: Ctx, caller: Viewer, asset_id: ObjectId) -> list[AssetOut]:
+    asset = visible_asset(ctx, caller, asset_id)
+    return [AssetOut.of(a) for a in ctx.registry.list_children(asset.tenant_id, asset_id)]

@@ -1,0 +1,58 @@
+"""Tenants: node-wide admins create them; every token sees its own; admins change settings."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from millnet.api.auth import Admin, Viewer
+from millnet.api.context import Ctx
+from millnet.api.errors import AUTH_ERRORS, responses
+from millnet.api.params import ObjectId
+from millnet.api.schemas import Me, TenantIn, TenantOut, TenantSettings
+from millnet.api.scope import visible_tenant
+from millnet.errors import PermissionDenied
+
+router = APIRouter(tags=["tenants"])
+
+
+@router.get("/me", response_model=Me, summary="The calling token: tenant and role",
+            responses=responses(*AUTH_ERRORS))
+def whoami(ctx: Ctx, caller: Viewer) -> Me:
+    return Me(token_id=caller.token_id, tenant_id=caller.tenant_id, role=caller.role,
+              node=ctx.node_name, node_role=ctx.role)
+
+
+@router.get("/tenants", response_model=list[TenantOut],
+            summary="Tenants visible to the caller (all of them for a node-wide token)",
+            responses=responses(*AUTH_ERRORS))
+def list_tenants(ctx: Ctx, caller: Viewer) -> list[TenantOut]:
+    if caller.tenant_id is None:
+        return [TenantOut.of(t) for t in ctx.registry.list_tenants()]
+    return [TenantOut.of(visible_tenant(ctx, caller, caller.tenant_id))]
+
+
+@router.post("/tenants", response_model=TenantOut, status_code=status.HTTP_201_CREATED,
+             summary="Create a tenant (node-wide admins)",
+             responses=responses(*AUTH_ERRORS, 400, 409))
+def create_tenant(ctx: Ctx, caller: Admin, body: TenantIn) -> TenantOut:
+    if caller.tenant_id is not None:
+        raise PermissionDenied("only a node-wide admin creates tenants")
+    tenant = ctx.registry.create_tenant(
+        body.name, body.display_name, retention_days=body.retention_days)
+    return TenantOut.of(tenant)
+
+
+@router.get("/tenants/{tenant_id}", response_model=TenantOut, summary="One tenant",
+            responses=responses(*AUTH_ERRORS, 404))
+def get_tenant(ctx: Ctx, caller: Viewer, tenant_id: ObjectId) -> TenantOut:
+    return TenantOut.of(visible_tenant(ctx, caller, tenant_id))
+
+
+@router.patch("/tenants/{tenant_id}", response_model=TenantOut,
+              summary="Change tenant settings (admins of the tenant)",
+              responses=responses(*AUTH_ERRORS, 400, 404))
+def update_tenant(
+    ctx: Ctx, caller: Admin, tenant_id: ObjectId, body: TenantSettings,
+) -> TenantOut:
+    visible_tenant(ctx, caller, tenant_id)
+    return TenantOut.of(ctx.registry.set_retention(tenant_id, body.retention_days))

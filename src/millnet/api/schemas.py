@@ -1,0 +1,157 @@
+"""Request and response bodies of the registry-backed routes (pydantic, for OpenAPI)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from millnet.api.params import INT32_MAX
+from millnet.model import AssetKind, DataType
+from millnet.registry import Asset, AssetNode, Point, Role, Tenant, TokenInfo
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class TenantOut(_Out):
+    id: int
+    name: str = Field(description="Unique short name, used in MQTT topics and configuration")
+    display_name: str
+    created_at: datetime
+    retention_days: int | None = Field(
+        default=None, description="Telemetry retention override; null: the node's default")
+
+    @classmethod
+    def of(cls, tenant: Tenant) -> TenantOut:
+        return cls.model_validate(tenant)
+
+
+class TenantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="1 to 63 of a-z, 0-9, '-', '_'", examples=["acme"])
+    display_name: str | None = Field(default=None, examples=["ACME Steel"])
+    retention_days: int | None = Field(
+        default=None, ge=1, description="Telemetry retention override; null: the node's default")
+
+
+class TenantSettings(BaseModel):
+    """Tenant settings an admin of the tenant may change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    retention_days: int | None = Field(
+        ge=1, description="Telemetry retention override; null: the node's default")
+
+
+class AssetOut(_Out):
+    id: int
+    tenant_id: int
+    parent_id: int | None
+    kind: AssetKind
+    name: str
+    path: str = Field(description="Names from the root, '/'-joined", examples=["acme/plant1"])
+    description: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, asset: Asset) -> AssetOut:
+        return cls.model_validate(asset)
+
+
+class AssetNodeOut(BaseModel):
+    """One node of the asset tree, children in name order."""
+
+    id: int
+    kind: AssetKind
+    name: str
+    path: str
+    description: str | None = None
+    children: list[AssetNodeOut] = Field(default_factory=list)
+
+
+class AssetTreeOut(BaseModel):
+    tenant_id: int
+    roots: list[AssetNodeOut]
+
+    @classmethod
+    def of(cls, tenant_id: int, roots: list[AssetNode]) -> AssetTreeOut:
+        return cls(tenant_id=tenant_id, roots=[AssetNodeOut.model_validate(n) for n in roots])
+
+
+class AssetIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    parent_id: int | None = Field(
+        ge=1, le=INT32_MAX, description="The parent asset; null for a root (an enterprise)")
+    kind: AssetKind = Field(description="One level below the parent's kind")
+    name: str = Field(description="Unique among its siblings; no '/'", examples=["line-3"])
+    description: str | None = None
+    tenant_id: int | None = Field(
+        default=None, ge=1, le=INT32_MAX,
+        description="Defaults to the caller's tenant; node-wide admins name one")
+
+
+class PointOut(_Out):
+    series_id: int = Field(description="Id of the point's samples in telemetry queries")
+    tenant_id: int
+    device_id: int
+    name: str
+    datatype: DataType
+    unit: str | None
+    description: str | None
+    eng_low: float | None
+    eng_high: float | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, point: Point) -> PointOut:
+        return cls.model_validate(point)
+
+
+class DeviceOut(AssetOut):
+    points: list[PointOut] = Field(default_factory=list)
+
+
+class TokenOut(_Out):
+    id: int
+    tenant_id: int | None = Field(description="null: a node-wide token")
+    name: str
+    role: Role
+    prefix: str = Field(description="Start of the token, safe to display", examples=["mn_3f9a0c1d"])
+    created_at: datetime
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+    @classmethod
+    def of(cls, info: TokenInfo) -> TokenOut:
+        return cls.model_validate(info)
+
+
+class TokenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, examples=["grafana"])
+    role: Role = Field(examples=["viewer"])
+    tenant_id: int | None = Field(
+        default=None, ge=1, le=INT32_MAX,
+        description="Tenant of the new token; defaults to the caller's own tenant. A node-wide "
+                    "admin must name a tenant, or set node_wide")
+    node_wide: bool = Field(
+        default=False, description="Create a node-wide token (node-wide admins only)")
+
+
+class TokenCreated(BaseModel):
+    token: str = Field(description="The secret; shown once, store it now")
+    info: TokenOut
+
+
+class Me(BaseModel):
+    token_id: int
+    tenant_id: int | None = Field(description="null: node-wide")
+    role: Role
+    node: str
+    node_role: str

@@ -1,0 +1,206 @@
+"""Registry-backed endpoints, operations endpoints, error shapes and the OpenAPI document."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from millnet.api import create_app
+from millnet.api.schemas import AssetOut, AssetTreeOut, DeviceOut, PointOut, TenantOut
+from millnet.ingest.metrics import IngestMetrics
+from millnet.registry import Registry
+from millnet.telemetry.duckdb_store import DuckDBTelemetryStore
+from tests.integration.test_api_world import World, world
+
+
+@pytest.fixture(scope="module")
+def w(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with world(tmp_path_factory.mktemp("api-endpoints")) as built:
+        yield built
+
+
+def test_tenants(w: World) -> None:
+    c = w.client
+    listed = c.get("/api/v1/tenants", headers=w.node_auth()).json()
+    assert {t["name"] for t in listed} >= {"acme", "globex"}
+    one = c.get(f"/api/v1/tenants/{w.acme.tenant_id}", headers=w.acme.auth("viewer"))
+    assert one.status_code == 200
+    assert TenantOut.model_validate(one.json()).name == "acme"
+    r = c.patch(f"/api/v1/tenants/{w.acme.tenant_id}", headers=w.acme.auth("admin"),
+                json={"retention_days": 90})
+    assert r.status_code == 200 and r.json()["retention_days"] == 90
+    assert w.registry.get_tenant(w.acme.tenant_id).retention_days == 90
+    r = c.patch(f"/api/v1/tenants/{w.acme.tenant_id}", headers=w.acme.auth("admin"),
+                json={"retention_days": 0})
+    assert r.status_code == 422 and r.json()["field"] == "retention_days"
+
+
+def test_asset_tree(w: World) -> None:
+    r = w.client.get("/api/v1/assets", headers=w.acme.auth("viewer"))
+    assert r.status_code == 200
+    tree = AssetTreeOut.model_validate(r.json())
+    assert tree.tenant_id == w.acme.tenant_id
+    [enterprise] = tree.roots
+    assert enterprise.kind == "enterprise" and enterprise.name == "acme"
+    line = enterprise.children[0].children[0].children[0]
+    assert line.id == w.acme.line_id and line.path == "acme/plant1/press-shop/line1"
+    assert [d.name for d in line.children] == ["press-1", "press-2"]
+    assert all(d.kind == "device" and d.children == [] for d in line.children)
+
+
+def test_one_asset_and_its_children(w: World) -> None:
+    c, h = w.client, w.acme.auth("viewer")
+    asset = AssetOut.model_validate(c.get(f"/api/v1/assets/{w.acme.line_id}", headers=h).json())
+    assert asset.kind == "line" and asset.tenant_id == w.acme.tenant_id
+    children = c.get(f"/api/v1/assets/{w.acme.line_id}/children", headers=h).json()
+    assert [a["id"] for a in children] == [w.acme.device_id, w.other_device_id]
+    assert c.get(f"/api/v1/assets/{w.acme.device_id}/children", headers=h).json() == []
+    r = c.get("/api/v1/assets/424242", headers=h)
+    assert r.status_code == 404
+    assert r.json() == {"error": "not_found", "detail": "asset 424242 not found", "field": None}
+    r = c.get("/api/v1/assets/0", headers=h)
+    assert r.status_code == 422 and r.json()["field"] == "asset_id"
+    r = c.get("/api/v1/assets/abc", headers=h)
+    assert r.status_code == 422 and r.json()["field"] == "asset_id"
+
+
+def test_admin_creates_assets(w: World) -> None:
+    c, h = w.client, w.acme.auth("admin")
+    r = c.post("/api/v1/assets", headers=h,
+               json={"parent_id": w.acme.line_id, "kind": "device", "name": "press-3",
+                     "description": "new press"})
+    assert r.status_code == 201
+    created = AssetOut.model_validate(r.json())
+    assert created.path == "acme/plant1/press-shop/line1/press-3"
+    assert created.parent_id == w.acme.line_id and created.description == "new press"
+    again = c.post("/api/v1/assets", headers=h,
+                   json={"parent_id": w.acme.line_id, "kind": "device", "name": "press-3"})
+    assert again.status_code == 409 and again.json()["error"] == "conflict"
+    wrong = c.post("/api/v1/assets", headers=h,
+                   json={"parent_id": w.acme.line_id, "kind": "site", "name": "x"})
+    assert wrong.status_code == 400 and wrong.json()["field"] == "kind"
+    slash = c.post("/api/v1/assets", headers=h,
+                   json={"parent_id": w.acme.line_id, "kind": "device", "name": "a/b"})
+    assert slash.status_code == 400 and slash.json()["field"] == "name"
+    root = c.post("/api/v1/assets", headers=h,
+                  json={"parent_id": None, "kind": "enterprise", "name": "acme-east"})
+    assert root.status_code == 201 and root.json()["tenant_id"] == w.acme.tenant_id
+
+
+def test_devices_and_points(w: World) -> None:
+    c, h = w.client, w.acme.auth("viewer")
+    devices = [AssetOut.model_validate(d)
+               for d in c.get("/api/v1/devices", headers=h).json()]
+    names = [d.name for d in devices]
+    assert {"press-1", "press-2"} <= set(names) and all(d.kind == "device" for d in devices)
+    r = c.get(f"/api/v1/devices/{w.acme.device_id}", headers=h)
+    device = DeviceOut.model_validate(r.json())
+    assert device.name == "press-1"
+    by_name = {p.name: p for p in device.points}
+    assert set(by_name) == {"temperature", "pressure", "state"}
+    temp = by_name["temperature"]
+    assert temp.series_id == w.acme.series["temperature"]
+    assert (temp.datatype, temp.unit, temp.eng_high) == ("double", "degC", 200.0)
+    points = c.get(f"/api/v1/devices/{w.acme.device_id}/points", headers=h).json()
+    assert [PointOut.model_validate(p) for p in points] == device.points
+    # A line is an asset but not a device.
+    r = c.get(f"/api/v1/devices/{w.acme.line_id}", headers=h)
+    assert r.status_code == 404 and r.json()["detail"] == f"device {w.acme.line_id} not found"
+    assert c.get(f"/api/v1/devices/{w.acme.line_id}/points", headers=h).status_code == 404
+
+    every = c.get("/api/v1/points", headers=h).json()
+    assert {p["series_id"] for p in every} == {*w.acme.series.values(), w.spare_series}
+    one = c.get(f"/api/v1/points/{w.spare_series}", headers=h).json()
+    assert one["name"] == "speed" and one["device_id"] == w.other_device_id
+    assert c.get("/api/v1/points/777777", headers=h).json()["detail"] == "series 777777 not found"
+
+
+def test_healthz_without_auth(w: World) -> None:
+    r = w.client.get("/healthz")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ok", "node": "test-node", "role": "enterprise", "checks": {
+        "registry": {"ok": True, "detail": None}, "telemetry": {"ok": True, "detail": None}}}
+
+
+def test_healthz_reports_an_unreachable_store(tmp_path: Path) -> None:
+    registry = Registry.open(f"sqlite:///{tmp_path / 'r.sqlite'}")
+    store = DuckDBTelemetryStore(tmp_path / "t.duckdb", tmp_path / "archive")
+    store.close()
+    try:
+        app = create_app(registry, store, IngestMetrics(), node_name="n", role="enterprise")
+        with TestClient(app) as client:
+            r = client.get("/healthz")
+        assert r.status_code == 503
+        body = r.json()
+        assert body["status"] == "degraded"
+        assert body["checks"]["registry"]["ok"] is True
+        assert body["checks"]["telemetry"] == {"ok": False, "detail": "StorageError"}
+    finally:
+        registry.close()
+
+
+def test_metrics_exposes_ingest_counters(w: World) -> None:
+    w.metrics.queue_depth.set(42)
+    r = w.client.get("/metrics")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain")
+    text = r.text
+    for name in ("millnet_ingest_samples_received_total 120.0",
+                 "millnet_ingest_samples_stored_total 100.0",
+                 'millnet_ingest_rejected_total{reason="oversized"} 1.0',
+                 "millnet_ingest_queue_depth 42.0",
+                 "millnet_ingest_messages_received_total",
+                 "millnet_ingest_batch_write_seconds_bucket"):
+        assert name in text, name
+
+
+def test_error_shapes(w: World) -> None:
+    c = w.client
+    r = c.get("/api/v1/nothing-here", headers=w.acme.auth("viewer"))
+    assert r.status_code == 404 and r.json()["error"] == "not_found"
+    r = c.put("/api/v1/tenants", headers=w.node_auth())
+    assert r.status_code == 405 and r.json()["error"] == "method_not_allowed"
+    r = c.post("/api/v1/tenants", headers=w.node_auth(), json={"display_name": "x"})
+    assert r.status_code == 422
+    assert r.json() == {"error": "invalid_input", "detail": "name: Field required",
+                        "field": "name"}
+    r = c.post("/api/v1/tenants", headers=w.node_auth(), content=b"{not json",
+               )
+    assert r.status_code == 422 and r.json()["error"] == "invalid_input"
+    r = c.post("/api/v1/tenants", headers=w.node_auth(), json={"name": "x", "extra": 1})
+    assert r.status_code == 422 and r.json()["field"] == "extra"
+
+
+def test_openapi_is_complete(w: World) -> None:
+    doc = w.client.get("/openapi.json").json()
+    paths = doc["paths"]
+    expected = {
+        "/healthz", "/metrics", "/api/v1/me", "/api/v1/tenants", "/api/v1/tenants/{tenant_id}",
+        "/api/v1/assets", "/api/v1/assets/{asset_id}", "/api/v1/assets/{asset_id}/children",
+        "/api/v1/devices", "/api/v1/devices/{device_id}", "/api/v1/devices/{device_id}/points",
+        "/api/v1/points", "/api/v1/points/{series_id}", "/api/v1/telemetry/raw",
+        "/api/v1/telemetry/buckets", "/api/v1/telemetry/last", "/api/v1/tokens",
+        "/api/v1/tokens/{token_id}",
+    }
+    assert expected <= set(paths)
+    assert doc["components"]["securitySchemes"]["bearer"]["scheme"].lower() == "bearer"
+    schemas = doc["components"]["schemas"]
+    assert {"ErrorBody", "LastValues", "RawAnswer", "BucketAnswer", "AssetNodeOut",
+            "TokenCreated"} <= set(schemas)
+    for path, operations in paths.items():
+        for method, op in operations.items():
+            assert op.get("summary"), (method, path)
+            assert "200" in op["responses"] or "201" in op["responses"] or \
+                "204" in op["responses"], (method, path)
+            if path.startswith("/api/v1"):
+                assert op.get("security") == [{"bearer": []}], (method, path)
+                for code in ("401", "403"):
+                    ref = op["responses"][code]["content"]["application/json"]["schema"]
+                    assert ref["$ref"].endswith("/ErrorBody"), (method, path, code)
+            ok = op["responses"].get("200", {}).get("content", {}).get("application/json")
+            if ok and path.startswith("/api/v1/telemetry"):
+                assert ok["schema"]["$ref"].split("/")[-1] in {
+                    "RawAnswer", "BucketAnswer", "LastValues"}

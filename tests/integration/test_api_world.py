@@ -1,0 +1,121 @@
+"""A small two-tenant world for the API tests (no tests here; the other test_api_* use it).
+
+Real peers: a SQLite registry and a DuckDB telemetry store in a temporary directory, an app from
+``create_app`` and a ``TestClient``. Tenant ``acme`` has two devices, tenant ``globex`` one;
+each has numeric and text points with samples at fixed times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from fastapi.testclient import TestClient
+
+from millnet.api import Limits, create_app
+from millnet.ingest.metrics import IngestMetrics
+from millnet.model import AssetKind, DataType, PointSpec, Quality, SampleBatch, TextSample
+from millnet.registry import Registry
+from millnet.telemetry.duckdb_store import DuckDBTelemetryStore
+
+T0_MS = 1_735_689_600_000  # 2025-01-01T00:00:00Z
+T0_NS = T0_MS * 1_000_000
+STEP_NS = 10 * 1_000_000_000  # one sample every 10 s
+N_SAMPLES = 30  # five minutes
+
+POINTS = [
+    PointSpec("temperature", DataType.DOUBLE, unit="degC", eng_low=0.0, eng_high=200.0),
+    PointSpec("pressure", DataType.FLOAT, unit="bar"),
+    PointSpec("state", DataType.STRING),
+]
+
+
+@dataclass
+class Site:
+    """One tenant's side of the world: ids and tokens."""
+
+    tenant_id: int
+    enterprise_id: int
+    line_id: int
+    device_id: int
+    series: dict[str, int]  # point name -> series id on the main device
+    tokens: dict[str, str] = field(default_factory=dict)  # role -> plaintext
+
+    def auth(self, role: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"}
+
+
+@dataclass
+class World:
+    client: TestClient
+    registry: Registry
+    store: DuckDBTelemetryStore
+    metrics: IngestMetrics
+    acme: Site
+    globex: Site
+    node_admin: str
+    other_device_id: int  # acme's second device
+    spare_series: int  # acme point without any sample
+
+    def node_auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.node_admin}"}
+
+
+def _site(registry: Registry, name: str, path: list[str]) -> Site:
+    tenant = registry.create_tenant(name, name.title())
+    kinds = [AssetKind.ENTERPRISE, AssetKind.SITE, AssetKind.AREA, AssetKind.LINE,
+             AssetKind.DEVICE]
+    ids = registry.ensure_path(tenant.id, list(zip(kinds, path, strict=True)))
+    series = registry.upsert_points(tenant.id, ids[-1], POINTS)
+    site = Site(tenant.id, ids[0], ids[3], ids[-1], series)
+    for role in ("admin", "operator", "viewer"):
+        site.tokens[role] = registry.create_token(tenant.id, role, f"{name}-{role}")[0]
+    return site
+
+
+def _fill(store: DuckDBTelemetryStore, site: Site, base: float) -> None:
+    n = N_SAMPLES
+    ts = T0_NS + np.arange(n, dtype=np.int64) * STEP_NS
+    temp, pressure = site.series["temperature"], site.series["pressure"]
+    batch = SampleBatch(
+        np.concatenate([np.full(n, temp, np.int32), np.full(n, pressure, np.int32)]),
+        np.concatenate([ts, ts]),
+        np.concatenate([base + np.arange(n, dtype=np.float64), np.full(n, base / 10)]),
+        np.zeros(2 * n, np.uint8),
+    )
+    text = [TextSample(site.series["state"], T0_NS + i * 60 * 1_000_000_000,
+                       "running" if i % 2 else "idle", Quality.GOOD) for i in range(3)]
+    store.write(batch, text)
+
+
+@contextmanager
+def world(tmp: Path, limits: Limits | None = None) -> Iterator[World]:
+    registry = Registry.open(f"sqlite:///{tmp / 'registry.sqlite'}")
+    store = DuckDBTelemetryStore(tmp / "telemetry.duckdb", tmp / "archive")
+    metrics = IngestMetrics()
+    try:
+        acme = _site(registry, "acme", ["acme", "plant1", "press-shop", "line1", "press-1"])
+        globex = _site(registry, "globex", ["globex", "works", "paint", "line9", "robot-7"])
+        other = registry.ensure_path(acme.tenant_id, [
+            (AssetKind.ENTERPRISE, "acme"), (AssetKind.SITE, "plant1"),
+            (AssetKind.AREA, "press-shop"), (AssetKind.LINE, "line1"),
+            (AssetKind.DEVICE, "press-2")])[-1]
+        spare = registry.upsert_points(
+            acme.tenant_id, other, [PointSpec("speed", DataType.DOUBLE, unit="rpm")])["speed"]
+        _fill(store, acme, 20.0)
+        _fill(store, globex, 50.0)
+        node_admin = registry.create_token(None, "admin", "node-admin")[0]
+        metrics.received.inc(120)
+        metrics.stored.inc(100)
+        metrics.reject("oversized", "test payload too large")
+        app = create_app(registry, store, metrics, node_name="test-node", role="enterprise",
+                         limits=limits)
+        with TestClient(app) as client:
+            yield World(client, registry, store, metrics, acme, globex, node_admin, other,
+                        spare)
+    finally:
+        store.close()
+        registry.close()
