@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from millnet.api import create_app
 from millnet.api.schemas import AssetOut, AssetTreeOut, DeviceOut, PointOut, TenantOut
+from millnet.errors import StorageError
 from millnet.ingest.metrics import IngestMetrics
 from millnet.registry import Registry
 from millnet.telemetry.duckdb_store import DuckDBTelemetryStore
@@ -204,3 +205,25 @@ def test_openapi_is_complete(w: World) -> None:
             if ok and path.startswith("/api/v1/telemetry"):
                 assert ok["schema"]["$ref"].split("/")[-1] in {
                     "RawAnswer", "BucketAnswer", "LastValues"}
+
+
+def test_store_failures_and_bugs_answer_json(
+    w: World, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    def unavailable(*args: object, **kwargs: object) -> None:
+        raise StorageError("disk on fire")
+
+    def bug(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(w.store, "query_range", unavailable)
+    monkeypatch.setattr(w.store, "query_buckets", bug)
+    client = TestClient(w.client.app, raise_server_exceptions=False)
+    temp = w.acme.series["temperature"]
+    r = client.get(f"/api/v1/telemetry/raw?series={temp}", headers=w.acme.auth("viewer"))
+    assert r.status_code == 503
+    assert r.json()["error"] == "storage_unavailable" and "fire" not in r.text
+    r = client.get(f"/api/v1/telemetry/buckets?series={temp}", headers=w.acme.auth("viewer"))
+    assert r.status_code == 500
+    assert r.json() == {"error": "internal_error", "detail": "internal error", "field": None}
+    assert any("a bug" in str(rec.exc_info) for rec in caplog.records)

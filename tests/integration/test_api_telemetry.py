@@ -223,3 +223,18 @@ def test_query_size_limits(w: World, tight: TestClient) -> None:
     assert "6 buckets" in r.json()["detail"]
     r = tight.get(f"/api/v1/telemetry/buckets?series={s['temperature']}&{window}&width=12m")
     assert r.status_code == 200
+
+
+def test_raw_truncation_of_many_series(w: World) -> None:
+    s = w.acme.series
+    ids = sorted([s["temperature"], s["pressure"], s["state"]])
+    window = f"start={T0_MS}&end={T0_MS + HOUR_MS}"
+    body = _get(w, f"/api/v1/telemetry/raw?series={','.join(map(str, ids))}&{window}&limit=7")
+    got = {x["series_id"]: x for x in body["series"]}
+    assert got[s["temperature"]]["value"] == [20.0 + i for i in range(7)]
+    assert got[s["pressure"]]["value"] == [2.0] * 7
+    assert got[s["state"]]["value"] == ["idle", "running", "idle"]
+    assert [got[i]["truncated"] for i in (s["temperature"], s["pressure"], s["state"])] == [
+        True, True, False]
+    # 1 µs after the last sample shown (the seventh, at 60 s)
+    assert repr(got[s["temperature"]]["next_start_ms"]) == f"{T0_MS + 60_000}.001"

@@ -10,6 +10,7 @@ Conflict               409   ``conflict``
 InvalidInput           400   ``invalid_input``
 request schema error   422   ``invalid_input``
 StorageError           503   ``storage_unavailable``
+anything else          500   ``internal_error``   (logged with its traceback)
 =====================  ====  ====================
 
 Out-of-tenant objects answer exactly like missing ones (404), so existence does not leak.
@@ -127,7 +128,15 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+async def _on_unexpected(request: Request, exc: Exception) -> Response:
+    # A bug, not a condition: logged with its traceback, answered in the API's error shape.
+    log.error("unhandled error answering %s %s", request.method, request.url.path,
+              exc_info=exc)
+    return error_response(500, "internal_error", "internal error")
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Exception, _on_unexpected)
     app.add_exception_handler(MillnetError, _on_millnet_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)

@@ -27,7 +27,7 @@ from millnet.api.params import (
     to_ms,
 )
 from millnet.api.scope import check_series
-from millnet.telemetry.base import Bucket, SamplePoint
+from millnet.telemetry.base import Bucket, SamplePoint, TelemetryStore
 
 router = APIRouter(prefix="/telemetry", tags=["telemetry"])
 
@@ -126,11 +126,31 @@ def raw(
     start_ns, end_ns = time_range(start, end, ctx.limits)
     per_series = raw_limit(limit, len(ids), ctx.limits)
     check_series(ctx, caller, ids)
-    answer = [_raw_series(sid, ctx.store.query_range([sid], start_ns, end_ns,
-                                                     limit=per_series + 1), per_series)
-              for sid in ids]
+    rows = _rows_per_series(ctx.store, ids, start_ns, end_ns, per_series)
+    answer = [_raw_series(sid, rows[sid], per_series) for sid in ids]
     return _json(_encode({"start_ms": to_ms(start_ns), "end_ms": to_ms(end_ns),
                           "limit": per_series, "series": answer}))
+
+
+def _rows_per_series(
+    store: TelemetryStore, ids: list[int], start_ns: int, end_ns: int, per_series: int,
+) -> dict[int, list[SamplePoint]]:
+    """Up to ``per_series + 1`` rows of each series (one more shows truncation).
+
+    One query serves them all unless its overall limit was reached: the store orders rows by
+    series id, so the series from the one it stopped in onwards may be incomplete, and only
+    those are asked again, one by one.
+    """
+    overall = per_series * len(ids)
+    rows = store.query_range(ids, start_ns, end_ns, limit=overall + 1)
+    grouped: dict[int, list[SamplePoint]] = {sid: [] for sid in ids}
+    for row in rows:
+        grouped[row.series_id].append(row)
+    if len(rows) > overall:
+        for sid in ids:
+            if sid >= rows[-1].series_id:
+                grouped[sid] = store.query_range([sid], start_ns, end_ns, limit=per_series + 1)
+    return grouped
 
 
 def _bucket_series(sid: int, buckets: list[Bucket]) -> dict[str, Any]:
