@@ -74,15 +74,20 @@ def demo(
     duration: Annotated[float | None, typer.Option(help="stop after N seconds")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="where the demo keeps its data")] = None,
     port: Annotated[int, typer.Option(help="API port (0: any free port)")] = 8080,
+    in_process: Annotated[bool, typer.Option(
+        "--in-process", help="feed the node directly, without an MQTT broker")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Run a node with a simulated factory (2 sites, 6 lines, 60 machines, 1,020 points)."""
+    """Run a node with a simulated factory (2 sites, 6 lines, 60 machines, 1,020 points).
+
+    MQTT: the configured broker if there is one, else a private Mosquitto if installed, else
+    the in-process transport."""
     from millnet.demo import run_demo
 
     _logging(verbose)
     try:
         asyncio.run(run_demo(config, duration=duration, data_dir=data_dir, port=port,
-                             console=console))
+                             in_process=in_process, console=console))
     except KeyboardInterrupt:
         console.print("stopped")
     except MillnetError as exc:
@@ -96,13 +101,14 @@ def bench_ingest(
     publishers: Annotated[int, typer.Option(help="edge-node publisher processes")] = 1,
     metrics_per_message: Annotated[int, typer.Option()] = 100,
     devices: Annotated[int, typer.Option(help="devices per publisher")] = 10,
+    qos: Annotated[int, typer.Option(help="publish QoS: 1 paces end to end, 0 as Sparkplug")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="end with one JSON line")] = False,
 ) -> None:
     """Sparkplug B through a real Mosquitto into a node: points/s, bytes/point, peak RSS."""
     from millnet.bench.ingest import run_ingest_bench
 
     try:
-        result = run_ingest_bench(points=points, publishers=publishers, devices=devices,
+        result = run_ingest_bench(points=points, publishers=publishers, devices=devices, qos=qos,
                                   metrics_per_message=metrics_per_message, console=console)
     except MillnetError as exc:
         console.print(f"[red]error[/red] {exc}")

@@ -28,8 +28,12 @@ def _broker_configured(config: Path | None) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def _broker(config: Path | None, settings: Settings, console: Console,
+async def _broker(config: Path | None, settings: Settings, console: Console, in_process: bool,
                   ) -> AsyncIterator[Broker | None]:
+    if in_process:
+        console.print("MQTT: none, using the in-process transport (--in-process)")
+        yield None
+        return
     if _broker_configured(config):
         console.print(f"MQTT: the configured broker {settings.mqtt.host}:{settings.mqtt.port}")
         yield Broker.from_settings(settings.mqtt)
@@ -51,14 +55,14 @@ async def _broker(config: Path | None, settings: Settings, console: Console,
 
 
 async def run_demo(config: Path | None, *, duration: float | None, data_dir: Path | None,
-                   port: int, console: Console) -> None:
+                   port: int, console: Console, in_process: bool = False) -> None:
     base = load_settings(config)
     overrides: dict[str, dict[str, object]] = {"api": {"port": port}}
     if data_dir is not None or config is None:
         overrides["node"] = {"data_dir": str(data_dir or Path("millnet-demo"))}
     settings = load_settings(config, overrides=overrides)
-    async with _broker(config, base, console) as broker:
-        mqtt = {"enabled": broker is not None}
+    async with _broker(config, base, console, in_process) as broker:
+        mqtt: dict[str, object] = {"enabled": broker is not None}
         if broker is not None:
             mqtt |= {"host": broker.host, "port": broker.port}
         settings = load_settings(config, overrides={**overrides, "mqtt": mqtt})

@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import signal
+import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
@@ -24,7 +24,7 @@ from millnet.ingest.binder import SeriesBinder
 from millnet.ingest.metrics import IngestMetrics
 from millnet.ingest.pipeline import IngestPipeline
 from millnet.registry import Registry
-from millnet.telemetry.duckdb_store import DuckDBStore
+from millnet.telemetry.duckdb_store import DuckDBTelemetryStore
 
 log = logging.getLogger("millnet.node")
 
@@ -33,7 +33,7 @@ log = logging.getLogger("millnet.node")
 class Node:
     settings: Settings
     registry: Registry
-    store: DuckDBStore
+    store: DuckDBTelemetryStore
     metrics: IngestMetrics
     pipeline: IngestPipeline
     tenant_id: int
@@ -50,8 +50,8 @@ def build_node(settings: Settings) -> Node:
     """Open the stores (migrating the registry) and wire the ingest path; starts nothing."""
     settings.node.data_dir.mkdir(parents=True, exist_ok=True)
     registry = Registry.open(settings.registry_url)
-    tenant = ensure_tenant(registry, settings.mqtt.tenant)
-    store = DuckDBStore(settings.telemetry_path, settings.archive_dir,
+    tenant = registry.ensure_tenant(settings.mqtt.tenant)
+    store = DuckDBTelemetryStore(settings.telemetry_path, settings.archive_dir,
                         memory_limit=settings.telemetry.memory_limit)
     metrics = IngestMetrics()
     ing = settings.ingest
@@ -71,15 +71,6 @@ def build_node(settings: Settings) -> Node:
         if node.sparkplug is not None:
             node.sources.append(node.sparkplug)
     return node
-
-
-def ensure_tenant(registry: Registry, name: str) -> object:
-    from millnet.errors import NotFound
-
-    try:
-        return registry.get_tenant(name)
-    except NotFound:
-        return registry.create_tenant(name, display_name=name)
 
 
 def create_token(settings: Settings, tenant: str | None, role: str, name: str) -> str:
@@ -109,7 +100,10 @@ async def running(node: Node, *, api: bool = True) -> AsyncIterator[Node]:
             for task in srcs:
                 task.cancel()
             await asyncio.gather(*srcs, return_exceptions=True)
-            await node.pipeline.drain()
+            # Drain, unless the pipeline itself has failed (then the task group reports why).
+            drain = asyncio.ensure_future(node.pipeline.drain())
+            await asyncio.wait([drain, pipe], return_when=asyncio.FIRST_COMPLETED)
+            drain.cancel()
             pipe.cancel()
             if server is not None:
                 server.should_exit = True

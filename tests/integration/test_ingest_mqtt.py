@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 from pathlib import Path
 
 from millnet.model import AssetKind, Quality
 from millnet.node import build_node, running
+from millnet.registry import Asset
 from tests.servers import Mosquitto
 from tests.support import pbwire as w
 from tests.support.mqttpeer import Peer
@@ -41,7 +41,7 @@ def test_json_samples_are_stored_under_the_isa95_path(mosquitto: Mosquitto, tmp_
             device = node.registry.get_asset(points["temp"].device_id)
             assert device.kind is AssetKind.DEVICE
             assert device.name == "CNC-1"
-            rows = node.store.query_raw([points["temp"].series_id], T0 * 10**6,
+            rows = node.store.query_range([points["temp"].series_id], T0 * 10**6,
                                         (T0 + 10_000) * 10**6, limit=100)
             assert [r.value for r in rows] == [41.5, 42.0, 43.0, 44.0, 45.0, 46.0]
             last = node.store.last_values([points["state"].series_id])
@@ -90,13 +90,13 @@ def test_sparkplug_session_from_raw_frames(mosquitto: Mosquitto, tmp_path: Path)
             temp = points["Spindle/Temperature"]
             assert temp.unit == "degC"
             path = []
-            asset = node.registry.get_asset(temp.device_id)
+            asset: Asset | None = node.registry.get_asset(temp.device_id)
             while asset is not None:
                 path.append((asset.kind, asset.name))
                 asset = node.registry.get_asset(asset.parent_id) if asset.parent_id else None
             assert path[:4] == [(AssetKind.DEVICE, "CNC-7"), (AssetKind.LINE, "L2"),
                                 (AssetKind.AREA, "Stamping"), (AssetKind.SITE, "Wuxi")]
-            rows = node.store.query_raw([temp.series_id], T0 * 10**6, (T0 + 10_000) * 10**6,
+            rows = node.store.query_range([temp.series_id], T0 * 10**6, (T0 + 10_000) * 10**6,
                                         limit=100)
             assert [r.value for r in rows] == [20.5, 22.0, 23.0, 24.0, 25.0]
 
@@ -113,9 +113,10 @@ def test_sparkplug_session_from_raw_frames(mosquitto: Mosquitto, tmp_path: Path)
                         == Quality.STALE, what="stale after NDEATH")
             last = node.store.last_values([temp.series_id])[temp.series_id]
             assert last.value == 25.0  # the last good value is kept, marked stale
-            rows = node.store.query_raw([temp.series_id], T0 * 10**6, 2**62, limit=100)
+            rows = node.store.query_range([temp.series_id], T0 * 10**6, 2**62, limit=100)
             assert 99.0 not in [r.value for r in rows]
-            assert math.isnan(rows[-1].value)
+            assert rows[-1].value is None  # the stale marker (NaN in the store)
+            assert rows[-1].quality == Quality.STALE
 
     asyncio.run(scenario())
 
@@ -139,7 +140,7 @@ def test_broker_restart_reconnects_and_requests_rebirth(mosquitto: Mosquitto,
             mosquitto.start()
             watcher = Peer(mosquitto.port, "watcher", subscribe="spBv1.0/#")
             await until(lambda: connected(node, "sparkplug") and connected(node, "mqtt-json"),
-                        timeout=20, what="reconnected")
+                        limit_s=20, what="reconnected")
             await until(lambda: f"spBv1.0/{group}/NCMD/{edge}" in watcher.topics(),
                         what="rebirth asked after reconnect")
             # JSON ingest works again on the restarted broker.

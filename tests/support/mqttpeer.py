@@ -41,8 +41,8 @@ class Peer:
         self.client.publish(topic, payload, qos=qos).wait_for_publish(10)
 
     def close(self) -> None:
-        self.client.loop_stop()
         self.client.disconnect()
+        self.client.loop_stop()
 
     def drop(self) -> None:
         """Vanish without DISCONNECT, so the broker publishes the will."""

@@ -36,9 +36,9 @@ def connected(node: Node, source: str) -> bool:
     return metric_value(node, "millnet_source_connected", {"source": source}) == 1.0
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
+async def until(predicate: Callable[[], bool], limit_s: float = 10.0, what: str = "") -> None:
+    deadline = time.monotonic() + limit_s
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+            raise AssertionError(f"timed out after {limit_s}s waiting for {what or predicate}")
         await asyncio.sleep(0.02)

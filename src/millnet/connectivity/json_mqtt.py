@@ -8,6 +8,7 @@ can be stored twice after a crash: delivery is at least once).
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import aiomqtt
@@ -35,13 +36,15 @@ class JsonMqttSource:
         self._pipeline = pipeline
         self._binder = binder
         self._metrics = metrics
+        self.connected = asyncio.Event()
 
     async def run(self) -> None:
         await run_forever(
             self.name,
             lambda: make_client(self._broker, f"{self._settings.client_id}-json", persistent=True),
             [(f"{self._settings.json_topic_root}/#", self._settings.qos)],
-            self._on_connect, self._on_message, self._pipeline.wait_capacity, self._metrics,
+            self._on_connect, self._on_message, self._pipeline.wait_capacity,
+            self._metrics, self.connected,
         )
 
     async def _on_connect(self, client: aiomqtt.Client) -> None:

@@ -64,7 +64,7 @@ def make_client(
 
     ``persistent``: the broker keeps the session (subscriptions and unacknowledged QoS 1
     messages) for an hour across disconnects; otherwise every connection starts clean."""
-    props = Properties(PacketTypes.CONNECT)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.ReceiveMaximum = RECEIVE_MAXIMUM
     props.SessionExpiryInterval = 3600 if persistent else 0
     client = aiomqtt.Client(
@@ -105,7 +105,7 @@ OnMessage = Callable[[aiomqtt.Client, aiomqtt.Message], Awaitable[None]]
 async def run_forever(
     name: str, connect: Callable[[], aiomqtt.Client], subscriptions: Sequence[tuple[str, int]],
     on_connect: OnConnect, on_message: OnMessage, before_read: Callable[[], Awaitable[None]],
-    metrics: IngestMetrics,
+    metrics: IngestMetrics, connected: asyncio.Event,
 ) -> None:
     """Connect, subscribe, hand every message to ``on_message``; reconnect with backoff."""
     backoff = 0.2
@@ -118,11 +118,13 @@ async def run_forever(
                 log.info("%s: connected and subscribed", name)
                 backoff = 0.2
                 metrics.connected.labels(name).set(1)
+                connected.set()
                 async for message in client.messages:
                     await before_read()
                     await on_message(client, message)
         except aiomqtt.MqttError as exc:
             metrics.connected.labels(name).set(0)
+            connected.clear()
             log.warning("%s: MQTT connection lost (%s); reconnecting in %.1fs", name, exc, backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)

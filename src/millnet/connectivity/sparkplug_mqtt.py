@@ -18,6 +18,7 @@ publish (Sparkplug prescribes 0). QoS 1 messages are acknowledged after their sa
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -62,6 +63,7 @@ class SparkplugSource:
         self._pipeline = pipeline
         self._binder = binder
         self._metrics = metrics
+        self.connected = asyncio.Event()
         self.host = SparkplugHost(settings.sparkplug_host_id)
         self._edges: set[tuple[str, str]] = set()
         self._online_ts = 0
@@ -70,7 +72,8 @@ class SparkplugSource:
     async def run(self) -> None:
         await run_forever(
             self.name, self._connect, [(f"{NAMESPACE}/#", 1)], self._on_connect,
-            self._on_message, self._pipeline.wait_capacity, self._metrics,
+            self._on_message, self._pipeline.wait_capacity,
+            self._metrics, self.connected,
         )
 
     def _connect(self) -> aiomqtt.Client:

@@ -23,11 +23,10 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from millnet.telemetry.base import TelemetryStore
-
 from millnet.errors import StorageError
 from millnet.ingest.metrics import IngestMetrics
 from millnet.model import SampleBuffer
+from millnet.telemetry.base import TelemetryStore
 
 log = logging.getLogger("millnet.ingest")
 
@@ -150,6 +149,13 @@ class IngestPipeline:
                 self.seal()
 
     async def _writer(self) -> None:
+        try:
+            await self._write_loop()
+        except Exception:
+            log.exception("the telemetry writer stopped; the node stops")
+            raise
+
+    async def _write_loop(self) -> None:
         while True:
             await self._have_work.wait()
             if not self._queue:
