@@ -25,6 +25,7 @@ from millnet.ingest.metrics import IngestMetrics
 from millnet.ingest.pipeline import IngestPipeline
 from millnet.registry import Registry
 from millnet.telemetry.duckdb_store import DuckDBTelemetryStore
+from millnet.telemetry.retention import TenantRetention, run_maintenance
 
 log = logging.getLogger("millnet.node")
 
@@ -40,6 +41,13 @@ class Node:
     sparkplug: SparkplugSource | None = None
     sources: list[Source] = field(default_factory=list)
     api_port: int | None = None
+
+    def retention_plan(self) -> list[TenantRetention]:
+        """Which series each tenant owns and how long it keeps them hot (for maintenance)."""
+        default = self.settings.telemetry.retention_days
+        return [TenantRetention(t.name, self.registry.series_ids_of_tenant(t.id),
+                                t.retention_days or default)
+                for t in self.registry.list_tenants()]
 
     def close(self) -> None:
         self.store.close()
@@ -90,6 +98,7 @@ async def running(node: Node, *, api: bool = True) -> AsyncIterator[Node]:
     async with asyncio.TaskGroup() as tg:
         pipe = tg.create_task(node.pipeline.run())
         srcs = [tg.create_task(s.run()) for s in node.sources]
+        srcs.append(tg.create_task(run_maintenance(node.store, node.retention_plan)))
         if api:
             server, sock = _api_server(node)
             tg.create_task(server.serve(sockets=[sock]))
