@@ -1,0 +1,201 @@
+"""Cold storage: whole UTC days of samples moved from DuckDB to Parquet files.
+
+Layout (hive style, one directory per tenant and day)::
+
+    <archive_dir>/tenant=<tenant>/day=YYYY-MM-DD/part-<uuid>.parquet   numeric samples
+    <archive_dir>/tenant=<tenant>/day=YYYY-MM-DD/text-<uuid>.parquet   text samples
+
+Files are zstd-compressed Parquet with the table's columns, sorted by series then time, and
+never change once written. The ``archive_files`` table in the database is the manifest: queries
+read exactly the files it lists as ``done``, never a directory glob, so a file is visible if and
+only if the transaction that deleted its rows from the hot tables committed.
+
+Crash safety, step by step for one day:
+
+1. commit manifest rows in state ``pending`` naming the files about to be written;
+2. in one transaction: ``COPY`` the day's rows (from that transaction's snapshot) to a temporary
+   file, fsync it, rename it to its final name and fsync the directory; delete exactly those rows
+   from the hot tables (checking the counts) and flip the manifest rows to ``done``; commit.
+
+A crash before step 2 commits leaves the rows in the hot tables and a ``pending`` file that no
+query reads; :func:`remove_pending` deletes it on the next open. A crash after the commit loses
+nothing either: the file was durable before the commit. So there is never loss and never a
+duplicate row, and the query path needs no deduplication. Rows written concurrently for an
+archived day (late store-and-forward data) are not in the snapshot, stay hot, and go to another
+part file on the next run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from millnet.errors import InvalidInput, StorageError
+
+log = logging.getLogger("millnet.telemetry")
+
+TENANT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+PARQUET_OPTIONS = (
+    "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1048576, PARQUET_VERSION v2, "
+    "USE_TMP_FILE false"
+)
+
+MANIFEST_DDL = """
+CREATE TABLE IF NOT EXISTS archive_files (
+    path VARCHAR NOT NULL,        -- relative to the archive directory
+    kind VARCHAR NOT NULL,        -- 'samples' | 'text'
+    tenant VARCHAR NOT NULL,
+    day DATE NOT NULL,
+    min_series INTEGER NOT NULL,
+    max_series INTEGER NOT NULL,
+    rows BIGINT NOT NULL,
+    bytes BIGINT NOT NULL,
+    state VARCHAR NOT NULL        -- 'pending' | 'done'
+)
+"""
+
+_TABLES = {"samples": "samples", "text": "text_samples"}
+_PREFIX = {"samples": "part", "text": "text"}
+
+
+def check_tenant(tenant: str) -> str:
+    if not isinstance(tenant, str) or not TENANT_RE.fullmatch(tenant):
+        raise InvalidInput("must be 1-64 characters of letters, digits, '_', '.', '-'",
+                           field="tenant")
+    return tenant
+
+
+def sql_str(s: str) -> str:
+    """A SQL string literal."""
+    return "'" + s.replace("'", "''") + "'"
+
+
+def _fsync_path(path: Path, *, directory: bool = False) -> None:
+    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _make_dirs(root: Path, rel: Path) -> None:
+    """Create ``root/rel`` and fsync each parent whose entries changed."""
+    path = root
+    for part in rel.parts:
+        parent, path = path, path / part
+        if not path.is_dir():
+            path.mkdir(exist_ok=True)
+            _fsync_path(parent, directory=True)
+
+
+@dataclass(frozen=True, slots=True)
+class DayResult:
+    rows: int
+    text_rows: int
+    files: tuple[str, ...]
+    bytes: int
+
+
+def remove_pending(cur: Any, root: Path) -> int:
+    """Delete files of archive runs that never committed, and their manifest rows."""
+    pending = [r[0] for r in cur.execute(
+        "SELECT path FROM archive_files WHERE state = 'pending'").fetchall()]
+    for rel in pending:
+        for path in (root / rel, root / (rel + ".tmp")):
+            path.unlink(missing_ok=True)
+    if pending:
+        log.warning("removed %d archive files of an interrupted archive run", len(pending))
+        cur.execute("DELETE FROM archive_files WHERE state = 'pending'")
+    return len(pending)
+
+
+def archive_day(cur: Any, root: Path, tenant: str, day: dt.date, predicate: str) -> DayResult:
+    """Move one day's rows matching ``predicate`` (over ``series_id``/``ts``) to Parquet.
+
+    ``cur`` is a cursor with no open transaction. On any error the hot tables are unchanged and
+    the files of this run are removed (or left ``pending`` for :func:`remove_pending`).
+    """
+    token = uuid.uuid4().hex
+    rel_dir = Path(f"tenant={tenant}") / f"day={day.isoformat()}"
+    rels = {kind: str(rel_dir / f"{_PREFIX[kind]}-{token}.parquet") for kind in _TABLES}
+    cur.execute("BEGIN TRANSACTION")
+    for kind, rel in rels.items():
+        cur.execute(
+            "INSERT INTO archive_files VALUES (?, ?, ?, ?, 0, 0, 0, 0, 'pending')",
+            [rel, kind, tenant, day])
+    cur.execute("COMMIT")
+    try:
+        _make_dirs(root, rel_dir)
+        return _move(cur, root, rels, tenant, day, predicate)
+    except BaseException:
+        _discard(cur, root, list(rels.values()))
+        raise
+
+
+def _discard(cur: Any, root: Path, rels: list[str]) -> None:
+    """Undo an archive run whose move did not commit."""
+    done = {r[0] for r in cur.execute(
+        "SELECT path FROM archive_files WHERE state = 'done' AND list_contains(?, path)",
+        [rels]).fetchall()}
+    for rel in rels:
+        if rel not in done:
+            (root / rel).unlink(missing_ok=True)
+            (root / (rel + ".tmp")).unlink(missing_ok=True)
+    cur.execute("DELETE FROM archive_files WHERE state = 'pending' AND list_contains(?, path)",
+                [rels])
+
+
+def _move(cur: Any, root: Path, rels: dict[str, str], tenant: str, day: dt.date,
+          predicate: str) -> DayResult:
+    cur.execute("BEGIN TRANSACTION")
+    try:
+        result = _copy_and_delete(cur, root, rels, tenant, day, predicate)
+        cur.execute("COMMIT")
+    except BaseException:
+        with contextlib.suppress(duckdb.TransactionException):  # none open if COMMIT failed
+            cur.execute("ROLLBACK")
+        raise
+    return result
+
+
+def _copy_and_delete(cur: Any, root: Path, rels: dict[str, str], tenant: str, day: dt.date,
+                     predicate: str) -> DayResult:
+    counts: dict[str, int] = {}
+    written: list[str] = []
+    size = 0
+    for kind, rel in rels.items():
+        table, final = _TABLES[kind], root / rel
+        tmp = root / (rel + ".tmp")
+        select = f"SELECT * FROM {table} WHERE {predicate} ORDER BY series_id, ts"
+        counts[kind] = int(cur.execute(
+            f"COPY ({select}) TO {sql_str(str(tmp))} ({PARQUET_OPTIONS})").fetchall()[0][0])
+        if counts[kind] == 0:
+            tmp.unlink(missing_ok=True)
+            cur.execute("DELETE FROM archive_files WHERE path = ?", [rel])
+            continue
+        _fsync_path(tmp)
+        os.replace(tmp, final)
+        _fsync_path(final.parent, directory=True)
+        lo, hi = cur.execute(
+            f"SELECT min(series_id), max(series_id) FROM read_parquet({sql_str(str(final))})"
+        ).fetchall()[0]
+        deleted = int(cur.execute(f"DELETE FROM {table} WHERE {predicate}").fetchall()[0][0])
+        if deleted != counts[kind]:
+            raise StorageError(f"archive of {table} {day}: copied {counts[kind]} rows but "
+                               f"would delete {deleted}; nothing was changed")
+        nbytes = final.stat().st_size
+        cur.execute("DELETE FROM archive_files WHERE path = ?", [rel])
+        cur.execute("INSERT INTO archive_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'done')",
+                    [rel, kind, tenant, day, lo, hi, counts[kind], nbytes])
+        written.append(rel)
+        size += nbytes
+    return DayResult(counts["samples"], counts["text"], tuple(written), size)
