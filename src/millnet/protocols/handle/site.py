@@ -1,6 +1,6 @@
 """HS_SITE data: a service site and its servers (RFC 3651 3.2.2, as hdllib encodes it).
 
-Two places where hdllib (and the CAICT SDK, which interoperates with it) differ from the RFC
+Three places where hdllib (and the CAICT SDK, which interoperates with it) differ from the RFC
 text, and this codec follows hdllib:
 
 * the data format version hdllib writes is 1 (the RFC defines version 0);
