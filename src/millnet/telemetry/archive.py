@@ -6,16 +6,18 @@ Layout (hive style, one directory per tenant and day)::
     <archive_dir>/tenant=<tenant>/day=YYYY-MM-DD/text-<uuid>.parquet   text samples
 
 Files are zstd-compressed Parquet with the table's columns, sorted by series then time, and
-never change once written. The ``archive_files`` table in the database is the manifest: queries
-read exactly the files it lists as ``done``, never a directory glob, so a file is visible if and
-only if the transaction that deleted its rows from the hot tables committed.
+never change once written; any Parquet reader can use them. The ``archive_files`` table in the
+database is the manifest: queries read exactly the files it lists as ``done``, never a directory
+glob, so a file is visible if and only if the transaction that deleted its rows from the hot
+tables committed.
 
 Crash safety, step by step for one day:
 
 1. commit manifest rows in state ``pending`` naming the files about to be written;
-2. in one transaction: ``COPY`` the day's rows (from that transaction's snapshot) to a temporary
-   file, fsync it, rename it to its final name and fsync the directory; delete exactly those rows
-   from the hot tables (checking the counts) and flip the manifest rows to ``done``; commit.
+2. in one transaction: write the day's rows (from that transaction's snapshot, sorted) to a
+   temporary file, fsync it, rename it to its final name and fsync the directory; delete
+   exactly those rows from the hot tables (checking the counts) and flip the manifest rows to
+   ``done``; commit.
 
 A crash before step 2 commits leaves the rows in the hot tables and a ``pending`` file that no
 query reads; :func:`remove_pending` deletes it on the next open. A crash after the commit loses
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import itertools
 import logging
 import os
 import re
@@ -38,16 +41,30 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from millnet.errors import InvalidInput, StorageError
 
 log = logging.getLogger("millnet.telemetry")
 
 TENANT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-PARQUET_OPTIONS = (
-    "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 1048576, PARQUET_VERSION v2, "
-    "USE_TMP_FILE false"
-)
+ROW_GROUP_ROWS = 1_048_576
+# Per-column encodings (measured on bench_store.py's plant signals, sorted by series and time):
+# delta-encoded timestamps and series ids, dictionary-encoded values (pyarrow falls back to
+# plain when a chunk has too many distinct values), zstd level 6 on top; about 0.9-1.4 bytes per
+# sample. DuckDB's COPY TO offers no per-column choice and adds bloom filters: 2.1.
+PARQUET_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "compression_level": 6,  # pyarrow defaults to 1; 6 is 15 % smaller for 1.5x the time
+    "use_dictionary": ["value", "quality"],
+    "column_encoding": {"series_id": "DELTA_BINARY_PACKED", "ts": "DELTA_BINARY_PACKED"},
+    "data_page_version": "2.0",
+    # No min/max for values: writers leave NaN out of them, and DuckDB then folds isnan(value)
+    # to false for the whole chunk (found by the property test). Queries never prune by value.
+    "write_statistics": ["series_id", "ts", "quality"],
+}
 
 MANIFEST_DDL = """
 CREATE TABLE IF NOT EXISTS archive_files (
@@ -167,6 +184,26 @@ def _move(cur: Any, root: Path, rels: dict[str, str], tenant: str, day: dt.date,
     return result
 
 
+def _write_parquet(cur: Any, select: str, path: Path) -> tuple[int, int, int]:
+    """Stream ``select`` into a Parquet file; returns (rows, min series id, max series id)."""
+    reader = cur.sql(select).to_arrow_reader(ROW_GROUP_ROWS)
+    rows, lo, hi = 0, 2**31, -1
+    pending = reader.schema.empty_table()
+    with pq.ParquetWriter(path, reader.schema, **PARQUET_OPTIONS) as writer:
+        # DuckDB hands out batches of ~123k rows; full row groups compress better.
+        for chunk in itertools.chain(reader, [None]):
+            if chunk is not None and chunk.num_rows:
+                bounds = pc.min_max(chunk.column("series_id"))
+                lo, hi = min(lo, bounds["min"].as_py()), max(hi, bounds["max"].as_py())
+                pending = pa.concat_tables([pending, pa.Table.from_batches([chunk])])
+                rows += chunk.num_rows
+            while pending.num_rows >= ROW_GROUP_ROWS or (chunk is None and pending.num_rows):
+                group = pending.slice(0, ROW_GROUP_ROWS).combine_chunks()
+                writer.write_table(group, row_group_size=ROW_GROUP_ROWS)
+                pending = pending.slice(ROW_GROUP_ROWS)
+    return rows, lo, hi
+
+
 def _copy_and_delete(cur: Any, root: Path, rels: dict[str, str], tenant: str, day: dt.date,
                      predicate: str) -> DayResult:
     counts: dict[str, int] = {}
@@ -176,8 +213,7 @@ def _copy_and_delete(cur: Any, root: Path, rels: dict[str, str], tenant: str, da
         table, final = _TABLES[kind], root / rel
         tmp = root / (rel + ".tmp")
         select = f"SELECT * FROM {table} WHERE {predicate} ORDER BY series_id, ts"
-        counts[kind] = int(cur.execute(
-            f"COPY ({select}) TO {sql_str(str(tmp))} ({PARQUET_OPTIONS})").fetchall()[0][0])
+        counts[kind], lo, hi = _write_parquet(cur, select, tmp)
         if counts[kind] == 0:
             tmp.unlink(missing_ok=True)
             cur.execute("DELETE FROM archive_files WHERE path = ?", [rel])
@@ -185,9 +221,6 @@ def _copy_and_delete(cur: Any, root: Path, rels: dict[str, str], tenant: str, da
         _fsync_path(tmp)
         os.replace(tmp, final)
         _fsync_path(final.parent, directory=True)
-        lo, hi = cur.execute(
-            f"SELECT min(series_id), max(series_id) FROM read_parquet({sql_str(str(final))})"
-        ).fetchall()[0]
         deleted = int(cur.execute(f"DELETE FROM {table} WHERE {predicate}").fetchall()[0][0])
         if deleted != counts[kind]:
             raise StorageError(f"archive of {table} {day}: copied {counts[kind]} rows but "

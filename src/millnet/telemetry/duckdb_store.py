@@ -9,19 +9,30 @@ Tables::
     store_meta    (key, value) bookkeeping
 
 Numeric, boolean and datetime values are stored as doubles; timestamps at microsecond precision
-(floored), since DuckDB's ``TIMESTAMP`` is microseconds. Rows are appended in arrival order (for
-live data that is time order, which DuckDB's RLE/bitpacking/ALP compress well enough);
-:meth:`DuckDBTelemetryStore.compact` later rewrites each closed day sorted by series then time,
-which roughly halves its size and lets zone maps skip row groups of other series.
+(floored), since DuckDB's ``TIMESTAMP`` is microseconds. Rows are appended in arrival order,
+which for live data is time order with all series interleaved: cheap to insert, but DuckDB's
+per-column compression (ALP, bitpacking, RLE) then sees neighbouring values of different series,
+about 7 bytes per sample on ``benchmarks/bench_store.py``'s plant signals. Sorting each batch by
+series measured worse (timestamps jump at every series boundary). :meth:`compact` rewrites
+each closed day sorted by series then time (about 3.2 bytes per sample for a full day with 5 ms
+timestamp jitter, 1.3 with regular timestamps) and lets zone maps skip other series;
+:meth:`archive_older_than` moves old days to Parquet (about 1.4).
+
+Current values live in memory and in ``last_values``, written in the same transaction as the
+samples that moved them. They are loaded from there on open rather than rebuilt by an
+``arg_max`` over ``samples``: that would let historical samples newer than the current value
+take over after a restart, would lose the value kept by a stale mark and the values of series
+whose samples are all archived, and would scan the whole table at every start.
 
 Thread model. DuckDB connections are not thread-safe, so the store keeps one root connection
 that only opens cursors (under a lock) and every call works on a cursor of its own, closed when
 the call returns. ``write`` and ``mark_stale`` are serialised by a write lock (one writer is
-expected: the ingest pipeline); ``archive_older_than`` and ``compact`` by a maintenance lock; both
-run concurrently with each other and with any number of readers, relying on DuckDB's MVCC: each
-query runs in one transaction and so sees one consistent snapshot of hot rows and archive
-manifest. The in-memory last values have their own lock. ``close`` waits for the writer and
-maintenance, checkpoints and closes; stop readers first.
+expected: the ingest pipeline); ``archive_older_than`` and ``compact`` by a maintenance lock.
+The writer, one maintenance call and any number of readers run concurrently, relying on DuckDB's
+MVCC: each query runs in one transaction and so sees one consistent snapshot of hot rows and
+archive manifest. The in-memory last values have their own lock. ``close`` waits for the writer
+and maintenance, checkpoints and closes; stop readers first. A reader that keeps a transaction
+open keeps deleted rows from being vacuumed, so queries fetch their results completely.
 """
 
 from __future__ import annotations
@@ -131,12 +142,14 @@ class DuckDBTelemetryStore:
     ) -> None:
         """Insert numeric and text samples in one transaction.
 
-        Guarantee: when this returns, every sample of ``batch`` and ``text`` is committed to the
-        DuckDB write-ahead log, which DuckDB fsyncs (``fdatasync``) on commit, so the samples
-        survive a crash of the process or of the machine (given storage that honours fsync),
-        and readers see them. If it raises, nothing was written: validation happens before the
-        transaction, and a failed transaction is rolled back (``InvalidInput`` for a malformed
-        batch, ``StorageError`` for a store failure; retrying the same batch is safe).
+        Guarantee: when this returns, every sample of ``batch`` and ``text`` is committed: in
+        DuckDB's write-ahead log, which it fsyncs (``fdatasync``) on every commit with the
+        default ``fsync_mode``, or, for a batch so large that DuckDB skips the log, in a
+        checkpoint of the database file, also synced. The samples survive a crash of the
+        process or of the machine (given storage that honours fsync), and readers see them.
+        If it raises, nothing was written: validation happens before the transaction, and a
+        failed transaction is rolled back (``InvalidInput`` for a malformed batch,
+        ``StorageError`` for a store failure).
 
         The numeric batch goes in as one Arrow table over the numpy arrays (timestamps floored
         to microseconds). With ``update_last`` the current values move to each series' latest
