@@ -298,7 +298,7 @@ def test_failed_archive_changes_nothing(store: DuckDBTelemetryStore, tmp_path: P
         raise OSError("disk full")
 
     monkeypatch.setattr(os, "replace", no_rename)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(StorageError, match="disk full"):
         store.archive_older_than([1, 2, 3], T0 + 3 * DAY, "acme")
     monkeypatch.undo()
     assert store.query_range([1, 2, 3], T0, T0 + 3 * DAY, limit=1000) == raw

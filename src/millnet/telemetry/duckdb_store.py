@@ -131,7 +131,7 @@ class DuckDBTelemetryStore:
             cur = self._con.cursor()
         try:
             yield cur
-        except duckdb.Error as exc:
+        except (duckdb.Error, OSError, pa.ArrowException) as exc:  # OSError: archive files
             raise StorageError(f"telemetry store: {exc}") from exc
         finally:
             cur.close()  # rolls back a transaction left open by an error
