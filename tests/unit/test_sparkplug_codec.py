@@ -13,6 +13,7 @@ from millnet.errors import RejectedMessage
 from millnet.model import DataType, Quality
 from millnet.protocols import sparkplug as sp
 from millnet.protocols import sparkplug_b_pb2 as pb
+from millnet.model.float32 import float32_decimal
 from millnet.protocols.sparkplug import BirthMetric, MessageType, SpDataType, StateTopic, Topic
 
 # ---------------------------------------------------------------------------- topics
@@ -175,6 +176,8 @@ def typed_values(draw: st.DrawFn) -> tuple[int, float | int | bool | str]:
 
 
 def _expected(datatype: int, value: float | int | bool | str) -> float | str:
+    if datatype == 9:  # float32 is stored as its shortest decimal (same float32)
+        return float32_decimal(float(value))
     return value if isinstance(value, str) else float(value)
 
 
@@ -240,10 +243,11 @@ def test_null_and_property_types_encode() -> None:
         sp.DataEncoder([(1, 10)]).encode([], seq=0, timestamp_ms=0)
 
 
-def test_float_is_float32() -> None:
+def test_float_is_float32_read_as_its_decimal() -> None:
     data = sp.encode_data([(1, 9, 0.1)], seq=0, timestamp_ms=0)
-    assert sp.metric_value(sp.decode_payload(data).metrics[0], 9) == struct.unpack(
-        "<f", struct.pack("<f", 0.1))[0]
+    value = sp.metric_value(sp.decode_payload(data).metrics[0], 9)
+    assert value == 0.1  # not 0.10000000149011612, the float32 widened
+    assert struct.pack("<f", value) == struct.pack("<f", 0.1)
 
 
 def test_invalid_utf8_and_nested_properties() -> None:

@@ -209,11 +209,7 @@ class IngestPipeline:
 
 
 def _merge(a: _Batch, b: _Batch) -> _Batch:
-    for src, dst in ((b.live, a.live), (b.historical, a.historical)):
-        dst.series_id.extend(src.series_id)
-        dst.ts_ns.extend(src.ts_ns)
-        dst.value.extend(src.value)
-        dst.quality.extend(src.quality)
-        dst.text.extend(src.text)
+    a.live.extend(b.live)
+    a.historical.extend(b.historical)
     a.acks.extend(b.acks)
     return a

@@ -15,6 +15,8 @@ from enum import IntEnum
 import numpy as np
 import numpy.typing as npt
 
+from millnet.model.float32 import float32_decimals
+
 
 class Quality(IntEnum):
     """Sample quality, stored as an unsigned byte."""
@@ -77,6 +79,8 @@ class SampleBuffer:
     value: array[float] = field(default_factory=lambda: array("d"))
     quality: array[int] = field(default_factory=lambda: array("B"))
     text: list[TextSample] = field(default_factory=list)
+    # Positions of values that are float32 widened to double; freeze() makes them decimal.
+    float32_at: array[int] = field(default_factory=lambda: array("q"))
 
     def append(self, series_id: int, ts_ns: int, value: float, quality: int = 0) -> None:
         self.series_id.append(series_id)
@@ -88,10 +92,27 @@ class SampleBuffer:
         return len(self.series_id) + len(self.text)
 
     def freeze(self) -> SampleBatch:
-        """Return the numeric samples as a batch (copies, so the buffer can be reused)."""
+        """Return the numeric samples as a batch (copies, so the buffer can be reused).
+
+        Float32 values become their shortest decimal here, in bulk: see
+        :mod:`millnet.model.float32`."""
+        value = np.array(self.value, dtype=np.float64)
+        if len(self.float32_at):
+            at = np.frombuffer(self.float32_at, dtype=np.int64)
+            value[at] = float32_decimals(value[at])
         return SampleBatch(
             np.array(self.series_id, dtype=np.int32),
             np.array(self.ts_ns, dtype=np.int64),
-            np.array(self.value, dtype=np.float64),
+            value,
             np.array(self.quality, dtype=np.uint8),
         )
+
+    def extend(self, other: SampleBuffer) -> None:
+        """Append all of ``other``'s samples."""
+        offset = len(self.value)
+        self.series_id.extend(other.series_id)
+        self.ts_ns.extend(other.ts_ns)
+        self.value.extend(other.value)
+        self.quality.extend(other.quality)
+        self.text.extend(other.text)
+        self.float32_at.extend(i + offset for i in other.float32_at)

@@ -31,6 +31,7 @@ from google.protobuf.message import DecodeError
 from millnet.errors import RejectedMessage
 from millnet.model import DataType, PointSpec, Quality
 from millnet.protocols import sparkplug_b_pb2 as pb
+from millnet.model.float32 import float32_decimal
 
 NAMESPACE = "spBv1.0"
 REBIRTH_METRIC = "Node Control/Rebirth"
@@ -195,7 +196,9 @@ def metric_value(metric: pb.Payload.Metric, datatype: int) -> float | str | None
             raise RejectedMessage("malformed", "string value is not UTF-8")
         return value
     bits = SIGNED_BITS.get(datatype)
-    return float(to_signed(value, bits) if bits else value)
+    if bits:
+        return float(to_signed(value, bits))
+    return float32_decimal(value) if expected == "float_value" else float(value)
 
 
 def property_value(value: pb.Payload.PropertyValue) -> Scalar | None:

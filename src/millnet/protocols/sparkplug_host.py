@@ -24,6 +24,7 @@ names; ``is_transient`` is not interpreted.
 from __future__ import annotations
 
 import math
+import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -332,12 +333,13 @@ class SparkplugHost:
         sids: list[int] = []
         times: list[int] = []
         vals: list[float] = []
+        f32: list[int] = []
         # A 'Quality' property can hide on any metric; its key is plain bytes in the payload,
         # so one substring test per message keeps the per-metric loop free of property reads.
         if b"uality" in payload:
             declined = list(p.metrics)
         else:
-            declined = _fast_pass(dev, p.metrics, pts, sids, times, vals)
+            declined = _fast_pass(dev, p.metrics, pts, sids, times, vals, f32)
         for m in declined:
             problem = _slow_metric(dev, m, pts, out, historical)
             if problem is None:
@@ -351,7 +353,7 @@ class SparkplugHost:
                 self._resync(node, reason, now_ns, events)
                 return
             problems.setdefault(reason, []).append(detail)
-        dropped = _flush(out, sids, times, vals)
+        dropped = _flush(out, sids, times, vals, f32)
         if dropped:
             problems.setdefault("timestamp", []).extend(["beyond year 2262"] * dropped)
         self._report(problems, events)
@@ -374,6 +376,8 @@ class SparkplugHost:
 
 
 # ---------------------------------------------------------------------------- helpers
+
+_FLOAT_FIELD = sys.intern("float_value")  # the fast path compares field names by identity
 
 
 def _bd_seq(p: pb.Payload) -> int | None:
@@ -399,8 +403,12 @@ def _read_sample(m: pb.Payload.Metric, datatype: int,
 
 
 def _fast_pass(dev: _Device, metrics: Iterable[pb.Payload.Metric], pts_ms: int,
-               sids: list[int], times: list[int], vals: list[float]) -> list[pb.Payload.Metric]:
-    """The hot loop: plain numeric metrics go into the columns, the rest is returned."""
+               sids: list[int], times: list[int], vals: list[float],
+               f32: list[int]) -> list[pb.Payload.Metric]:
+    """The hot loop: plain numeric metrics go into the columns, the rest is returned.
+
+    ``f32`` collects the positions of float32 values, made decimal in bulk by :func:`_flush`.
+    """
     declined = []
     fast_alias, fast_name = dev.fast_alias.get, dev.fast_name.get
     add_sid, add_time, add_val = sids.append, times.append, vals.append
@@ -411,6 +419,8 @@ def _fast_pass(dev: _Device, metrics: Iterable[pb.Payload.Metric], pts_ms: int,
             v = getattr(m, fld)
             # Reading an unset oneof member gives 0 too, so a zero must prove it was sent.
             if v or m.WhichOneof("value") == fld:
+                if fld is _FLOAT_FIELD:
+                    f32.append(len(vals))
                 add_sid(sid)
                 add_time(m.timestamp or pts_ms)
                 add_val(((v & mask) ^ sign) - sign if mask else v)
@@ -451,7 +461,8 @@ def _append(buf: SampleBuffer, sid: int, ts_ns: int, value: float | str,
         buf.append(sid, ts_ns, value, quality)
 
 
-def _flush(out: SampleBuffer, sids: list[int], times: list[int], vals: list[float]) -> int:
+def _flush(out: SampleBuffer, sids: list[int], times: list[int], vals: list[float],
+           f32: list[int]) -> int:
     """Append the fast path's columns; returns how many had an unrepresentable timestamp."""
     n = len(out.ts_ns)
     try:
@@ -461,6 +472,10 @@ def _flush(out: SampleBuffer, sids: list[int], times: list[int], vals: list[floa
         keep = [i for i, t in enumerate(times) if t <= _MAX_MS]
         out.ts_ns.extend([times[i] * 1_000_000 for i in keep])
         sids, vals = [sids[i] for i in keep], [vals[i] for i in keep]
+        was_f32 = set(f32)
+        f32 = [j for j, i in enumerate(keep) if i in was_f32]
+    if f32:  # made decimal in bulk when the batch is frozen
+        out.float32_at.extend([n + i for i in f32])
     out.series_id.extend(sids)
     out.value.extend(vals)
     out.quality.frombytes(bytes(len(sids)))
@@ -482,3 +497,5 @@ def _rollback(out: SampleBuffer, historical: SampleBuffer | None, marks: _Marks)
             for column in (buf.series_id, buf.ts_ns, buf.value, buf.quality):
                 del column[mark[0]:]
             del buf.text[mark[1]:]
+            while buf.float32_at and buf.float32_at[-1] >= mark[0]:
+                buf.float32_at.pop()
