@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 
 from millnet.errors import RejectedMessage
 from millnet.model import DataType, Quality
+from millnet.model.float32 import float32_decimal
 from millnet.protocols import sparkplug as sp
 from millnet.protocols import sparkplug_b_pb2 as pb
-from millnet.model.float32 import float32_decimal
 from millnet.protocols.sparkplug import BirthMetric, MessageType, SpDataType, StateTopic, Topic
 
 # ---------------------------------------------------------------------------- topics

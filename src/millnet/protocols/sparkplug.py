@@ -30,8 +30,8 @@ from google.protobuf.message import DecodeError
 
 from millnet.errors import RejectedMessage
 from millnet.model import DataType, PointSpec, Quality
-from millnet.protocols import sparkplug_b_pb2 as pb
 from millnet.model.float32 import float32_decimal
+from millnet.protocols import sparkplug_b_pb2 as pb
 
 NAMESPACE = "spBv1.0"
 REBIRTH_METRIC = "Node Control/Rebirth"
