@@ -95,6 +95,7 @@ def _banner(console: Console, url: str, token: str, settings: Settings, machines
                            "(Sparkplug B, 1 s)")
     table.add_row("data", str(settings.node.data_dir))
     console.print(table)
+    console.print(f"API {url}  token {token}", soft_wrap=True)
 
 
 async def _report(console: Console, node: object, duration: float | None) -> None:

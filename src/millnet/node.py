@@ -136,6 +136,9 @@ def _api_server(node: Node) -> tuple[uvicorn.Server, socket.socket]:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((node.settings.api.host, node.settings.api.port))
+    # Listening now means clients that connect before uvicorn has started wait in the backlog
+    # instead of being refused.
+    sock.listen(2048)
     sock.set_inheritable(True)
     return server, sock
 
