@@ -19,7 +19,8 @@ T0 = 1_767_225_600_000  # 2026-01-01 in ms
 
 def test_json_samples_are_stored_under_the_isa95_path(mosquitto: Mosquitto, tmp_path: Path) -> None:
     async def scenario() -> None:
-        node = build_node(node_settings(tmp_path, mosquitto.port))
+        node = build_node(node_settings(tmp_path, mosquitto.port,
+                                        ingest={"max_payload_bytes": 2048}))
         async with running(node, api=False):
             await until(lambda: connected(node, "mqtt-json"), what="json source connected")
             peer = Peer(mosquitto.port, "json-peer")
@@ -30,11 +31,15 @@ def test_json_samples_are_stored_under_the_isa95_path(mosquitto: Mosquitto, tmp_
             peer.publish("millnet/Suzhou/Machining/L1/CNC-1", json.dumps(batch).encode())
             peer.publish("millnet/Suzhou/Machining/L1/CNC-1", b"{not json")
             peer.publish("millnet/too/short", b'{"point":"x","value":1}')
+            peer.publish("millnet/S/A/L/D", json.dumps(
+                [{"point": "x", "value": 1.0}] * 200).encode())  # > 2048 bytes
             await until(lambda: stored(node) >= 7, what="7 samples stored")
             await until(lambda: metric_value(node, "millnet_ingest_rejected_total",
                                              {"reason": "topic"}) == 1)
             assert metric_value(node, "millnet_ingest_rejected_total",
                                 {"reason": "malformed"}) == 1
+            await until(lambda: metric_value(node, "millnet_ingest_rejected_total",
+                                             {"reason": "oversized"}) == 1)
             peer.close()
             points = {p.name: p for p in node.registry.list_points(node.tenant_id)}
             assert set(points) == {"temp", "state"}
