@@ -1,0 +1,182 @@
+"""Thin asyncio servers and a client for the Handle native protocol (RFC 3652).
+
+All protocol work is the sans-IO codec's (:mod:`millnet.protocols.handle`); this module moves
+bytes. A server is given one :data:`Handler`: a request message in, the response messages out
+(usually one; several for a continued LIST_HANDLES). Handlers are synchronous on purpose: a
+resolution is a dictionary or database lookup of microseconds, and a thread hop per datagram
+would cost more than the work.
+
+UDP and amplification: a UDP response may be at most ``udp_amplification`` times the size of
+the datagram that asked for it (the request's size being what a spoofed source pays). A larger
+response is not fragmented to the victim: the client receives the first fragment only, flagged
+truncated, cannot complete it, and retries over TCP as Handle clients do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import cast
+
+from millnet.errors import ProtocolError
+from millnet.protocols.handle import (
+    Message,
+    MessageError,
+    StreamError,
+    TcpFramer,
+    UdpReassembler,
+    encode_message,
+    error_reply,
+    udp_packets,
+)
+
+log = logging.getLogger("millnet.identifiers")
+
+Peer = tuple[str, int]
+Handler = Callable[[Message, Peer], list[Message]]
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+def _answers(handler: Handler, msg: Message, peer: Peer) -> list[bytes]:
+    if not msg.is_request:
+        return []  # never answer a response: that would be a reflection loop
+    return [encode_message(reply) for reply in handler(msg, peer)]
+
+
+def _error(exc: MessageError) -> list[bytes]:
+    reply = error_reply(exc, now=_now())
+    return [encode_message(reply)] if reply is not None else []
+
+
+@dataclass
+class UdpStats:
+    requests: int = 0
+    malformed: int = 0
+    truncated: int = 0
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, handler: Handler, amplification: int) -> None:
+        self._handler = handler
+        self._amplification = amplification
+        self._reassembler = UdpReassembler(max_pending=256)
+        self._transport: asyncio.DatagramTransport | None = None
+        self.stats = UdpStats()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: Peer) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        try:
+            msg = self._reassembler.receive_datagram(data, addr)
+        except MessageError as exc:
+            self.stats.malformed += 1
+            replies = _error(exc)
+        except ProtocolError:
+            self.stats.malformed += 1  # not even an envelope: drop silently
+            return
+        else:
+            if msg is None:
+                return  # a fragment; the rest is on its way
+            self.stats.requests += 1
+            replies = _answers(self._handler, msg, addr)
+        budget = max(len(data) * self._amplification, 512)
+        for reply in replies:
+            packets = udp_packets(reply)
+            if len(reply) > budget and len(packets) > 1:
+                self.stats.truncated += 1
+                packets = packets[:1]
+            for packet in packets:
+                transport.sendto(packet, addr)
+
+
+class _TcpProtocol(asyncio.Protocol):
+    def __init__(self, handler: Handler, idle_timeout: float) -> None:
+        self._handler = handler
+        self._framer = TcpFramer()
+        self._transport: asyncio.Transport | None = None
+        self._idle_timeout = idle_timeout
+        self._timer: asyncio.TimerHandle | None = None
+        self._peer: Peer = ("", 0)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+        self._peer = transport.get_extra_info("peername") or ("", 0)
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self._idle_timeout, self._close)
+
+    def _close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._transport = None
+
+    def data_received(self, data: bytes) -> None:
+        transport = self._transport
+        if transport is None:
+            return
+        self._arm()
+        while True:
+            try:
+                messages = self._framer.receive_data(data)
+            except MessageError as exc:
+                for reply in _error(exc):
+                    transport.write(reply)
+                if isinstance(exc, StreamError):
+                    transport.close()
+                    return
+                data = b""
+                continue
+            for msg in messages:
+                for reply in _answers(self._handler, msg, self._peer):
+                    transport.write(reply)
+            return
+
+
+@dataclass
+class NativeServer:
+    """UDP and TCP listeners serving one handler; ``async with`` starts and stops them."""
+
+    handler: Handler
+    host: str = "127.0.0.1"
+    udp_port: int = 2641
+    tcp_port: int = 2641
+    udp_amplification: int = 4
+    tcp_idle_timeout: float = 60.0
+
+    async def __aenter__(self) -> NativeServer:
+        loop = asyncio.get_running_loop()
+        udp, proto = await loop.create_datagram_endpoint(
+            lambda: _UdpProtocol(self.handler, self.udp_amplification),
+            local_addr=(self.host, self.udp_port))
+        self._udp = udp
+        self.udp_stats = proto.stats
+        self._tcp = await loop.create_server(
+            lambda: _TcpProtocol(self.handler, self.tcp_idle_timeout), self.host, self.tcp_port)
+        self.udp_port = udp.get_extra_info("sockname")[1]
+        self.tcp_port = self._tcp.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._udp.close()
+        self._tcp.close()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._tcp.wait_closed()
