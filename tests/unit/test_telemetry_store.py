@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -385,3 +386,29 @@ def test_concurrent_writer_readers_and_archiver(store: DuckDBTelemetryStore) -> 
     assert store.stats().rows == 80
     assert store.last_values([1])[1] == LastValue(T0 + 3 * DAY + 39 * S, 39.0, None,
                                                   Quality.GOOD)
+
+
+def test_sub_millisecond_timestamps_and_bounds(store: DuckDBTelemetryStore) -> None:
+    # Stored as milliseconds plus microseconds: bounds inside a millisecond still cut exactly.
+    ts = [T0 - 1_500, T0 - 1_000, T0 + 999_000, T0 + 1_000_000, T0 + 1_000_999, T0 + 1_001_000]
+    store.write(batch([1] * 6, ts, [1, 2, 3, 4, 5, 6]))
+    got = store.query_range([1], T0 - 1_500, T0 + 1_000_999, limit=10)
+    # Stored microseconds: -2, -1, 999, 1000, 1000, 1001; the range is [-1, 1001).
+    assert [p.ts_ns for p in got] == [T0 - 1_000, T0 + 999_000, T0 + 1_000_000, T0 + 1_000_000]
+    got = store.query_range([1], T0 + 999_001, T0 + 1_001_001, limit=10)
+    assert [p.value for p in got] == [4.0, 5.0, 6.0]
+
+
+def test_new_store_records_its_layout_and_old_layout_is_refused(tmp_path: Path) -> None:
+    open_store(tmp_path).close()
+    con = duckdb.connect(str(tmp_path / "t.duckdb"))
+    assert con.execute("SELECT value FROM store_meta WHERE key = 'layout'").fetchall() == [("2",)]
+    con.close()
+    old = tmp_path / "old"
+    old.mkdir()
+    con = duckdb.connect(str(old / "t.duckdb"))
+    con.execute("CREATE TABLE samples (series_id INTEGER, ts TIMESTAMP, value DOUBLE, "
+                "quality UTINYINT)")
+    con.close()
+    with pytest.raises(StorageError, match="layout 1"):
+        open_store(old)

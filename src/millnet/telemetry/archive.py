@@ -46,6 +46,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from millnet.errors import InvalidInput, StorageError
+from millnet.telemetry.batch import US_PER_DAY
+from millnet.telemetry.sql import NUMERIC, columns, sql_str, ts_range
+
+__all__ = ["MANIFEST_DDL", "archive_day", "check_tenant", "remove_pending", "sql_str"]
 
 log = logging.getLogger("millnet.telemetry")
 
@@ -80,7 +84,7 @@ CREATE TABLE IF NOT EXISTS archive_files (
 )
 """
 
-_TABLES = {"samples": "samples", "text": "text_samples"}
+_TABLES = {"samples": NUMERIC, "text": "text_samples"}
 _PREFIX = {"samples": "part", "text": "text"}
 
 
@@ -89,11 +93,6 @@ def check_tenant(tenant: str) -> str:
         raise InvalidInput("must be 1-64 characters of letters, digits, '_', '.', '-'",
                            field="tenant")
     return tenant
-
-
-def sql_str(s: str) -> str:
-    """A SQL string literal."""
-    return "'" + s.replace("'", "''") + "'"
 
 
 def _fsync_path(path: Path, *, directory: bool = False) -> None:
@@ -135,8 +134,10 @@ def remove_pending(cur: Any, root: Path) -> int:
     return len(pending)
 
 
-def archive_day(cur: Any, root: Path, tenant: str, day: dt.date, predicate: str) -> DayResult:
-    """Move one day's rows matching ``predicate`` (over ``series_id``/``ts``) to Parquet.
+def archive_day(cur: Any, root: Path, tenant: str, day: dt.date, predicate: str,
+                start_us: int) -> DayResult:
+    """Move the rows of the day starting at ``start_us`` matching ``predicate`` (over
+    ``series_id``) to Parquet.
 
     ``cur`` is a cursor with no open transaction. On any error the hot tables are unchanged and
     the files of this run are removed (or left ``pending`` for :func:`remove_pending`).
@@ -152,7 +153,7 @@ def archive_day(cur: Any, root: Path, tenant: str, day: dt.date, predicate: str)
     cur.execute("COMMIT")
     try:
         _make_dirs(root, rel_dir)
-        return _move(cur, root, rels, tenant, day, predicate)
+        return _move(cur, root, rels, tenant, day, predicate, start_us)
     except BaseException:
         _discard(cur, root, list(rels.values()))
         raise
@@ -172,10 +173,10 @@ def _discard(cur: Any, root: Path, rels: list[str]) -> None:
 
 
 def _move(cur: Any, root: Path, rels: dict[str, str], tenant: str, day: dt.date,
-          predicate: str) -> DayResult:
+          predicate: str, start_us: int) -> DayResult:
     cur.execute("BEGIN TRANSACTION")
     try:
-        result = _copy_and_delete(cur, root, rels, tenant, day, predicate)
+        result = _copy_and_delete(cur, root, rels, tenant, day, predicate, start_us)
         cur.execute("COMMIT")
     except BaseException:
         with contextlib.suppress(duckdb.TransactionException):  # none open if COMMIT failed
@@ -205,14 +206,15 @@ def _write_parquet(cur: Any, select: str, path: Path) -> tuple[int, int, int]:
 
 
 def _copy_and_delete(cur: Any, root: Path, rels: dict[str, str], tenant: str, day: dt.date,
-                     predicate: str) -> DayResult:
+                     base: str, start_us: int) -> DayResult:
     counts: dict[str, int] = {}
     written: list[str] = []
     size = 0
     for kind, rel in rels.items():
         table, final = _TABLES[kind], root / rel
         tmp = root / (rel + ".tmp")
-        select = f"SELECT * FROM {table} WHERE {predicate} ORDER BY series_id, ts"
+        predicate = f"{base} AND {ts_range(table, start_us, start_us + US_PER_DAY)}"
+        select = f"SELECT {columns(table)} FROM {table} WHERE {predicate} ORDER BY series_id, ts"
         counts[kind], lo, hi = _write_parquet(cur, select, tmp)
         if counts[kind] == 0:
             tmp.unlink(missing_ok=True)

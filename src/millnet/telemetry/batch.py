@@ -23,9 +23,12 @@ US_PER_DAY = 86_400_000_000
 INT32_MAX = 2**31 - 1
 MAX_QUALITY = max(Quality)
 
+US_PER_MS = 1_000
+# The samples table keeps a timestamp as milliseconds plus the microseconds within the
+# millisecond (see :mod:`millnet.telemetry.duckdb_store`).
 NUMERIC_SCHEMA = pa.schema([
-    ("series_id", pa.int32()), ("ts", pa.timestamp("us")), ("value", pa.float64()),
-    ("quality", pa.uint8()),
+    ("series_id", pa.int32()), ("ts_ms", pa.int64()), ("ts_us", pa.uint16()),
+    ("value", pa.float64()), ("quality", pa.uint8()),
 ])
 TEXT_SCHEMA = pa.schema([
     ("series_id", pa.int32()), ("ts", pa.timestamp("us")), ("value", pa.string()),
@@ -46,9 +49,10 @@ class NumericRows:
         return int(self.series_id.shape[0])
 
     def to_arrow(self) -> pa.Table:
-        """Arrow table over the numpy buffers (no copy)."""
+        """Arrow table in the samples table's layout (timestamps split into ms and us)."""
+        ms, us = np.divmod(self.ts_us, US_PER_MS)  # floor: us in [0, 1000) for any sign
         return pa.Table.from_arrays(
-            [pa.array(self.series_id), pa.array(self.ts_us.view("datetime64[us]")),
+            [pa.array(self.series_id), pa.array(ms), pa.array(us.astype(np.uint16)),
              pa.array(self.value), pa.array(self.quality)],
             schema=NUMERIC_SCHEMA,
         )

@@ -2,21 +2,43 @@
 
 Tables::
 
-    samples       (series_id INTEGER, ts TIMESTAMP, value DOUBLE, quality UTINYINT)  numeric
+    numeric_samples (series_id INTEGER, ts_ms BIGINT, ts_us USMALLINT, value DOUBLE,
+                  quality UTINYINT)                                                 numeric
+    samples       view of numeric_samples as (series_id, ts TIMESTAMP, value, quality)
     text_samples  (series_id INTEGER, ts TIMESTAMP, value VARCHAR, quality UTINYINT) text
     last_values   (series_id INTEGER PRIMARY KEY, ts, value, text, quality)          current
     archive_files manifest of the Parquet archive (see :mod:`millnet.telemetry.archive`)
-    store_meta    (key, value) bookkeeping
+    store_meta    (key, value) bookkeeping; ``layout`` = ``2`` (this table layout)
 
 Numeric, boolean and datetime values are stored as doubles; timestamps at microsecond precision
-(floored), since DuckDB's ``TIMESTAMP`` is microseconds. Rows are appended in arrival order,
-which for live data is time order with all series interleaved: cheap to insert, but DuckDB's
-per-column compression (ALP, bitpacking, RLE) then sees neighbouring values of different series,
-about 7 bytes per sample on ``benchmarks/bench_store.py``'s plant signals. Sorting each batch by
-series measured worse (timestamps jump at every series boundary). :meth:`compact` rewrites
-each closed day sorted by series then time (about 3.2 bytes per sample for a full day with 5 ms
-timestamp jitter, 1.3 with regular timestamps) and lets zone maps skip other series;
-:meth:`archive_older_than` moves old days to Parquet (about 1.4).
+(floored). In ``numeric_samples`` a timestamp is split into milliseconds since the epoch
+(``ts_ms``) and the microseconds within that millisecond (``ts_us``, 0..999, almost always 0:
+Sparkplug and most sources send milliseconds, and a constant column costs nothing). DuckDB
+compresses integers by frame-of-reference bitpacking, whose width is set by the range inside a
+group of 2,048 values; where a compacted table passes from one series to the next, timestamps
+jump back by up to a day, which costs about 10 bits less per value in milliseconds than in
+microseconds (measured on ``millnet bench ingest``: 1.1 against 2.1 bytes per sample for that
+column). :data:`~millnet.telemetry.sql.SAMPLES_TS` rebuilds the ``TIMESTAMP``; range predicates
+go on ``ts_ms`` so that zone maps still skip row groups (:func:`~millnet.telemetry.sql.ts_range`).
+Archive files keep the ``ts TIMESTAMP`` column.
+
+The file uses 64 KiB blocks (:data:`BLOCK_SIZE`, DuckDB's default is 256 KiB): each column
+segment of a row group occupies blocks of its own, so a segment of 150 KiB wasted 100 KiB of a
+256 KiB block (about 0.8 bytes per sample on ``millnet bench ingest``). 32 KiB is too small:
+DuckDB then stores 64-bit integers uncompressed. The block size is fixed when the file is
+created; an existing file keeps its own. A file of the earlier layout 1 (a ``samples`` table
+with ``ts TIMESTAMP``) is refused with a :class:`~millnet.errors.StorageError` rather than
+converted; so is an unknown ``layout``.
+
+Rows are appended in arrival order, which for live data is time order with all series
+interleaved: cheap to insert, but DuckDB's per-column compression (ALP, bitpacking, RLE) then
+sees neighbouring values of different series: about 4.1 bytes per sample on ``millnet bench
+ingest`` (1,000 series, regular millisecond timestamps), 6.4 on ``benchmarks/bench_store.py``
+(5 ms jitter); series ids cost 1.3, values 2.7. Sorting each batch by series measured worse
+(timestamps then jump at every series boundary, 4.4). :meth:`compact` rewrites each closed day
+sorted by series then time (2.3 bytes per sample on ``millnet bench ingest``, 3.1 on
+``bench_store.py``) and lets zone maps skip other series; :meth:`archive_older_than` moves old
+days to Parquet (about 1.4).
 
 Current values live in memory and in ``last_values``, written in the same transaction as the
 samples that moved them. They are loaded from there on open rather than rebuilt by an
@@ -54,7 +76,6 @@ from millnet.telemetry import archive, compaction, sql
 from millnet.telemetry.base import ArchiveResult, Bucket, LastValue, SamplePoint, StoreStats
 from millnet.telemetry.batch import (
     NS_PER_US,
-    US_PER_DAY,
     NumericRows,
     TextRows,
     floor_day_us,
@@ -71,11 +92,18 @@ from millnet.telemetry.lastvalues import (
 )
 
 _QUALITY = {int(q): q for q in Quality}
+# store_meta key and value of the table layout this module reads and writes.
+LAYOUT_KEY = "layout"
+LAYOUT = "2"
+# Bytes per block of a new database file (see the module docstring).
+BLOCK_SIZE = 65_536
 
 SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS samples (
-        series_id INTEGER NOT NULL, ts TIMESTAMP NOT NULL, value DOUBLE NOT NULL,
-        quality UTINYINT NOT NULL)""",
+    f"""CREATE TABLE IF NOT EXISTS {sql.NUMERIC} (
+        series_id INTEGER NOT NULL, ts_ms BIGINT NOT NULL, ts_us USMALLINT NOT NULL,
+        value DOUBLE NOT NULL, quality UTINYINT NOT NULL)""",
+    # For ad hoc SQL and tools: the numeric samples with a TIMESTAMP, as in layout 1.
+    f"CREATE VIEW IF NOT EXISTS samples AS SELECT {sql.SAMPLES_COLUMNS} FROM {sql.NUMERIC}",
     """CREATE TABLE IF NOT EXISTS text_samples (
         series_id INTEGER NOT NULL, ts TIMESTAMP NOT NULL, value VARCHAR NOT NULL,
         quality UTINYINT NOT NULL)""",
@@ -85,6 +113,33 @@ SCHEMA = [
     "CREATE TABLE IF NOT EXISTS store_meta (key VARCHAR NOT NULL, value VARCHAR NOT NULL)",
     archive.MANIFEST_DDL,
 ]
+
+
+def _create_or_check(cur: Any, path: Path) -> None:
+    """Create the tables of a new store; refuse a store of another layout."""
+    tables = {r[0] for r in cur.execute(
+        "SELECT table_name FROM duckdb_tables() "
+        "WHERE database_name = current_database() AND schema_name = 'main'").fetchall()}
+    if "samples" in tables:  # layout 1 had a table of that name, now a view
+        raise StorageError(
+            f"telemetry store {path} has layout 1 (samples.ts TIMESTAMP), this version reads "
+            f"layout {LAYOUT} only; move the file away to start a new store")
+    if sql.NUMERIC in tables:
+        found = None
+        if "store_meta" in tables:
+            rows = cur.execute("SELECT value FROM store_meta WHERE key = ?",
+                               [LAYOUT_KEY]).fetchall()
+            found = rows[0][0] if rows else None
+        if found != LAYOUT:
+            raise StorageError(
+                f"telemetry store {path} has layout {found}, this version reads layout "
+                f"{LAYOUT} only; move the file away to start a new store")
+    cur.execute("BEGIN TRANSACTION")
+    for ddl in SCHEMA:
+        cur.execute(ddl)
+    if sql.NUMERIC not in tables:
+        cur.execute("INSERT INTO store_meta VALUES (?, ?)", [LAYOUT_KEY, LAYOUT])
+    cur.execute("COMMIT")
 
 
 class DuckDBTelemetryStore:
@@ -100,21 +155,26 @@ class DuckDBTelemetryStore:
         try:
             self._path.parent.mkdir(parents=True, exist_ok=True)
             self._archive_dir.mkdir(parents=True, exist_ok=True)
-            self._con = duckdb.connect(str(self._path))
+            # The block size applies to a new file only; an existing file keeps its own.
+            self._con = duckdb.connect(str(self._path),
+                                       config={"default_block_size": str(BLOCK_SIZE)})
         except (OSError, duckdb.Error) as exc:
             raise StorageError(f"cannot open telemetry store {self._path}: {exc}") from exc
         try:
-            self._con.execute(f"SET memory_limit = {archive.sql_str(memory_limit)}")
+            self._con.execute(f"SET memory_limit = {sql.sql_str(memory_limit)}")
         except duckdb.Error as exc:
             self._con.close()
             raise ConfigError("telemetry.memory_limit", str(exc)) from exc
-        with self._cursor() as cur:
-            for ddl in SCHEMA:
-                cur.execute(ddl)
-            archive.remove_pending(cur, self._archive_dir)
-            table = cur.sql(
-                "SELECT series_id, ts, value, text, quality FROM last_values ORDER BY series_id"
-            ).to_arrow_table()
+        try:
+            with self._cursor() as cur:
+                _create_or_check(cur, self._path)
+                archive.remove_pending(cur, self._archive_dir)
+                table = cur.sql(
+                    "SELECT series_id, ts, value, text, quality FROM last_values "
+                    "ORDER BY series_id").to_arrow_table()
+        except BaseException:
+            self._con.close()
+            raise
         self._last = LastValueIndex(LastRows.from_arrow(table))
 
     def __enter__(self) -> DuckDBTelemetryStore:
@@ -203,8 +263,8 @@ class DuckDBTelemetryStore:
             cur.execute("BEGIN TRANSACTION")
             if len(rows):
                 cur.register("batch_rows", rows.to_arrow())
-                cur.execute("INSERT INTO samples SELECT series_id, ts, value, quality "
-                            "FROM batch_rows")
+                cur.execute(f"INSERT INTO {sql.NUMERIC} "
+                            "SELECT series_id, ts_ms, ts_us, value, quality FROM batch_rows")
             if text_rows:
                 cur.register("text_rows", text_rows.to_arrow())
                 cur.execute("INSERT INTO text_samples SELECT series_id, ts, value, quality "
@@ -312,16 +372,15 @@ class DuckDBTelemetryStore:
             cur.register("archive_ids", pa.table({"series_id": ids}))
             base = (f"series_id BETWEEN {int(ids[0])} AND {int(ids[-1])} "
                     f"AND series_id IN (SELECT series_id FROM archive_ids)")
+            before = {t: sql.ts_range(t, None, cutoff_us) for t in (sql.NUMERIC, "text")}
             found = cur.execute(
-                f"""SELECT DISTINCT CAST(ts AS DATE) AS day FROM samples
-                    WHERE {base} AND ts < {sql.ts_literal(cutoff_us)}
-                    UNION SELECT DISTINCT CAST(ts AS DATE) FROM text_samples
-                    WHERE {base} AND ts < {sql.ts_literal(cutoff_us)} ORDER BY day""").fetchall()
+                f"""SELECT DISTINCT {sql.day_expr(sql.NUMERIC)} AS day FROM {sql.NUMERIC}
+                    WHERE {base} AND {before[sql.NUMERIC]}
+                    UNION SELECT DISTINCT {sql.day_expr('text_samples')} FROM text_samples
+                    WHERE {base} AND {before['text']} ORDER BY day""").fetchall()
             for (day,) in found:
-                start = sql.day_us(day)
-                pred = (f"{base} AND ts >= {sql.ts_literal(start)} "
-                        f"AND ts < {sql.ts_literal(start + US_PER_DAY)}")
-                moved = archive.archive_day(cur, self._archive_dir, tenant, day, pred)
+                moved = archive.archive_day(cur, self._archive_dir, tenant, day, base,
+                                            sql.day_us(day))
                 days.append(day.isoformat())
                 files.extend(moved.files)
                 rows += moved.rows
@@ -349,7 +408,7 @@ class DuckDBTelemetryStore:
     def stats(self) -> StoreStats:
         with self._cursor() as cur:
             rows, text_rows = cur.execute(
-                "SELECT (SELECT count(*) FROM samples), (SELECT count(*) FROM text_samples)"
+                f"SELECT (SELECT count(*) FROM {sql.NUMERIC}), (SELECT count(*) FROM text_samples)"
             ).fetchall()[0]
             a_rows, a_text, a_files, a_bytes = cur.execute(
                 """SELECT coalesce(sum(rows) FILTER (WHERE kind = 'samples'), 0),
