@@ -109,7 +109,8 @@ def bench_ingest(
 
     try:
         result = run_ingest_bench(points=points, publishers=publishers, devices=devices, qos=qos,
-                                  metrics_per_message=metrics_per_message, console=console)
+                                  metrics_per_message=metrics_per_message,
+                                  console=Console(stderr=True) if as_json else console)
     except MillnetError as exc:
         console.print(f"[red]error[/red] {exc}")
         raise typer.Exit(1) from exc

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.progress import Progress
 
 from millnet.bench.edge_load import LoadResult, publish_load
 from millnet.config import load_settings
@@ -70,7 +71,7 @@ async def _run(port: int, data_dir: Path, points: int, publishers: int, mpm: int
             loads: list[LoadResult] = list(await asyncio.gather(*futures))
         expected = sum(r.data_points + r.birth_points for r in loads)
         first = min(r.first_publish for r in loads)
-        stored = await _wait_stored(node, expected, first + limit_s)
+        stored = await _wait_stored(node, expected, first + limit_s, console)
         done = time.time()
         hot = await asyncio.to_thread(_bytes_per_point, node.store)
         # What the node's daily maintenance does to closed days, applied to the whole run.
@@ -95,15 +96,18 @@ async def _run(port: int, data_dir: Path, points: int, publishers: int, mpm: int
     }
 
 
-async def _wait_stored(node: Any, expected: int, deadline: float) -> int:
+async def _wait_stored(node: Any, expected: int, deadline: float, console: Console) -> int:
     # Polls a counter: "queryable" means committed, which the store reports only as a count.
     stored = 0
-    while time.time() < deadline:
-        stored = int(node.metrics.registry.get_sample_value(
-            "millnet_ingest_samples_stored_total") or 0)
-        if stored >= expected:
-            break
-        await asyncio.sleep(0.02)
+    with Progress(*Progress.get_default_columns(), console=console, transient=True) as bar:
+        task = bar.add_task("stored", total=expected)
+        while time.time() < deadline:
+            stored = int(node.metrics.registry.get_sample_value(
+                "millnet_ingest_samples_stored_total") or 0)
+            bar.update(task, completed=stored)
+            if stored >= expected:
+                break
+            await asyncio.sleep(0.02)
     return stored
 
 

@@ -41,7 +41,8 @@ class JsonMqttSource:
     async def run(self) -> None:
         await run_forever(
             self.name,
-            lambda: make_client(self._broker, f"{self._settings.client_id}-json", persistent=True),
+            lambda: make_client(self._broker, f"{self._settings.client_id}-json", persistent=True,
+                                on_drop=self._dropped),
             [(f"{self._settings.json_topic_root}/#", self._settings.qos)],
             self._on_connect, self._on_message, self._pipeline.wait_capacity,
             self._metrics, self.connected,
@@ -49,6 +50,9 @@ class JsonMqttSource:
 
     async def _on_connect(self, client: aiomqtt.Client) -> None:
         return None
+
+    def _dropped(self) -> None:
+        self._metrics.reject("overload", "MQTT client queue full: message dropped")
 
     async def _on_message(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
         self._metrics.messages.labels("json").inc()

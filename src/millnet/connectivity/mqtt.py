@@ -23,8 +23,9 @@ log = logging.getLogger("millnet.mqtt")
 # Messages the broker may send before we acknowledge (MQTT 5 Receive Maximum). The pipeline
 # seals a batch before this many acknowledgements are pending, so the broker never stalls.
 RECEIVE_MAXIMUM = 10_000
-# QoS 0 messages beyond this many queued in the client are dropped by aiomqtt (counted by us).
-MAX_QUEUED_INCOMING = 50_000
+# Messages queued in the client beyond this many are dropped by aiomqtt (counted by us). QoS 1
+# never gets there (Receive Maximum is lower); a QoS 0 flood does, as QoS 0 allows.
+MAX_QUEUED_INCOMING = 2 * RECEIVE_MAXIMUM
 
 
 @dataclass(frozen=True)
@@ -44,21 +45,23 @@ class Broker:
         return f"Broker({self.host}:{self.port}, user={self.username!r})"
 
 
-class CountingQueue(asyncio.Queue[aiomqtt.Message]):
-    """aiomqtt's incoming queue, bounded; counts what it has to drop when full."""
+def _counting_queue(on_drop: Callable[[], None]) -> type[asyncio.Queue[aiomqtt.Message]]:
+    """aiomqtt's incoming queue class, bounded, reporting every message it has to drop."""
 
-    dropped = 0
+    class CountingQueue(asyncio.Queue[aiomqtt.Message]):
+        def put_nowait(self, item: aiomqtt.Message) -> None:
+            try:
+                super().put_nowait(item)
+            except asyncio.QueueFull:
+                on_drop()
+                raise
 
-    def put_nowait(self, item: aiomqtt.Message) -> None:
-        try:
-            super().put_nowait(item)
-        except asyncio.QueueFull:
-            type(self).dropped += 1
-            raise
+    return CountingQueue
 
 
 def make_client(
-    broker: Broker, client_id: str, *, persistent: bool, will: aiomqtt.Will | None = None,
+    broker: Broker, client_id: str, *, persistent: bool, on_drop: Callable[[], None],
+    will: aiomqtt.Will | None = None,
 ) -> aiomqtt.Client:
     """A MQTT 5 client that acknowledges QoS 1 messages only through :func:`acknowledger`.
 
@@ -70,7 +73,8 @@ def make_client(
     client = aiomqtt.Client(
         broker.host, broker.port, username=broker.username, password=broker.password,
         identifier=client_id, protocol=aiomqtt.ProtocolVersion.V5, keepalive=broker.keepalive,
-        clean_start=not persistent, properties=props, will=will, queue_type=CountingQueue,
+        clean_start=not persistent, properties=props, will=will,
+        queue_type=_counting_queue(on_drop),
         max_queued_incoming_messages=MAX_QUEUED_INCOMING,
     )
     client._client.manual_ack_set(True)

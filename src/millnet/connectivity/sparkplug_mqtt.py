@@ -82,7 +82,10 @@ class SparkplugSource:
         topic = state_topic(self._settings.sparkplug_host_id)
         will = aiomqtt.Will(topic, state_payload(False, self._online_ts), qos=1, retain=True)
         return make_client(self._broker, f"{self._settings.client_id}-spb", persistent=False,
-                           will=will)
+                           will=will, on_drop=self._dropped)
+
+    def _dropped(self) -> None:
+        self._metrics.reject("overload", "MQTT client queue full: message dropped")
 
     async def _on_connect(self, client: aiomqtt.Client) -> None:
         await client.publish(state_topic(self._settings.sparkplug_host_id),
