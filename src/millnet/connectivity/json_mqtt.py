@@ -8,35 +8,18 @@ can be stored twice after a crash: delivery is at least once).
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import aiomqtt
 
-from millnet.config import MqttSection
-from millnet.connectivity.mqtt import Broker, acknowledger, make_client, run_forever
+from millnet.connectivity.mqtt import MqttSource, acknowledger, make_client, run_forever
 from millnet.errors import RejectedMessage
-from millnet.ingest.binder import SeriesBinder
-from millnet.ingest.metrics import IngestMetrics
-from millnet.ingest.pipeline import IngestPipeline
 from millnet.model import DataType, PointSpec, TextSample
 from millnet.protocols.json_telemetry import JsonSample, decode_payload, parse_topic
 
 
-class JsonMqttSource:
+class JsonMqttSource(MqttSource):
     name = "mqtt-json"
-
-    def __init__(
-        self, settings: MqttSection, max_payload: int, pipeline: IngestPipeline,
-        binder: SeriesBinder, metrics: IngestMetrics,
-    ) -> None:
-        self._settings = settings
-        self._broker = Broker.from_settings(settings)
-        self._max_payload = max_payload
-        self._pipeline = pipeline
-        self._binder = binder
-        self._metrics = metrics
-        self.connected = asyncio.Event()
 
     async def run(self) -> None:
         await run_forever(
@@ -50,9 +33,6 @@ class JsonMqttSource:
 
     async def _on_connect(self, client: aiomqtt.Client) -> None:
         return None
-
-    def _dropped(self) -> None:
-        self._metrics.reject("overload", "MQTT client queue full: message dropped")
 
     async def _on_message(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
         self._metrics.messages.labels("json").inc()

@@ -16,7 +16,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from millnet.config import MqttSection
+from millnet.ingest.binder import SeriesBinder
 from millnet.ingest.metrics import IngestMetrics
+from millnet.ingest.pipeline import IngestPipeline
 
 log = logging.getLogger("millnet.mqtt")
 
@@ -100,6 +102,28 @@ def acknowledger(client: aiomqtt.Client, message: aiomqtt.Message) -> Callable[[
 
 def _noop() -> None:
     return None
+
+
+class MqttSource:
+    """What every MQTT source holds: its settings, the pipeline it feeds, the series binder,
+    the counters, and a ``connected`` event (set while subscribed)."""
+
+    name = "mqtt"
+
+    def __init__(
+        self, settings: MqttSection, max_payload: int, pipeline: IngestPipeline,
+        binder: SeriesBinder, metrics: IngestMetrics,
+    ) -> None:
+        self._settings = settings
+        self._broker = Broker.from_settings(settings)
+        self._max_payload = max_payload
+        self._pipeline = pipeline
+        self._binder = binder
+        self._metrics = metrics
+        self.connected = asyncio.Event()
+
+    def _dropped(self) -> None:
+        self._metrics.reject("overload", f"{self.name}: MQTT client queue full, message dropped")
 
 
 OnConnect = Callable[[aiomqtt.Client], Awaitable[None]]

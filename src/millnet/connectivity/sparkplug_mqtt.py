@@ -18,7 +18,6 @@ publish (Sparkplug prescribes 0). QoS 1 messages are acknowledged after their sa
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -26,7 +25,7 @@ from collections.abc import Awaitable, Callable
 import aiomqtt
 
 from millnet.config import MqttSection
-from millnet.connectivity.mqtt import Broker, acknowledger, make_client, run_forever
+from millnet.connectivity.mqtt import MqttSource, acknowledger, make_client, run_forever
 from millnet.ingest.binder import DevicePath, SeriesBinder
 from millnet.ingest.metrics import IngestMetrics
 from millnet.ingest.pipeline import IngestPipeline
@@ -50,20 +49,14 @@ def device_path(group: str, edge: str, device: str | None) -> DevicePath:
     return group, area, line or area, device if device is not None else edge
 
 
-class SparkplugSource:
+class SparkplugSource(MqttSource):
     name = "sparkplug"
 
     def __init__(
         self, settings: MqttSection, max_payload: int, pipeline: IngestPipeline,
         binder: SeriesBinder, metrics: IngestMetrics,
     ) -> None:
-        self._settings = settings
-        self._broker = Broker.from_settings(settings)
-        self._max_payload = max_payload
-        self._pipeline = pipeline
-        self._binder = binder
-        self._metrics = metrics
-        self.connected = asyncio.Event()
+        super().__init__(settings, max_payload, pipeline, binder, metrics)
         self.host = SparkplugHost(settings.sparkplug_host_id)
         self._edges: set[tuple[str, str]] = set()
         self._online_ts = 0
@@ -83,9 +76,6 @@ class SparkplugSource:
         will = aiomqtt.Will(topic, state_payload(False, self._online_ts), qos=1, retain=True)
         return make_client(self._broker, f"{self._settings.client_id}-spb", persistent=False,
                            will=will, on_drop=self._dropped)
-
-    def _dropped(self) -> None:
-        self._metrics.reject("overload", "MQTT client queue full: message dropped")
 
     async def _on_connect(self, client: aiomqtt.Client) -> None:
         await client.publish(state_topic(self._settings.sparkplug_host_id),
