@@ -36,7 +36,7 @@ def _settings(config: Path | None) -> Settings:
 def _logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("uvicorn.access", "aiomqtt", "mqtt"):
+    for noisy in ("uvicorn.access", "aiomqtt", "mqtt", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
