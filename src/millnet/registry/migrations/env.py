@@ -11,6 +11,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
+# The identifier tables share the registry's metadata (one database, one migration chain).
+import millnet.identifiers.schema  # noqa: F401
 from millnet.registry.engine import create_registry_engine
 from millnet.registry.migrate import VERSION_TABLE
 from millnet.registry.schema import metadata

@@ -1,0 +1,1 @@
+"""Identifier service: the handle store, prefix delegation and the resolution/admin logic."""

@@ -1,0 +1,63 @@
+"""The identifier tables, on the registry's metadata: one database, one migration chain.
+
+``handles`` holds one row per handle in its canonical form (:func:`normalize_handle`: prefix
+ASCII upper-cased, suffix as given), so ``88.100.5/PUMP-1`` and ``88.100.5/pump-1`` are two
+rows while ``88.100.5/x`` and ``88.100.5/x`` typed with another prefix case are one.
+``handle_values`` holds the values; index and the u32 wire fields are BIGINT because a u32 does
+not fit PostgreSQL's INTEGER. References are a JSON list of ``[handle, index]`` pairs (NULL
+when empty, the common case): they are only ever read with their value.
+
+On PostgreSQL the handle column uses the "C" collation, so equality and ordering are byte-wise
+as on SQLite and paging by handle gives the same order on both. That order also makes the
+handles of one prefix a contiguous range of the unique index (``P/`` <= handle < ``P0``, as '0'
+follows '/'), so listing and counting a prefix need no second index, and inserts maintain one.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    LargeBinary,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
+
+from millnet.registry.schema import UtcDateTime, metadata
+
+#: PostgreSQL refuses B-tree index entries above ~2700 bytes; millnet stores handles up to
+#: this many UTF-8 bytes (the codec accepts 4096) so the unique index can hold every one.
+MAX_STORED_HANDLE_BYTES = 2048
+PREFIX_MAX = 255
+
+HandleText = Text().with_variant(Text(collation="C"), "postgresql")
+PrefixText = String(PREFIX_MAX).with_variant(String(PREFIX_MAX, collation="C"), "postgresql")
+
+handles = Table(
+    "handles", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("handle", HandleText, nullable=False, unique=True),
+    Column("prefix", PrefixText, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+handle_values = Table(
+    "handle_values", metadata,
+    # No foreign key: values are written only by the store, in the transaction that writes or
+    # deletes their handle, and the per-row check cost 40% of create_many on PostgreSQL.
+    Column("handle_id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("idx", BigInteger, primary_key=True),
+    Column("type", Text, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("ttl_type", SmallInteger, nullable=False),
+    Column("ttl", BigInteger, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("permissions", SmallInteger, nullable=False),
+    Column("refs", Text, nullable=True),
+    # SQLite: the rows live in the primary key's B-tree, one insert per value instead of two.
+    sqlite_with_rowid=False,
+)

@@ -1,0 +1,368 @@
+"""The identifier store: handles and their values in the registry's database.
+
+:class:`IdentifierStore` is synchronous and thread-safe like :class:`millnet.registry.Registry`:
+each method is one short transaction on a pooled connection (async servers call it through
+``asyncio.to_thread``). Writes are all-or-nothing. Handles are stored in the canonical form of
+:func:`millnet.protocols.handle.normalize_handle` (prefix ASCII upper-cased, suffix kept as
+given), and every method accepts any spelling of the prefix.
+
+The store keeps values exactly as given (timestamps included); stamping, permissions and
+validation of typed data belong to :class:`millnet.identifiers.IdentifierService`.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, TypeVar
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from millnet.errors import InvalidInput, StorageError
+from millnet.protocols.handle import HandleValue
+from millnet.registry import migrate
+from millnet.registry.engine import create_registry_engine, writer
+
+from .bulk import DuplicateHandle, insert_new
+from .errors import HandleExists, HandleNotFound, ValueExists, ValueNotFound
+from .schema import handle_values, handles
+from .values import (
+    canonical_handle,
+    check_indexes,
+    check_values,
+    row_value,
+    select_values,
+    value_row,
+)
+
+log = logging.getLogger("millnet.identifiers")
+
+T = TypeVar("T")
+#: Handles per create_many call: one transaction must stay short enough not to starve others.
+MAX_BATCH = 10_000
+_CHUNK = 1000  # rows per lookup statement (bound parameters stay well under every limit)
+_VALUE_COLUMNS = (handle_values.c.idx, handle_values.c.type, handle_values.c.data,
+                  handle_values.c.ttl_type, handle_values.c.ttl, handle_values.c.timestamp,
+                  handle_values.c.permissions, handle_values.c.refs)
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+HandleSpec = tuple[str, Sequence[HandleValue]]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_suffix() -> str:
+    """26 Crockford base-32 characters: 48 bits of milliseconds then 80 random bits (a ULID),
+    so minted suffixes sort by creation time and never collide in practice."""
+    number = (time.time_ns() // 1_000_000) << 80 | secrets.randbits(80)
+    return "".join(_CROCKFORD[(number >> shift) & 31] for shift in range(125, -1, -5))
+
+
+def _handle_id(conn: Connection, handle: str) -> int:
+    found = conn.execute(select(handles.c.id).where(handles.c.handle == handle)).scalar()
+    if found is None:
+        raise HandleNotFound(f"handle {handle} does not exist")
+    return int(found)
+
+
+def _touch(conn: Connection, handle_id: int) -> None:
+    conn.execute(update(handles).where(handles.c.id == handle_id).values(updated_at=_now()))
+
+
+def _existing_indexes(conn: Connection, handle_id: int) -> set[int]:
+    return {int(i) for i in conn.execute(
+        select(handle_values.c.idx).where(handle_values.c.handle_id == handle_id)).scalars()}
+
+
+class IdentifierStore:
+    """Handles and values: create, read, change, delete, list, count, mint."""
+
+    def __init__(self, engine: Engine) -> None:
+        """Wrap an engine made by ``create_registry_engine`` whose schema is at head."""
+        self._engine = engine
+        self._writer = writer(engine)
+
+    @classmethod
+    def open(cls, url: str) -> IdentifierStore:
+        """Connect to ``url`` (the registry's database) and migrate it to head."""
+        engine = create_registry_engine(url)
+        try:
+            migrate.upgrade(engine)
+        except (OperationalError, InterfaceError) as exc:
+            engine.dispose()
+            raise StorageError(f"identifier database unavailable: {exc.orig!s}") from exc
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> IdentifierStore:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"IdentifierStore({self._engine.url.render_as_string(hide_password=True)!r})"
+
+    def _run(self, work: Callable[[Connection], T], *, write: bool = False) -> T:
+        try:
+            with (self._writer if write else self._engine).begin() as conn:
+                return work(conn)
+        except (OperationalError, InterfaceError) as exc:
+            raise StorageError(f"identifier database error: {exc.orig!s}") from exc
+        except PoolTimeout as exc:
+            raise StorageError(f"identifier database busy: {exc}") from exc
+
+    # Creating
+
+    def create_handle(self, handle: str, values: Sequence[HandleValue], *,
+                      overwrite: bool = False) -> str:
+        """Store a new handle with ``values``; its canonical name.
+
+        HandleExists if it exists, unless ``overwrite``: then its values are replaced."""
+        name, prefix = canonical_handle(handle)
+        checked = check_values(values)
+
+        def work(conn: Connection) -> str:
+            if overwrite:
+                existing = conn.execute(
+                    select(handles.c.id).where(handles.c.handle == name)).scalar()
+                if existing is not None:
+                    conn.execute(delete(handle_values)
+                                 .where(handle_values.c.handle_id == existing))
+                    conn.execute(insert(handle_values),
+                                 [value_row(int(existing), v) for v in checked])
+                    _touch(conn, int(existing))
+                    return name
+            self._insert(conn, [(name, prefix, checked)])
+            return name
+
+        return self._creating(work, [name])
+
+    def create_many(self, items: Sequence[HandleSpec]) -> list[str]:
+        """Store up to :data:`MAX_BATCH` new handles in one transaction: all or none.
+
+        Their canonical names, in order. HandleExists (naming one) if any exists already or
+        appears twice; InvalidInput naming ``items[i]...`` if any is invalid."""
+        if len(items) > MAX_BATCH:
+            raise InvalidInput(f"{len(items)} handles; at most {MAX_BATCH} per call", "items")
+        prepared: list[tuple[str, str, tuple[HandleValue, ...]]] = []
+        seen: set[str] = set()
+        for i, (handle, values) in enumerate(items):
+            try:
+                name, prefix = canonical_handle(handle)
+            except InvalidInput as exc:
+                raise InvalidInput(str(exc), f"items[{i}].handle") from None
+            if name in seen:
+                raise HandleExists(f"handle {name} appears twice in the batch")
+            seen.add(name)
+            prepared.append((name, prefix, check_values(values, f"items[{i}].values")))
+        if not prepared:
+            return []
+
+        def work(conn: Connection) -> list[str]:
+            self._insert(conn, prepared)
+            return [name for name, _, _ in prepared]
+
+        return self._creating(work, [name for name, _, _ in prepared])
+
+    @staticmethod
+    def _insert(conn: Connection,
+                prepared: Sequence[tuple[str, str, tuple[HandleValue, ...]]]) -> None:
+        insert_new(conn, prepared, _now())
+
+    def _creating(self, work: Callable[[Connection], T], names: list[str]) -> T:
+        try:
+            return self._run(work, write=True)
+        except (IntegrityError, DuplicateHandle):
+            taken = self._existing(names)
+            which = taken[0] if taken else "a handle of the batch"
+            raise HandleExists(f"handle {which} already exists") from None
+
+    def _existing(self, names: list[str]) -> list[str]:
+        def work(conn: Connection) -> list[str]:
+            found: list[str] = []
+            for start in range(0, len(names), _CHUNK):
+                chunk = names[start:start + _CHUNK]
+                found += conn.execute(select(handles.c.handle)
+                                      .where(handles.c.handle.in_(chunk))).scalars().all()
+            return found
+        return self._run(work)
+
+    # Reading
+
+    def get(self, handle: str, indexes: Sequence[int] = (),
+            types: Sequence[str] = ()) -> tuple[HandleValue, ...]:
+        """The handle's values in index order, filtered as a resolution request filters them
+        (index OR type; see :func:`select_values`). HandleNotFound if it does not exist."""
+        name, _ = canonical_handle(handle)
+        rows = self._run(lambda conn: conn.execute(
+            select(*_VALUE_COLUMNS)
+            .select_from(handles.outerjoin(handle_values,
+                                           handle_values.c.handle_id == handles.c.id))
+            .where(handles.c.handle == name)
+            .order_by(handle_values.c.idx)).all())
+        if not rows:
+            raise HandleNotFound(f"handle {name} does not exist")
+        values = [row_value(*row) for row in rows if row.idx is not None]
+        return select_values(values, indexes, types)
+
+    def exists(self, handle: str) -> bool:
+        name, _ = canonical_handle(handle)
+        return self._run(lambda conn: conn.execute(
+            select(handles.c.id).where(handles.c.handle == name)).first() is not None)
+
+    def list_handles(self, prefix: str, *, page: int = 0, limit: int = 100) -> list[str]:
+        """Handles under ``prefix`` in byte order of their names; ``page`` counts from 0."""
+        if page < 0 or not 1 <= limit <= MAX_BATCH:
+            raise InvalidInput(f"page >= 0 and 1 <= limit <= {MAX_BATCH}", "page")
+        under = _under(prefix)
+        return self._run(lambda conn: list(conn.execute(
+            select(handles.c.handle).where(*under)
+            .order_by(handles.c.handle).offset(page * limit).limit(limit)).scalars()))
+
+    def iter_handles(self, prefix: str, *, batch: int = 1000) -> Iterator[str]:
+        """Every handle under ``prefix``, fetched ``batch`` at a time by key (not by offset),
+        each batch in its own short transaction: for LIST_HANDLE over large prefixes."""
+        under = _under(prefix)
+        after: str | None = None
+        while True:
+            query = select(handles.c.handle).where(*under)
+            if after is not None:
+                query = query.where(handles.c.handle > after)
+            ordered = query.order_by(handles.c.handle).limit(batch)
+
+            def fetch(conn: Connection, q: Any = ordered) -> list[str]:
+                return list(conn.execute(q).scalars())
+
+            chunk = self._run(fetch)
+            yield from chunk
+            if len(chunk) < batch:
+                return
+            after = chunk[-1]
+
+    def count(self, prefix: str | None = None) -> int:
+        """How many handles there are (under ``prefix`` when given)."""
+        query = select(func.count()).select_from(handles)
+        if prefix is not None:
+            query = query.where(*_under(prefix))
+        return self._run(lambda conn: int(conn.execute(query).scalar_one()))
+
+    def mint_suffix(self, prefix: str) -> str:
+        """A suffix no handle under ``prefix`` uses now (see :func:`new_suffix`). Creating it
+        can still race with another creator: retry on HandleExists."""
+        key = _prefix_key(prefix)
+        while True:
+            suffix = new_suffix()
+            if not self.exists(f"{key}/{suffix}"):
+                return suffix
+
+    # Changing
+
+    def delete_handle(self, handle: str) -> None:
+        """Delete the handle and its values; HandleNotFound if it does not exist."""
+        name, _ = canonical_handle(handle)
+
+        def work(conn: Connection) -> None:
+            handle_id = _handle_id(conn, name)
+            # Values first: there is no foreign key to cascade (see the schema module).
+            conn.execute(delete(handle_values).where(handle_values.c.handle_id == handle_id))
+            conn.execute(delete(handles).where(handles.c.id == handle_id))
+
+        self._run(work, write=True)
+
+    def add_values(self, handle: str, values: Sequence[HandleValue]) -> None:
+        """Add values at new indexes; ValueExists if an index is taken (nothing is added)."""
+        name, _ = canonical_handle(handle)
+        checked = check_values(values)
+
+        def work(conn: Connection) -> None:
+            handle_id = _handle_id(conn, name)
+            taken = _existing_indexes(conn, handle_id) & {v.index for v in checked}
+            if taken:
+                raise ValueExists(f"{name} already has a value at index {min(taken)}")
+            conn.execute(insert(handle_values), [value_row(handle_id, v) for v in checked])
+            _touch(conn, handle_id)
+
+        self._run(work, write=True)
+
+    def remove_values(self, handle: str, indexes: Sequence[int]) -> None:
+        """Remove the values at ``indexes``; ValueNotFound if one is missing (none removed)."""
+        name, _ = canonical_handle(handle)
+        wanted = set(check_indexes(indexes))
+
+        def work(conn: Connection) -> None:
+            handle_id = _handle_id(conn, name)
+            missing = wanted - _existing_indexes(conn, handle_id)
+            if missing:
+                raise ValueNotFound(f"{name} has no value at index {min(missing)}")
+            conn.execute(delete(handle_values).where(handle_values.c.handle_id == handle_id,
+                                                     handle_values.c.idx.in_(wanted)))
+            _touch(conn, handle_id)
+
+        self._run(work, write=True)
+
+    def modify_values(self, handle: str, values: Sequence[HandleValue]) -> None:
+        """Replace the values at the indexes of ``values``; ValueNotFound if one is missing."""
+        name, _ = canonical_handle(handle)
+        checked = check_values(values)
+
+        def work(conn: Connection) -> None:
+            handle_id = _handle_id(conn, name)
+            missing = {v.index for v in checked} - _existing_indexes(conn, handle_id)
+            if missing:
+                raise ValueNotFound(f"{name} has no value at index {min(missing)}")
+            rows = [_renamed(value_row(handle_id, v)) for v in checked]
+            conn.execute(update(handle_values)
+                         .where(handle_values.c.handle_id == bindparam("b_handle_id"),
+                                handle_values.c.idx == bindparam("b_idx")), rows)
+            _touch(conn, handle_id)
+
+        self._run(work, write=True)
+
+
+def _renamed(row: dict[str, Any]) -> dict[str, Any]:
+    """An UPDATE's parameters: the key columns under other names (they are only matched)."""
+    row["b_handle_id"] = row.pop("handle_id")
+    row["b_idx"] = row.pop("idx")
+    return row
+
+
+def _under(prefix: str) -> tuple[ColumnElement[bool], ...]:
+    """The handles of ``prefix`` as a range of the unique index (see the schema module)."""
+    key = _prefix_key(prefix)
+    return handles.c.handle >= f"{key}/", handles.c.handle < f"{key}0"
+
+
+def _prefix_key(prefix: str) -> str:
+    """A prefix as stored: the prefix part of a canonical handle."""
+    if "/" in prefix:
+        raise InvalidInput("a prefix has no '/'", "prefix")
+    return canonical_handle(f"{prefix}/x")[1]

@@ -1,0 +1,174 @@
+"""Checks, filters and table rows for handle values; pure functions, no database.
+
+Filters follow hdllib's ``Util.filterValues`` (RFC 3652 2.2.3): with no index and no type
+asked for, every value matches; otherwise a value matches when its index is in the index list
+*or* its type matches an entry of the type list. Types compare ASCII case-insensitively; an
+entry ending in '.' names a type family (``URL.`` matches ``URL``, ``url.us`` and ``URL.JP``),
+any other entry matches exactly that type (``URL`` does not match ``URL.US``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from millnet.errors import InvalidInput
+from millnet.protocols.handle import HandleValue, ValueReference, normalize_handle
+
+from .errors import InvalidValue
+from .schema import MAX_STORED_HANDLE_BYTES, PREFIX_MAX
+
+U32_MAX = 0xFFFFFFFF
+U8_MAX = 0xFF
+MAX_TYPE_BYTES = 1024
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def canonical_handle(handle: str) -> tuple[str, str]:
+    """(normalized handle, its prefix); InvalidInput (field "handle") when it cannot be stored."""
+    normalized = normalize_handle(handle)
+    if len(normalized.encode("utf-8")) > MAX_STORED_HANDLE_BYTES:
+        raise InvalidInput(f"longer than {MAX_STORED_HANDLE_BYTES} bytes in UTF-8 (the stored "
+                           "maximum)", field="handle")
+    prefix = normalized.partition("/")[0]
+    if len(prefix) > PREFIX_MAX:
+        raise InvalidInput(f"prefix longer than {PREFIX_MAX} characters", field="handle")
+    return normalized, prefix
+
+
+def _utf8(text: object, field: str, limit: int | None = None) -> str:
+    if not isinstance(text, str):
+        raise InvalidValue(f"expected text, got {type(text).__name__}", field)
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidValue("not encodable as UTF-8", field) from None
+    if limit is not None and size > limit:
+        raise InvalidValue(f"longer than {limit} bytes", field)
+    return text
+
+
+def _uint(number: object, field: str, maximum: int, minimum: int = 0) -> None:
+    if not isinstance(number, int):
+        raise InvalidValue(f"expected an integer, got {type(number).__name__}", field)
+    if not minimum <= number <= maximum:
+        raise InvalidValue(f"{number} is outside {minimum}..{maximum}", field)
+
+
+def _plainly_valid(v: HandleValue) -> bool:
+    # isinstance, not type(): the defaults are IntEnum / IntFlag members.
+    return (isinstance(v.index, int) and 0 < v.index <= U32_MAX
+            and isinstance(v.ttl_type, int) and 0 <= v.ttl_type <= U8_MAX
+            and isinstance(v.ttl, int) and 0 <= v.ttl <= U32_MAX
+            and isinstance(v.timestamp, int) and 0 <= v.timestamp <= U32_MAX
+            and isinstance(v.permissions, int) and 0 <= v.permissions <= U8_MAX
+            and type(v.data) is bytes and v.references == ()
+            and type(v.type) is str and v.type.isascii() and len(v.type) <= MAX_TYPE_BYTES)
+
+
+def _plainly_valid_value(v: object) -> bool:
+    return isinstance(v, HandleValue) and _plainly_valid(v)
+
+
+def _none(field: str) -> tuple[HandleValue, ...]:
+    raise InvalidValue("at least one value is needed", field)
+
+
+def check_value(value: object, field: str) -> HandleValue:
+    """``value`` if it can be stored and sent; InvalidValue naming the field otherwise.
+
+    Index 0 is refused: in an HS_ADMIN reference it means "any index of that handle"."""
+    if not isinstance(value, HandleValue):
+        raise InvalidValue(f"expected a HandleValue, got {type(value).__name__}", field)
+    if _plainly_valid(value):  # the common case, in one expression
+        return value
+    _uint(value.index, f"{field}.index", U32_MAX, minimum=1)
+    _utf8(value.type, f"{field}.type", MAX_TYPE_BYTES)
+    if not isinstance(value.data, bytes):
+        raise InvalidValue("expected bytes", f"{field}.data")
+    _uint(value.ttl_type, f"{field}.ttl_type", U8_MAX)
+    _uint(value.ttl, f"{field}.ttl", U32_MAX)
+    _uint(value.timestamp, f"{field}.timestamp", U32_MAX)
+    _uint(value.permissions, f"{field}.permissions", U8_MAX)
+    if not isinstance(value.references, tuple):
+        raise InvalidValue("expected a tuple", f"{field}.references")
+    for i, ref in enumerate(value.references):
+        if not isinstance(ref, ValueReference):
+            raise InvalidValue("expected a ValueReference", f"{field}.references[{i}]")
+        _utf8(ref.handle, f"{field}.references[{i}].handle")
+        _uint(ref.index, f"{field}.references[{i}].index", U32_MAX)
+    return value
+
+
+def check_values(values: Iterable[HandleValue], field: str = "values",
+                 *, allow_empty: bool = False) -> tuple[HandleValue, ...]:
+    """Checked values with distinct indexes (a handle holds at most one value per index)."""
+    checked = tuple(values)
+    if not all(map(_plainly_valid_value, checked)):  # else find and name the bad one
+        checked = tuple(check_value(v, f"{field}[{i}]") for i, v in enumerate(checked))
+    elif len({v.index for v in checked}) == len(checked):
+        return checked if checked or allow_empty else _none(field)
+    if not checked and not allow_empty:
+        raise InvalidValue("at least one value is needed", field)
+    seen: set[int] = set()
+    for i, value in enumerate(checked):
+        if value.index in seen:
+            raise InvalidValue(f"index {value.index} appears twice", f"{field}[{i}].index")
+        seen.add(value.index)
+    return checked
+
+
+def check_indexes(indexes: Iterable[int], field: str = "indexes") -> tuple[int, ...]:
+    checked = tuple(indexes)
+    for i, index in enumerate(checked):
+        _uint(index, f"{field}[{i}]", U32_MAX)
+    return checked
+
+
+# ----------------------------------------------------------------------------- filters
+
+def _fold(text: str) -> str:
+    return text.translate(_ASCII_LOWER)
+
+
+def type_matches(value_type: str, wanted: Sequence[str]) -> bool:
+    """hdllib ``isParentTypeInArray``: exact types, or families given with a trailing '.'."""
+    if not value_type:
+        return False
+    folded = _fold(value_type)
+    for entry in wanted:
+        query = _fold(entry)
+        if query.endswith("."):
+            if folded.startswith(query) or folded == query[:-1]:
+                return True
+        elif folded == query:
+            return True
+    return False
+
+
+def select_values(values: Sequence[HandleValue], indexes: Sequence[int] = (),
+                  types: Sequence[str] = ()) -> tuple[HandleValue, ...]:
+    """The values a resolution for ``indexes`` / ``types`` returns (index OR type match)."""
+    if not indexes and not types:
+        return tuple(values)
+    wanted = frozenset(indexes)
+    return tuple(v for v in values
+                 if v.index in wanted or (types and type_matches(v.type, types)))
+
+
+# ----------------------------------------------------------------------------- rows
+
+def value_row(handle_id: int, v: HandleValue) -> dict[str, Any]:
+    refs = (json.dumps([[r.handle, r.index] for r in v.references], ensure_ascii=False)
+            if v.references else None)
+    return {"handle_id": handle_id, "idx": v.index, "type": v.type, "data": v.data,
+            "ttl_type": v.ttl_type, "ttl": v.ttl, "timestamp": v.timestamp,
+            "permissions": v.permissions, "refs": refs}
+
+
+def row_value(idx: int, type_: str, data: bytes, ttl_type: int, ttl: int, timestamp: int,
+              permissions: int, refs: str | None) -> HandleValue:
+    references = (tuple(ValueReference(h, i) for h, i in json.loads(refs)) if refs else ())
+    return HandleValue(int(idx), type_, bytes(data), int(ttl_type), int(ttl), int(timestamp),
+                       int(permissions), references)
