@@ -64,7 +64,8 @@ def _plainly_valid(v: HandleValue) -> bool:
             and isinstance(v.timestamp, int) and 0 <= v.timestamp <= U32_MAX
             and isinstance(v.permissions, int) and 0 <= v.permissions <= U8_MAX
             and type(v.data) is bytes and v.references == ()
-            and type(v.type) is str and v.type.isascii() and len(v.type) <= MAX_TYPE_BYTES)
+            and type(v.type) is str and v.type.isascii() and len(v.type) <= MAX_TYPE_BYTES
+            and "\0" not in v.type)
 
 
 def _plainly_valid_value(v: object) -> bool:
@@ -85,6 +86,8 @@ def check_value(value: object, field: str) -> HandleValue:
         return value
     _uint(value.index, f"{field}.index", U32_MAX, minimum=1)
     _utf8(value.type, f"{field}.type", MAX_TYPE_BYTES)
+    if "\0" in value.type:  # PostgreSQL text cannot hold NUL; no real type contains one
+        raise InvalidValue("NUL character in type", f"{field}.type")
     if not isinstance(value.data, bytes):
         raise InvalidValue("expected bytes", f"{field}.data")
     _uint(value.ttl_type, f"{field}.ttl_type", U8_MAX)

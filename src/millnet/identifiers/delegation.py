@@ -1,0 +1,166 @@
+"""Prefix records and delegation: ``0.NA/<prefix>`` handles and where a prefix is served.
+
+A prefix record ``0.NA/88.100.5`` holds HS_ADMIN (who administers the prefix: who may create
+handles under it and, with ADD_NA, delegate prefixes below it) and HS_SITE / HS_SERV values (which
+service answers for the prefix). A node keeps the records of the prefixes it serves and of the
+prefixes it delegates; :func:`locate` walks ``88.100.5`` -> ``88.100`` -> ``88`` to decide whether
+this node answers a handle or refers the client to the site of a delegated prefix.
+
+:func:`bootstrap_prefix` gives a fresh node its prefix the way Handle.Net sets one up:
+``0.NA/<prefix>`` with HS_ADMIN -> ``<prefix>/ADMIN`` index 300 and HS_SITE, and
+``<prefix>/ADMIN`` with the secret key at index 300 and its own HS_ADMIN.
+
+HS_SECKEY data is the secret's UTF-8 octets, as Handle.Net tools store it by default: the
+native challenge-response is an HMAC keyed by the secret, so the server must hold the secret
+itself, not a slow hash of it. The value is admin-read only, never resolved publicly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from millnet.protocols.handle import (
+    ALL_ADMIN_PERMISSIONS,
+    AdminRecord,
+    HandleValue,
+    Permission,
+    SiteInfo,
+    ValueReference,
+    encode_admin,
+    encode_site,
+    prefix_handle,
+)
+
+from .errors import HandleExists, HandleNotFound, NotResponsible
+from .store import IdentifierStore
+from .values import canonical_handle
+
+ADMIN_SUFFIX = "ADMIN"
+ADMIN_INDEX = 100  # the HS_ADMIN value of prefix records and admin handles
+SECKEY_INDEX = 300  # the admin's HS_SECKEY: principals are written 300:<prefix>/ADMIN
+SITE_INDEX = 1
+GLOBAL_PREFIX = "0.NA"
+#: Value types that say who serves a prefix; "HS_SITE." also matches HS_SITE.PREFIX.
+DELEGATION_TYPES = ("HS_SITE.", "HS_SERV")
+
+PUBLIC = Permission.PUBLIC_READ | Permission.ADMIN_READ | Permission.ADMIN_WRITE
+PRIVATE = Permission.ADMIN_READ | Permission.ADMIN_WRITE
+
+
+@dataclass(frozen=True, slots=True)
+class Local:
+    """This node answers for the handle: ``prefix`` is the served prefix that covers it."""
+
+    prefix: str
+
+
+@dataclass(frozen=True, slots=True)
+class Referral:
+    """Another service answers for ``prefix``: its HS_SITE / HS_SERV values, for a
+    SERVICE_REFERRAL response."""
+
+    prefix: str
+    values: tuple[HandleValue, ...]
+
+
+def prefix_key(prefix: str) -> str:
+    """A prefix as stored (ASCII upper-cased); InvalidInput (field "handle") if malformed."""
+    return canonical_handle(f"{prefix}/x")[1]
+
+
+def ancestors(prefix: str) -> list[str]:
+    """``88.100.5`` -> ``["88.100.5", "88.100", "88"]``: the prefix, then each parent."""
+    parts = prefix.split(".")
+    return [".".join(parts[:n]) for n in range(len(parts), 0, -1)]
+
+
+def parent_record(prefix: str) -> str:
+    """The record whose admins may delegate ``prefix``: ``0.NA/88.100`` for ``88.100.5``,
+    the root ``0.NA/0.NA`` for a top-level prefix."""
+    parents = ancestors(prefix_key(prefix))[1:]
+    return prefix_handle(parents[0] if parents else GLOBAL_PREFIX)
+
+
+def admin_record_value(admin: ValueReference, index: int = ADMIN_INDEX,
+                       permissions: int = ALL_ADMIN_PERMISSIONS, *,
+                       timestamp: int = 0) -> HandleValue:
+    return HandleValue(index, "HS_ADMIN", encode_admin(AdminRecord(permissions, admin.handle,
+                                                                   admin.index)),
+                       timestamp=timestamp, permissions=PUBLIC)
+
+
+def site_value(site: SiteInfo, index: int = SITE_INDEX, *, timestamp: int = 0) -> HandleValue:
+    return HandleValue(index, "HS_SITE", encode_site(site), timestamp=timestamp,
+                       permissions=PUBLIC)
+
+
+def bootstrap_prefix(store: IdentifierStore, prefix: str, admin_secret: str | bytes,
+                     site: SiteInfo, *, now: int = 0) -> bool:
+    """Create ``0.NA/<prefix>`` and ``<prefix>/ADMIN`` if missing; True if anything was new.
+
+    Idempotent on restart: an existing admin handle is left alone (its key may have been
+    rotated since), an existing prefix record only gets its HS_SITE brought up to ``site``
+    (the node's own configuration)."""
+    key = prefix_key(prefix)
+    admin = ValueReference(f"{key}/{ADMIN_SUFFIX}", SECKEY_INDEX)
+    secret = admin_secret.encode("utf-8") if isinstance(admin_secret, str) else admin_secret
+    if not secret:
+        raise ValueError("the admin secret is empty")
+    created = _create_missing(store, admin.handle, (
+        admin_record_value(admin, timestamp=now),
+        HandleValue(SECKEY_INDEX, "HS_SECKEY", secret, timestamp=now, permissions=PRIVATE),
+    ))
+    record = prefix_handle(key)
+    wanted_site = site_value(site, timestamp=now)
+    if _create_missing(store, record, (admin_record_value(admin, timestamp=now),
+                                       wanted_site)):
+        return True
+    current = store.get(record, indexes=(SITE_INDEX,))
+    if not current:
+        store.add_values(record, [wanted_site])
+    elif current[0].data != wanted_site.data or current[0].type != "HS_SITE":
+        store.modify_values(record, [wanted_site])
+    return created
+
+
+def _create_missing(store: IdentifierStore, handle: str,
+                    values: tuple[HandleValue, ...]) -> bool:
+    try:
+        store.create_handle(handle, values)
+    except HandleExists:
+        return False
+    return True
+
+
+def delegation(store: IdentifierStore, prefix: str) -> Referral | None:
+    """The referral ``0.NA/<prefix>`` describes, None without one (or without a record)."""
+    try:
+        values = store.get(prefix_handle(prefix), types=DELEGATION_TYPES)
+    except HandleNotFound:
+        return None
+    public = tuple(v for v in values if v.permissions & Permission.PUBLIC_READ)
+    return Referral(prefix, public) if public else None
+
+
+def locate(store: IdentifierStore, served: Collection[str], handle: str) -> Local | Referral:
+    """Who answers for ``handle``: the longest served prefix covering it (Local) unless a
+    longer prefix is delegated (Referral). NotResponsible when neither is known here.
+
+    Prefix records ``0.NA/<p>`` held here are answered here; others belong with ``p``'s
+    parent prefix (Handle.Net keeps derived prefix records on the parent's service)."""
+    name, prefix = canonical_handle(handle)
+    if prefix == GLOBAL_PREFIX:
+        if store.exists(name):
+            return Local(GLOBAL_PREFIX)
+        target = prefix_key(name.partition("/")[2])
+        candidates = ancestors(target)[1:]
+    else:
+        candidates = ancestors(prefix)
+    for candidate in candidates:
+        if candidate in served:
+            return Local(candidate)
+        referral = delegation(store, candidate)
+        if referral is not None:
+            return referral
+    raise NotResponsible(f"no prefix of {name} is served or delegated here")

@@ -1,0 +1,312 @@
+"""The identifier service: resolution, administration and authorization over the store.
+
+Pure logic, synchronous, no sockets: the UDP/TCP/HTTP servers authenticate a client (challenge-
+response against :meth:`IdentifierService.secret_key` / :meth:`verify_secret`, or HTTP Basic),
+then call these methods with the resulting principal, a :class:`ValueReference` such as
+``300:88.100.5/ADMIN``, and turn errors into response codes with :func:`error_code`.
+
+Authorization follows Handle.Net: a principal may change a handle when one of the handle's
+HS_ADMIN values names it (same handle, same index, or index 0 for "any key of that handle"),
+directly or through an HS_VLIST group it names (one level, groups held on this node), and that
+HS_ADMIN grants the :class:`AdminPermission` bit of the operation. Creating and listing handles
+under a prefix are checked against the prefix record ``0.NA/<prefix>``; creating or deleting a
+prefix record ``0.NA/<p>`` against the record of ``p``'s parent (ADD_NA / DELETE_NA). So an admin
+of ``88.100.5`` can do nothing under ``88.100.6``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+from millnet.errors import InvalidInput, ProtocolError
+from millnet.protocols.handle import (
+    ALL_ADMIN_PERMISSIONS,
+    AdminPermission,
+    AdminRecord,
+    HandleValue,
+    Permission,
+    ValueReference,
+    decode_admin,
+    decode_pubkey,
+    decode_serv,
+    decode_site,
+    decode_vlist,
+    encode_admin,
+    normalize_handle,
+    prefix_handle,
+)
+
+from .delegation import ADMIN_INDEX, GLOBAL_PREFIX, Local, Referral, locate, parent_record
+from .errors import (
+    AuthenticationNeeded,
+    HandleExists,
+    HandleNotFound,
+    InvalidValue,
+    NotAuthorized,
+    ValueNotFound,
+)
+from .store import IdentifierStore
+from .values import canonical_handle, check_values
+
+log = logging.getLogger("millnet.identifiers")
+
+#: A check run on values before they are stored: raise InvalidValue to refuse them. Industry
+#: templates (typed product, batch and equipment values) plug in here.
+ValueCheck = Callable[[str, Sequence[HandleValue]], None]
+_ADMIN = "HS_ADMIN"
+_LAYOUTS: dict[str, Callable[[bytes], object]] = {
+    "HS_ADMIN": decode_admin, "HS_SITE": decode_site, "HS_VLIST": decode_vlist,
+    "HS_SERV": decode_serv, "HS_PUBKEY": decode_pubkey,
+}
+_MINT_ATTEMPTS = 3
+
+
+def check_layouts(handle: str, values: Sequence[HandleValue]) -> None:
+    """Refuse values of the typed HS_ types whose data does not decode (default ValueCheck)."""
+    for i, value in enumerate(values):
+        decode = _LAYOUTS.get(value.type)
+        if decode is None:
+            continue
+        try:
+            decode(value.data)
+        except ProtocolError as exc:
+            raise InvalidValue(f"{value.type} of {handle}: {exc}", f"values[{i}].data") from None
+
+
+def _readable(value: HandleValue, admin: bool) -> bool:
+    mask = Permission.PUBLIC_READ | Permission.ADMIN_READ if admin else Permission.PUBLIC_READ
+    return bool(value.permissions & mask)
+
+
+class IdentifierService:
+    """Resolution and administration of the prefixes this node serves."""
+
+    def __init__(self, store: IdentifierStore, served_prefixes: Iterable[str] = (), *,
+                 value_checks: Sequence[ValueCheck] = (check_layouts,),
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.served = frozenset(canonical_handle(f"{p}/x")[1] for p in served_prefixes)
+        self._checks = tuple(value_checks)
+        self._clock = clock
+
+    # Resolution
+
+    def resolve(self, handle: str, indexes: Sequence[int] = (), types: Sequence[str] = (), *,
+                public_only: bool = True,
+                principal: ValueReference | None = None) -> tuple[HandleValue, ...]:
+        """The values a resolution returns.
+
+        ``public_only`` (the PO flag) drops values without public-read. Otherwise restricted
+        values are returned to a principal with READ_VALUE on the handle (admin-read values),
+        AuthenticationNeeded is raised without a principal (the server challenges), and
+        NotAuthorized for a principal without the right. ValueNotFound when nothing is left."""
+        values = self.store.get(handle, indexes, types)
+        restricted = [v for v in values if not v.permissions & Permission.PUBLIC_READ]
+        admin = False
+        if restricted and not public_only:
+            if principal is None:
+                raise AuthenticationNeeded(f"{handle} has restricted values")
+            self.authorize(principal, handle, AdminPermission.READ_VALUE)
+            admin = True
+        found = tuple(v for v in values if _readable(v, admin))
+        if not found:
+            raise ValueNotFound(f"no {'public ' if not admin else ''}value of {handle} matches")
+        return found
+
+    def locate(self, handle: str) -> Local | Referral:
+        """Local if this node answers for ``handle``, else the Referral to send
+        (NotResponsible when no prefix of it is served or delegated here)."""
+        return locate(self.store, self.served, handle)
+
+    # Authentication material
+
+    def secret_key(self, admin_handle: str, index: int) -> bytes | None:
+        """The HS_SECKEY data at ``index`` of ``admin_handle`` (the key of a challenge's MAC),
+        None when there is none."""
+        for value in self._values(admin_handle, (index,)):
+            if value.index == index and value.type == "HS_SECKEY":
+                return value.data
+        return None
+
+    def verify_secret(self, admin_handle: str, index: int, secret: str | bytes) -> bool:
+        """True when ``secret`` is the HS_SECKEY at ``index`` of ``admin_handle``. Compared in
+        constant time; False (never an error) for unknown handles and indexes."""
+        given = secret.encode("utf-8") if isinstance(secret, str) else secret
+        stored = self.secret_key(admin_handle, index)
+        if stored is None:
+            hmac.compare_digest(given, given)  # the same work as a real comparison
+            return False
+        return hmac.compare_digest(stored, given)
+
+    def _values(self, handle: str, indexes: Sequence[int] = (),
+                types: Sequence[str] = ()) -> tuple[HandleValue, ...]:
+        """Values for internal checks: none (not an error) when the handle is unknown."""
+        try:
+            return self.store.get(handle, indexes, types)
+        except (HandleNotFound, InvalidInput):
+            return ()
+
+    # Authorization
+
+    def authorize(self, principal: ValueReference, handle: str,
+                  permission: AdminPermission) -> None:
+        """Return if an HS_ADMIN of ``handle`` grants ``permission`` to ``principal``, else
+        raise NotAuthorized (also when the handle does not exist)."""
+        if not self.is_admin(principal, handle, permission):
+            raise NotAuthorized(f"{principal.index}:{principal.handle} lacks "
+                                f"{_name(permission)} on {handle}")
+
+    def is_admin(self, principal: ValueReference, handle: str,
+                 permission: AdminPermission) -> bool:
+        try:
+            who = ValueReference(normalize_handle(principal.handle), principal.index)
+        except InvalidInput:
+            return False
+        for value in self._values(handle, types=(_ADMIN,)):
+            record = _admin_record(handle, value)
+            if record is not None and record.permissions & permission == permission \
+                    and self._names(record, who):
+                return True
+        return False
+
+    def _names(self, record: AdminRecord, who: ValueReference) -> bool:
+        """Whether ``record`` names ``who``, directly or through one HS_VLIST held here."""
+        try:
+            target = normalize_handle(record.handle)
+        except InvalidInput:
+            return False
+        if _matches(target, record.index, who):
+            return True
+        if record.index == 0:
+            return False
+        for value in self._values(target, (record.index,)):
+            if value.type != "HS_VLIST":
+                continue
+            try:
+                members = decode_vlist(value.data)
+            except ProtocolError:
+                return False
+            return any(_member(member, who) for member in members)
+        return False
+
+    def _guard_for_create(self, handle: str) -> tuple[str, AdminPermission]:
+        """(handle whose HS_ADMIN decides, permission) for creating ``handle``."""
+        name, prefix = canonical_handle(handle)
+        if prefix == GLOBAL_PREFIX:
+            return parent_record(name.partition("/")[2]), AdminPermission.ADD_NA
+        return prefix_handle(prefix), AdminPermission.ADD_HANDLE
+
+    # Administration
+
+    def create_handle(self, principal: ValueReference, handle: str,
+                      values: Sequence[HandleValue], *, overwrite: bool = False) -> str:
+        """Create ``handle`` (ADD_HANDLE on its prefix record; ADD_NA on the parent's for a
+        prefix record). Values are stamped with the current time; without an HS_ADMIN the
+        handle gets one at index 100 naming ``principal`` with every right. ``overwrite``
+        replaces an existing handle's values if the principal may also delete it."""
+        guard, permission = self._guard_for_create(handle)
+        self.authorize(principal, guard, permission)
+        name, _ = canonical_handle(handle)
+        if overwrite and self.store.exists(name):
+            self.authorize(principal, name, AdminPermission.DELETE_HANDLE)
+        stamped = self._prepare(name, values)
+        if not any(v.type == _ADMIN for v in stamped):
+            index = ADMIN_INDEX
+            while any(v.index == index for v in stamped):
+                index += 1
+            stamped += (HandleValue(index, _ADMIN, _encode_admin(principal),
+                                    timestamp=self._now()),)
+        return self.store.create_handle(name, stamped, overwrite=overwrite)
+
+    def mint_handle(self, principal: ValueReference, prefix: str,
+                    values: Sequence[HandleValue]) -> str:
+        """Create a handle under ``prefix`` with a new suffix (the MINT flag); its name."""
+        for _ in range(_MINT_ATTEMPTS):
+            suffix = self.store.mint_suffix(prefix)
+            try:
+                return self.create_handle(principal, f"{prefix}/{suffix}", values)
+            except HandleExists:
+                continue
+        raise HandleExists(f"could not mint a free suffix under {prefix}")
+
+    def delete_handle(self, principal: ValueReference, handle: str) -> None:
+        name, prefix = canonical_handle(handle)
+        if prefix == GLOBAL_PREFIX:
+            self.authorize(principal, parent_record(name.partition("/")[2]),
+                           AdminPermission.DELETE_NA)
+        else:
+            self.authorize(principal, name, AdminPermission.DELETE_HANDLE)
+        self.store.delete_handle(name)
+
+    def add_values(self, principal: ValueReference, handle: str,
+                   values: Sequence[HandleValue]) -> None:
+        checked = check_values(values)
+        self.authorize(principal, handle, AdminPermission.ADD_VALUE)
+        if any(v.type == _ADMIN for v in checked):
+            self.authorize(principal, handle, AdminPermission.ADD_ADMIN)
+        self.store.add_values(handle, self._prepare(handle, checked))
+
+    def remove_values(self, principal: ValueReference, handle: str,
+                      indexes: Sequence[int]) -> None:
+        self.authorize(principal, handle, AdminPermission.REMOVE_VALUE)
+        if any(v.type == _ADMIN for v in self._values(handle, indexes)):
+            self.authorize(principal, handle, AdminPermission.REMOVE_ADMIN)
+        self.store.remove_values(handle, indexes)
+
+    def modify_values(self, principal: ValueReference, handle: str,
+                      values: Sequence[HandleValue]) -> None:
+        checked = check_values(values)
+        self.authorize(principal, handle, AdminPermission.MODIFY_VALUE)
+        current = self._values(handle, tuple(v.index for v in checked))
+        if any(v.type == _ADMIN for v in (*checked, *current)):
+            self.authorize(principal, handle, AdminPermission.MODIFY_ADMIN)
+        self.store.modify_values(handle, self._prepare(handle, checked))
+
+    def list_handles(self, principal: ValueReference, prefix: str, *, page: int = 0,
+                     limit: int = 100) -> list[str]:
+        """Handles under ``prefix`` (LIST_HANDLES on its prefix record)."""
+        self.authorize(principal, prefix_handle(prefix), AdminPermission.LIST_HANDLES)
+        return self.store.list_handles(prefix, page=page, limit=limit)
+
+    def _now(self) -> int:
+        return int(self._clock())
+
+    def _prepare(self, handle: str, values: Sequence[HandleValue]) -> tuple[HandleValue, ...]:
+        """Checked values, stamped with the current time, passed through the value checks."""
+        now = self._now()
+        stamped = tuple(HandleValue(v.index, v.type, v.data, v.ttl_type, v.ttl, now,
+                                    v.permissions, v.references) for v in check_values(values))
+        for check in self._checks:
+            check(handle, stamped)
+        return stamped
+
+
+def _admin_record(handle: str, value: HandleValue) -> AdminRecord | None:
+    try:
+        return decode_admin(value.data)
+    except ProtocolError as exc:
+        log.warning("ignoring undecodable HS_ADMIN %d of %s: %s", value.index, handle, exc)
+        return None
+
+
+def _encode_admin(principal: ValueReference) -> bytes:
+    return encode_admin(AdminRecord(ALL_ADMIN_PERMISSIONS, principal.handle, principal.index))
+
+
+def _matches(handle: str, index: int, who: ValueReference) -> bool:
+    """A reference names ``who``: same handle and index; index 0 means any index."""
+    return handle == who.handle and index in (0, who.index)
+
+
+def _member(member: ValueReference, who: ValueReference) -> bool:
+    try:
+        return _matches(normalize_handle(member.handle), member.index, who)
+    except InvalidInput:
+        return False
+
+
+def _name(permission: AdminPermission) -> str:
+    return permission.name or str(int(permission))
