@@ -1,0 +1,67 @@
+"""Resolution over the native protocol from a millnet identifier store, UDP and TCP."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from millnet.identifiers.client import Server, request, request_tcp, resolution_request
+from millnet.identifiers.native import NativeHandler
+from millnet.identifiers.store import IdentifierStore
+from millnet.identifiers.transport import NativeServer
+from millnet.protocols.handle import (
+    Envelope,
+    GetSiteInfoRequest,
+    GetSiteInfoResponse,
+    HandleValue,
+    Message,
+    Permission,
+    ResolutionResponse,
+    ResponseCode,
+    ServerRecord,
+    SiteInfo,
+    address_octets,
+)
+
+URL = HandleValue(1, "URL", b"https://plant.example/pumps/1")
+SECRET = HandleValue(2, "EMAIL", b"ops@plant.example",
+                     permissions=int(Permission.ADMIN_READ | Permission.ADMIN_WRITE))
+MODEL = HandleValue(3, "MODEL", b"P-200")
+
+
+def test_resolution_and_site_info(tmp_path: Path) -> None:
+    store = IdentifierStore.open(f"sqlite:///{tmp_path / 'ids.sqlite'}")
+    store.create_handle("88.100.5/PUMP-1", [URL, SECRET, MODEL])
+    store.create_handle("88.ACME/PUMP-1", [URL])
+    site = SiteInfo(servers=(ServerRecord(1, address_octets("127.0.0.1")),))
+
+    async def scenario() -> None:
+        async with NativeServer(NativeHandler(store, site), udp_port=0, tcp_port=0) as server:
+            where = Server("127.0.0.1", server.udp_port, server.tcp_port)
+            answer = await request(resolution_request("88.100.5/PUMP-1"), where)
+            assert isinstance(answer.body, ResolutionResponse)
+            assert answer.body.values == (URL, MODEL)  # admin-read only value withheld
+
+            by_type = await request(resolution_request("88.100.5/PUMP-1", types=["MODEL"]),
+                                    where)
+            assert isinstance(by_type.body, ResolutionResponse)
+            assert by_type.body.values == (MODEL,)
+
+            # The prefix is case-insensitive, the suffix is not.
+            folded = await request(resolution_request("88.acme/PUMP-1"), where)
+            assert folded.response_code == ResponseCode.SUCCESS
+            lower = await request(resolution_request("88.ACME/pump-1"), where)
+            assert lower.response_code == ResponseCode.HANDLE_NOT_FOUND
+
+            bad = await request(resolution_request("no-slash"), where)
+            assert bad.response_code == ResponseCode.INVALID_HANDLE
+
+            info = await request_tcp(Message(GetSiteInfoRequest("/"), envelope=Envelope(
+                request_id=7)), where)
+            assert isinstance(info.body, GetSiteInfoResponse)
+            assert info.body.site == site
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        store.close()
