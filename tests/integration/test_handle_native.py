@@ -6,7 +6,9 @@ import asyncio
 from pathlib import Path
 
 from millnet.identifiers.client import Server, request, request_tcp, resolution_request
+from millnet.identifiers.delegation import site_value
 from millnet.identifiers.native import NativeHandler
+from millnet.identifiers.service import IdentifierService
 from millnet.identifiers.store import IdentifierStore
 from millnet.identifiers.transport import NativeServer
 from millnet.protocols.handle import (
@@ -19,6 +21,7 @@ from millnet.protocols.handle import (
     ResolutionResponse,
     ResponseCode,
     ServerRecord,
+    ServiceReferral,
     SiteInfo,
     address_octets,
 )
@@ -34,9 +37,12 @@ def test_resolution_and_site_info(tmp_path: Path) -> None:
     store.create_handle("88.100.5/PUMP-1", [URL, SECRET, MODEL])
     store.create_handle("88.ACME/PUMP-1", [URL])
     site = SiteInfo(servers=(ServerRecord(1, address_octets("127.0.0.1")),))
+    elsewhere = SiteInfo(servers=(ServerRecord(1, address_octets("10.0.0.6")),))
+    store.create_handle("0.NA/88.100.6", [site_value(elsewhere)])  # delegated to another node
+    service = IdentifierService(store, ["88.100.5", "88.ACME"])
 
     async def scenario() -> None:
-        async with NativeServer(NativeHandler(store, site), udp_port=0, tcp_port=0) as server:
+        async with NativeServer(NativeHandler(service, site), udp_port=0, tcp_port=0) as server:
             where = Server("127.0.0.1", server.udp_port, server.tcp_port)
             answer = await request(resolution_request("88.100.5/PUMP-1"), where)
             assert isinstance(answer.body, ResolutionResponse)
@@ -55,6 +61,13 @@ def test_resolution_and_site_info(tmp_path: Path) -> None:
 
             bad = await request(resolution_request("no-slash"), where)
             assert bad.response_code == ResponseCode.INVALID_HANDLE
+
+            referral = await request(resolution_request("88.100.6/VALVE-9"), where)
+            assert referral.response_code == ResponseCode.SERVICE_REFERRAL
+            assert isinstance(referral.body, ServiceReferral)
+            assert referral.body.values == (site_value(elsewhere),)
+            nobody = await request(resolution_request("99.1/X"), where)
+            assert nobody.response_code == ResponseCode.SERVER_NOT_RESP
 
             info = await request_tcp(Message(GetSiteInfoRequest("/"), envelope=Envelope(
                 request_id=7)), where)
