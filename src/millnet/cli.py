@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from millnet.cli_id import id_app
 from millnet.config import DEFAULT_CONFIG, Settings, load_settings
 from millnet.errors import ConfigError, MillnetError
 
@@ -20,6 +21,7 @@ bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks; each ends with o
 token_app = typer.Typer(no_args_is_help=True, help="API tokens.")
 app.add_typer(bench_app, name="bench")
 app.add_typer(token_app, name="token")
+app.add_typer(id_app, name="id")
 console = Console()
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="node.toml to read")]
