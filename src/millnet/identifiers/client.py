@@ -3,6 +3,10 @@
 Like Handle.Net's resolver: a request goes out over UDP and is retried on timeout; a response
 that cannot be completed over UDP (a lost fragment, or a truncated answer from a server that
 limits UDP amplification) makes the client ask again over TCP.
+
+Administration (:func:`admin_request`) goes over TCP, as in hdllib and the CAICT SDK: the
+request, the server's 402 challenge, the HS_SECKEY answer (:mod:`.native_auth`) and the result,
+on one connection.
 """
 
 from __future__ import annotations
@@ -15,15 +19,31 @@ from dataclasses import dataclass
 
 from millnet.errors import ProtocolError
 from millnet.protocols.handle import (
+    AddValueRequest,
+    Challenge,
+    ChallengeAnswer,
+    CreateHandleRequest,
+    DeleteHandleRequest,
     Envelope,
     Header,
+    ListHandlesRequest,
+    ListHandlesResponse,
     Message,
+    ModifyValueRequest,
     OpFlag,
+    RemoveValueRequest,
     ResolutionRequest,
     TcpFramer,
     UdpReassembler,
+    compute_request_digest,
+    decode_message,
     encode_message,
 )
+
+from .native_auth import SECRET_KEY_TYPE, challenge_version, sign_secret_key
+
+AdminBody = (CreateHandleRequest | DeleteHandleRequest | AddValueRequest | RemoveValueRequest
+             | ModifyValueRequest | ListHandlesRequest)
 
 _ids = itertools.count(secrets.randbelow(2**30))
 
@@ -107,3 +127,84 @@ def resolution_request(handle: str, indexes: Sequence[int] = (), types: Sequence
     flags = (int(OpFlag.AT) if authoritative else 0) | (int(OpFlag.REC) if recursive else 0)
     return Message(ResolutionRequest(handle, tuple(indexes), tuple(types)), Header(flags),
                    Envelope(request_id=_next_id()))
+
+
+class _Connection:
+    """One TCP connection: send messages, read the answers to a request id."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 timeout: float) -> None:
+        self._reader, self._writer, self._timeout = reader, writer, timeout
+        self._framer = TcpFramer()
+        self._ready: list[Message] = []
+
+    async def send(self, msg: Message) -> None:
+        self._writer.write(encode_message(msg))
+        await self._writer.drain()
+
+    async def receive(self, request_id: int) -> Message:
+        while True:
+            while self._ready:
+                answer = self._ready.pop(0)
+                if answer.envelope.request_id == request_id:
+                    return answer
+            chunk = await asyncio.wait_for(self._reader.read(65536), self._timeout)
+            if not chunk:
+                raise ProtocolError("the server closed the connection without answering")
+            self._ready.extend(self._framer.receive_data(chunk))
+
+    async def receive_all(self, request_id: int) -> list[Message]:
+        """The answer and its continuations (CN set on all but the last)."""
+        answers = [await self.receive(request_id)]
+        while answers[-1].header.opflags & OpFlag.CN:
+            answers.append(await self.receive(request_id))
+        return answers
+
+
+def _signed_part(msg: Message) -> bytes:
+    """The header and body as they go on the wire: what the server digests."""
+    return decode_message(encode_message(msg)).signed_part
+
+
+async def admin_request(body: AdminBody, server: Server, *, key_handle: str, key_index: int,
+                        secret: str | bytes, opflags: int = 0, version: tuple[int, int] = (2, 10),
+                        timeout: float = 5.0) -> Message:
+    """Run an administrative operation as ``key_index:key_handle``, authenticated with its
+    HS_SECKEY ``secret``; the server's final answer (for LIST_HANDLE, its continued messages
+    merged into one ListHandlesResponse). ``opflags``: OW or MINT on a create, RD..."""
+    key = secret.encode("utf-8") if isinstance(secret, str) else secret
+    request = Message(body, Header(opflags), Envelope(version[0], version[1],
+                                                      request_id=_next_id()))
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(server.host, server.tcp_port), timeout)
+    conn = _Connection(reader, writer, timeout)
+    try:
+        await conn.send(request)
+        first = await conn.receive_all(request.envelope.request_id)
+        challenge = first[-1]
+        if not isinstance(challenge.body, Challenge):
+            return _merged(first)
+        digest = challenge.request_digest
+        if digest is None or compute_request_digest(
+                _signed_part(request), digest.algorithm).digest != digest.digest:
+            raise ProtocolError("the challenge is not for the request sent: not signing it")
+        version_used = challenge_version(challenge)
+        signed = sign_secret_key(key, challenge.body.nonce, digest.digest, version_used)
+        answer = Message(ChallengeAnswer(SECRET_KEY_TYPE, key_handle, key_index, signed),
+                         Header(opflags & int(OpFlag.RD)),
+                         Envelope(challenge.envelope.major, challenge.envelope.minor,
+                                  session_id=challenge.envelope.session_id,
+                                  request_id=_next_id()))
+        await conn.send(answer)
+        return _merged(await conn.receive_all(answer.envelope.request_id))
+    finally:
+        writer.close()
+
+
+def _merged(answers: list[Message]) -> Message:
+    if len(answers) == 1:
+        return answers[0]
+    handles = tuple(h for a in answers if isinstance(a.body, ListHandlesResponse)
+                    for h in a.body.handles)
+    last = answers[-1]
+    return Message(ListHandlesResponse(handles), last.header, last.envelope, last.request_digest)

@@ -1,52 +1,108 @@
 """The native-protocol request handler: decoded requests in, responses out.
 
-Transport-free (the servers in :mod:`.transport` call it per message). Today it answers what
-needs no authentication: RESOLUTION (index and type filters; only values with public read, as
-for any unauthenticated client) with a SERVICE_REFERRAL where another node is responsible, and
-GET_SITEINFO. Administrative operations answer AUTHEN_NEEDED until the challenge-response
-session lands.
+Transport-free (the servers in :mod:`.transport` call it per message). Unauthenticated:
+RESOLUTION (index and type filters; only values with public read, as for any unauthenticated
+client) with a SERVICE_REFERRAL where another node is responsible, and GET_SITEINFO.
+
+Administrative operations (CREATE_HANDLE with OW and MINT, DELETE_HANDLE, ADD/REMOVE/MODIFY
+VALUE, LIST_HANDLE) are challenged (:mod:`.native_auth`): the 402 Challenge, the client's
+CHALLENGE_RESPONSE, then the original operation run through the service as the principal who
+answered (``<index>:<key handle>``), which checks its HS_ADMIN rights. The result answers the
+CHALLENGE_RESPONSE message (its session and request id, the digest of it when RD is set) with
+the original operation's code and body, which is what hdllib and the CAICT SDK wait for.
+A handle that is not served here is referred (or refused with SERVER_NOT_RESP) before any
+challenge.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
-from millnet.errors import MillnetError
-from millnet.identifiers.delegation import Referral
-from millnet.identifiers.errors import error_code
+from millnet.errors import InvalidInput, MillnetError
+from millnet.identifiers.delegation import GLOBAL_PREFIX, Referral
+from millnet.identifiers.errors import HandleExists, error_code
+from millnet.identifiers.native_auth import (
+    SECRET_KEY_TYPE,
+    ChallengeTable,
+    UnableToAuthenticate,
+    Verifier,
+    check_secret_key,
+)
 from millnet.identifiers.service import IdentifierService
 from millnet.protocols.handle import (
+    AddValueRequest,
+    ChallengeAnswer,
+    CreateHandleRequest,
+    CreateHandleResponse,
+    DeleteHandleRequest,
     ErrorResponse,
+    GenericResponse,
     GetSiteInfoRequest,
     GetSiteInfoResponse,
+    ListHandlesRequest,
+    ListHandlesResponse,
     Message,
+    ModifyValueRequest,
+    OpFlag,
+    RemoveValueRequest,
     ResolutionRequest,
     ResolutionResponse,
     ResponseCode,
     ServiceReferral,
     SiteInfo,
+    ValueReference,
     make_response,
 )
 from millnet.protocols.handle.responses import Body
 
+log = logging.getLogger("millnet.identifiers")
+
+AdminBody = (CreateHandleRequest | DeleteHandleRequest | AddValueRequest | RemoveValueRequest
+             | ModifyValueRequest | ListHandlesRequest)
+_ADMIN_TYPES = (CreateHandleRequest, DeleteHandleRequest, AddValueRequest, RemoveValueRequest,
+                ModifyValueRequest, ListHandlesRequest)
+_OW, _MINT = int(OpFlag.OW), int(OpFlag.MINT)
+_MINT_ATTEMPTS = 3
+#: LIST_HANDLE answers in messages of this many handles (CN set on all but the last)...
+LIST_BATCH = 1000
+#: ...and stops after this many: larger prefixes are listed with the REST API's paging.
+MAX_LISTED = 100_000
+
 
 class NativeHandler:
-    """``handler(message, peer) -> [response]`` over an :class:`IdentifierService`."""
+    """``handler(message, peer) -> [responses]`` over an :class:`IdentifierService`."""
 
     def __init__(self, service: IdentifierService, site: SiteInfo,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, *,
+                 challenges: ChallengeTable | None = None,
+                 verifiers: Mapping[str, Verifier] | None = None) -> None:
         self._service = service
         self._site = site
         self._clock = clock
+        self.challenges = challenges if challenges is not None else ChallengeTable()
+        #: auth type of a ChallengeAnswer -> its check; HS_PUBKEY plugs in here
+        self.verifiers: dict[str, Verifier] = dict(verifiers) if verifiers is not None else {
+            SECRET_KEY_TYPE: self._check_secret_key}
 
     def __call__(self, msg: Message, peer: tuple[str, int]) -> list[Message]:
+        now = int(self._clock())
         body = msg.body
         try:
+            if isinstance(body, ChallengeAnswer):
+                return self._answer_challenge(msg, body, peer, now)
+            if isinstance(body, _ADMIN_TYPES):
+                referral = self._referral(msg.opcode, body)
+                if referral is not None:
+                    return [make_response(msg, referral, now=now)]
+                return [self.challenges.challenge(msg, peer[0], now=now)]
             reply = self._answer(msg.opcode, body)
         except MillnetError as exc:
             reply = ErrorResponse(msg.opcode, error_code(exc), str(exc))
-        return [make_response(msg, reply, now=int(self._clock()))]
+        return [make_response(msg, reply, now=now)]
+
+    # Unauthenticated
 
     def _answer(self, opcode: int, body: Body) -> Body:
         if isinstance(body, ResolutionRequest):
@@ -58,5 +114,114 @@ class NativeHandler:
             return ResolutionResponse(body.handle, values)
         if isinstance(body, GetSiteInfoRequest):
             return GetSiteInfoResponse(self._site)
-        return ErrorResponse(opcode, ResponseCode.AUTHEN_NEEDED,
-                             "administrative operations need authentication")
+        return ErrorResponse(opcode, ResponseCode.OPERATION_DENIED,
+                             f"operation {opcode} is not served here")
+
+    def _referral(self, opcode: int, body: AdminBody) -> ServiceReferral | None:
+        """A referral when another node answers for the handle; NotResponsible propagates."""
+        if isinstance(body, ListHandlesRequest):
+            probe = f"{_listed_prefix(body.handle)}/x"
+        else:  # a MINT request may name just the prefix, "88.100.5/" or "88.100.5"
+            prefix, _, suffix = body.handle.partition("/")
+            probe = body.handle if suffix else f"{prefix}/x"
+        where = self._service.locate(probe)
+        if isinstance(where, Referral):
+            return ServiceReferral(opcode, body.handle, where.values)
+        return None
+
+    # Authenticated
+
+    def _answer_challenge(self, msg: Message, answer: ChallengeAnswer, peer: tuple[str, int],
+                          now: int) -> list[Message]:
+        pending = self.challenges.take(msg.envelope.session_id, peer[0])
+        original = pending.request
+        opcode = original.opcode
+        try:
+            verify = self.verifiers.get(answer.auth_type)
+            if verify is None:
+                raise UnableToAuthenticate(f"{answer.auth_type} answers are not supported")
+            if not verify(answer.key_handle, answer.key_index, pending.nonce, pending.digest,
+                          answer.signed_response):
+                log.info("authentication of %d:%s failed for %s", answer.key_index,
+                         answer.key_handle, peer[0])
+                return [make_response(msg, ErrorResponse(
+                    opcode, ResponseCode.AUTHEN_FAILED, "the challenge answer is not valid"),
+                    now=now)]
+            principal = ValueReference(answer.key_handle, answer.key_index)
+            assert isinstance(original.body, _ADMIN_TYPES)
+            bodies = self._administer(principal, original, original.body)
+        except MillnetError as exc:
+            bodies = [ErrorResponse(opcode, error_code(exc), str(exc))]
+        last = len(bodies) - 1
+        return [make_response(msg, body, now=now, continued=i < last)
+                for i, body in enumerate(bodies)]
+
+    def _check_secret_key(self, key_handle: str, key_index: int, nonce: bytes, digest: bytes,
+                          signed_response: bytes) -> bool:
+        try:
+            secret = self._service.secret_key(key_handle, key_index)
+        except MillnetError:
+            secret = None
+        return check_secret_key(secret, nonce, digest, signed_response)
+
+    def _administer(self, who: ValueReference, original: Message, body: AdminBody) -> list[Body]:
+        service, flags = self._service, original.header.opflags
+        if isinstance(body, CreateHandleRequest):
+            if flags & _MINT:
+                return [CreateHandleResponse(self._mint(who, body))]
+            service.create_handle(who, body.handle, body.values, overwrite=bool(flags & _OW))
+            return [CreateHandleResponse()]
+        if isinstance(body, DeleteHandleRequest):
+            service.delete_handle(who, body.handle)
+        elif isinstance(body, AddValueRequest):
+            service.add_values(who, body.handle, body.values)
+        elif isinstance(body, RemoveValueRequest):
+            service.remove_values(who, body.handle, body.indexes)
+        elif isinstance(body, ModifyValueRequest):
+            service.modify_values(who, body.handle, body.values)
+        else:
+            return self._list(who, _listed_prefix(body.handle))
+        return [GenericResponse(original.opcode)]
+
+    def _mint(self, who: ValueReference, body: CreateHandleRequest) -> str:
+        """MINT: the handle sent is ``prefix/`` or ``prefix/stem``; the minted suffix is
+        appended to the stem (Handle.Net appends its suffix to what the client sent)."""
+        prefix, _, stem = body.handle.partition("/")
+        if not stem:
+            return self._service.mint_handle(who, prefix, body.values)
+        for _ in range(_MINT_ATTEMPTS):
+            suffix = self._service.store.mint_suffix(prefix)
+            try:
+                return self._service.create_handle(who, f"{prefix}/{stem}{suffix}", body.values)
+            except HandleExists:
+                continue
+        raise HandleExists(f"could not mint a free suffix under {body.handle}")
+
+    def _list(self, who: ValueReference, prefix: str) -> list[Body]:
+        batches: list[Body] = []
+        listed = 0
+        while listed < MAX_LISTED:
+            handles = self._service.list_handles(who, prefix, page=len(batches),
+                                                 limit=LIST_BATCH)
+            if handles or not batches:
+                batches.append(ListHandlesResponse(tuple(handles)))
+            listed += len(handles)
+            if len(handles) < LIST_BATCH:
+                break
+        else:
+            log.warning("LIST_HANDLE of %s stopped after %d handles", prefix, MAX_LISTED)
+        return batches
+
+
+def _listed_prefix(handle: str) -> str:
+    """LIST_HANDLE names the prefix record ``0.NA/<prefix>``; a bare prefix is accepted."""
+    head, slash, tail = handle.partition("/")
+    if not slash:
+        return head
+    if head.upper() == GLOBAL_PREFIX and tail:
+        return tail
+    raise InvalidInput(f"LIST_HANDLE names a prefix record 0.NA/<prefix>, not {handle}",
+                       field="handle")
+
+
+__all__ = ["LIST_BATCH", "MAX_LISTED", "NativeHandler"]
