@@ -27,7 +27,9 @@ from millnet.identifiers.native import NativeHandler
 from millnet.identifiers.native_auth import (
     MAC_PBKDF2_HMAC_SHA1,
     MAC_SHA1,
+    AuthenticationTimeout,
     ChallengeTable,
+    ServerBusy,
     challenge_version,
     check_secret_key,
     sign_secret_key,
@@ -42,6 +44,7 @@ from millnet.protocols.handle import (
     CreateHandleRequest,
     CreateHandleResponse,
     DeleteHandleRequest,
+    DigestAlgorithm,
     Envelope,
     ErrorResponse,
     HandleValue,
@@ -53,11 +56,16 @@ from millnet.protocols.handle import (
     OpCode,
     OpFlag,
     RemoveValueRequest,
+    RequestDigest,
     ResolutionResponse,
     ResponseCode,
     ServerRecord,
     SiteInfo,
+    VerifyChallengeRequest,
+    VerifyChallengeResponse,
     address_octets,
+    decode_message,
+    encode_message,
 )
 
 
@@ -303,3 +311,39 @@ def test_secret_key_macs_as_hdllib_computes_them() -> None:
               + struct.pack(">III", 10**9, 160, 20) + mac)
     assert not check_secret_key(secret, nonce, digest, greedy)  # iterations are bounded
     assert not check_secret_key(secret, nonce, digest, b"")
+
+
+def test_verify_response_for_other_servers(tmp_path: Path) -> None:
+    async def scenario(where: Server, clock: FakeClock) -> None:
+        nonce, digest = b"n" * 16, RequestDigest(DigestAlgorithm.SHA256, b"d" * 32)
+        signed = sign_secret_key(ADMIN5["secret"].encode(), nonce, digest.digest, (2, 10))
+        for secret_ok, signature in ((True, signed), (False, signed[:-1] + b"\0")):
+            ask = Message(VerifyChallengeRequest("88.100.5/ADMIN", 300, nonce, digest,
+                                                 signature), envelope=Envelope(request_id=3))
+            verdict = await request_tcp(ask, where)
+            assert isinstance(verdict.body, VerifyChallengeResponse)
+            assert verdict.body.valid is secret_ok
+
+    _run(tmp_path, scenario)
+
+
+def test_challenge_table_bounds() -> None:
+    clock = FakeClock()
+    table = ChallengeTable(timeout=10, max_per_host=2, max_pending=3, clock=clock)
+    wire = encode_message(Message(DeleteHandleRequest("88.100.5/A"),
+                                  envelope=Envelope(request_id=1)))
+    req = decode_message(wire)
+    sessions = [table.challenge(req, "10.0.0.1", now=0).envelope.session_id for _ in range(2)]
+    with pytest.raises(ServerBusy):
+        table.challenge(req, "10.0.0.1", now=0)  # per host
+    table.challenge(req, "10.0.0.2", now=0)
+    with pytest.raises(ServerBusy):
+        table.challenge(req, "10.0.0.3", now=0)  # in all
+    with pytest.raises(AuthenticationTimeout):
+        table.take(sessions[0], "10.0.0.9")  # another host cannot answer it
+    assert table.take(sessions[0], "10.0.0.1").request == req
+    clock.now += 11
+    table.challenge(req, "10.0.0.3", now=0)  # the expired ones made room
+    assert len(table) == 1
+    with pytest.raises(AuthenticationTimeout):
+        table.take(sessions[1], "10.0.0.1")

@@ -2,7 +2,8 @@
 
 Transport-free (the servers in :mod:`.transport` call it per message). Unauthenticated:
 RESOLUTION (index and type filters; only values with public read, as for any unauthenticated
-client) with a SERVICE_REFERRAL where another node is responsible, and GET_SITEINFO.
+client) with a SERVICE_REFERRAL where another node is responsible, GET_SITEINFO, and
+VERIFY_RESPONSE (201: another server asks whether an HS_SECKEY answer matches a key held here).
 
 Administrative operations (CREATE_HANDLE with OW and MINT, DELETE_HANDLE, ADD/REMOVE/MODIFY
 VALUE, LIST_HANDLE) are challenged (:mod:`.native_auth`): the 402 Challenge, the client's
@@ -53,6 +54,8 @@ from millnet.protocols.handle import (
     ServiceReferral,
     SiteInfo,
     ValueReference,
+    VerifyChallengeRequest,
+    VerifyChallengeResponse,
     make_response,
 )
 from millnet.protocols.handle.responses import Body
@@ -114,6 +117,11 @@ class NativeHandler:
             return ResolutionResponse(body.handle, values)
         if isinstance(body, GetSiteInfoRequest):
             return GetSiteInfoResponse(self._site)
+        if isinstance(body, VerifyChallengeRequest):
+            # Another server checks an HS_SECKEY answer against a key held here.
+            return VerifyChallengeResponse(self._check_secret_key(
+                body.key_handle, body.key_index, body.nonce, body.digest.digest,
+                body.signed_response))
         return ErrorResponse(opcode, ResponseCode.OPERATION_DENIED,
                              f"operation {opcode} is not served here")
 

@@ -65,7 +65,7 @@ PBKDF2_ITERATIONS = 10_000  # hdllib's default
 PBKDF2_KEY_BITS = 160
 PBKDF2_SALT_SIZE = 16
 #: Bounds on what a client may ask the server to compute (the iterations are its choice).
-MAX_PBKDF2_ITERATIONS = 100_000
+MAX_PBKDF2_ITERATIONS = 20_000
 MAX_PBKDF2_KEY_BITS = 512
 MAX_PBKDF2_SALT = 256
 
@@ -197,13 +197,16 @@ class ChallengeTable:
     once, right or wrong."""
 
     def __init__(self, *, timeout: float = 60.0, max_pending: int = 4096,
-                 max_per_host: int = 64, clock: Callable[[], float] = time.monotonic) -> None:
+                 max_per_host: int = 64, max_bytes: int = 32 << 20,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.timeout = timeout
         self.max_pending = max_pending
         self.max_per_host = max_per_host
+        self.max_bytes = max_bytes  # of the requests held (a create may carry a megabyte)
         self._clock = clock
         self._pending: OrderedDict[int, Pending] = OrderedDict()  # oldest first
         self._per_host: dict[str, int] = {}
+        self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._pending)
@@ -212,7 +215,8 @@ class ChallengeTable:
         """The 402 response to ``request`` (``now``: Unix seconds for its expiration),
         remembered under a new session id. ServerBusy when too many are pending."""
         self._purge()
-        if len(self._pending) >= self.max_pending \
+        size = len(request.signed_part)
+        if len(self._pending) >= self.max_pending or self._bytes + size > self.max_bytes \
                 or self._per_host.get(host, 0) >= self.max_per_host:
             raise ServerBusy("too many unanswered challenges")
         session_id = self._new_session_id()
@@ -223,6 +227,7 @@ class ChallengeTable:
         self._pending[session_id] = Pending(request, nonce, reply.request_digest.digest, host,
                                             self._clock() + self.timeout)
         self._per_host[host] = self._per_host.get(host, 0) + 1
+        self._bytes += size
         return reply
 
     def take(self, session_id: int, host: str) -> Pending:
@@ -247,6 +252,7 @@ class ChallengeTable:
 
     def _forget(self, session_id: int, pending: Pending) -> None:
         del self._pending[session_id]
+        self._bytes -= len(pending.request.signed_part)
         left = self._per_host[pending.host] - 1
         if left:
             self._per_host[pending.host] = left
