@@ -17,13 +17,11 @@ import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    Engine,
     bindparam,
     delete,
     func,
@@ -36,8 +34,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from millnet.errors import InvalidInput, StorageError
 from millnet.protocols.handle import HandleValue
-from millnet.registry import migrate
-from millnet.registry.engine import create_registry_engine, writer
+from millnet.registry.sqlstore import SqlStore
 
 from .bulk import DuplicateHandle, insert_new
 from .errors import HandleExists, HandleNotFound, ValueExists, ValueNotFound
@@ -92,44 +89,10 @@ def _existing_indexes(conn: Connection, handle_id: int) -> set[int]:
         select(handle_values.c.idx).where(handle_values.c.handle_id == handle_id)).scalars()}
 
 
-class IdentifierStore:
+class IdentifierStore(SqlStore):
     """Handles and values: create, read, change, delete, list, count, mint."""
 
-    def __init__(self, engine: Engine) -> None:
-        """Wrap an engine made by ``create_registry_engine`` whose schema is at head."""
-        self._engine = engine
-        self._writer = writer(engine)
-
-    @classmethod
-    def open(cls, url: str) -> IdentifierStore:
-        """Connect to ``url`` (the registry's database) and migrate it to head."""
-        engine = create_registry_engine(url)
-        try:
-            migrate.upgrade(engine)
-        except (OperationalError, InterfaceError) as exc:
-            engine.dispose()
-            raise StorageError(f"identifier database unavailable: {exc.orig!s}") from exc
-        except BaseException:
-            engine.dispose()
-            raise
-        return cls(engine)
-
-    @property
-    def engine(self) -> Engine:
-        return self._engine
-
-    def close(self) -> None:
-        self._engine.dispose()
-
-    def __enter__(self) -> IdentifierStore:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"IdentifierStore({self._engine.url.render_as_string(hide_password=True)!r})"
+    label = "identifier"
 
     def _run(self, work: Callable[[Connection], T], *, write: bool = False) -> T:
         try:

@@ -11,18 +11,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import TypeVar
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from millnet.errors import Conflict, StorageError
 from millnet.model import AssetKind, PointSpec
-from millnet.registry import assets, migrate, points, tenants, tokens
-from millnet.registry.engine import create_registry_engine, writer
+from millnet.registry import assets, points, tenants, tokens
 from millnet.registry.records import Asset, AssetNode, Point, Principal, Role, Tenant, TokenInfo
+from millnet.registry.sqlstore import SqlStore
 
 log = logging.getLogger("millnet.registry")
 
@@ -36,44 +35,10 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class Registry:
+class Registry(SqlStore):
     """Tenants, ISA-95 assets, points (the series dictionary) and API tokens."""
 
-    def __init__(self, engine: Engine) -> None:
-        """Wrap an engine made by :func:`create_registry_engine` whose schema is at head."""
-        self._engine = engine
-        self._writer = writer(engine)
-
-    @classmethod
-    def open(cls, url: str) -> Registry:
-        """Connect to ``url`` (sqlite:///path or postgresql+psycopg://...) and migrate to head."""
-        engine = create_registry_engine(url)
-        try:
-            migrate.upgrade(engine)
-        except (OperationalError, InterfaceError) as exc:
-            engine.dispose()
-            raise StorageError(f"registry database unavailable: {exc.orig!s}") from exc
-        except BaseException:
-            engine.dispose()
-            raise
-        return cls(engine)
-
-    @property
-    def engine(self) -> Engine:
-        return self._engine
-
-    def close(self) -> None:
-        self._engine.dispose()
-
-    def __enter__(self) -> Registry:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"Registry({self._engine.url.render_as_string(hide_password=True)!r})"
+    label = "registry"
 
     def _run(self, work: Callable[[Connection], T], *, write: bool = False,
              retry: bool = False) -> T:

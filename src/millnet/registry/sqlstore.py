@@ -1,0 +1,57 @@
+"""What every store on the registry's database shares: opening (and migrating) its engine,
+closing it, and a repr that never shows a password."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import ClassVar, Self
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from millnet.errors import StorageError
+from millnet.registry import migrate
+from millnet.registry.engine import create_registry_engine, writer
+
+
+class SqlStore:
+    """Owns an engine whose schema is at head; ``label`` names the store in errors."""
+
+    label: ClassVar[str] = "database"
+
+    def __init__(self, engine: Engine) -> None:
+        """Wrap an engine made by ``create_registry_engine`` whose schema is at head."""
+        self._engine = engine
+        self._writer = writer(engine)
+
+    @classmethod
+    def open(cls, url: str) -> Self:
+        """Connect to ``url`` (sqlite:///path or postgresql+psycopg://...) and migrate to head."""
+        engine = create_registry_engine(url)
+        try:
+            migrate.upgrade(engine)
+        except (OperationalError, InterfaceError) as exc:
+            engine.dispose()
+            raise StorageError(f"{cls.label} database unavailable: {exc.orig!s}") from exc
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        url = self._engine.url.render_as_string(hide_password=True)
+        return f"{type(self).__name__}({url!r})"
