@@ -52,6 +52,11 @@ def _next_id() -> int:
     return next(_ids) & 0x7FFFFFFF
 
 
+def next_request_id() -> int:
+    """A fresh request id (31 bits, from a random start)."""
+    return _next_id()
+
+
 @dataclass(frozen=True)
 class Server:
     host: str

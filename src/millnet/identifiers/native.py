@@ -13,17 +13,26 @@ CHALLENGE_RESPONSE message (its session and request id, the digest of it when RD
 the original operation's code and body, which is what hdllib and the CAICT SDK wait for.
 A handle that is not served here is referred (or refused with SERVER_NOT_RESP) before any
 challenge.
+
+Hierarchy (:mod:`.hierarchy`): with a ``parent`` site, a handle no prefix of which is served or
+delegated here is referred up to the parent instead of SERVER_NOT_RESP. With a ``resolver``, a
+RESOLUTION carrying the REC opflag that would be referred is followed instead: answered at once
+from the resolver's cache when it can be, otherwise the handler returns an awaitable (the
+transport awaits it in a task) and the resolver asks the other nodes. Local answers stay
+synchronous. At most ``max_pending`` recursions run at once; beyond, SERVER_BUSY.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from millnet.errors import InvalidInput, MillnetError
-from millnet.identifiers.delegation import GLOBAL_PREFIX, Referral
-from millnet.identifiers.errors import HandleExists, error_code
+from millnet.identifiers.client import Server
+from millnet.identifiers.delegation import GLOBAL_PREFIX, Local, Referral
+from millnet.identifiers.errors import HandleExists, NotResponsible, error_code
+from millnet.identifiers.hierarchy import parent_referral, servers_of
 from millnet.identifiers.native_auth import (
     SECRET_KEY_TYPE,
     ChallengeTable,
@@ -31,6 +40,7 @@ from millnet.identifiers.native_auth import (
     Verifier,
     check_secret_key,
 )
+from millnet.identifiers.resolver import RecursiveResolver
 from millnet.identifiers.service import IdentifierService
 from millnet.protocols.handle import (
     AddValueRequest,
@@ -72,6 +82,9 @@ _MINT_ATTEMPTS = 3
 LIST_BATCH = 1000
 #: ...and stops after this many: larger prefixes are listed with the REST API's paging.
 MAX_LISTED = 100_000
+#: recursive resolutions in flight at once, beyond which REC requests get SERVER_BUSY
+MAX_PENDING = 256
+_REC = int(OpFlag.REC)
 
 
 class NativeHandler:
@@ -80,8 +93,17 @@ class NativeHandler:
     def __init__(self, service: IdentifierService, site: SiteInfo,
                  clock: Callable[[], float] = time.time, *,
                  challenges: ChallengeTable | None = None,
-                 verifiers: Mapping[str, Verifier] | None = None) -> None:
+                 verifiers: Mapping[str, Verifier] | None = None,
+                 parent: SiteInfo | None = None,
+                 resolver: RecursiveResolver | None = None,
+                 max_pending: int = MAX_PENDING) -> None:
         self._service = service
+        self.parent = parent
+        self.resolver = resolver
+        self.max_pending = max_pending
+        self._pending = 0
+        if resolver is not None and resolver.cache is not None:
+            service.listeners.append(resolver.cache.invalidate)
         self._site = site
         self._clock = clock
         self.challenges = challenges if challenges is not None else ChallengeTable()
@@ -89,10 +111,16 @@ class NativeHandler:
         self.verifiers: dict[str, Verifier] = dict(verifiers) if verifiers is not None else {
             SECRET_KEY_TYPE: self._check_secret_key}
 
-    def __call__(self, msg: Message, peer: tuple[str, int]) -> list[Message]:
+    def __call__(self, msg: Message,
+                 peer: tuple[str, int]) -> list[Message] | Awaitable[list[Message]]:
         now = int(self._clock())
         body = msg.body
         try:
+            if isinstance(body, ResolutionRequest) and self.resolver is not None \
+                    and msg.header.opflags & _REC:
+                recursed = self._recurse(msg, body, now)
+                if recursed is not None:
+                    return recursed
             if isinstance(body, ChallengeAnswer):
                 return self._answer_challenge(msg, body, peer, now)
             if isinstance(body, _ADMIN_TYPES):
@@ -105,11 +133,54 @@ class NativeHandler:
             reply = ErrorResponse(msg.opcode, error_code(exc), str(exc))
         return [make_response(msg, reply, now=now)]
 
+    # Hierarchy
+
+    def _locate(self, handle: str) -> Local | Referral:
+        """Local or the referral down (a delegation) or up (the parent); NotResponsible
+        when neither is known."""
+        try:
+            return self._service.locate(handle)
+        except NotResponsible:
+            up = parent_referral(self.parent, handle)
+            if up is None:
+                raise
+            return up
+
+    def _recurse(self, msg: Message, body: ResolutionRequest,
+                 now: int) -> list[Message] | Awaitable[list[Message]] | None:
+        """None when the handle is answered here (or is not resolvable): the usual path."""
+        resolver = self.resolver
+        assert resolver is not None
+        where = self._locate(body.handle)
+        if isinstance(where, Local):
+            return None
+        cached = resolver.cached(body)
+        if cached is not None:
+            return [make_response(msg, cached, now=now)]
+        servers = servers_of(where.values)
+        if not servers:
+            return None  # nothing to follow: refer the client
+        if self._pending >= self.max_pending:
+            return [make_response(msg, ErrorResponse(
+                msg.opcode, ResponseCode.SERVER_BUSY, "too many recursive resolutions"),
+                now=now)]
+        self._pending += 1
+        return self._recursion(msg, body, servers, resolver)
+
+    async def _recursion(self, msg: Message, body: ResolutionRequest, servers: list[Server],
+                         resolver: RecursiveResolver) -> list[Message]:
+        try:
+            reply = await resolver.resolve(body, servers,
+                                           recursion_count=msg.header.recursion_count)
+        finally:
+            self._pending -= 1
+        return [make_response(msg, reply, now=int(self._clock()))]
+
     # Unauthenticated
 
     def _answer(self, opcode: int, body: Body) -> Body:
         if isinstance(body, ResolutionRequest):
-            where = self._service.locate(body.handle)
+            where = self._locate(body.handle)
             if isinstance(where, Referral):
                 return ServiceReferral(opcode, body.handle, where.values)
             values = self._service.resolve(body.handle, body.indexes, body.types,
@@ -132,7 +203,7 @@ class NativeHandler:
         else:  # a MINT request may name just the prefix, "88.100.5/" or "88.100.5"
             prefix, _, suffix = body.handle.partition("/")
             probe = body.handle if suffix else f"{prefix}/x"
-        where = self._service.locate(probe)
+        where = self._locate(probe)
         if isinstance(where, Referral):
             return ServiceReferral(opcode, body.handle, where.values)
         return None
@@ -232,4 +303,4 @@ def _listed_prefix(handle: str) -> str:
                        field="handle")
 
 
-__all__ = ["LIST_BATCH", "MAX_LISTED", "NativeHandler"]
+__all__ = ["LIST_BATCH", "MAX_LISTED", "MAX_PENDING", "NativeHandler"]

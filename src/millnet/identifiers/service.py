@@ -91,6 +91,13 @@ class IdentifierService:
         self.served = frozenset(canonical_handle(f"{p}/x")[1] for p in served_prefixes)
         self._checks = tuple(value_checks)
         self._clock = clock
+        #: called with the handle's name after each write through this service (a resolver
+        #: cache of the node drops its entries there)
+        self.listeners: list[Callable[[str], object]] = []
+
+    def _changed(self, handle: str) -> None:
+        for listener in self.listeners:
+            listener(handle)
 
     # Resolution
 
@@ -219,7 +226,9 @@ class IdentifierService:
                 index += 1
             stamped += (HandleValue(index, _ADMIN, _encode_admin(principal),
                                     timestamp=self._now()),)
-        return self.store.create_handle(name, stamped, overwrite=overwrite)
+        created = self.store.create_handle(name, stamped, overwrite=overwrite)
+        self._changed(created)
+        return created
 
     def mint_handle(self, principal: ValueReference, prefix: str,
                     values: Sequence[HandleValue]) -> str:
@@ -240,6 +249,7 @@ class IdentifierService:
         else:
             self.authorize(principal, name, AdminPermission.DELETE_HANDLE)
         self.store.delete_handle(name)
+        self._changed(name)
 
     def add_values(self, principal: ValueReference, handle: str,
                    values: Sequence[HandleValue]) -> None:
@@ -248,6 +258,7 @@ class IdentifierService:
         if any(v.type == _ADMIN for v in checked):
             self.authorize(principal, handle, AdminPermission.ADD_ADMIN)
         self.store.add_values(handle, self._prepare(handle, checked))
+        self._changed(handle)
 
     def remove_values(self, principal: ValueReference, handle: str,
                       indexes: Sequence[int]) -> None:
@@ -255,6 +266,7 @@ class IdentifierService:
         if any(v.type == _ADMIN for v in self._values(handle, indexes)):
             self.authorize(principal, handle, AdminPermission.REMOVE_ADMIN)
         self.store.remove_values(handle, indexes)
+        self._changed(handle)
 
     def modify_values(self, principal: ValueReference, handle: str,
                       values: Sequence[HandleValue]) -> None:
@@ -264,6 +276,7 @@ class IdentifierService:
         if any(v.type == _ADMIN for v in (*checked, *current)):
             self.authorize(principal, handle, AdminPermission.MODIFY_ADMIN)
         self.store.modify_values(handle, self._prepare(handle, checked))
+        self._changed(handle)
 
     def list_handles(self, principal: ValueReference, prefix: str, *, page: int = 0,
                      limit: int = 100) -> list[str]:

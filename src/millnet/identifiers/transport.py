@@ -4,7 +4,10 @@ All protocol work is the sans-IO codec's (:mod:`millnet.protocols.handle`); this
 bytes. A server is given one :data:`Handler`: a request message in, the response messages out
 (usually one; several for a continued LIST_HANDLES). Handlers are synchronous on purpose: a
 resolution is a dictionary or database lookup of microseconds, and a thread hop per datagram
-would cost more than the work.
+would cost more than the work. The one exception is a request the handler cannot answer
+without asking other servers (a recursive resolution): it then returns an awaitable instead
+of the list, which the server awaits in a task of its own and answers when it completes; the
+task is cancelled when the server stops.
 
 UDP and amplification: a UDP response may be at most ``udp_amplification`` times the size of
 the datagram that asked for it (the request's size being what a spoofed source pays). A larger
@@ -18,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -37,17 +40,39 @@ from millnet.protocols.handle import (
 log = logging.getLogger("millnet.identifiers")
 
 Peer = tuple[str, int]
-Handler = Callable[[Message, Peer], list[Message]]
+Replies = list[Message] | Awaitable[list[Message]]
+Handler = Callable[[Message, Peer], Replies]
+Tasks = set["asyncio.Task[None]"]
 
 
 def _now() -> int:
     return int(time.time())
 
 
-def _answers(handler: Handler, msg: Message, peer: Peer) -> list[bytes]:
+def _answers(handler: Handler, msg: Message,
+             peer: Peer) -> list[bytes] | Awaitable[list[Message]]:
+    """The encoded answers, or the awaitable of a deferred (asynchronous) answer."""
     if not msg.is_request:
         return []  # never answer a response: that would be a reflection loop
-    return [encode_message(reply) for reply in handler(msg, peer)]
+    replies = handler(msg, peer)
+    if isinstance(replies, list):
+        return [encode_message(reply) for reply in replies]
+    return replies
+
+
+def _defer(tasks: Tasks, pending: Awaitable[list[Message]],
+           send: Callable[[list[bytes]], None]) -> None:
+    async def answer() -> None:
+        try:
+            replies = await pending
+        except Exception:  # a handler bug must not kill the server
+            log.exception("a deferred answer failed")
+            return
+        send([encode_message(reply) for reply in replies])
+
+    task = asyncio.get_running_loop().create_task(answer())
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
 
 
 def _error(exc: MessageError) -> list[bytes]:
@@ -63,9 +88,10 @@ class UdpStats:
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, handler: Handler, amplification: int) -> None:
+    def __init__(self, handler: Handler, amplification: int, tasks: Tasks) -> None:
         self._handler = handler
         self._amplification = amplification
+        self._tasks = tasks
         self._reassembler = UdpReassembler(max_pending=256)
         self._transport: asyncio.DatagramTransport | None = None
         self.stats = UdpStats()
@@ -89,8 +115,18 @@ class _UdpProtocol(asyncio.DatagramProtocol):
             if msg is None:
                 return  # a fragment; the rest is on its way
             self.stats.requests += 1
-            replies = _answers(self._handler, msg, addr)
-        budget = max(len(data) * self._amplification, 512)
+            answers = _answers(self._handler, msg, addr)
+            if not isinstance(answers, list):
+                _defer(self._tasks, answers, lambda r: self._send(r, addr, len(data)))
+                return
+            replies = answers
+        self._send(replies, addr, len(data))
+
+    def _send(self, replies: list[bytes], addr: Peer, request_size: int) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        budget = max(request_size * self._amplification, 512)
         for reply in replies:
             packets = udp_packets(reply)
             if len(reply) > budget and len(packets) > 1:
@@ -101,8 +137,9 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
 
 class _TcpProtocol(asyncio.Protocol):
-    def __init__(self, handler: Handler, idle_timeout: float) -> None:
+    def __init__(self, handler: Handler, idle_timeout: float, tasks: Tasks) -> None:
         self._handler = handler
+        self._tasks = tasks
         self._framer = TcpFramer()
         self._transport: asyncio.Transport | None = None
         self._idle_timeout = idle_timeout
@@ -146,9 +183,20 @@ class _TcpProtocol(asyncio.Protocol):
                 data = b""
                 continue
             for msg in messages:
-                for reply in _answers(self._handler, msg, self._peer):
-                    transport.write(reply)
+                answers = _answers(self._handler, msg, self._peer)
+                if isinstance(answers, list):
+                    for reply in answers:
+                        transport.write(reply)
+                else:
+                    _defer(self._tasks, answers, self._write)
             return
+
+    def _write(self, replies: list[bytes]) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        for reply in replies:
+            transport.write(reply)
 
 
 @dataclass
@@ -164,18 +212,22 @@ class NativeServer:
 
     async def __aenter__(self) -> NativeServer:
         loop = asyncio.get_running_loop()
+        self._tasks: Tasks = set()
         udp, proto = await loop.create_datagram_endpoint(
-            lambda: _UdpProtocol(self.handler, self.udp_amplification),
+            lambda: _UdpProtocol(self.handler, self.udp_amplification, self._tasks),
             local_addr=(self.host, self.udp_port))
         self._udp = udp
         self.udp_stats = proto.stats
         self._tcp = await loop.create_server(
-            lambda: _TcpProtocol(self.handler, self.tcp_idle_timeout), self.host, self.tcp_port)
+            lambda: _TcpProtocol(self.handler, self.tcp_idle_timeout, self._tasks), self.host,
+            self.tcp_port)
         self.udp_port = udp.get_extra_info("sockname")[1]
         self.tcp_port = self._tcp.sockets[0].getsockname()[1]
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        for task in list(self._tasks):
+            task.cancel()
         self._udp.close()
         self._tcp.close()
         with contextlib.suppress(asyncio.CancelledError):

@@ -1,0 +1,136 @@
+"""The resolver cache of a recursing node: answers obtained from other nodes, positive and
+negative, for as long as their TTLs allow.
+
+* A positive entry (the values of a resolution) lives for the smallest TTL of its values: a
+  relative TTL counts seconds from the moment the answer was received, an absolute TTL is a
+  Unix time. A value with TTL 0 makes the answer uncacheable.
+* A negative entry (HANDLE_NOT_FOUND 100, VALUE_NOT_FOUND 200 from the responsible node)
+  lives ``negative_ttl`` seconds (60 by default): the protocol carries no TTL for an absence.
+* The cache is bounded (``max_entries``, least recently used dropped first).
+* Freshness: for remote answers the TTL is the only rule (another node's writes are not
+  announced to us, as in DNS). For handles of this node's own store, the node's writes call
+  :meth:`ResolverCache.invalidate` (wired to :class:`IdentifierService` listeners): the
+  handle's entries are dropped, and a write to a prefix record ``0.NA/<p>`` (a delegation
+  changed) drops every entry under ``p`` and its sub-prefixes.
+
+Keys are (handle, index list, type list) with the handle's prefix upper-cased (prefixes are
+case-insensitive, suffixes are not).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from millnet.protocols.handle import HandleValue, TTLType
+
+from .delegation import GLOBAL_PREFIX
+
+NEGATIVE_TTL = 60
+MAX_ENTRIES = 10_000
+
+Key = tuple[str, tuple[int, ...], tuple[str, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Cached:
+    """A cached answer: ``values`` for a positive one, else the negative ``code``."""
+
+    expires: float
+    values: tuple[HandleValue, ...] | None = None
+    code: int = 0
+    message: str = ""
+
+
+def _fold(handle: str) -> str:
+    prefix, slash, suffix = handle.partition("/")
+    return f"{prefix.upper()}{slash}{suffix}"
+
+
+def cache_key(handle: str, indexes: Sequence[int] = (), types: Sequence[str] = ()) -> Key:
+    return _fold(handle), tuple(indexes), tuple(types)
+
+
+def positive_lifetime(values: Sequence[HandleValue], now: float) -> float:
+    """Seconds the answer may be kept: the smallest TTL of its values (0: do not cache)."""
+    lifetime = float("inf")
+    for v in values:
+        if v.ttl_type == TTLType.ABSOLUTE:
+            lifetime = min(lifetime, v.ttl - now)
+        else:
+            lifetime = min(lifetime, float(v.ttl))
+    return max(lifetime, 0.0) if values else 0.0
+
+
+class ResolverCache:
+    """LRU cache of remote resolution answers; ``clock`` is injectable for tests."""
+
+    def __init__(self, max_entries: int = MAX_ENTRIES, negative_ttl: float = NEGATIVE_TTL,
+                 clock: Callable[[], float] = time.time) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be at least 1")
+        self.max_entries = max_entries
+        self.negative_ttl = negative_ttl
+        self.clock = clock
+        self._entries: OrderedDict[Key, Cached] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: Key) -> Cached | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            self.misses += 1
+            return None
+        if entry.expires <= self.clock():
+            del self._entries[key]
+            self.misses += 1
+            return None
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return entry
+
+    def put_values(self, key: Key, values: Sequence[HandleValue]) -> None:
+        now = self.clock()
+        lifetime = positive_lifetime(values, now)
+        if lifetime > 0:
+            self._put(key, Cached(now + lifetime, tuple(values)))
+
+    def put_negative(self, key: Key, code: int, message: str = "") -> None:
+        if self.negative_ttl > 0:
+            self._put(key, Cached(self.clock() + self.negative_ttl, None, code, message))
+
+    def _put(self, key: Key, entry: Cached) -> None:
+        self._entries[key] = entry
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def invalidate(self, handle: str) -> int:
+        """Drop the entries of ``handle``; for a prefix record ``0.NA/<p>``, every entry
+        under ``p`` and its sub-prefixes too. The number of entries dropped."""
+        name = _fold(handle)
+        prefix, _, suffix = name.partition("/")
+        under = suffix.upper() if prefix == GLOBAL_PREFIX and suffix else None
+        doomed = [k for k in self._entries
+                  if k[0] == name or (under is not None and _covers(under, k[0]))]
+        for k in doomed:
+            del self._entries[k]
+        return len(doomed)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+def _covers(prefix: str, handle: str) -> bool:
+    """True if ``handle`` is under ``prefix`` or one of its sub-prefixes."""
+    head = handle.partition("/")[0]
+    return head == prefix or head.startswith(prefix + ".")
+
+
+__all__ = ["MAX_ENTRIES", "NEGATIVE_TTL", "Cached", "ResolverCache", "cache_key",
+           "positive_lifetime"]

@@ -1,0 +1,152 @@
+"""A recursive resolver: follows SERVICE_REFERRALs from node to node until an answer.
+
+Used by a node that recurses for its clients (a request with the REC opflag, on a node started
+with recursion on) and by clients that want the final answer from any node
+(:func:`resolve_following`). Each hop is an ordinary non-recursive RESOLUTION sent with UDP
+first, then TCP when UDP gives no complete answer, to the servers named by the referral's
+HS_SITE values in order: a server that does not answer (or answers SERVER_BUSY / ERROR) makes
+the resolver try the next one, which is how a replicated prefix keeps resolving when one
+replica is down.
+
+Recursion limit: the RecursionCount of the client's request is the number of hops already
+spent upstream; each referral followed adds one, and once ``max_recursion`` is reached the
+answer is RECUR_LIMIT_EXCEEDED (6). A referral loop between misconfigured nodes ends there.
+
+Answers of the responsible node (values, HANDLE_NOT_FOUND, VALUE_NOT_FOUND) are kept in a
+:class:`~.cache.ResolverCache` when one is given; :meth:`RecursiveResolver.cached` is the
+synchronous lookup the request handler tries before going asynchronous.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from millnet.errors import ProtocolError
+from millnet.protocols.handle import (
+    Envelope,
+    ErrorResponse,
+    Header,
+    Message,
+    OpCode,
+    ResolutionRequest,
+    ResolutionResponse,
+    ResponseCode,
+    ServiceReferral,
+)
+from millnet.protocols.handle.responses import Body
+
+from .cache import ResolverCache, cache_key
+from .client import Server, next_request_id, request_tcp, request_udp
+from .hierarchy import servers_of
+
+log = logging.getLogger("millnet.identifiers")
+
+MAX_RECURSION = 8
+_NEGATIVE = (ResponseCode.HANDLE_NOT_FOUND, ResponseCode.VALUE_NOT_FOUND)
+_TRY_NEXT = (ResponseCode.SERVER_BUSY, ResponseCode.ERROR)
+
+
+@dataclass
+class ResolverStats:
+    hops: int = 0  # requests sent to other servers
+    failovers: int = 0  # servers that did not answer, next one tried
+    recursions: int = 0  # resolutions that went to the network
+
+
+class RecursiveResolver:
+    def __init__(self, cache: ResolverCache | None = None, *,
+                 max_recursion: int = MAX_RECURSION, udp_timeout: float = 0.5,
+                 tcp_timeout: float = 3.0, udp: bool = True) -> None:
+        self.cache = cache
+        self.max_recursion = max_recursion
+        self.udp_timeout = udp_timeout
+        self.tcp_timeout = tcp_timeout
+        self.udp = udp
+        self.stats = ResolverStats()
+
+    def cached(self, body: ResolutionRequest) -> Body | None:
+        """The cached answer to ``body``, None when there is none (or it expired)."""
+        if self.cache is None:
+            return None
+        entry = self.cache.get(cache_key(body.handle, body.indexes, body.types))
+        if entry is None:
+            return None
+        if entry.values is not None:
+            return ResolutionResponse(body.handle, entry.values)
+        return ErrorResponse(OpCode.RESOLUTION, entry.code, entry.message)
+
+    async def resolve(self, body: ResolutionRequest, servers: Sequence[Server], *,
+                      recursion_count: int = 0) -> Body:
+        """Ask ``servers`` and follow referrals; the final answer's body (values, or the
+        error of the responsible node, RECUR_LIMIT_EXCEEDED, SERVER_NOT_RESP)."""
+        self.stats.recursions += 1
+        count = recursion_count
+        current = list(servers)
+        while True:
+            if count >= self.max_recursion:
+                return ErrorResponse(OpCode.RESOLUTION, ResponseCode.RECUR_LIMIT_EXCEEDED,
+                                     f"{body.handle}: more than {self.max_recursion} "
+                                     "referrals")
+            count += 1
+            answer = await self._ask(body, current, count)
+            if answer is None:
+                return ErrorResponse(OpCode.RESOLUTION, ResponseCode.SERVER_NOT_RESP,
+                                     f"{body.handle}: no server of the site answered")
+            reply = answer.body
+            if isinstance(reply, ServiceReferral):
+                current = servers_of(reply.values or ())
+                if not current:
+                    return ErrorResponse(OpCode.RESOLUTION, ResponseCode.SERVER_NOT_RESP,
+                                         f"{body.handle}: a referral named no usable server")
+                continue
+            self._remember(body, reply)
+            return reply
+
+    def _remember(self, body: ResolutionRequest, reply: Body) -> None:
+        if self.cache is None:
+            return
+        key = cache_key(body.handle, body.indexes, body.types)
+        if isinstance(reply, ResolutionResponse):
+            self.cache.put_values(key, reply.values)
+        elif isinstance(reply, ErrorResponse) and reply.response_code in _NEGATIVE:
+            self.cache.put_negative(key, reply.response_code, reply.message)
+
+    async def _ask(self, body: ResolutionRequest, servers: Sequence[Server],
+                   count: int) -> Message | None:
+        """The first usable answer of ``servers``, tried in order."""
+        for server in servers:
+            msg = Message(ResolutionRequest(body.handle, body.indexes, body.types),
+                          Header(0, recursion_count=min(count, 255)),
+                          Envelope(request_id=next_request_id()))
+            self.stats.hops += 1
+            try:
+                answer = None
+                if self.udp and server.udp_port:
+                    answer = await request_udp(msg, server, timeout=self.udp_timeout,
+                                               attempts=1)
+                if answer is None and server.tcp_port:
+                    answer = await request_tcp(msg, server, timeout=self.tcp_timeout)
+            except (OSError, TimeoutError, ProtocolError) as exc:
+                log.info("%s:%d did not answer for %s: %s", server.host, server.tcp_port,
+                         body.handle, exc)
+                answer = None
+            if answer is None or (isinstance(answer.body, ErrorResponse)
+                                  and answer.body.response_code in _TRY_NEXT):
+                self.stats.failovers += 1
+                continue
+            return answer
+        return None
+
+
+async def resolve_following(handle: str, server: Server, indexes: Sequence[int] = (),
+                            types: Sequence[str] = (), *,
+                            max_recursion: int = MAX_RECURSION) -> Body:
+    """Client-side iterative resolution: ask ``server`` and follow its referrals."""
+    resolver = RecursiveResolver(max_recursion=max_recursion)
+    return await resolver.resolve(ResolutionRequest(handle, tuple(indexes), tuple(types)),
+                                  [server])
+
+
+__all__ = ["MAX_RECURSION", "RecursiveResolver", "ResolverStats", "resolve_following"]

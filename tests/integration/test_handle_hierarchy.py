@@ -1,0 +1,294 @@
+"""The national / secondary / enterprise hierarchy over real UDP and TCP sockets: referrals
+down and up, recursion with a cache, the recursion limit and replica failover.
+
+national (serves 88) delegates 88.100 -> secondary (serves 88.100) delegates 88.100.5 -> two
+enterprise replicas (both serve 88.100.5, each with its own SQLite store)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from millnet.identifiers.cache import ResolverCache
+from millnet.identifiers.client import (
+    Server,
+    admin_request,
+    next_request_id,
+    request,
+    resolution_request,
+)
+from millnet.identifiers.delegation import bootstrap_prefix
+from millnet.identifiers.hierarchy import Endpoint, register_delegation, servers_of, site_of
+from millnet.identifiers.native import NativeHandler
+from millnet.identifiers.resolver import RecursiveResolver, resolve_following
+from millnet.identifiers.service import IdentifierService
+from millnet.identifiers.store import IdentifierStore
+from millnet.identifiers.transport import NativeServer, Replies
+from millnet.protocols.handle import (
+    AddValueRequest,
+    Envelope,
+    ErrorResponse,
+    GenericResponse,
+    HandleValue,
+    Header,
+    Message,
+    OpFlag,
+    ResolutionRequest,
+    ResolutionResponse,
+    ResponseCode,
+    ServiceReferral,
+    SiteInfo,
+)
+
+PUMP = HandleValue(1, "URL", b"https://plant.example/pumps/1", ttl=300)
+SECRET = "s3cret-national"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Node:
+    name: str
+    prefix: str
+    store: IdentifierStore
+    handler: NativeHandler
+    server: NativeServer
+    seen: list[str] = field(default_factory=list)  # handles asked of this node
+    running: bool = True
+
+    @property
+    def where(self) -> Server:
+        return Server("127.0.0.1", self.server.udp_port, self.server.tcp_port)
+
+    @property
+    def site(self) -> SiteInfo:
+        return site_of([Endpoint("127.0.0.1", self.server.udp_port, self.server.tcp_port)])
+
+    def count(self, handle: str) -> int:
+        return self.seen.count(handle)
+
+    async def stop(self) -> None:
+        if self.running:
+            self.running = False
+            await self.server.__aexit__(None, None, None)
+
+
+@asynccontextmanager
+async def hierarchy(tmp_path: Path, clock: Clock, *,
+                    max_recursion: int = 8) -> AsyncIterator[dict[str, Node]]:
+    nodes: dict[str, Node] = {}
+
+    async def start(name: str, prefix: str, recursive: bool) -> Node:
+        store = IdentifierStore.open(f"sqlite:///{tmp_path / name}.sqlite")
+        resolver = RecursiveResolver(ResolverCache(negative_ttl=60, clock=clock),
+                                     max_recursion=max_recursion, udp_timeout=0.2,
+                                     tcp_timeout=2.0) if recursive else None
+        handler = NativeHandler(IdentifierService(store, [prefix]), SiteInfo(), clock,
+                                resolver=resolver)
+        seen: list[str] = []
+
+        def counting(msg: Message, peer: tuple[str, int]) -> Replies:
+            if isinstance(msg.body, ResolutionRequest):
+                seen.append(msg.body.handle)
+            return handler(msg, peer)
+
+        server = NativeServer(counting, udp_port=0, tcp_port=0)
+        await server.__aenter__()
+        node = Node(name, prefix, store, handler, server, seen)
+        bootstrap_prefix(store, prefix, SECRET if name == "national" else f"s3cret-{name}",
+                         node.site, now=int(clock()))
+        nodes[name] = node
+        return node
+
+    try:
+        national = await start("national", "88", recursive=True)
+        secondary = await start("secondary", "88.100", recursive=True)
+        replicas = [await start(n, "88.100.5", recursive=False)
+                    for n in ("enterprise", "enterprise2")]
+        register_delegation(national.store, "88", "88.100", [secondary.site])
+        both = site_of([Endpoint("127.0.0.1", r.server.udp_port, r.server.tcp_port)
+                        for r in replicas])
+        register_delegation(secondary.store, "88.100", "88.100.5", [both])
+        secondary.handler.parent = national.site
+        for replica in replicas:
+            replica.handler.parent = secondary.site
+            replica.store.create_handle("88.100.5/PUMP-1", [PUMP])
+        yield nodes
+    finally:
+        for node in nodes.values():
+            await node.stop()
+            node.store.close()
+
+
+async def ask(node: Node, handle: str, *, recursive: bool) -> Message:
+    return await request(resolution_request(handle, recursive=recursive), node.where)
+
+
+def test_iterative_chain_of_referrals(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with hierarchy(tmp_path, Clock()) as n:
+            national, secondary = n["national"], n["secondary"]
+            enterprise, enterprise2 = n["enterprise"], n["enterprise2"]
+            # Down: national -> secondary -> the two replicas.
+            first = await ask(national, "88.100.5/PUMP-1", recursive=False)
+            assert isinstance(first.body, ServiceReferral)
+            assert servers_of(first.body.values or ()) == [secondary.where]
+            second = await ask(secondary, "88.100.5/PUMP-1", recursive=False)
+            assert isinstance(second.body, ServiceReferral)
+            assert servers_of(second.body.values or ()) == [enterprise.where, enterprise2.where]
+            final = await ask(enterprise, "88.100.5/PUMP-1", recursive=False)
+            assert isinstance(final.body, ResolutionResponse)
+            assert final.body.values[0].data == PUMP.data
+            # REC without recursion configured (the enterprise node) is a plain answer.
+            assert (await ask(enterprise, "88.100.5/PUMP-1", recursive=True)).body == final.body
+
+            # Up: an unknown prefix is referred to the parent, like DNS root hints.
+            up = await ask(enterprise, "88.100.6/X", recursive=False)
+            assert isinstance(up.body, ServiceReferral)
+            assert servers_of(up.body.values or ()) == [secondary.where]
+            assert (await ask(secondary, "88.100.6/X", recursive=False)).response_code \
+                == ResponseCode.HANDLE_NOT_FOUND
+            up2 = await ask(secondary, "88.200/X", recursive=False)
+            assert isinstance(up2.body, ServiceReferral)
+            assert servers_of(up2.body.values or ()) == [national.where]
+            assert (await ask(national, "88.200/X", recursive=False)).response_code \
+                == ResponseCode.HANDLE_NOT_FOUND
+            # The national node has no parent: an unknown root is not its business.
+            assert (await ask(national, "99.1/X", recursive=False)).response_code \
+                == ResponseCode.SERVER_NOT_RESP
+            # Prefix records are answered by the parent that holds them.
+            record = await ask(secondary, "0.NA/88.100.5", recursive=False)
+            assert isinstance(record.body, ResolutionResponse)
+
+            # A client following referrals gets the answer from any node.
+            for start in (national, secondary, enterprise):
+                body = await resolve_following("88.100.5/PUMP-1", start.where)
+                assert isinstance(body, ResolutionResponse), start.name
+            body = await resolve_following("88.200/X", enterprise.where)
+            assert isinstance(body, ErrorResponse)
+            assert body.response_code == ResponseCode.HANDLE_NOT_FOUND
+
+    asyncio.run(scenario())
+
+
+def test_recursion_and_cache(tmp_path: Path) -> None:
+    clock = Clock()
+
+    async def scenario() -> None:
+        async with hierarchy(tmp_path, clock) as n:
+            national, secondary, enterprise = n["national"], n["secondary"], n["enterprise"]
+            handle = "88.100.5/PUMP-1"
+            answer = await ask(national, handle, recursive=True)
+            assert isinstance(answer.body, ResolutionResponse)
+            assert answer.body.handle == handle
+            assert answer.body.values[0].data == PUMP.data
+            assert (secondary.count(handle), enterprise.count(handle)) == (1, 1)
+
+            # Cache hit: neither the secondary nor the enterprise node is asked again.
+            again = await ask(national, handle, recursive=True)
+            assert again.body == answer.body
+            assert (secondary.count(handle), enterprise.count(handle)) == (1, 1)
+
+            # The secondary recurses too (its own cache).
+            from_secondary = await ask(secondary, handle, recursive=True)
+            assert from_secondary.body == answer.body
+            assert enterprise.count(handle) == 2
+            # ...and resolves the enterprise's parent-referred names from below.
+            up = await ask(enterprise, "88.200/X", recursive=False)
+            assert isinstance(up.body, ServiceReferral)
+            rec_up = await ask(secondary, "88.200/X", recursive=True)
+            assert rec_up.response_code == ResponseCode.HANDLE_NOT_FOUND
+            assert national.count("88.200/X") == 1
+
+            # TTL expiry (300 s): the next resolution goes back to the enterprise node.
+            clock.now += 299
+            await ask(national, handle, recursive=True)
+            assert enterprise.count(handle) == 2
+            clock.now += 2
+            await ask(national, handle, recursive=True)
+            assert enterprise.count(handle) == 3
+
+            # Negative cache: 60 s.
+            for _ in range(2):
+                nope = await ask(national, "88.100.5/NOPE", recursive=True)
+                assert nope.response_code == ResponseCode.HANDLE_NOT_FOUND
+            assert enterprise.count("88.100.5/NOPE") == 1
+            clock.now += 61
+            await ask(national, "88.100.5/NOPE", recursive=True)
+            assert enterprise.count("88.100.5/NOPE") == 2
+
+    asyncio.run(scenario())
+
+
+def test_a_local_write_invalidates_the_cache(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with hierarchy(tmp_path, Clock()) as n:
+            national, enterprise = n["national"], n["enterprise"]
+            handle = "88.100.5/PUMP-1"
+            await ask(national, handle, recursive=True)
+            await ask(national, handle, recursive=True)
+            assert enterprise.count(handle) == 1
+            resolver = national.handler.resolver
+            assert resolver is not None and resolver.cache is not None
+            assert len(resolver.cache) == 1
+            # The national admin changes the delegation record of 88.100 over the native
+            # admin path: everything cached under 88.100 is dropped.
+            done = await admin_request(
+                AddValueRequest("0.NA/88.100", (HandleValue(50, "EMAIL", b"noc@example"),)),
+                national.where, key_handle="88/ADMIN", key_index=300, secret=SECRET)
+            assert isinstance(done.body, GenericResponse), done.body
+            assert len(resolver.cache) == 0
+            await ask(national, handle, recursive=True)
+            assert enterprise.count(handle) == 2
+
+    asyncio.run(scenario())
+
+
+def test_recursion_limit(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with hierarchy(tmp_path, Clock(), max_recursion=1) as n:
+            national, secondary = n["national"], n["secondary"]
+            # Two referrals are needed from the national node; one is allowed.
+            limited = await ask(national, "88.100.5/PUMP-1", recursive=True)
+            assert limited.response_code == ResponseCode.RECUR_LIMIT_EXCEEDED
+            # One hop is enough from the secondary node...
+            ok = await ask(secondary, "88.100.5/PUMP-1", recursive=True)
+            assert isinstance(ok.body, ResolutionResponse)
+            # ...unless the client says the hop was already spent upstream.
+            spent = Message(ResolutionRequest("88.100.5/OTHER"),
+                            Header(int(OpFlag.REC), recursion_count=1),
+                            Envelope(request_id=next_request_id()))
+            answer = await request(spent, secondary.where)
+            assert answer.response_code == ResponseCode.RECUR_LIMIT_EXCEEDED
+
+    asyncio.run(scenario())
+
+
+def test_replica_failover(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with hierarchy(tmp_path, Clock()) as n:
+            national, enterprise, enterprise2 = n["national"], n["enterprise"], n["enterprise2"]
+            await enterprise.stop()
+            answer = await ask(national, "88.100.5/PUMP-1", recursive=True)
+            assert isinstance(answer.body, ResolutionResponse)
+            assert enterprise2.count("88.100.5/PUMP-1") == 1
+            resolver = national.handler.resolver
+            assert resolver is not None and resolver.stats.failovers >= 1
+            # A client following referrals fails over the same way.
+            body = await resolve_following("88.100.5/PUMP-1", n["secondary"].where)
+            assert isinstance(body, ResolutionResponse)
+            # With both replicas down the recursing node says so.
+            await enterprise2.stop()
+            down = await ask(national, "88.100.5/OTHER", recursive=True)
+            assert down.response_code == ResponseCode.SERVER_NOT_RESP
+
+    asyncio.run(scenario())
