@@ -3,6 +3,11 @@
 Opens the identifier store in the data directory, creates the node's prefix record and admin
 handle on first start (``0.NA/<prefix>`` with HS_ADMIN pointing at ``<prefix>/ADMIN`` index 300,
 whose HS_SECKEY holds the admin secret), and serves the native protocol over UDP and TCP.
+
+Hierarchy (:mod:`millnet.identifiers.hierarchy`): ``delegates`` are the child prefixes this node
+delegates (each to one or more replica servers): ``0.NA/<child>`` with their HS_SITE is written
+at every start. ``parent`` is where unknown prefixes are referred (root hints); ``recursive``
+makes the node follow referrals itself for requests with the REC flag, with a resolver cache.
 """
 
 from __future__ import annotations
@@ -15,8 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from millnet.errors import ConfigError
-from millnet.identifiers.delegation import bootstrap_prefix
+from millnet.identifiers.cache import MAX_ENTRIES, NEGATIVE_TTL, ResolverCache
+from millnet.identifiers.delegation import bootstrap_prefix, prefix_key
+from millnet.identifiers.hierarchy import ROLES, Endpoint, register_delegation, site_of
 from millnet.identifiers.native import NativeHandler
+from millnet.identifiers.resolver import MAX_RECURSION, RecursiveResolver
 from millnet.identifiers.service import IdentifierService
 from millnet.identifiers.store import IdentifierStore
 from millnet.identifiers.transport import NativeServer
@@ -43,6 +51,33 @@ class IdServerOptions:
     http_port: int = 8000
     role: str = "enterprise"
     parent: str | None = None
+    #: (child prefix, "host:port" of each replica serving it)
+    delegates: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    recursive: bool = False
+    cache_size: int = MAX_ENTRIES
+    negative_ttl: float = NEGATIVE_TTL
+    max_recursion: int = MAX_RECURSION
+
+    def check(self) -> None:
+        if self.role not in ROLES:
+            raise ConfigError("role", f"{self.role!r} is not one of {', '.join(ROLES)}")
+        if self.role == "national" and self.parent:
+            raise ConfigError("parent", "a national node is the root: it has no parent")
+        if self.parent:
+            Endpoint.parse(self.parent, "parent")
+        for child, servers in self.delegates:
+            if not servers:
+                raise ConfigError("delegate", f"no server given for {child}")
+            for server in servers:
+                Endpoint.parse(server, "delegate")
+
+
+def parse_delegation(text: str) -> tuple[str, tuple[str, ...]]:
+    """``88.100.5=host:port[,host:port...]`` (replicas separated by commas)."""
+    child, sep, servers = text.partition("=")
+    if not sep or not child.strip() or not servers.strip():
+        raise ConfigError("delegate", f"{text!r} is not PREFIX=HOST:PORT[,HOST:PORT...]")
+    return prefix_key(child.strip()), tuple(s.strip() for s in servers.split(",") if s.strip())
 
 
 def read_secret(path: Path) -> bytes:
@@ -67,6 +102,7 @@ def site_info(host: str, udp_port: int, tcp_port: int, http_port: int) -> SiteIn
 
 def open_identifier_node(opts: IdServerOptions) -> tuple[IdentifierStore, IdentifierService,
                                                          SiteInfo]:
+    opts.check()
     opts.data_dir.mkdir(parents=True, exist_ok=True)
     store = IdentifierStore.open(f"sqlite:///{opts.data_dir / 'identifiers.sqlite'}")
     site = site_info(opts.host, opts.udp_port, opts.tcp_port, opts.http_port)
@@ -74,7 +110,19 @@ def open_identifier_node(opts: IdServerOptions) -> tuple[IdentifierStore, Identi
                         now=int(time.time())):
         log.info("created 0.NA/%s and %s/ADMIN (HS_SECKEY at index 300)", opts.prefix,
                  opts.prefix)
+    for child, servers in opts.delegates:
+        replicas = site_of([Endpoint.parse(s, "delegate") for s in servers])
+        register_delegation(store, opts.prefix, child, [replicas], now=int(time.time()))
+        log.info("delegating %s to %s", child, ", ".join(servers))
     return store, IdentifierService(store, [opts.prefix]), site
+
+
+def node_handler(opts: IdServerOptions, service: IdentifierService,
+                 site: SiteInfo) -> NativeHandler:
+    parent = site_of([Endpoint.parse(opts.parent, "parent")]) if opts.parent else None
+    resolver = RecursiveResolver(ResolverCache(opts.cache_size, opts.negative_ttl),
+                                 max_recursion=opts.max_recursion) if opts.recursive else None
+    return NativeHandler(service, site, parent=parent, resolver=resolver)
 
 
 async def serve_identifiers(opts: IdServerOptions, ready: asyncio.Event | None = None) -> None:
@@ -85,10 +133,11 @@ async def serve_identifiers(opts: IdServerOptions, ready: asyncio.Event | None =
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with NativeServer(NativeHandler(service, site), opts.host, opts.udp_port,
+        async with NativeServer(node_handler(opts, service, site), opts.host, opts.udp_port,
                                 opts.tcp_port) as server:
-            log.info("identifier node %s (%s) on udp/%d tcp/%d", opts.prefix, opts.role,
-                     server.udp_port, server.tcp_port)
+            log.info("identifier node %s (%s%s) on udp/%d tcp/%d%s", opts.prefix, opts.role,
+                     ", recursive" if opts.recursive else "", server.udp_port, server.tcp_port,
+                     f", parent {opts.parent}" if opts.parent else "")
             if ready is not None:
                 ready.set()
             await stop.wait()
