@@ -292,3 +292,32 @@ def test_replica_failover(tmp_path: Path) -> None:
             assert down.response_code == ResponseCode.SERVER_NOT_RESP
 
     asyncio.run(scenario())
+
+
+def test_cache_is_bounded_and_honours_absolute_ttls() -> None:
+    from millnet.identifiers.cache import cache_key
+    from millnet.protocols.handle import TTLType
+
+    clock = Clock()
+    cache = ResolverCache(max_entries=2, clock=clock)
+    for name in ("88.100.5/A", "88.100.5/B"):
+        cache.put_values(cache_key(name), [PUMP])
+    assert cache.get(cache_key("88.100.5/A")) is not None  # A is now the most recent
+    cache.put_values(cache_key("88.100.5/C"), [PUMP])
+    assert cache.get(cache_key("88.100.5/B")) is None  # least recently used, dropped
+    assert len(cache) == 2
+    # Prefixes are case-insensitive in keys, suffixes are not.
+    assert cache.get(cache_key("88.100.5/a")) is None
+    assert cache.get(cache_key("88.100.5/A")) is not None
+    # An absolute TTL is a Unix time; TTL 0 is not cached at all.
+    until = HandleValue(1, "URL", b"x", ttl_type=TTLType.ABSOLUTE, ttl=int(clock.now) + 10)
+    cache.put_values(cache_key("88.100.5/D"), [until, PUMP])
+    clock.now += 11
+    assert cache.get(cache_key("88.100.5/D")) is None
+    cache.put_values(cache_key("88.100.5/E"), [HandleValue(1, "URL", b"x", ttl=0)])
+    assert cache.get(cache_key("88.100.5/E")) is None
+    # Invalidating a prefix record drops the prefix and its sub-prefixes only.
+    cache.put_values(cache_key("88.100.5/F"), [PUMP])
+    cache.put_values(cache_key("88.1000/G"), [PUMP])
+    assert cache.invalidate("0.NA/88.100") == 1
+    assert cache.get(cache_key("88.1000/G")) is not None
