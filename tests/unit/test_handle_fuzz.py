@@ -10,31 +10,13 @@ from hypothesis import strategies as st
 
 from millnet.errors import ProtocolError
 from millnet.protocols import handle as h
+from tests.support.mutate import Mutation, mutate
+from tests.support.mutate import mutations as mutations_of
 from tests.unit.handle_strategies import messages
 
 FAST = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-Mutation = tuple[str, int, int, bytes]
-mutations = st.lists(st.tuples(st.sampled_from(["flip", "insert", "delete", "truncate", "set32"]),
-                               st.integers(0, 10_000), st.integers(0, 2**32 - 1),
-                               st.binary(min_size=1, max_size=8)), max_size=5)
-
-
-def _mutate(data: bytes, muts: list[Mutation]) -> bytes:
-    buf = bytearray(data)
-    for op, where, arg, blob in muts:
-        pos = where % max(len(buf), 1)
-        if op == "flip" and buf:
-            buf[pos] ^= 1 << (arg % 8)
-        elif op == "insert":
-            buf[pos:pos] = blob
-        elif op == "delete":
-            del buf[pos:pos + arg % 8 + 1]
-        elif op == "truncate":
-            del buf[pos:]
-        elif op == "set32":  # lengths and counts are u32: make them lie
-            buf[pos:pos + 4] = arg.to_bytes(4, "big")
-    return bytes(buf)
+mutations = mutations_of()
 
 
 def _decode(data: bytes) -> None:
@@ -62,7 +44,7 @@ def test_random_payload_behind_a_valid_envelope(payload: bytes) -> None:
 @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(messages(), mutations)
 def test_mutated_valid_messages(msg: h.Message, muts: list[Mutation]) -> None:
-    _decode(_mutate(h.encode_message(msg), muts))
+    _decode(mutate(h.encode_message(msg), muts))
 
 
 @FAST
@@ -87,7 +69,7 @@ def test_udp_reassembler_never_crashes(datagrams: list[tuple[int, bytes]], msg: 
                                        muts: list[Mutation]) -> None:
     reasm = h.UdpReassembler(max_pending=4)
     packets = [(0, p) for p in h.udp_packets(h.encode_message(msg))]
-    for peer, data in [*datagrams, *packets, *((1, _mutate(p, muts)) for _, p in packets)]:
+    for peer, data in [*datagrams, *packets, *((1, mutate(p, muts)) for _, p in packets)]:
         with contextlib.suppress(ProtocolError):
             reasm.receive_datagram(data, peer)
     assert reasm.pending <= 4

@@ -9,6 +9,8 @@ from millnet.errors import ProtocolError
 from millnet.model import SampleBuffer
 from millnet.protocols import sparkplug as sp
 from millnet.protocols.sparkplug_host import BirthEvent, Event, SparkplugHost
+from tests.support.mutate import Mutation, mutate
+from tests.support.mutate import mutations as mutations_of
 from tests.unit.test_sparkplug_host import DEVICE_METRICS, DT, NODE_METRICS, NOW, NT, T0, Session
 
 TOPICS = [NT % k for k in ("NBIRTH", "NDATA", "NDEATH", "NCMD")] + [
@@ -44,27 +46,7 @@ def _feed(s: Session, topic: str, payload: bytes) -> list[Event]:
     return events
 
 
-Mutation = tuple[str, int, int, bytes]
-
-
-def _mutate(data: bytes, mutations: list[Mutation]) -> bytes:
-    buf = bytearray(data)
-    for op, where, arg, blob in mutations:
-        pos = where % max(len(buf), 1)
-        if op == "flip" and buf:
-            buf[pos] ^= 1 << (arg % 8)
-        elif op == "insert":
-            buf[pos:pos] = blob
-        elif op == "delete":
-            del buf[pos:pos + arg % 8 + 1]
-        elif op == "truncate":
-            del buf[pos:]
-    return bytes(buf)
-
-
-mutations = st.lists(st.tuples(st.sampled_from(["flip", "insert", "delete", "truncate"]),
-                               st.integers(0, 10_000), st.integers(0, 255),
-                               st.binary(min_size=1, max_size=8)), min_size=0, max_size=6)
+mutations = mutations_of(("flip", "insert", "delete", "truncate"), max_size=6)
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -82,7 +64,7 @@ def test_mutated_valid_payloads_never_crash(
         messages: list[tuple[str, int, list[Mutation]]]) -> None:
     s = Session()
     for topic, which, muts in messages:
-        payload = _mutate(_valid_payloads(s.seq + 1)[which], muts)
+        payload = mutate(_valid_payloads(s.seq + 1)[which], muts)
         s.seq += 1
         for event in _feed(s, topic, payload):
             if isinstance(event, BirthEvent):  # keep the session bound and going
