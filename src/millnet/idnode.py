@@ -13,9 +13,11 @@ makes the node follow referrals itself for requests with the REC flag, with a re
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from millnet.identifiers.delegation import bootstrap_prefix, prefix_key
 from millnet.identifiers.hierarchy import ROLES, Endpoint, register_delegation, site_of
 from millnet.identifiers.native import NativeHandler
 from millnet.identifiers.resolver import MAX_RECURSION, RecursiveResolver
+from millnet.identifiers.rest import create_handle_app
 from millnet.identifiers.service import IdentifierService
 from millnet.identifiers.store import IdentifierStore
 from millnet.identifiers.transport import NativeServer
@@ -36,6 +39,7 @@ from millnet.protocols.handle import (
     TransportProtocol,
     address_octets,
 )
+from millnet.serving import embedded_server, listening_socket
 
 log = logging.getLogger("millnet.identifiers")
 
@@ -125,21 +129,53 @@ def node_handler(opts: IdServerOptions, service: IdentifierService,
     return NativeHandler(service, site, parent=parent, resolver=resolver)
 
 
+@dataclass
+class LiveIdNode:
+    """A running identifier node: its stores and the ports it actually listens on."""
+
+    store: IdentifierStore
+    service: IdentifierService
+    udp_port: int
+    tcp_port: int
+    http_port: int | None
+
+
+@contextlib.asynccontextmanager
+async def identifier_node(opts: IdServerOptions, *, http: bool = True,
+                          ) -> AsyncIterator[LiveIdNode]:
+    """Run an identifier node (native UDP/TCP, and the HTTP JSON API unless ``http`` is
+    false) while the context is open. Port 0 picks free ports."""
+    store, service, site = open_identifier_node(opts)
+    try:
+        async with NativeServer(node_handler(opts, service, site), opts.host, opts.udp_port,
+                                opts.tcp_port) as server:
+            if not http:
+                yield LiveIdNode(store, service, server.udp_port, server.tcp_port, None)
+                return
+            sock = listening_socket(opts.host, opts.http_port)
+            web = embedded_server(create_handle_app(store, service), http="httptools")
+            task = asyncio.create_task(web.serve(sockets=[sock]))
+            try:
+                yield LiveIdNode(store, service, server.udp_port, server.tcp_port,
+                                 sock.getsockname()[1])
+            finally:
+                web.should_exit = True
+                await task
+                sock.close()
+    finally:
+        store.close()
+
+
 async def serve_identifiers(opts: IdServerOptions, ready: asyncio.Event | None = None) -> None:
     """Serve until SIGINT/SIGTERM (or cancellation)."""
-    store, service, site = open_identifier_node(opts)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    try:
-        async with NativeServer(node_handler(opts, service, site), opts.host, opts.udp_port,
-                                opts.tcp_port) as server:
-            log.info("identifier node %s (%s%s) on udp/%d tcp/%d%s", opts.prefix, opts.role,
-                     ", recursive" if opts.recursive else "", server.udp_port, server.tcp_port,
-                     f", parent {opts.parent}" if opts.parent else "")
-            if ready is not None:
-                ready.set()
-            await stop.wait()
-    finally:
-        store.close()
+    async with identifier_node(opts) as live:
+        log.info("identifier node %s (%s%s) on udp/%d tcp/%d http/%s%s", opts.prefix, opts.role,
+                 ", recursive" if opts.recursive else "", live.udp_port, live.tcp_port,
+                 live.http_port, f", parent {opts.parent}" if opts.parent else "")
+        if ready is not None:
+            ready.set()
+        await stop.wait()

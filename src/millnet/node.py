@@ -10,7 +10,7 @@ import contextlib
 import logging
 import signal
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import uvicorn
@@ -24,6 +24,7 @@ from millnet.ingest.binder import SeriesBinder
 from millnet.ingest.metrics import IngestMetrics
 from millnet.ingest.pipeline import IngestPipeline
 from millnet.registry import Registry
+from millnet.serving import embedded_server, listening_socket
 from millnet.telemetry.duckdb_store import DuckDBTelemetryStore
 from millnet.telemetry.retention import TenantRetention, run_maintenance
 
@@ -119,28 +120,10 @@ async def running(node: Node, *, api: bool = True) -> AsyncIterator[Node]:
     node.close()
 
 
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn without its signal handling: the node owns SIGINT/SIGTERM and drains first."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 def _api_server(node: Node) -> tuple[uvicorn.Server, socket.socket]:
     app = create_app(node.registry, node.store, node.metrics, node_name=node.settings.node.name,
                      role=node.settings.node.role)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    server = _EmbeddedServer(config)
-    # Bind here, so the port is known (port 0 picks a free one) before serving starts.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((node.settings.api.host, node.settings.api.port))
-    # Listening now means clients that connect before uvicorn has started wait in the backlog
-    # instead of being refused.
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return server, sock
+    return embedded_server(app), listening_socket(node.settings.api.host, node.settings.api.port)
 
 
 async def run_node(settings: Settings) -> None:

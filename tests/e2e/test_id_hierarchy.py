@@ -23,7 +23,7 @@ def _serve(tmp_path: Path, name: str, prefix: str, port: int, *extra: str,
     return subprocess.Popen(
         [sys.executable, "-m", "millnet", "id", "serve", "--prefix", prefix, "--data",
          str(tmp_path / name), "--admin-secret-file", str(secret), "--udp-port", str(port),
-         "--tcp-port", str(port), *extra],
+         "--tcp-port", str(port), "--http-port", "0", *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

@@ -31,6 +31,7 @@ from millnet.protocols.handle import (
     ValueReference,
     address_octets,
     decode_admin,
+    decode_vlist,
     encode_serv,
     encode_vlist,
     prefix_handle,
@@ -61,9 +62,12 @@ def test_bootstrap_creates_the_prefix_record_and_admin_handle_once(store: Identi
     assert bootstrap_prefix(store, "88.100.abc", "s3cret", SITE, now=NOW)
     record = store.get("0.NA/88.100.ABC")
     admin = decode_admin(record[1].data) if record[1].type == "HS_ADMIN" else None
-    assert [v.type for v in record] == ["HS_SITE", "HS_ADMIN"]
+    assert [v.type for v in record] == ["HS_SITE", "HS_ADMIN", "HS_VLIST"]
     assert admin is not None and admin.handle == "88.100.ABC/ADMIN" and admin.index == 300
     assert admin.permissions == 0x0FFF
+    # 200:0.NA/<prefix> lists the prefix admin (the default owner Handle.Net tools write).
+    assert record[2].index == 200
+    assert decode_vlist(record[2].data) == (ValueReference("88.100.ABC/ADMIN", 300),)
     keys = store.get("88.100.ABC/ADMIN", types=["HS_SECKEY"])
     assert keys[0].index == 300 and keys[0].data == b"s3cret"
     assert not keys[0].permissions & Permission.PUBLIC_READ

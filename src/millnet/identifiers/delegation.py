@@ -29,6 +29,7 @@ from millnet.protocols.handle import (
     ValueReference,
     encode_admin,
     encode_site,
+    encode_vlist,
     prefix_handle,
 )
 
@@ -40,6 +41,9 @@ ADMIN_SUFFIX = "ADMIN"
 ADMIN_INDEX = 100  # the HS_ADMIN value of prefix records and admin handles
 SECKEY_INDEX = 300  # the admin's HS_SECKEY: principals are written 300:<prefix>/ADMIN
 SITE_INDEX = 1
+#: ``200:0.NA/<prefix>``: an HS_VLIST of the prefix's administrators. Handle.Net's admin tool
+#: and pyhandle name it as the owner (HS_ADMIN) of the handles they create by default.
+ADMIN_GROUP_INDEX = 200
 GLOBAL_PREFIX = "0.NA"
 #: Value types that say who serves a prefix; "HS_SITE." also matches HS_SITE.PREFIX.
 DELEGATION_TYPES = ("HS_SITE.", "HS_SERV")
@@ -113,14 +117,18 @@ def bootstrap_prefix(store: IdentifierStore, prefix: str, admin_secret: str | by
     ))
     record = prefix_handle(key)
     wanted_site = site_value(site, timestamp=now)
+    group = HandleValue(ADMIN_GROUP_INDEX, "HS_VLIST", encode_vlist((admin,)), timestamp=now,
+                        permissions=PUBLIC)
     if _create_missing(store, record, (admin_record_value(admin, timestamp=now),
-                                       wanted_site)):
+                                       wanted_site, group)):
         return True
-    current = store.get(record, indexes=(SITE_INDEX,))
-    if not current:
+    current = {v.index: v for v in store.get(record, indexes=(SITE_INDEX, ADMIN_GROUP_INDEX))}
+    if SITE_INDEX not in current:
         store.add_values(record, [wanted_site])
-    elif current[0].data != wanted_site.data or current[0].type != "HS_SITE":
+    elif current[SITE_INDEX].data != wanted_site.data or current[SITE_INDEX].type != "HS_SITE":
         store.modify_values(record, [wanted_site])
+    if ADMIN_GROUP_INDEX not in current:  # records made before the group existed
+        store.add_values(record, [group])
     return created
 
 

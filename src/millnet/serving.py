@@ -1,0 +1,39 @@
+"""HTTP serving shared by the platform node and the identifier node: uvicorn embedded in an
+event loop the node owns."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+
+
+class EmbeddedServer(uvicorn.Server):
+    """uvicorn without its signal handling: the node owns SIGINT/SIGTERM and drains first."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def listening_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
+    """A bound, listening TCP socket (port 0 picks a free one), so the port is known before
+    serving starts and clients that connect early wait in the backlog instead of being
+    refused."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(backlog)
+    sock.set_inheritable(True)
+    return sock
+
+
+def embedded_server(app: Any, **config: Any) -> EmbeddedServer:
+    """A quiet uvicorn server for ``app`` (httptools, no lifespan, no access log)."""
+    options: dict[str, Any] = {"log_level": "warning", "access_log": False, "lifespan": "off"}
+    options.update(config)
+    return EmbeddedServer(uvicorn.Config(app, **options))
