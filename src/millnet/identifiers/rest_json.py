@@ -162,17 +162,23 @@ def value_data(value: HandleValue) -> JsonData:
     kind = value.type.upper()
     try:
         if kind == "HS_ADMIN":
-            return JsonData("admin", _admin_json(decode_admin(value.data)))
-        if kind == "HS_VLIST":
+            admin = decode_admin(value.data)
+            if not admin.permissions & ~_ALL_ADMIN:  # else not representable: octets
+                return JsonData("admin", _admin_json(admin))
+        elif kind == "HS_VLIST":
             return JsonData("vlist", [{"handle": r.handle, "index": r.index}
                                       for r in decode_vlist(value.data)])
-        if kind in _SITE_TYPES:
-            return JsonData("site", _site_json(decode_site(value.data)))
+        elif kind in _SITE_TYPES:
+            site = _site_json(decode_site(value.data))
+            # Sites with fields the JSON form cannot carry (a binary hash filter, unknown
+            # interface bits) are shown as their octets, so a GET-then-PUT never alters them.
+            if decode_site(_site(site, "data")) == decode_site(value.data):
+                return JsonData("site", site)
         if kind == "HS_PUBKEY":
             key = _key_json(value.data)
             if key is not None:
                 return JsonData("key", key)
-    except ProtocolError:
+    except (ProtocolError, InvalidValue):
         pass  # an undecodable typed value is shown as its octets
     return plain_data(value.data)
 

@@ -166,6 +166,15 @@ class IdentifierService:
             raise NotAuthorized(f"{principal.index}:{principal.handle} lacks "
                                 f"{_name(permission)} on {handle}")
 
+    def _authorize_existing(self, principal: ValueReference, handle: str,
+                            permission: AdminPermission) -> None:
+        """:meth:`authorize` for an operation on an existing handle: HANDLE_NOT_FOUND when it
+        does not exist (as Handle.Net answers; resolution tells that to anyone anyway)."""
+        if not self.is_admin(principal, handle, permission):
+            if not self.store.exists(canonical_handle(handle)[0]):
+                raise HandleNotFound(f"{handle} does not exist")
+            self.authorize(principal, handle, permission)
+
     def is_admin(self, principal: ValueReference, handle: str,
                  permission: AdminPermission) -> bool:
         try:
@@ -247,14 +256,14 @@ class IdentifierService:
             self.authorize(principal, parent_record(name.partition("/")[2]),
                            AdminPermission.DELETE_NA)
         else:
-            self.authorize(principal, name, AdminPermission.DELETE_HANDLE)
+            self._authorize_existing(principal, name, AdminPermission.DELETE_HANDLE)
         self.store.delete_handle(name)
         self._changed(name)
 
     def add_values(self, principal: ValueReference, handle: str,
                    values: Sequence[HandleValue]) -> None:
         checked = check_values(values)
-        self.authorize(principal, handle, AdminPermission.ADD_VALUE)
+        self._authorize_existing(principal, handle, AdminPermission.ADD_VALUE)
         if any(v.type == _ADMIN for v in checked):
             self.authorize(principal, handle, AdminPermission.ADD_ADMIN)
         self.store.add_values(handle, self._prepare(handle, checked))
@@ -262,7 +271,7 @@ class IdentifierService:
 
     def remove_values(self, principal: ValueReference, handle: str,
                       indexes: Sequence[int]) -> None:
-        self.authorize(principal, handle, AdminPermission.REMOVE_VALUE)
+        self._authorize_existing(principal, handle, AdminPermission.REMOVE_VALUE)
         if any(v.type == _ADMIN for v in self._values(handle, indexes)):
             self.authorize(principal, handle, AdminPermission.REMOVE_ADMIN)
         self.store.remove_values(handle, indexes)
@@ -271,7 +280,7 @@ class IdentifierService:
     def modify_values(self, principal: ValueReference, handle: str,
                       values: Sequence[HandleValue]) -> None:
         checked = check_values(values)
-        self.authorize(principal, handle, AdminPermission.MODIFY_VALUE)
+        self._authorize_existing(principal, handle, AdminPermission.MODIFY_VALUE)
         current = self._values(handle, tuple(v.index for v in checked))
         if any(v.type == _ADMIN for v in (*checked, *current)):
             self.authorize(principal, handle, AdminPermission.MODIFY_ADMIN)
