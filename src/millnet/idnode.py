@@ -24,6 +24,7 @@ from pathlib import Path
 from millnet.errors import ConfigError
 from millnet.identifiers.cache import MAX_ENTRIES, NEGATIVE_TTL, ResolverCache
 from millnet.identifiers.delegation import bootstrap_prefix, prefix_key
+from millnet.identifiers.fastpath import FastResolver
 from millnet.identifiers.hierarchy import ROLES, Endpoint, register_delegation, site_of
 from millnet.identifiers.native import NativeHandler
 from millnet.identifiers.resolver import MAX_RECURSION, RecursiveResolver
@@ -42,6 +43,7 @@ from millnet.protocols.handle import (
 from millnet.serving import embedded_server, listening_socket
 
 log = logging.getLogger("millnet.identifiers")
+DATABASE = "identifiers.sqlite"
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,7 @@ def open_identifier_node(opts: IdServerOptions) -> tuple[IdentifierStore, Identi
                                                          SiteInfo]:
     opts.check()
     opts.data_dir.mkdir(parents=True, exist_ok=True)
-    store = IdentifierStore.open(f"sqlite:///{opts.data_dir / 'identifiers.sqlite'}")
+    store = IdentifierStore.open(f"sqlite:///{opts.data_dir / DATABASE}")
     site = site_info(opts.host, opts.udp_port, opts.tcp_port, opts.http_port)
     if bootstrap_prefix(store, opts.prefix, read_secret(opts.admin_secret_file), site,
                         now=int(time.time())):
@@ -146,9 +148,10 @@ async def identifier_node(opts: IdServerOptions, *, http: bool = True,
     """Run an identifier node (native UDP/TCP, and the HTTP JSON API unless ``http`` is
     false) while the context is open. Port 0 picks free ports."""
     store, service, site = open_identifier_node(opts)
+    fast = FastResolver(opts.data_dir / DATABASE, service.served)
     try:
         async with NativeServer(node_handler(opts, service, site), opts.host, opts.udp_port,
-                                opts.tcp_port) as server:
+                                opts.tcp_port, fast=fast) as server:
             if not http:
                 yield LiveIdNode(store, service, server.udp_port, server.tcp_port, None)
                 return
@@ -163,6 +166,7 @@ async def identifier_node(opts: IdServerOptions, *, http: bool = True,
                 await task
                 sock.close()
     finally:
+        fast.close()
         store.close()
 
 

@@ -43,6 +43,9 @@ Peer = tuple[str, int]
 Replies = list[Message] | Awaitable[list[Message]]
 Handler = Callable[[Message, Peer], Replies]
 Tasks = set["asyncio.Task[None]"]
+#: A fast path for the common UDP request (:mod:`.fastpath`): the response bytes, or None to
+#: take the general path.
+FastPath = Callable[[bytes], bytes | None]
 
 
 def _now() -> int:
@@ -88,8 +91,10 @@ class UdpStats:
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, handler: Handler, amplification: int, tasks: Tasks) -> None:
+    def __init__(self, handler: Handler, amplification: int, tasks: Tasks,
+                 fast: FastPath | None = None) -> None:
         self._handler = handler
+        self._fast = fast
         self._amplification = amplification
         self._tasks = tasks
         self._reassembler = UdpReassembler(max_pending=256)
@@ -103,6 +108,12 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         transport = self._transport
         if transport is None:
             return
+        if self._fast is not None:
+            reply = self._fast(data)
+            if reply is not None:
+                self.stats.requests += 1
+                self._send([reply], addr, len(data))
+                return
         try:
             msg = self._reassembler.receive_datagram(data, addr)
         except MessageError as exc:
@@ -209,12 +220,13 @@ class NativeServer:
     tcp_port: int = 2641
     udp_amplification: int = 4
     tcp_idle_timeout: float = 60.0
+    fast: FastPath | None = None
 
     async def __aenter__(self) -> NativeServer:
         loop = asyncio.get_running_loop()
         self._tasks: Tasks = set()
         udp, proto = await loop.create_datagram_endpoint(
-            lambda: _UdpProtocol(self.handler, self.udp_amplification, self._tasks),
+            lambda: _UdpProtocol(self.handler, self.udp_amplification, self._tasks, self.fast),
             local_addr=(self.host, self.udp_port))
         self._udp = udp
         self.udp_stats = proto.stats
