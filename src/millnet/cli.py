@@ -122,6 +122,32 @@ def bench_ingest(
         console.print_json(data=result)
 
 
+@bench_app.command("resolve")
+def bench_resolve(
+    handles: Annotated[int, typer.Option(help="handles stored")] = 1_000_000,
+    seconds: Annotated[float, typer.Option(help="seconds of UDP load, then of REST load")] = 8.0,
+    data_dir: Annotated[Path | None, typer.Option(
+        help="keep the store here and reuse it on the next run (default: a temp dir)")] = None,
+    window: Annotated[int, typer.Option(help="UDP requests outstanding")] = 8,
+    connections: Annotated[int, typer.Option(help="REST keep-alive connections")] = 8,
+    as_json: Annotated[bool, typer.Option("--json", help="end with one JSON line")] = False,
+) -> None:
+    """Identifier node: batch registrations/s, native UDP and REST resolutions/s, p50/p99."""
+    from millnet.bench.resolve import run_resolve_bench
+
+    try:
+        result = run_resolve_bench(handles=handles, seconds=seconds, data_dir=data_dir,
+                                   window=window, connections=connections,
+                                   console=Console(stderr=True) if as_json else console)
+    except MillnetError as exc:
+        console.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(1) from exc
+    if as_json:
+        print(json.dumps(result))
+    else:
+        console.print_json(data=result)
+
+
 @token_app.command("create")
 def token_create(
     tenant: Annotated[str | None, typer.Option(help="tenant name; none: node-wide")] = None,

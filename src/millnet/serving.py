@@ -24,7 +24,10 @@ def listening_socket(host: str, port: int, backlog: int = 2048) -> socket.socket
     serving starts and clients that connect early wait in the backlog instead of being
     refused."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto must be IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted connections only
+    # when it is, and without it every keep-alive response after the first waits ~40 ms
+    # (Nagle against the client's delayed ACK).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.listen(backlog)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
+from millnet.errors import InvalidInput
 from millnet.identifiers import (
     AuthenticationNeeded,
     HandleExists,
@@ -231,3 +232,31 @@ def test_referrals_follow_the_prefix_hierarchy(store: IdentifierStore) -> None:
     enterprise = IdentifierService(store, ["88.100.5"])
     assert enterprise.locate("88.100.5/PUMP-1") == Local("88.100.5")
     assert prefix_handle("88.100.5") == "0.NA/88.100.5"
+
+
+def test_batch_registration_is_all_or_nothing(service: IdentifierService) -> None:
+    url = HandleValue(1, "URL", b"https://plant.example/batch")
+    items = [(f"88.100.5/B-{i}", [url]) for i in range(50)]
+    made = service.create_many(ADMIN5, items)
+    assert made == [name for name, _ in items]
+    got = service.store.get("88.100.5/B-7")
+    assert [v.type for v in got] == ["URL", "HS_ADMIN"] and got[0].timestamp == NOW
+    # One bad item: an error naming it, and nothing of the batch stored.
+    bad = [(f"88.100.5/C-{i}", [url]) for i in range(10)]
+    bad[4] = ("88.100.5/C-4", [HandleValue(1, "HS_ADMIN", b"\x01")])
+    with pytest.raises(InvalidValue) as caught:
+        service.create_many(ADMIN5, bad)
+    assert caught.value.field == "items[4].values[0].data"
+    bad[4] = ("88.100.5/\x00C-4", [url])
+    with pytest.raises(InvalidInput) as invalid:
+        service.create_many(ADMIN5, bad)
+    assert invalid.value.field == "items[4].handle"
+    with pytest.raises(HandleExists):
+        service.create_many(ADMIN5, [("88.100.5/C-0", [url]), ("88.100.5/B-3", [url])])
+    assert not service.store.exists("88.100.5/C-0")
+    # A batch touching a foreign prefix is refused whole.
+    with pytest.raises(NotAuthorized):
+        service.create_many(ADMIN5, [("88.100.5/D-1", [url]), ("88.100.6/D-2", [url])])
+    assert not service.store.exists("88.100.5/D-1")
+    with pytest.raises(InvalidInput):
+        service.create_many(ADMIN5, [(f"88.100.5/E-{i}", [url]) for i in range(10_001)])

@@ -239,6 +239,36 @@ class IdentifierService:
         self._changed(created)
         return created
 
+    def create_many(self, principal: ValueReference,
+                    items: Sequence[tuple[str, Sequence[HandleValue]]]) -> list[str]:
+        """Batch registration: up to 10,000 new handles in one transaction, all or none
+        (:meth:`IdentifierStore.create_many`), each checked and stamped as
+        :meth:`create_handle` does; ADD_HANDLE is checked once per prefix of the batch.
+        Errors name the item (``items[i]...``)."""
+        guards: set[tuple[str, AdminPermission]] = set()
+        prepared: list[tuple[str, tuple[HandleValue, ...]]] = []
+        admin = HandleValue(ADMIN_INDEX, _ADMIN, _encode_admin(principal), timestamp=self._now())
+        for i, (handle, values) in enumerate(items):
+            try:
+                guards.add(self._guard_for_create(handle))
+                name, _ = canonical_handle(handle)
+                stamped = self._prepare(name, values)
+            except InvalidInput as exc:
+                raise _item_error(exc, i) from None
+            if not any(v.type == _ADMIN for v in stamped):
+                if any(v.index == ADMIN_INDEX for v in stamped):
+                    index = max(v.index for v in stamped) + 1
+                    stamped += (HandleValue(index, _ADMIN, admin.data, timestamp=admin.timestamp),)
+                else:
+                    stamped += (admin,)
+            prepared.append((name, stamped))
+        for guard, permission in sorted(guards):
+            self.authorize(principal, guard, permission)
+        created = self.store.create_many(prepared)
+        for name in created:
+            self._changed(name)
+        return created
+
     def mint_handle(self, principal: ValueReference, prefix: str,
                     values: Sequence[HandleValue]) -> str:
         """Create a handle under ``prefix`` with a new suffix (the MINT flag); its name."""
@@ -304,6 +334,16 @@ class IdentifierService:
         for check in self._checks:
             check(handle, stamped)
         return stamped
+
+
+def _item_error(exc: InvalidInput, i: int) -> InvalidInput:
+    """``exc`` about item ``i`` of a batch: its field prefixed with ``items[i].``."""
+    field = exc.field or "handle"
+    message = str(exc).removeprefix(f"{exc.field}: ") if exc.field else str(exc)
+    if field != "handle" and not field.startswith("values"):
+        field = f"values.{field}"
+    cls = InvalidValue if isinstance(exc, InvalidValue) else InvalidInput
+    return cls(message, f"items[{i}].{field}")
 
 
 def _admin_record(handle: str, value: HandleValue) -> AdminRecord | None:

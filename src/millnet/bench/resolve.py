@@ -1,0 +1,323 @@
+"""``millnet bench resolve``: an identifier node under resolution load.
+
+1. Registration: ``handles`` handles (``88.100.5/BENCH-0000000``...: a URL, a JSON data value
+   and an HS_ADMIN each) are registered through :meth:`IdentifierService.create_many`, 10,000
+   per call, all or nothing: the batch registration path, with authorization and value checks.
+   A ``--data-dir`` that already holds them is reused: only a sample of 50,000 new handles is
+   registered then, to measure the rate.
+2. A real ``millnet id serve`` is started as its own process on that data.
+3. UDP: this process (the load process) sends native RESOLUTION requests for random handles
+   from one socket, keeping ``window`` requests outstanding, and times each from send to
+   receive (latency includes queueing behind the window).
+4. REST: ``GET /api/handles/{handle}`` for random handles over HTTP/1.1 keep-alive
+   connections, one request outstanding per connection, from this process.
+
+All figures are measured here; nothing is extrapolated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import random
+import secrets
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from millnet.connectivity.broker import free_port, wait_for_port
+from millnet.errors import MillnetError
+from millnet.identifiers.delegation import bootstrap_prefix
+from millnet.identifiers.service import IdentifierService
+from millnet.identifiers.store import MAX_BATCH, IdentifierStore
+from millnet.protocols.handle import (
+    Envelope,
+    HandleValue,
+    Header,
+    Message,
+    ResolutionRequest,
+    ServerRecord,
+    SiteInfo,
+    ValueReference,
+    address_octets,
+    encode_message,
+)
+
+PREFIX = "88.100.5"
+STEM = "BENCH-"
+ADMIN = ValueReference(f"{PREFIX}/ADMIN", 300)
+SAMPLE = 50_000
+_REQUEST_ID = slice(8, 12)
+
+
+class BenchError(MillnetError):
+    pass
+
+
+@dataclass
+class Latencies:
+    count: int
+    seconds: float
+    samples: list[float]
+    lost: int = 0
+
+    def summary(self, name: str) -> dict[str, Any]:
+        ordered = sorted(self.samples)
+
+        def pct(q: float) -> float | None:
+            if not ordered:
+                return None
+            return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e3, 3)
+
+        return {f"{name}_per_second": round(self.count / self.seconds) if self.seconds else None,
+                f"{name}_p50_ms": pct(0.50), f"{name}_p99_ms": pct(0.99),
+                f"{name}_requests": self.count, f"{name}_lost": self.lost}
+
+
+def handle_name(i: int) -> str:
+    return f"{PREFIX}/{STEM}{i:07d}"
+
+
+def _values(i: int) -> list[HandleValue]:
+    data = json.dumps({"template": "equipment", "model": f"P-{i % 500}", "line": i % 60,
+                       "serialNumber": f"SN{i:09d}"}, separators=(",", ":"))
+    return [HandleValue(1, "URL", f"https://plant.example/api/v1/devices/{i}".encode()),
+            HandleValue(2, "MN_DATA", data.encode())]
+
+
+def register(service: IdentifierService, names: list[tuple[int, str]],
+             console: Console) -> float:
+    """Register ``names`` in batches; the rate in handles per second."""
+    start = time.perf_counter()
+    last = start
+    for offset in range(0, len(names), MAX_BATCH):
+        batch = names[offset:offset + MAX_BATCH]
+        service.create_many(ADMIN, [(name, _values(i)) for i, name in batch])
+        now = time.perf_counter()
+        if now - last > 5:
+            console.print(f"  registered {offset + len(batch):,} of {len(names):,}")
+            last = now
+    return len(names) / (time.perf_counter() - start)
+
+
+def prepare(data_dir: Path, handles: int, console: Console) -> tuple[float, int, Path]:
+    """The store with ``handles`` benchmark handles; (registrations/s, registered, secret)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    secret = data_dir / "admin.secret"
+    if not secret.exists():
+        secret.write_text(secrets.token_urlsafe(24))
+        secret.chmod(0o600)
+    site = SiteInfo(servers=(ServerRecord(1, address_octets("127.0.0.1")),))
+    with IdentifierStore.open(f"sqlite:///{data_dir / 'identifiers.sqlite'}") as store:
+        bootstrap_prefix(store, PREFIX, secret.read_bytes().strip(), site, now=int(time.time()))
+        service = IdentifierService(store, [PREFIX])
+        present = store.count(PREFIX)
+        missing = [(i, handle_name(i)) for i in range(handles)
+                   if i >= present or not store.exists(handle_name(i))] \
+            if present < handles + 2 else []
+        if missing:
+            console.print(f"registering {len(missing):,} handles, {MAX_BATCH:,} per call")
+            return register(service, missing, console), len(missing), secret
+        run = f"{PREFIX}/RUN{int(time.time())}-"
+        console.print(f"{present:,} handles present; registering a sample of {SAMPLE:,}")
+        sample = [(i, f"{run}{i:06d}") for i in range(SAMPLE)]
+        return register(service, sample, console), SAMPLE, secret
+
+
+class _Node:
+    """``millnet id serve`` in its own process."""
+
+    def __init__(self, data_dir: Path, secret: Path) -> None:
+        self.port, self.http_port = free_port(), free_port()
+        self.log = (data_dir / "node.log").open("w")
+        self.proc = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
+            [sys.executable, "-m", "millnet", "id", "serve", "--prefix", PREFIX, "--data",
+             str(data_dir), "--admin-secret-file", str(secret), "--udp-port", str(self.port),
+             "--tcp-port", str(self.port), "--http-port", str(self.http_port)],
+            stdout=self.log, stderr=subprocess.STDOUT)
+
+    def __enter__(self) -> _Node:
+        try:
+            wait_for_port(self.port, 60)
+            wait_for_port(self.http_port, 60)
+        except Exception:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+
+def _udp_requests(handles: int, count: int) -> list[bytes]:
+    rng = random.Random(7)  # noqa: S311 - load pattern, not security
+    out = []
+    for request_id in range(count):
+        msg = Message(ResolutionRequest(handle_name(rng.randrange(handles)), (), ()), Header(),
+                      Envelope(2, 10, 2, 10, 0, request_id))
+        out.append(encode_message(msg))
+    return out
+
+
+def udp_load(port: int, handles: int, seconds: float, window: int) -> Latencies:
+    """Resolutions over UDP with ``window`` outstanding, for ``seconds``."""
+    requests = _udp_requests(handles, 65_536)
+    n = len(requests)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    sock.connect(("127.0.0.1", port))
+    sock.settimeout(0.5)
+    sent_at = [0.0] * n
+    samples: list[float] = []
+    clock = time.perf_counter
+    next_id = 0
+    lost = 0
+    outstanding = 0
+
+    def send() -> None:
+        nonlocal next_id
+        slot = next_id % n
+        sent_at[slot] = clock()
+        sock.send(requests[slot])
+        next_id += 1
+
+    for _ in range(window):
+        send()
+        outstanding += 1
+    start = clock()
+    end = start + seconds
+    record = samples.append
+    recv = sock.recv
+    while True:
+        try:
+            reply = recv(65_536)
+        except TimeoutError:
+            lost += outstanding
+            outstanding = 0
+            if clock() >= end:
+                break
+            for _ in range(window):
+                send()
+                outstanding += 1
+            continue
+        now = clock()
+        slot = int.from_bytes(reply[_REQUEST_ID], "big") % n
+        record(now - sent_at[slot])
+        outstanding -= 1
+        if now < end:
+            send()
+            outstanding += 1
+        elif outstanding == 0:
+            break
+    elapsed = clock() - start
+    sock.close()
+    return Latencies(len(samples), elapsed, samples, lost)
+
+
+def rest_load(port: int, handles: int, seconds: float, connections: int) -> Latencies:
+    """``GET /api/handles/...`` over keep-alive connections, one request in flight each."""
+    rng = random.Random(11)  # noqa: S311 - load pattern, not security
+    sel = selectors.DefaultSelector()
+    state: dict[socket.socket, list[Any]] = {}
+    for _ in range(connections):
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setblocking(False)
+        sel.register(sock, selectors.EVENT_READ)
+        state[sock] = [b"", 0.0]
+    clock = time.perf_counter
+    samples: list[float] = []
+    errors = 0
+
+    def send(sock: socket.socket) -> None:
+        path = f"/api/handles/{handle_name(rng.randrange(handles))}"
+        state[sock][1] = clock()
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+
+    for sock in state:
+        send(sock)
+    start = clock()
+    end = start + seconds
+    pending = len(state)
+    while pending:
+        for key, _ in sel.select(timeout=5):
+            sock = key.fileobj  # type: ignore[assignment]
+            entry = state[sock]
+            entry[0] += sock.recv(262_144)
+            buf: bytes = entry[0]
+            head_end = buf.find(b"\r\n\r\n")
+            if head_end < 0:
+                continue
+            head = buf[:head_end].lower()
+            at = head.find(b"content-length:")
+            length = int(head[at + 15:head.find(b"\r\n", at) if head.find(b"\r\n", at) > 0
+                              else None]) if at >= 0 else 0
+            if len(buf) < head_end + 4 + length:
+                continue
+            if not head.startswith(b"http/1.1 200"):
+                errors += 1
+            entry[0] = buf[head_end + 4 + length:]
+            now = clock()
+            samples.append(now - entry[1])
+            if now < end:
+                send(sock)
+            else:
+                pending -= 1
+        if clock() > end + 10:
+            break
+    elapsed = clock() - start
+    for sock in state:
+        sel.unregister(sock)
+        sock.close()
+    if errors:
+        raise BenchError(f"{errors} REST resolutions did not answer 200")
+    return Latencies(len(samples), elapsed, samples)
+
+
+def run_resolve_bench(*, handles: int = 1_000_000, seconds: float = 8.0,
+                      data_dir: Path | None = None, window: int = 8, connections: int = 8,
+                      console: Console) -> dict[str, Any]:
+    if handles < 1:
+        raise BenchError("--handles must be at least 1")
+    with tempfile.TemporaryDirectory(prefix="millnet-bench-resolve-") as tmp:
+        where = data_dir or Path(tmp)
+        t0 = time.perf_counter()
+        rate, registered, secret = prepare(where, handles, console)
+        console.print(f"registered {registered:,} handles at {rate:,.0f}/s")
+        with _Node(where, secret) as node:
+            console.print(f"node pid {node.pid} udp/tcp {node.port} http {node.http_port}; "
+                          f"UDP load {seconds:.0f} s, window {window}")
+            udp = udp_load(node.port, handles, seconds, window)
+            console.print(f"UDP {udp.count / udp.seconds:,.0f} resolutions/s")
+            console.print(f"REST load {seconds:.0f} s, {connections} connections")
+            rest = rest_load(node.http_port, handles, seconds, connections)
+            console.print(f"REST {rest.count / rest.seconds:,.0f} resolutions/s")
+        result: dict[str, Any] = {
+            "benchmark": "resolve", "handles": handles,
+            **udp.summary("udp"), **rest.summary("rest"),
+            "register_per_second": round(rate), "registered": registered,
+            "udp_window": window, "rest_connections": connections, "seconds_each": seconds,
+            "cpus": os.cpu_count(), "machine": platform.machine(),
+            "python": platform.python_version(),
+            "wall_seconds": round(time.perf_counter() - t0, 1),
+        }
+    return result
