@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,15 @@ from millnet.errors import MillnetError
 
 id_app = typer.Typer(no_args_is_help=True, help="Identifier resolution (Handle-compatible).")
 console = Console()
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed (it halves the per-datagram cost of the event loop)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 @id_app.command("serve")
@@ -48,7 +58,8 @@ def serve(
         opts = IdServerOptions(prefix, data, admin_secret_file, host, udp_port, tcp_port,
                                http_port, role, parent,
                                tuple(parse_delegation(d) for d in delegate or ()), recursive)
-        asyncio.run(serve_identifiers(opts))
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(serve_identifiers(opts))
     except MillnetError as exc:
         console.print(f"[red]error[/red] {exc}")
         raise typer.Exit(1) from exc

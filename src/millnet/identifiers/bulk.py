@@ -23,10 +23,11 @@ from sqlalchemy.exc import DBAPIError
 from millnet.protocols.handle import HandleValue
 
 from .schema import handle_values, handles
+from .values import public_wire
 
 Prepared = Sequence[tuple[str, str, tuple[HandleValue, ...]]]
 
-_HANDLE_COLUMNS = ("id", "handle", "prefix", "created_at", "updated_at")
+_HANDLE_COLUMNS = ("id", "handle", "prefix", "created_at", "updated_at", "wire")
 _VALUE_COLUMNS = ("handle_id", "idx", "type", "data", "ttl_type", "ttl", "timestamp",
                   "permissions", "refs")
 
@@ -67,8 +68,8 @@ def insert_new(conn: Connection, prepared: Prepared, now: datetime) -> None:
     """Insert new handles with their values; DuplicateHandle if one exists."""
     ids = _allocate_ids(conn, len(prepared))
     stamp = _bound(conn, handles.c.created_at, now)
-    handle_rows = [(handle_id, name, prefix, stamp, stamp)
-                   for handle_id, (name, prefix, _) in zip(ids, prepared, strict=True)]
+    handle_rows = [(handle_id, name, prefix, stamp, stamp, public_wire(values))
+                   for handle_id, (name, prefix, values) in zip(ids, prepared, strict=True)]
     value_rows = [(handle_id, v.index, v.type, v.data, v.ttl_type, v.ttl, v.timestamp,
                    v.permissions, refs_json(v) if v.references else None)
                   for handle_id, (_, _, values) in zip(ids, prepared, strict=True)

@@ -43,6 +43,10 @@ handles = Table(
     Column("prefix", PrefixText, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # The handle's public values as a resolution response carries them (value count, then
+    # each value), kept in step by every write: a plain resolution is one index lookup
+    # (identifiers.fastpath). Empty when no value is public; NULL when not yet computed.
+    Column("wire", LargeBinary, nullable=True),
 )
 
 handle_values = Table(

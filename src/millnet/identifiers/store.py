@@ -43,6 +43,7 @@ from .values import (
     canonical_handle,
     check_indexes,
     check_values,
+    public_wire,
     row_value,
     select_values,
     value_row,
@@ -81,7 +82,11 @@ def _handle_id(conn: Connection, handle: str) -> int:
 
 
 def _touch(conn: Connection, handle_id: int) -> None:
-    conn.execute(update(handles).where(handles.c.id == handle_id).values(updated_at=_now()))
+    """After a change of the handle's values: its timestamp and public wire form."""
+    rows = conn.execute(select(*_VALUE_COLUMNS).where(handle_values.c.handle_id == handle_id))
+    wire = public_wire(row_value(*row) for row in rows)
+    conn.execute(update(handles).where(handles.c.id == handle_id)
+                 .values(updated_at=_now(), wire=wire))
 
 
 def _existing_indexes(conn: Connection, handle_id: int) -> set[int]:

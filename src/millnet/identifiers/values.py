@@ -14,7 +14,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from millnet.errors import InvalidInput
-from millnet.protocols.handle import HandleValue, ValueReference, normalize_handle
+from millnet.protocols.handle import HandleValue, Permission, ValueReference, normalize_handle
+from millnet.protocols.handle.values import write_values
 
 from .errors import InvalidValue
 from .schema import MAX_STORED_HANDLE_BYTES, PREFIX_MAX
@@ -23,6 +24,18 @@ U32_MAX = 0xFFFFFFFF
 U8_MAX = 0xFF
 MAX_TYPE_BYTES = 1024
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def public_wire(values: Iterable[HandleValue]) -> bytes:
+    """The public-read values in index order, encoded as a resolution response lists them
+    (u32 count, then each value); empty when none is public."""
+    public = tuple(sorted((v for v in values if v.permissions & Permission.PUBLIC_READ),
+                          key=lambda v: v.index))
+    if not public:
+        return b""
+    buf = bytearray()
+    write_values(buf, public)
+    return bytes(buf)
 
 
 def canonical_handle(handle: str) -> tuple[str, str]:

@@ -18,6 +18,8 @@ from .wire import U32, Reader, fail, put_octets, put_u16, put_u32, put_utf8
 
 # index u32, timestamp u32, ttl type u8, ttl u32, permissions u8
 _VALUE_FIXED = struct.Struct(">IIBIB")
+#: public for the UDP fast path, which writes values straight from database rows
+VALUE_FIXED = _VALUE_FIXED
 #: fixed part + type length + data length + reference count
 MIN_VALUE_SIZE = _VALUE_FIXED.size + 12
 
