@@ -66,6 +66,7 @@ class FastResolver:
                                    check_same_thread=False, cached_statements=16)
         # Pages read through the OS page cache mapping instead of copied into SQLite's cache.
         self._db.execute(f"PRAGMA mmap_size={MMAP_BYTES}")
+        self._cursor = self._db.cursor()  # reused: one less object per request
         self._served = frozenset(served)
         self._clock = clock or time.time
         self.answered = 0
@@ -137,7 +138,7 @@ class FastResolver:
             if prefix not in self._served:
                 return None
         try:
-            found = self._db.execute(_WIRE, (name,)).fetchone()
+            found = self._cursor.execute(_WIRE, (name,)).fetchone()
             if found is None:
                 return None  # not found: the general path answers HANDLE_NOT_FOUND
             wire: bytes | None = found[0]

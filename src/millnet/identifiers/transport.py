@@ -36,6 +36,7 @@ from millnet.protocols.handle import (
     error_reply,
     udp_packets,
 )
+from millnet.protocols.handle.constants import UDP_PACKET_SIZE
 
 log = logging.getLogger("millnet.identifiers")
 
@@ -112,7 +113,10 @@ class _UdpProtocol(asyncio.DatagramProtocol):
             reply = self._fast(data)
             if reply is not None:
                 self.stats.requests += 1
-                self._send([reply], addr, len(data))
+                if len(reply) <= UDP_PACKET_SIZE:  # one datagram, within any budget
+                    transport.sendto(reply, addr)
+                else:
+                    self._send([reply], addr, len(data))
                 return
         try:
             msg = self._reassembler.receive_datagram(data, addr)
@@ -229,11 +233,11 @@ class NativeServer:
             lambda: _UdpProtocol(self.handler, self.udp_amplification, self._tasks, self.fast),
             local_addr=(self.host, self.udp_port))
         self._udp = udp
+        self.udp_port = udp.get_extra_info("sockname")[1]
         self.udp_stats = proto.stats
         self._tcp = await loop.create_server(
             lambda: _TcpProtocol(self.handler, self.tcp_idle_timeout, self._tasks), self.host,
             self.tcp_port)
-        self.udp_port = udp.get_extra_info("sockname")[1]
         self.tcp_port = self._tcp.sockets[0].getsockname()[1]
         return self
 
