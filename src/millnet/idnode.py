@@ -156,7 +156,7 @@ async def identifier_node(opts: IdServerOptions, *, http: bool = True,
                 yield LiveIdNode(store, service, server.udp_port, server.tcp_port, None)
                 return
             sock = listening_socket(opts.host, opts.http_port)
-            web = embedded_server(create_handle_app(store, service), http="httptools")
+            web = embedded_server(create_handle_app(store, service, fast=fast), http="httptools")
             task = asyncio.create_task(web.serve(sockets=[sock]))
             try:
                 yield LiveIdNode(store, service, server.udp_port, server.tcp_port,

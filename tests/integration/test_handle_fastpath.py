@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select, update
 
@@ -13,6 +14,7 @@ from millnet.identifiers.client import Server, request, resolution_request
 from millnet.identifiers.delegation import admin_record_value, bootstrap_prefix, site_value
 from millnet.identifiers.fastpath import FastResolver, sqlite_path
 from millnet.identifiers.native import NativeHandler
+from millnet.identifiers.rest import HotResolution, create_handle_app
 from millnet.identifiers.schema import handles
 from millnet.identifiers.service import IdentifierService
 from millnet.identifiers.store import IdentifierStore
@@ -158,3 +160,25 @@ def test_handles_written_before_the_wire_column(node: tuple[IdentifierService, N
             handles.c.handle == "88.100.5/PUMP-1")).scalar_one()
     assert wire  # the next write computed it
     assert fast(data) == _general(handler, data)
+
+
+def test_rest_hot_resolution_answers_as_the_general_route(
+        node: tuple[IdentifierService, NativeHandler, FastResolver]) -> None:
+    service, _, fast = node
+    hot = create_handle_app(service.store, service, fast=fast)
+    plain = create_handle_app(service.store, service)
+
+    async def scenario() -> None:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=hot),
+                                     base_url="http://node") as a, \
+                httpx.AsyncClient(transport=httpx.ASGITransport(app=plain),
+                                  base_url="http://node") as b:
+            for path in ("/api/handles/88.100.5/PUMP-1", "/api/handles/88.100.5/ADMIN",
+                         "/api/handles/88.100.5/NOPE", "/api/handles/88.100.5/HIDDEN",
+                         "/api/handles/88.100.5/PUMP-1?type=URL", "/api/handles/0.NA/88.100.5"):
+                got, want = await a.get(path), await b.get(path)
+                assert (got.status_code, got.content) == (want.status_code, want.content), path
+
+    asyncio.run(scenario())
+    assert isinstance(hot, HotResolution)
+    assert hot.answered == 2  # PUMP-1 and ADMIN; the others took the general route

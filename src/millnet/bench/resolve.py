@@ -70,6 +70,9 @@ class Latencies:
     seconds: float
     samples: list[float]
     lost: int = 0
+    #: CPU seconds the load generator itself used: near ``seconds`` means it, not the
+    #: server, was the limit
+    load_cpu: float | None = None
 
     def summary(self, name: str) -> dict[str, Any]:
         ordered = sorted(self.samples)
@@ -81,7 +84,9 @@ class Latencies:
 
         return {f"{name}_per_second": round(self.count / self.seconds) if self.seconds else None,
                 f"{name}_p50_ms": pct(0.50), f"{name}_p99_ms": pct(0.99),
-                f"{name}_requests": self.count, f"{name}_lost": self.lost}
+                f"{name}_requests": self.count, f"{name}_lost": self.lost,
+                f"{name}_load_cpu_share": round(self.load_cpu / self.seconds, 2)
+                if self.load_cpu is not None and self.seconds else None}
 
 
 def handle_name(i: int) -> str:
@@ -203,6 +208,7 @@ def udp_load(port: int, handles: int, seconds: float, window: int) -> Latencies:
     for _ in range(window):
         send()
         outstanding += 1
+    cpu0 = time.process_time()
     start = clock()
     end = start + seconds
     record = samples.append
@@ -230,7 +236,21 @@ def udp_load(port: int, handles: int, seconds: float, window: int) -> Latencies:
             break
     elapsed = clock() - start
     sock.close()
-    return Latencies(len(samples), elapsed, samples, lost)
+    return Latencies(len(samples), elapsed, samples, lost, time.process_time() - cpu0)
+
+
+def _response(buf: bytes) -> tuple[bool, int] | None:
+    """(status 200, bytes used) when ``buf`` holds a whole HTTP response, else None."""
+    head_end = buf.find(b"\r\n\r\n")
+    if head_end < 0:
+        return None
+    head = buf[:head_end].lower()
+    at = head.find(b"content-length:")
+    line_end = head.find(b"\r\n", at)
+    length = int(head[at + 15:line_end if line_end > 0 else None]) if at >= 0 else 0
+    if len(buf) < head_end + 4 + length:
+        return None
+    return head.startswith(b"http/1.1 200"), head_end + 4 + length
 
 
 def rest_load(port: int, handles: int, seconds: float, connections: int) -> Latencies:
@@ -255,6 +275,7 @@ def rest_load(port: int, handles: int, seconds: float, connections: int) -> Late
 
     for sock in state:
         send(sock)
+    cpu0 = time.process_time()
     start = clock()
     end = start + seconds
     pending = len(state)
@@ -263,19 +284,12 @@ def rest_load(port: int, handles: int, seconds: float, connections: int) -> Late
             sock = key.fileobj  # type: ignore[assignment]
             entry = state[sock]
             entry[0] += sock.recv(262_144)
-            buf: bytes = entry[0]
-            head_end = buf.find(b"\r\n\r\n")
-            if head_end < 0:
+            done = _response(entry[0])
+            if done is None:
                 continue
-            head = buf[:head_end].lower()
-            at = head.find(b"content-length:")
-            length = int(head[at + 15:head.find(b"\r\n", at) if head.find(b"\r\n", at) > 0
-                              else None]) if at >= 0 else 0
-            if len(buf) < head_end + 4 + length:
-                continue
-            if not head.startswith(b"http/1.1 200"):
-                errors += 1
-            entry[0] = buf[head_end + 4 + length:]
+            ok, used = done
+            errors += not ok
+            entry[0] = entry[0][used:]
             now = clock()
             samples.append(now - entry[1])
             if now < end:
@@ -285,12 +299,13 @@ def rest_load(port: int, handles: int, seconds: float, connections: int) -> Late
         if clock() > end + 10:
             break
     elapsed = clock() - start
+    load_cpu = time.process_time() - cpu0
     for sock in state:
         sel.unregister(sock)
         sock.close()
     if errors:
         raise BenchError(f"{errors} REST resolutions did not answer 200")
-    return Latencies(len(samples), elapsed, samples)
+    return Latencies(len(samples), elapsed, samples, 0, load_cpu)
 
 
 def run_resolve_bench(*, handles: int = 1_000_000, seconds: float = 8.0,

@@ -27,6 +27,7 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 
 from millnet.errors import InvalidInput
+from millnet.protocols.handle import HandleValue
 from millnet.protocols.handle.constants import (
     DEFAULT_EXPIRATION_S,
     ECHOED_FLAGS,
@@ -35,6 +36,8 @@ from millnet.protocols.handle.constants import (
     OpFlag,
 )
 from millnet.protocols.handle.replies import digest_algorithm
+from millnet.protocols.handle.values import read_values
+from millnet.protocols.handle.wire import Reader
 
 from .values import canonical_handle, public_wire, row_value
 
@@ -121,12 +124,21 @@ class FastResolver:
         self.answered += 1
         return bytes(out)
 
+    def public_values(self, name: str) -> tuple[HandleValue, ...] | None:
+        """The public values of ``name`` (the REST API's hot path); None where the general
+        path must answer (not found, nothing public, not served exactly here)."""
+        wire = self._wire(name)
+        return read_values(Reader(wire)) if wire is not None else None
+
     def _values(self, raw: bytes) -> bytes | None:
         """The encoded public values of the handle named by ``raw``; None for the slow path."""
         try:
             name = raw.decode("utf-8")
         except UnicodeDecodeError:
             return None
+        return self._wire(name)
+
+    def _wire(self, name: str) -> bytes | None:
         # Stored names are canonical, so a name that is already canonical needs no
         # normalization (and one that is invalid simply matches nothing: the general path
         # then says why). Only a prefix in another case is normalized here.

@@ -46,7 +46,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from millnet.errors import InvalidInput, MillnetError
 from millnet.protocols.handle import (
@@ -61,6 +62,7 @@ from millnet.protocols.handle import (
 from .delegation import Referral
 from .errors import AuthenticationFailed, AuthenticationNeeded, HandleExists
 from .errors import error_code as _error_code
+from .fastpath import FastResolver
 from .rest_json import parse_values, value_json
 from .service import IdentifierService
 from .store import IdentifierStore
@@ -402,19 +404,53 @@ async def _server_error(request: Request, exc: Exception) -> Response:
     return _json(500, {"responseCode": int(ResponseCode.ERROR), "message": "internal error"})
 
 
+class HotResolution:
+    """``GET /api/handles/{handle}`` without query or credentials, answered from the handle's
+    stored wire form (:meth:`FastResolver.public_values`) before Starlette routing: the body
+    is the one :meth:`HandleApi.get_handle` writes (a test holds them equal). Everything else,
+    and every handle the fast reader declines, goes to ``app``."""
+
+    def __init__(self, app: ASGIApp, reader: FastResolver, base: str) -> None:
+        self.app, self.reader, self.path = app, reader, f"{base}/handles/"
+        self.answered = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and not scope["query_string"] \
+                and scope["path"].startswith(self.path):
+            handle = scope["path"][len(self.path):]
+            if handle and not any(k == b"authorization" for k, _ in scope["headers"]):
+                values = self.reader.public_values(handle)
+                if values is not None:
+                    body = _ENCODE({"responseCode": 1, "handle": handle,
+                                    "values": [value_json(v) for v in values]})
+                    await send({"type": "http.response.start", "status": 200, "headers": [
+                        (b"content-length", str(len(body)).encode()),
+                        (b"content-type", b"application/json")]})
+                    await send({"type": "http.response.body", "body": body})
+                    self.answered += 1
+                    return
+        await self.app(scope, receive, send)
+
+
 def create_handle_app(store: IdentifierStore, service: IdentifierService, *,
                       path_prefix: str = "/api", max_page_size: int = 10_000,
-                      max_body_bytes: int = 1 << 20, inline_reads: bool = False) -> Starlette:
-    """The HTTP JSON API over ``service`` (and its ``store``), under ``path_prefix``.
+                      max_body_bytes: int = 1 << 20, inline_reads: bool = False,
+                      routes: Sequence[BaseRoute] = (),
+                      fast: FastResolver | None = None) -> ASGIApp:
+    """The HTTP JSON API over ``service`` (and its ``store``), under ``path_prefix``, with
+    ``routes`` appended (other APIs of the identifier node); with a ``fast`` reader, plain
+    resolutions take :class:`HotResolution`.
 
     Without ``page``/``pageSize`` a listing returns at most ``max_page_size`` handles
     (``totalCount`` tells whether there are more)."""
     api = HandleApi(store, service, max_page_size=max_page_size,
                     max_body_bytes=max_body_bytes, inline_reads=inline_reads)
     base = path_prefix.rstrip("/")
-    return Starlette(exception_handlers={HTTPException: _http_error, 500: _server_error}, routes=[
+    app = Starlette(exception_handlers={HTTPException: _http_error, 500: _server_error}, routes=[
         Route(f"{base}/handles", api.list_handles, methods=["GET"]),
         Route(f"{base}/handles/{{handle:path}}", api.get_handle, methods=["GET"]),
         Route(f"{base}/handles/{{handle:path}}", api.put_handle, methods=["PUT"]),
         Route(f"{base}/handles/{{handle:path}}", api.delete_handle, methods=["DELETE"]),
+        *routes,
     ])
+    return HotResolution(app, fast, base) if fast is not None else app
