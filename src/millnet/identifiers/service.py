@@ -48,7 +48,7 @@ from .errors import (
     NotAuthorized,
     ValueNotFound,
 )
-from .store import IdentifierStore
+from .store import MAX_BATCH, IdentifierStore
 from .values import canonical_handle, check_values
 
 log = logging.getLogger("millnet.identifiers")
@@ -210,10 +210,7 @@ class IdentifierService:
 
     def _guard_for_create(self, handle: str) -> tuple[str, AdminPermission]:
         """(handle whose HS_ADMIN decides, permission) for creating ``handle``."""
-        name, prefix = canonical_handle(handle)
-        if prefix == GLOBAL_PREFIX:
-            return parent_record(name.partition("/")[2]), AdminPermission.ADD_NA
-        return prefix_handle(prefix), AdminPermission.ADD_HANDLE
+        return _guard_for(*canonical_handle(handle))
 
     # Administration
 
@@ -245,13 +242,15 @@ class IdentifierService:
         (:meth:`IdentifierStore.create_many`), each checked and stamped as
         :meth:`create_handle` does; ADD_HANDLE is checked once per prefix of the batch.
         Errors name the item (``items[i]...``)."""
+        if len(items) > MAX_BATCH:
+            raise InvalidInput(f"{len(items)} handles; at most {MAX_BATCH} per call", "items")
         guards: set[tuple[str, AdminPermission]] = set()
-        prepared: list[tuple[str, tuple[HandleValue, ...]]] = []
+        prepared: list[tuple[str, str, tuple[HandleValue, ...]]] = []
         admin = HandleValue(ADMIN_INDEX, _ADMIN, _encode_admin(principal), timestamp=self._now())
         for i, (handle, values) in enumerate(items):
             try:
-                guards.add(self._guard_for_create(handle))
-                name, _ = canonical_handle(handle)
+                name, prefix = canonical_handle(handle)
+                guards.add(_guard_for(name, prefix))
                 stamped = self._prepare(name, values)
             except InvalidInput as exc:
                 raise _item_error(exc, i) from None
@@ -261,10 +260,10 @@ class IdentifierService:
                     stamped += (HandleValue(index, _ADMIN, admin.data, timestamp=admin.timestamp),)
                 else:
                     stamped += (admin,)
-            prepared.append((name, stamped))
+            prepared.append((name, prefix, stamped))
         for guard, permission in sorted(guards):
             self.authorize(principal, guard, permission)
-        created = self.store.create_many(prepared)
+        created = self.store.create_checked(prepared)
         for name in created:
             self._changed(name)
         return created
@@ -334,6 +333,13 @@ class IdentifierService:
         for check in self._checks:
             check(handle, stamped)
         return stamped
+
+
+def _guard_for(name: str, prefix: str) -> tuple[str, AdminPermission]:
+    """(handle whose HS_ADMIN decides, permission) for creating the canonical ``name``."""
+    if prefix == GLOBAL_PREFIX:
+        return parent_record(name.partition("/")[2]), AdminPermission.ADD_NA
+    return prefix_handle(prefix), AdminPermission.ADD_HANDLE
 
 
 def _item_error(exc: InvalidInput, i: int) -> InvalidInput:

@@ -152,14 +152,26 @@ class IdentifierStore(SqlStore):
                 raise HandleExists(f"handle {name} appears twice in the batch")
             seen.add(name)
             prepared.append((name, prefix, check_values(values, f"items[{i}].values")))
+        return self.create_checked(prepared)
+
+    def create_checked(self, prepared: Sequence[tuple[str, str, tuple[HandleValue, ...]]],
+                       ) -> list[str]:
+        """:meth:`create_many` for items a caller has already made canonical (name, prefix)
+        and checked (the service's batch registration, which must check them anyway)."""
+        if len(prepared) > MAX_BATCH:
+            raise InvalidInput(f"{len(prepared)} handles; at most {MAX_BATCH} per call",
+                               "items")
         if not prepared:
             return []
+        names = [name for name, _, _ in prepared]
+        if len(set(names)) != len(names):
+            raise HandleExists("a handle appears twice in the batch")
 
         def work(conn: Connection) -> list[str]:
             self._insert(conn, prepared)
-            return [name for name, _, _ in prepared]
+            return names
 
-        return self._creating(work, [name for name, _, _ in prepared])
+        return self._creating(work, names)
 
     @staticmethod
     def _insert(conn: Connection,

@@ -9,13 +9,15 @@ any other entry matches exactly that type (``URL`` does not match ``URL.US``).
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from millnet.errors import InvalidInput
 from millnet.protocols.handle import HandleValue, Permission, ValueReference, normalize_handle
-from millnet.protocols.handle.values import write_values
+from millnet.protocols.handle.values import write_value
+from millnet.protocols.handle.wire import U32
 
 from .errors import InvalidValue
 from .schema import MAX_STORED_HANDLE_BYTES, PREFIX_MAX
@@ -23,18 +25,22 @@ from .schema import MAX_STORED_HANDLE_BYTES, PREFIX_MAX
 U32_MAX = 0xFFFFFFFF
 U8_MAX = 0xFF
 MAX_TYPE_BYTES = 1024
+_PUBLIC_READ = int(Permission.PUBLIC_READ)  # a plain int: IntFlag operators are slow
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 def public_wire(values: Iterable[HandleValue]) -> bytes:
     """The public-read values in index order, encoded as a resolution response lists them
     (u32 count, then each value); empty when none is public."""
-    public = tuple(sorted((v for v in values if v.permissions & Permission.PUBLIC_READ),
-                          key=lambda v: v.index))
+    public = [v for v in values if v.permissions & _PUBLIC_READ]
     if not public:
         return b""
-    buf = bytearray()
-    write_values(buf, public)
+    if any(a.index > b.index for a, b in itertools.pairwise(public)):
+        public.sort(key=lambda v: v.index)
+    buf = bytearray(4)
+    for v in public:
+        write_value(buf, v)
+    U32.pack_into(buf, 0, len(public))
     return bytes(buf)
 
 

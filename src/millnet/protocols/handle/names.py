@@ -9,15 +9,19 @@ would differ between implementations.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 from millnet.errors import InvalidInput
 
 MAX_HANDLE_BYTES = 4096
+_PRINTABLE_ASCII = re.compile(r"[ -~]*")
 _ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 def _check_characters(handle: str) -> None:
+    if _PRINTABLE_ASCII.fullmatch(handle):  # the common case, in C
+        return
     for ch in handle:
         # Fast path for printable ASCII, by far the common case.
         if " " <= ch <= "~":
