@@ -23,14 +23,17 @@ from pathlib import Path
 
 from millnet.errors import ConfigError
 from millnet.identifiers.cache import MAX_ENTRIES, NEGATIVE_TTL, ResolverCache
-from millnet.identifiers.delegation import bootstrap_prefix, prefix_key
+from millnet.identifiers.client import Server
+from millnet.identifiers.delegation import ADMIN_SUFFIX, SECKEY_INDEX, bootstrap_prefix, prefix_key
 from millnet.identifiers.fastpath import FastResolver
 from millnet.identifiers.hierarchy import ROLES, Endpoint, register_delegation, site_of
 from millnet.identifiers.native import NativeHandler
 from millnet.identifiers.resolver import MAX_RECURSION, RecursiveResolver
 from millnet.identifiers.rest import create_handle_app
-from millnet.identifiers.service import IdentifierService
+from millnet.identifiers.rest_batch import batch_routes
+from millnet.identifiers.service import IdentifierService, check_layouts
 from millnet.identifiers.store import IdentifierStore
+from millnet.identifiers.templates import TemplateCheck, publish_builtin, remote_fetcher
 from millnet.identifiers.transport import NativeServer
 from millnet.protocols.handle import (
     ServerRecord,
@@ -38,6 +41,7 @@ from millnet.protocols.handle import (
     ServiceType,
     SiteInfo,
     TransportProtocol,
+    ValueReference,
     address_octets,
 )
 from millnet.serving import embedded_server, listening_socket
@@ -120,7 +124,16 @@ def open_identifier_node(opts: IdServerOptions) -> tuple[IdentifierStore, Identi
         replicas = site_of([Endpoint.parse(s, "delegate") for s in servers])
         register_delegation(store, opts.prefix, child, [replicas], now=int(time.time()))
         log.info("delegating %s to %s", child, ", ".join(servers))
-    return store, IdentifierService(store, [opts.prefix]), site
+    fetch = None
+    if opts.parent:
+        parent = Endpoint.parse(opts.parent, "parent")
+        fetch = remote_fetcher(Server(parent.host, parent.udp_port, parent.tcp_port))
+    if opts.role == "secondary":
+        admin = ValueReference(f"{prefix_key(opts.prefix)}/{ADMIN_SUFFIX}", SECKEY_INDEX)
+        for made in publish_builtin(store, prefix_key(opts.prefix), admin):
+            log.info("published template %s", made)
+    checks = (check_layouts, TemplateCheck(store, fetch))
+    return store, IdentifierService(store, [opts.prefix], value_checks=checks), site
 
 
 def node_handler(opts: IdServerOptions, service: IdentifierService,
@@ -156,7 +169,8 @@ async def identifier_node(opts: IdServerOptions, *, http: bool = True,
                 yield LiveIdNode(store, service, server.udp_port, server.tcp_port, None)
                 return
             sock = listening_socket(opts.host, opts.http_port)
-            web = embedded_server(create_handle_app(store, service, fast=fast), http="httptools")
+            app = create_handle_app(store, service, fast=fast, routes=batch_routes(service))
+            web = embedded_server(app, http="httptools")
             task = asyncio.create_task(web.serve(sockets=[sock]))
             try:
                 yield LiveIdNode(store, service, server.udp_port, server.tcp_port,

@@ -4,9 +4,7 @@ PostgreSQL."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import threading
 from collections.abc import Iterator
 from urllib.parse import quote
 
@@ -22,8 +20,8 @@ from pyhandle.handleexceptions import (
 from millnet.identifiers import IdentifierService, IdentifierStore, bootstrap_prefix
 from millnet.identifiers.rest import create_handle_app
 from millnet.protocols.handle import ServerRecord, SiteInfo, address_octets
-from millnet.serving import embedded_server, listening_socket
 from tests.integration.identifier_fixtures import identifier_url, shared_store
+from tests.support.webserver import ThreadedServer
 
 __all__ = ["identifier_url", "shared_store"]  # fixtures
 
@@ -32,40 +30,16 @@ SECRET_5 = "secret-of-88.100.5"
 SECRET_6 = "secret-of-88.100.6"
 
 
-class _Server:
-    """The app under a real uvicorn (httptools) in a thread, on an ephemeral port."""
-
-    def __init__(self, store: IdentifierStore, service: IdentifierService) -> None:
-        self.sock = listening_socket("127.0.0.1", 0)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = embedded_server(create_handle_app(store, service), http="httptools")
-        self.thread = threading.Thread(
-            target=lambda: asyncio.run(self.server.serve(sockets=[self.sock])), daemon=True)
-
-    def __enter__(self) -> _Server:
-        self.thread.start()
-        for _ in range(500):
-            if self.server.started:
-                return self
-            threading.Event().wait(0.01)
-        raise RuntimeError("uvicorn did not start")
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.sock.close()
-
-
 @pytest.fixture(scope="module")
-def server(shared_store: IdentifierStore) -> Iterator[_Server]:
+def server(shared_store: IdentifierStore) -> Iterator[ThreadedServer]:
     bootstrap_prefix(shared_store, "88.100.5", SECRET_5, SITE)
     bootstrap_prefix(shared_store, "88.100.6", SECRET_6, SITE)
     service = IdentifierService(shared_store, ["88.100.5", "88.100.6"])
-    with _Server(shared_store, service) as running:
+    with ThreadedServer(create_handle_app(shared_store, service)) as running:
         yield running
 
 
-def _writer(server: _Server, user: str = "300:88.100.5/ADMIN",
+def _writer(server: ThreadedServer, user: str = "300:88.100.5/ADMIN",
             password: str = SECRET_5) -> PyHandleClient:
     return PyHandleClient("rest").instantiate_with_username_and_password(
         server.url, user, password, HTTPS_verify=False)
@@ -76,7 +50,7 @@ def _basic(user: str, password: str) -> dict[str, str]:
     return {"Authorization": f"Basic {token}"}
 
 
-def test_pyhandle_reads_the_prefix_record(server: _Server) -> None:
+def test_pyhandle_reads_the_prefix_record(server: ThreadedServer) -> None:
     reader = PyHandleClient("rest").instantiate_for_read_access(handle_server_url=server.url)
     record = reader.retrieve_handle_record_json("0.NA/88.100.5")
     assert record["responseCode"] == 1 and record["handle"] == "0.NA/88.100.5"
@@ -88,7 +62,7 @@ def test_pyhandle_reads_the_prefix_record(server: _Server) -> None:
     assert reader.retrieve_handle_record("88.100.5/NEVER-MADE") is None
 
 
-def test_pyhandle_registers_modifies_and_deletes(server: _Server) -> None:
+def test_pyhandle_registers_modifies_and_deletes(server: ThreadedServer) -> None:
     client = _writer(server)
     handle = "88.100.5/PUMP-000123"
     made = client.register_handle(handle, "https://factory.example/pumps/123",
@@ -114,7 +88,7 @@ def test_pyhandle_registers_modifies_and_deletes(server: _Server) -> None:
         client.delete_handle(handle)
 
 
-def test_pyhandle_mints_a_suffix(server: _Server) -> None:
+def test_pyhandle_mints_a_suffix(server: ThreadedServer) -> None:
     client = _writer(server)
     made = client.generate_and_register_handle("88.100.5", "https://factory.example/batch/9")
     assert made.startswith("88.100.5/")
@@ -127,7 +101,7 @@ def test_pyhandle_mints_a_suffix(server: _Server) -> None:
     assert minted.json()["handle"].startswith("88.100.5/BATCH-")
 
 
-def test_wrong_password_and_foreign_admin_change_nothing(server: _Server) -> None:
+def test_wrong_password_and_foreign_admin_change_nothing(server: ThreadedServer) -> None:
     handle = "88.100.5/GUARDED-1"
     _writer(server).register_handle(handle, "https://factory.example/guarded")
     with pytest.raises(HandleAuthenticationError):
@@ -155,7 +129,7 @@ def test_wrong_password_and_foreign_admin_change_nothing(server: _Server) -> Non
     assert reader.retrieve_handle_record("88.100.5/INTRUDER") is None
 
 
-def test_status_and_response_codes(server: _Server) -> None:
+def test_status_and_response_codes(server: ThreadedServer) -> None:
     admin = _basic("300:88.100.5/ADMIN", SECRET_5)
     missing = httpx.get(f"{server.url}/api/handles/88.100.5/NOPE")
     assert (missing.status_code, missing.json()["responseCode"]) == (404, 100)
@@ -184,7 +158,7 @@ def test_status_and_response_codes(server: _Server) -> None:
     assert unknown.status_code == 405 and unknown.json()["responseCode"] == 4
 
 
-def test_listing_pages_through_a_prefix(server: _Server) -> None:
+def test_listing_pages_through_a_prefix(server: ThreadedServer) -> None:
     admin6 = _basic("300:88.100.6/ADMIN", SECRET_6)
     body = {"values": [{"index": 1, "type": "URL",
                         "data": {"format": "string", "value": "https://x.example/"}}]}

@@ -173,6 +173,44 @@ def parse_basic(header: str) -> tuple[ValueReference, bytes]:
     return ValueReference(handle, int(index)), secret
 
 
+async def read_json(request: Request, max_bytes: int) -> Any:
+    """The request's JSON body; RequestError naming what is wrong (media type, size, JSON)."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != _JSON:
+        raise RequestError(f"unsupported media type {kind[:40]!r}; send application/json",
+                           "Content-Type")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise RequestError(f"body larger than {max_bytes} bytes", "body")
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > max_bytes:
+            raise RequestError(f"body larger than {max_bytes} bytes", "body")
+    try:
+        return _DECODE(raw)
+    except msgspec.DecodeError as exc:
+        raise RequestError(f"invalid JSON: {exc}", "body") from None
+
+
+async def authenticate(request: Request, service: IdentifierService) -> ValueReference:
+    """The principal of a request's HTTP Basic credentials (``index:handle`` and its
+    HS_SECKEY), verified off the event loop; AuthenticationNeeded without credentials,
+    AuthenticationFailed with wrong ones. For every write API of the identifier node."""
+    header = request.headers.get("authorization")
+    if header is None:
+        raise AuthenticationNeeded("this operation needs credentials: HTTP Basic with "
+                                   "index:handle of an admin and its secret key")
+    principal, secret = parse_basic(header)
+    if not await run_in_threadpool(service.verify_secret, principal.handle, principal.index,
+                                   secret):
+        log.info("HTTP Basic authentication failed for %d:%s", principal.index,
+                 principal.handle)
+        raise AuthenticationFailed(f"secret key of {principal.index}:{principal.handle} "
+                                   "not verified")
+    return principal
+
+
 class HandleApi:
     """The endpoints; one instance per app."""
 
@@ -188,20 +226,9 @@ class HandleApi:
         return await run_in_threadpool(fn, *args, **kwargs)
 
     async def _principal(self, request: Request, *, required: bool) -> ValueReference | None:
-        header = request.headers.get("authorization")
-        if header is None:
-            if required:
-                raise AuthenticationNeeded("this operation needs credentials: HTTP Basic with "
-                                           "index:handle of an admin and its secret key")
+        if not required and "authorization" not in request.headers:
             return None
-        principal, secret = parse_basic(header)
-        if not await self._run(self.service.verify_secret, principal.handle, principal.index,
-                               secret):
-            log.info("HTTP Basic authentication failed for %d:%s", principal.index,
-                     principal.handle)
-            raise AuthenticationFailed(f"secret key of {principal.index}:{principal.handle} "
-                                       "not verified")
-        return principal
+        return await authenticate(request, self.service)
 
     # GET /api/handles/{handle}
 
@@ -279,22 +306,7 @@ class HandleApi:
             return error_response(exc, handle)
 
     async def _body_values(self, request: Request, handle: str) -> tuple[HandleValue, ...]:
-        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind != _JSON:
-            raise RequestError(f"unsupported media type {kind[:40]!r}; send application/json",
-                               "Content-Type")
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            raise RequestError(f"body larger than {self.max_body_bytes} bytes", "body")
-        raw = bytearray()
-        async for chunk in request.stream():
-            raw += chunk
-            if len(raw) > self.max_body_bytes:
-                raise RequestError(f"body larger than {self.max_body_bytes} bytes", "body")
-        try:
-            body = _DECODE(raw)
-        except msgspec.DecodeError as exc:
-            raise RequestError(f"invalid JSON: {exc}", "body") from None
+        body = await read_json(request, self.max_body_bytes)
         values, named = parse_values(body)
         if named is not None and not _same_handle(named, handle):
             raise RequestError(f"the body names handle {named[:200]!r}, the URL {handle[:200]!r}",
