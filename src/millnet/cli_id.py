@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from millnet.errors import MillnetError
+from millnet.protocols.handle import ErrorResponse, HandleValue
+
+if TYPE_CHECKING:
+    from millnet.identifiers.client import Server
+    from millnet.identifiers.native import AdminBody
+    from millnet.protocols.handle import Message
 
 id_app = typer.Typer(no_args_is_help=True, help="Identifier resolution (Handle-compatible).")
 console = Console()
@@ -117,3 +124,179 @@ def resolve(
     message = body.message if isinstance(body, ErrorResponse) else ""
     console.print(f"[red]response code {code}[/red] {message}")
     raise typer.Exit(2)
+
+
+def _where(server: str) -> Server:
+    from millnet.identifiers.client import Server
+    from millnet.identifiers.hierarchy import Endpoint
+
+    try:
+        ep = Endpoint.parse(server, "server")
+    except MillnetError as exc:
+        console.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(1) from exc
+    return Server(ep.host, ep.udp_port, ep.tcp_port)
+
+
+def _credentials(auth: str, secret_file: Path) -> tuple[str, int, bytes]:
+    index, sep, handle = auth.partition(":")
+    if not sep or not index.isdigit() or not handle:
+        console.print(f"[red]error[/red] --auth {auth!r} is not INDEX:HANDLE, "
+                      "e.g. 300:88.100.5/ADMIN")
+        raise typer.Exit(1)
+    try:
+        secret = secret_file.read_bytes().strip()
+    except OSError as exc:
+        console.print(f"[red]error[/red] cannot read {secret_file}: {exc.strerror}")
+        raise typer.Exit(1) from exc
+    return handle, int(index), secret
+
+
+def _admin(body: AdminBody, server: str, auth: str, secret_file: Path,
+           opflags: int = 0) -> Message:
+    from millnet.identifiers.client import admin_request
+
+    handle, index, secret = _credentials(auth, secret_file)
+    try:
+        answer = asyncio.run(admin_request(body, _where(server), key_handle=handle,
+                                           key_index=index, secret=secret, opflags=opflags))
+    except (MillnetError, OSError, TimeoutError) as exc:
+        console.print(f"[red]error[/red] {exc or type(exc).__name__}")
+        raise typer.Exit(1) from exc
+    if answer.response_code != 1:
+        message = answer.body.message if isinstance(answer.body, ErrorResponse) else ""
+        console.print(f"[red]response code {answer.response_code}[/red] {message}")
+        raise typer.Exit(2)
+    return answer
+
+
+def parse_value_option(text: str, index: int) -> HandleValue:
+    """``TYPE=DATA`` or ``INDEX:TYPE=DATA`` (the data as UTF-8 text)."""
+    head, sep, data = text.partition("=")
+    if not sep or not head:
+        raise typer.BadParameter(f"{text!r} is not TYPE=DATA or INDEX:TYPE=DATA",
+                                 param_hint="--value")
+    at, colon, kind = head.partition(":")
+    if colon and at.isdigit():
+        index, head = int(at), kind
+    return HandleValue(index, head, data.encode("utf-8"))
+
+
+ServerOpt = Annotated[str, typer.Option(help="host:port (or host:udp/tcp) of a node")]
+AuthOpt = Annotated[str, typer.Option(help="INDEX:HANDLE of the admin, e.g. 300:88.100.5/ADMIN")]
+SecretOpt = Annotated[Path, typer.Option(help="file holding the admin's secret key")]
+
+
+@id_app.command("register")
+def register(
+    handle: Annotated[str, typer.Argument(help="prefix/suffix; with --mint, prefix/ only")],
+    auth: AuthOpt,
+    secret_file: SecretOpt,
+    server: ServerOpt = "127.0.0.1:2641",
+    value: Annotated[list[str] | None, typer.Option(
+        help="TYPE=DATA or INDEX:TYPE=DATA (repeatable)")] = None,
+    template: Annotated[str | None, typer.Option(
+        help="template handle (88.100/TEMPLATE.product) or built-in name")] = None,
+    data: Annotated[str | None, typer.Option(help="the template's data: JSON, or @file")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing handle")] = False,
+    mint: Annotated[bool, typer.Option(help="let the node choose the suffix")] = False,
+) -> None:
+    """Register one identifier (native protocol, authenticated with the admin's secret key)."""
+    from millnet.identifiers.templates import DATA_TYPE, TEMPLATE_TYPE
+    from millnet.protocols.handle import CreateHandleRequest, CreateHandleResponse, OpFlag
+
+    values = [parse_value_option(v, i) for i, v in enumerate(value or (), 1)]
+    if template is not None:
+        document = _read_data(data)
+        free = max((v.index for v in values), default=0) + 1
+        values += [HandleValue(free, TEMPLATE_TYPE, template.encode()),
+                   HandleValue(free + 1, DATA_TYPE, document)]
+    elif data is not None:
+        raise typer.BadParameter("--data goes with --template", param_hint="--data")
+    if not values:
+        raise typer.BadParameter("give --value and/or --template with --data")
+    flags = (int(OpFlag.OW) if overwrite else 0) | (int(OpFlag.MINT) if mint else 0)
+    target = handle.rstrip("/") + "/" if mint else handle
+    answer = _admin(CreateHandleRequest(target, tuple(values)), server, auth, secret_file, flags)
+    made = answer.body.handle if isinstance(answer.body, CreateHandleResponse) and \
+        answer.body.handle else handle
+    console.print(f"registered {made}")
+
+
+def _read_data(data: str | None) -> bytes:
+    if data is None:
+        raise typer.BadParameter("--template needs --data (JSON, or @file)", param_hint="--data")
+    text = Path(data[1:]).read_text(encoding="utf-8") if data.startswith("@") else data
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"not JSON: {exc}", param_hint="--data") from exc
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+@id_app.command("register-batch")
+def register_batch(
+    file: Annotated[Path, typer.Argument(help="JSON lines: one {handle, values | template, "
+                                               "data} object per line")],
+    auth: AuthOpt,
+    secret_file: SecretOpt,
+    http: Annotated[str, typer.Option(help="the node's HTTP API, e.g. http://127.0.0.1:8000")
+                    ] = "http://127.0.0.1:8000",
+) -> None:
+    """Register identifiers in batches of 10,000 (POST /api/batch/handles, all or nothing per
+    batch); stops at the first refused batch."""
+    import base64
+    import urllib.error
+    import urllib.request
+    from urllib.parse import quote
+
+    from millnet.identifiers.store import MAX_BATCH
+
+    handle, index, secret = _credentials(auth, secret_file)
+    token = base64.b64encode(quote(f"{index}:{handle}").encode() + b":" + secret).decode()
+    try:
+        lines = [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines()
+                 if line.strip()]
+    except (OSError, ValueError) as exc:
+        console.print(f"[red]error[/red] {file}: {exc}")
+        raise typer.Exit(1) from exc
+    done = 0
+    for start in range(0, len(lines), MAX_BATCH):
+        body = json.dumps({"items": lines[start:start + MAX_BATCH]}).encode()
+        req = urllib.request.Request(  # noqa: S310 - the operator's own node URL
+            f"{http.rstrip('/')}/api/batch/handles", body, method="POST",
+            headers={"Content-Type": "application/json", "Authorization": f"Basic {token}"})
+        try:
+            with urllib.request.urlopen(req, timeout=300) as resp:  # noqa: S310
+                done += len(json.loads(resp.read())["handles"])
+        except urllib.error.HTTPError as exc:
+            detail = json.loads(exc.read() or b"{}").get("message", "")
+            console.print(f"[red]batch from line {start + 1} refused ({exc.code})[/red] "
+                          f"{detail}; {done} registered before it")
+            raise typer.Exit(2) from exc
+        except OSError as exc:
+            console.print(f"[red]error[/red] {http}: {exc}")
+            raise typer.Exit(1) from exc
+    console.print(f"registered {done} handles")
+
+
+@id_app.command("delete")
+def delete(handle: Annotated[str, typer.Argument()], auth: AuthOpt, secret_file: SecretOpt,
+           server: ServerOpt = "127.0.0.1:2641") -> None:
+    """Delete an identifier."""
+    from millnet.protocols.handle import DeleteHandleRequest
+
+    _admin(DeleteHandleRequest(handle), server, auth, secret_file)
+    console.print(f"deleted {handle}")
+
+
+@id_app.command("list")
+def list_handles(prefix: Annotated[str, typer.Argument(help="e.g. 88.100.5")], auth: AuthOpt,
+                 secret_file: SecretOpt, server: ServerOpt = "127.0.0.1:2641") -> None:
+    """List the identifiers under a prefix (LIST_HANDLES right needed), one per line."""
+    from millnet.protocols.handle import ListHandlesRequest, ListHandlesResponse, prefix_handle
+
+    answer = _admin(ListHandlesRequest(prefix_handle(prefix)), server, auth, secret_file)
+    if isinstance(answer.body, ListHandlesResponse):
+        for name in answer.body.handles:
+            print(name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -52,3 +53,64 @@ def test_serve_bootstraps_the_prefix_and_resolve_reads_it(tmp_path: Path) -> Non
         out = server.communicate(timeout=30)[0]
     assert server.returncode == 0, out
     assert "s3cret" not in out  # secrets are never logged
+
+
+def test_register_list_delete_against_a_node(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret-admin-key\n")
+    wrong = tmp_path / "wrong"
+    wrong.write_text("not-the-key\n")
+    port, http_port = free_port(), free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "millnet", "id", "serve", "--prefix", "88.100.5", "--data",
+         str(tmp_path / "data"), "--admin-secret-file", str(secret), "--udp-port", str(port),
+         "--tcp-port", str(port), "--http-port", str(http_port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    auth = ["--auth", "300:88.100.5/ADMIN", "--secret-file", str(secret),
+            "--server", f"127.0.0.1:{port}"]
+    try:
+        wait_for_port(port, 30)
+        made = _millnet("id", "register", "88.100.5/PUMP-1", *auth,
+                        "--value", "URL=https://plant.example/pumps/1", "--template", "product",
+                        "--data", '{"model": "P-200", "manufacturer": "Acme", '
+                                  '"serialNumber": "SN1", "productionDate": "2026-11-02"}')
+        assert made.returncode == 0, made.stdout + made.stderr
+        found = _millnet("id", "resolve", "88.100.5/PUMP-1", "--server", f"127.0.0.1:{port}")
+        assert found.returncode == 0 and "MN_DATA" in found.stdout and "P-200" in found.stdout
+        invalid = _millnet("id", "register", "88.100.5/PUMP-2", *auth, "--template", "product",
+                           "--data", '{"model": "P-200"}')
+        assert invalid.returncode == 2 and "202" in invalid.stdout
+        assert "manufacturer" in invalid.stdout
+        minted = _millnet("id", "register", "88.100.5", "--mint", *auth,
+                          "--value", "URL=https://plant.example/minted")
+        assert minted.returncode == 0 and "registered 88.100.5/" in minted.stdout
+        denied = _millnet("id", "register", "88.100.5/X", "--auth", "300:88.100.5/ADMIN",
+                          "--secret-file", str(wrong), "--server", f"127.0.0.1:{port}",
+                          "--value", "URL=https://evil.example/")
+        assert denied.returncode == 2 and "403" in denied.stdout, denied.stdout
+
+        batch = tmp_path / "batch.jsonl"
+        batch.write_text("\n".join(json.dumps({
+            "handle": f"88.100.5/LOT-{i}", "template": "batch",
+            "data": {"batchNo": f"L{i}", "product": "P-200", "quantity": 5,
+                     "producedFrom": "2026-11-23T08:00:00Z"}}) for i in range(25)))
+        wait_for_port(http_port, 30)
+        loaded = _millnet("id", "register-batch", str(batch), "--auth", "300:88.100.5/ADMIN",
+                          "--secret-file", str(secret), "--http", f"http://127.0.0.1:{http_port}")
+        assert loaded.returncode == 0 and "registered 25" in loaded.stdout, loaded.stdout
+
+        listed = _millnet("id", "list", "88.100.5", *auth)
+        assert listed.returncode == 0, listed.stdout
+        names = set(listed.stdout.split())
+        assert {"88.100.5/PUMP-1", "88.100.5/LOT-0", "88.100.5/LOT-24"} <= names
+        gone = _millnet("id", "delete", "88.100.5/PUMP-1", *auth)
+        assert gone.returncode == 0
+        again = _millnet("id", "resolve", "88.100.5/PUMP-1", "--server", f"127.0.0.1:{port}")
+        assert again.returncode == 2
+        missing = _millnet("id", "delete", "88.100.5/PUMP-1", *auth)
+        assert missing.returncode == 2 and "100" in missing.stdout
+    finally:
+        server.send_signal(signal.SIGTERM)
+        out = server.communicate(timeout=30)[0]
+    assert server.returncode == 0, out
+    assert "s3cret" not in out
