@@ -15,9 +15,19 @@ from rich.table import Table
 from millnet.config import Settings, load_settings
 from millnet.connectivity.broker import Mosquitto, find_mosquitto
 from millnet.connectivity.mqtt import Broker
-from millnet.node import build_node, running
+from millnet.demo_ids import (
+    IdHierarchy,
+    identifier_hierarchy,
+    machine_handle,
+    machine_item,
+    product_items,
+    register,
+    today,
+)
+from millnet.errors import NotFound
+from millnet.node import Node, build_node, running
 from millnet.sim.edge import EdgeFleet
-from millnet.sim.factory import FactorySignals, plant_layout
+from millnet.sim.factory import FactorySignals, Machine, plant_layout
 from millnet.sim.publisher import run_fleet_inprocess, run_fleet_mqtt
 
 
@@ -70,19 +80,24 @@ async def run_demo(config: Path | None, *, duration: float | None, data_dir: Pat
         token, _ = node.registry.create_token(None, "admin", "demo")
         machines = plant_layout()
         fleet = EdgeFleet(FactorySignals(machines))
-        async with running(node) as live:
+        async with running(node) as live, \
+                identifier_hierarchy(settings.node.data_dir / "identifiers") as ids:
             url = f"http://{settings.api.host}:{live.api_port}"
+            made = await register(ids.enterprise, product_items(machines, today()))
             _banner(console, url, token, settings, len(machines), len(fleet.signals.values))
+            _id_banner(console, ids, made)
             assert live.sparkplug is not None
             sim = (run_fleet_mqtt(fleet, broker) if broker is not None
                    else run_fleet_inprocess(fleet, live.sparkplug.handle))
             sim_task = asyncio.create_task(sim)
+            link_task = asyncio.create_task(_identify_machines(console, live, ids, machines, url))
             try:
                 await _report(console, live, duration)
             finally:
-                sim_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sim_task
+                for task in (sim_task, link_task):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
 
 def _banner(console: Console, url: str, token: str, settings: Settings, machines: int,
@@ -98,10 +113,48 @@ def _banner(console: Console, url: str, token: str, settings: Settings, machines
     console.print(f"API {url}  token {token}", soft_wrap=True)
 
 
-async def _report(console: Console, node: object, duration: float | None) -> None:
-    from millnet.node import Node
+def _id_banner(console: Console, ids: IdHierarchy, registered: int) -> None:
+    table = Table(title="identifier resolution", show_header=False)
+    for name, node in (("national 88", ids.national), ("secondary 88.100", ids.secondary),
+                       ("enterprise 88.100.5", ids.enterprise)):
+        table.add_row(name, f"udp/tcp 127.0.0.1:{node.udp_port}  http :{node.http_port}")
+    table.add_row("registered", f"{registered} products and batches (templates of 88.100); "
+                                "machines follow once they have reported")
+    table.add_row("try", f"millnet id resolve {ids.example} "
+                         f"--server 127.0.0.1:{ids.national.udp_port}")
+    table.add_row("or", f"curl http://127.0.0.1:{ids.enterprise.http_port}"
+                        f"/api/handles/{ids.example}")
+    console.print(table)
+    console.print(f"identifier {ids.example}  national 127.0.0.1:{ids.national.udp_port}",
+                  soft_wrap=True)
 
-    assert isinstance(node, Node)
+
+async def _identify_machines(console: Console, node: Node, ids: IdHierarchy,
+                             machines: list[Machine], api_url: str) -> None:
+    """Give each machine an identifier linking to its live record in the platform API, as
+    soon as its birth has put it in the registry."""
+    tenant = node.registry.get_tenant(node.tenant_id)
+    pending = list(machines)
+    while pending:
+        await asyncio.sleep(1.0)
+        ready = []
+        for machine in pending:
+            path = f"{tenant.name}/{machine.site}/{machine.area}/{machine.line}/{machine.name}"
+            try:
+                device = await asyncio.to_thread(node.registry.find_asset, tenant.id, path)
+            except NotFound:
+                continue
+            ready.append(machine_item(machine, f"{api_url}/api/v1/devices/{device.id}"))
+        if ready:
+            await register(ids.enterprise, ready)
+            done = {name for name, _ in ready}
+            pending = [m for m in pending if machine_handle(m) not in done]
+            if not pending:
+                console.print(f"identifiers: {len(machines)} machines registered, e.g. "
+                              f"{machine_handle(machines[0])}")
+
+
+async def _report(console: Console, node: Node, duration: float | None) -> None:
     loop = asyncio.get_running_loop()
     start = loop.time()
     while duration is None or loop.time() - start < duration:

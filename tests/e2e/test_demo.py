@@ -31,13 +31,17 @@ def test_demo_streams_the_plant_into_the_api(tmp_path: Path, transport: str) -> 
         args.append(transport)
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
-    token = None
+    token = identifier = national = None
     for line in proc.stdout:
         found = re.search(r"API (http://\S+)  token (mn_\S+)", line)
         if found:
             token = found.group(2)
+        named = re.search(r"identifier (\S+)  national (\S+)", line)
+        if named:
+            identifier, national = named.groups()
             break
     assert token is not None, "the demo printed no token"
+    assert identifier is not None and national is not None, "the demo printed no identifier"
     base = f"http://127.0.0.1:{port}/api/v1"
     try:
         deadline = time.monotonic() + 10
@@ -55,6 +59,26 @@ def test_demo_streams_the_plant_into_the_api(tmp_path: Path, transport: str) -> 
         assert last["missing"] == []
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
         assert b"millnet_ingest_samples_stored_total" in metrics
+        # The printed identifier resolves from the national node down the hierarchy...
+        resolved = subprocess.run([sys.executable, "-m", "millnet", "id", "resolve",
+                                   identifier, "--server", national], capture_output=True,
+                                  text=True, timeout=60, check=False)
+        assert resolved.returncode == 0, resolved.stdout + resolved.stderr
+        assert "MN_DATA" in resolved.stdout and "P-200" in resolved.stdout
+        # ...and a machine's identifier links to its live record in the platform API.
+        machine = "88.100.5/EQ-SUZHOU-L1-CNC-101"
+        deadline = time.monotonic() + 10
+        while True:
+            answer = subprocess.run([sys.executable, "-m", "millnet", "id", "resolve", machine,
+                                    "--server", national], capture_output=True, text=True,
+                                   timeout=60, check=False)
+            if answer.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        link = re.search(r"(http://127\.0\.0\.1:\d+/api/v1/devices/\d+)", answer.stdout)
+        assert link is not None, answer.stdout
+        device = _get(link.group(1), token)
+        assert device["name"] == "CNC-101"
     finally:
         rest = proc.communicate(timeout=60)[0]
     assert proc.returncode == 0, rest[-2000:]
