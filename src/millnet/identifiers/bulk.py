@@ -64,13 +64,16 @@ def _allocate_ids(conn: Connection, n: int) -> list[int]:
     return list(range(int(top) + 1, int(top) + 1 + n))
 
 
-def insert_new(conn: Connection, prepared: Prepared, now: datetime) -> None:
-    """Insert new handles with their values; DuplicateHandle if one exists."""
+def insert_new(conn: Connection, prepared: Prepared, now: datetime,
+               value_timestamp: int | None = None) -> None:
+    """Insert new handles with their values; DuplicateHandle if one exists. With
+    ``value_timestamp`` every value is stored with that timestamp instead of its own."""
     ids = _allocate_ids(conn, len(prepared))
     stamp = _bound(conn, handles.c.created_at, now)
-    handle_rows = [(handle_id, name, prefix, stamp, stamp, public_wire(values))
+    handle_rows = [(handle_id, name, prefix, stamp, stamp, public_wire(values, value_timestamp))
                    for handle_id, (name, prefix, values) in zip(ids, prepared, strict=True)]
-    value_rows = [(handle_id, v.index, v.type, v.data, v.ttl_type, v.ttl, v.timestamp,
+    value_rows = [(handle_id, v.index, v.type, v.data, v.ttl_type, v.ttl,
+                   v.timestamp if value_timestamp is None else value_timestamp,
                    v.permissions, refs_json(v) if v.references else None)
                   for handle_id, (_, _, values) in zip(ids, prepared, strict=True)
                   for v in values]

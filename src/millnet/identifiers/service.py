@@ -244,26 +244,31 @@ class IdentifierService:
         Errors name the item (``items[i]...``)."""
         if len(items) > MAX_BATCH:
             raise InvalidInput(f"{len(items)} handles; at most {MAX_BATCH} per call", "items")
-        guards: set[tuple[str, AdminPermission]] = set()
+        guards: dict[str, tuple[str, AdminPermission]] = {}
         prepared: list[tuple[str, str, tuple[HandleValue, ...]]] = []
-        admin = HandleValue(ADMIN_INDEX, _ADMIN, _encode_admin(principal), timestamp=self._now())
+        admin = HandleValue(ADMIN_INDEX, _ADMIN, _encode_admin(principal))
+        checks = self._checks
         for i, (handle, values) in enumerate(items):
             try:
                 name, prefix = canonical_handle(handle)
-                guards.add(_guard_for(name, prefix))
-                stamped = self._prepare(name, values)
+                if prefix not in guards or prefix == GLOBAL_PREFIX:
+                    guards[name if prefix == GLOBAL_PREFIX else prefix] = _guard_for(name,
+                                                                                      prefix)
+                checked = check_values(values)
+                for check in checks:
+                    check(name, checked)
             except InvalidInput as exc:
                 raise _item_error(exc, i) from None
-            if not any(v.type == _ADMIN for v in stamped):
-                if any(v.index == ADMIN_INDEX for v in stamped):
-                    index = max(v.index for v in stamped) + 1
-                    stamped += (HandleValue(index, _ADMIN, admin.data, timestamp=admin.timestamp),)
+            if not any(v.type == _ADMIN for v in checked):
+                if any(v.index == ADMIN_INDEX for v in checked):
+                    index = max(v.index for v in checked) + 1
+                    checked += (HandleValue(index, _ADMIN, admin.data),)
                 else:
-                    stamped += (admin,)
-            prepared.append((name, prefix, stamped))
-        for guard, permission in sorted(guards):
+                    checked += (admin,)
+            prepared.append((name, prefix, checked))
+        for guard, permission in sorted(set(guards.values())):
             self.authorize(principal, guard, permission)
-        created = self.store.create_checked(prepared)
+        created = self.store.create_checked(prepared, timestamp=self._now())
         for name in created:
             self._changed(name)
         return created

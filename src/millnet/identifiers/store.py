@@ -155,9 +155,10 @@ class IdentifierStore(SqlStore):
         return self.create_checked(prepared)
 
     def create_checked(self, prepared: Sequence[tuple[str, str, tuple[HandleValue, ...]]],
-                       ) -> list[str]:
+                       *, timestamp: int | None = None) -> list[str]:
         """:meth:`create_many` for items a caller has already made canonical (name, prefix)
-        and checked (the service's batch registration, which must check them anyway)."""
+        and checked (the service's batch registration, which must check them anyway); with
+        ``timestamp``, every value is stored with it."""
         if len(prepared) > MAX_BATCH:
             raise InvalidInput(f"{len(prepared)} handles; at most {MAX_BATCH} per call",
                                "items")
@@ -168,7 +169,7 @@ class IdentifierStore(SqlStore):
             raise HandleExists("a handle appears twice in the batch")
 
         def work(conn: Connection) -> list[str]:
-            self._insert(conn, prepared)
+            insert_new(conn, prepared, _now(), timestamp)
             return names
 
         return self._creating(work, names)

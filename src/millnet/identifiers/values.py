@@ -29,9 +29,10 @@ _PUBLIC_READ = int(Permission.PUBLIC_READ)  # a plain int: IntFlag operators are
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
-def public_wire(values: Iterable[HandleValue]) -> bytes:
+def public_wire(values: Iterable[HandleValue], timestamp: int | None = None) -> bytes:
     """The public-read values in index order, encoded as a resolution response lists them
-    (u32 count, then each value); empty when none is public."""
+    (u32 count, then each value); empty when none is public. ``timestamp`` replaces the
+    values' own (values stamped as they are stored)."""
     public = [v for v in values if v.permissions & _PUBLIC_READ]
     if not public:
         return b""
@@ -39,7 +40,7 @@ def public_wire(values: Iterable[HandleValue]) -> bytes:
         public.sort(key=lambda v: v.index)
     buf = bytearray(4)
     for v in public:
-        write_value(buf, v)
+        write_value(buf, v, timestamp)
     U32.pack_into(buf, 0, len(public))
     return bytes(buf)
 

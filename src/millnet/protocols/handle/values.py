@@ -76,10 +76,12 @@ def read_value(r: Reader) -> HandleValue:
     return HandleValue(index, type_, data, ttl_type, ttl, timestamp, permissions, refs)
 
 
-def write_value(buf: bytearray, v: HandleValue) -> None:
+def write_value(buf: bytearray, v: HandleValue, timestamp: int | None = None) -> None:
+    """``v`` on the wire; ``timestamp`` replaces its own (a store stamping new values)."""
     # Inlined UTF8-String and octet writes: this runs once per value of every response.
     type_ = v.type.encode("utf-8")
-    buf += _VALUE_FIXED.pack(v.index, v.timestamp, v.ttl_type, v.ttl, v.permissions)
+    buf += _VALUE_FIXED.pack(v.index, v.timestamp if timestamp is None else timestamp,
+                             v.ttl_type, v.ttl, v.permissions)
     buf += U32.pack(len(type_))
     buf += type_
     buf += U32.pack(len(v.data))
