@@ -40,7 +40,7 @@ class HandleValue:
     index: int
     type: str
     data: bytes = b""
-    ttl_type: int = TTLType.RELATIVE
+    ttl_type: int = int(TTLType.RELATIVE)
     ttl: int = 86400
     timestamp: int = 0
     permissions: int = DEFAULT_PERMISSIONS
