@@ -52,6 +52,10 @@ def serve(
     recursive: Annotated[bool, typer.Option(
         help="follow referrals for requests with the REC flag (with a resolver cache)")
     ] = False,
+    mirror_of: Annotated[str | None, typer.Option(
+        help="the primary's HTTP API (http://host:port): replicate it and refuse writes; "
+             "--admin-secret-file must hold the prefix admin's secret on the primary")
+    ] = None,
 ) -> None:
     """Run a standalone identifier node (native protocol over UDP and TCP)."""
     import logging
@@ -64,7 +68,8 @@ def serve(
     try:
         opts = IdServerOptions(prefix, data, admin_secret_file, host, udp_port, tcp_port,
                                http_port, role, parent,
-                               tuple(parse_delegation(d) for d in delegate or ()), recursive)
+                               tuple(parse_delegation(d) for d in delegate or ()), recursive,
+                               mirror_of=mirror_of)
         with asyncio.Runner(loop_factory=_loop_factory()) as runner:
             runner.run(serve_identifiers(opts))
     except MillnetError as exc:

@@ -28,6 +28,7 @@ from millnet.identifiers.delegation import ADMIN_SUFFIX, SECKEY_INDEX, bootstrap
 from millnet.identifiers.fastpath import FastResolver
 from millnet.identifiers.hierarchy import ROLES, Endpoint, register_delegation, site_of
 from millnet.identifiers.native import NativeHandler
+from millnet.identifiers.replication import Mirror, replication_routes
 from millnet.identifiers.resolver import MAX_RECURSION, RecursiveResolver
 from millnet.identifiers.rest import create_handle_app
 from millnet.identifiers.rest_batch import batch_routes
@@ -43,6 +44,7 @@ from millnet.protocols.handle import (
     TransportProtocol,
     ValueReference,
     address_octets,
+    prefix_handle,
 )
 from millnet.serving import embedded_server, listening_socket
 
@@ -67,6 +69,8 @@ class IdServerOptions:
     cache_size: int = MAX_ENTRIES
     negative_ttl: float = NEGATIVE_TTL
     max_recursion: int = MAX_RECURSION
+    #: the primary's HTTP API (``http://host:port``): this node is its mirror
+    mirror_of: str | None = None
 
     def check(self) -> None:
         if self.role not in ROLES:
@@ -133,7 +137,8 @@ def open_identifier_node(opts: IdServerOptions) -> tuple[IdentifierStore, Identi
         for made in publish_builtin(store, prefix_key(opts.prefix), admin):
             log.info("published template %s", made)
     checks = (check_layouts, TemplateCheck(store, fetch))
-    return store, IdentifierService(store, [opts.prefix], value_checks=checks), site
+    return store, IdentifierService(store, [opts.prefix], value_checks=checks,
+                                    mirror_of=opts.mirror_of), site
 
 
 def node_handler(opts: IdServerOptions, service: IdentifierService,
@@ -153,6 +158,7 @@ class LiveIdNode:
     udp_port: int
     tcp_port: int
     http_port: int | None
+    mirror: Mirror | None = None
 
 
 @contextlib.asynccontextmanager
@@ -162,24 +168,36 @@ async def identifier_node(opts: IdServerOptions, *, http: bool = True,
     false) while the context is open. Port 0 picks free ports."""
     store, service, site = open_identifier_node(opts)
     fast = FastResolver(opts.data_dir / DATABASE, service.served)
+    follower = mirror = None
+    if opts.mirror_of:
+        key = prefix_key(opts.prefix)
+        follower = Mirror(store, opts.mirror_of,
+                          ValueReference(f"{key}/{ADMIN_SUFFIX}", SECKEY_INDEX),
+                          read_secret(opts.admin_secret_file), opts.data_dir, prefix_handle(key))
+        mirror = asyncio.create_task(follower.run())
     try:
         async with NativeServer(node_handler(opts, service, site), opts.host, opts.udp_port,
                                 opts.tcp_port, fast=fast) as server:
             if not http:
-                yield LiveIdNode(store, service, server.udp_port, server.tcp_port, None)
+                yield LiveIdNode(store, service, server.udp_port, server.tcp_port, None, follower)
                 return
             sock = listening_socket(opts.host, opts.http_port)
-            app = create_handle_app(store, service, fast=fast, routes=batch_routes(service))
+            routes = [*batch_routes(service), *replication_routes(service, opts.prefix)]
+            app = create_handle_app(store, service, fast=fast, routes=routes)
             web = embedded_server(app, http="httptools")
             task = asyncio.create_task(web.serve(sockets=[sock]))
             try:
                 yield LiveIdNode(store, service, server.udp_port, server.tcp_port,
-                                 sock.getsockname()[1])
+                                 sock.getsockname()[1], follower)
             finally:
                 web.should_exit = True
                 await task
                 sock.close()
     finally:
+        if mirror is not None:
+            mirror.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await mirror
         fast.close()
         store.close()
 
@@ -191,9 +209,10 @@ async def serve_identifiers(opts: IdServerOptions, ready: asyncio.Event | None =
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with identifier_node(opts) as live:
-        log.info("identifier node %s (%s%s) on udp/%d tcp/%d http/%s%s", opts.prefix, opts.role,
-                 ", recursive" if opts.recursive else "", live.udp_port, live.tcp_port,
-                 live.http_port, f", parent {opts.parent}" if opts.parent else "")
+        log.info("identifier node %s (%s%s) on udp/%d tcp/%d http/%s%s%s", opts.prefix,
+                 opts.role, ", recursive" if opts.recursive else "", live.udp_port,
+                 live.tcp_port, live.http_port, f", parent {opts.parent}" if opts.parent else "",
+                 f", mirror of {opts.mirror_of}" if opts.mirror_of else "")
         if ready is not None:
             ready.set()
         await stop.wait()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from millnet.connectivity.broker import free_port, wait_for_port
@@ -70,3 +71,56 @@ def test_three_nodes_resolve_through_the_hierarchy(tmp_path: Path) -> None:
             outs.append(server.communicate(timeout=30)[0])
     for server, out in zip(servers, outs, strict=True):
         assert server.returncode == 0, out
+
+
+def test_a_replicated_prefix_keeps_resolving_when_one_replica_stops(tmp_path: Path) -> None:
+    national, secondary, primary, mirror, primary_http = (free_port() for _ in range(5))
+    servers = {
+        "national": _serve(tmp_path, "national", "88", national, "--role", "national",
+                           "--recursive", "--delegate", f"88.100=127.0.0.1:{secondary}"),
+        "secondary": _serve(tmp_path, "secondary", "88.100", secondary, "--role", "secondary",
+                            "--parent", f"127.0.0.1:{national}", "--recursive", "--delegate",
+                            f"88.100.5=127.0.0.1:{primary},127.0.0.1:{mirror}"),
+    }
+    # The two enterprise replicas share the prefix admin's secret.
+    (tmp_path / "mirror.secret").write_text("s3cret-primary-key\n")
+    servers["primary"] = subprocess.Popen(
+        [sys.executable, "-m", "millnet", "id", "serve", "--prefix", "88.100.5", "--data",
+         str(tmp_path / "primary"), "--admin-secret-file", str(tmp_path / "mirror.secret"),
+         "--udp-port", str(primary), "--tcp-port", str(primary), "--http-port",
+         str(primary_http), "--parent", f"127.0.0.1:{secondary}"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    servers["mirror"] = subprocess.Popen(
+        [sys.executable, "-m", "millnet", "id", "serve", "--prefix", "88.100.5", "--data",
+         str(tmp_path / "mirror"), "--admin-secret-file", str(tmp_path / "mirror.secret"),
+         "--udp-port", str(mirror), "--tcp-port", str(mirror), "--http-port", "0",
+         "--parent", f"127.0.0.1:{secondary}", "--mirror-of", f"http://127.0.0.1:{primary_http}"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for port in (national, secondary, primary, mirror, primary_http):
+            wait_for_port(port, 30)
+        made = _millnet("id", "register", "88.100.5/PUMP-9", "--auth", "300:88.100.5/ADMIN",
+                        "--secret-file", str(tmp_path / "mirror.secret"), "--server",
+                        f"127.0.0.1:{primary}", "--value", "URL=https://plant.example/9")
+        assert made.returncode == 0, made.stdout + made.stderr
+        deadline = time.monotonic() + 20
+        while True:  # replicated to the mirror
+            copy = _millnet("id", "resolve", "88.100.5/PUMP-9", "--server", f"127.0.0.1:{mirror}")
+            if copy.returncode == 0 or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert copy.returncode == 0, copy.stdout + copy.stderr
+        servers["primary"].send_signal(signal.SIGTERM)
+        servers["primary"].communicate(timeout=30)
+        # The national node follows the delegation; the first replica is down, the mirror
+        # answers.
+        found = _millnet("id", "resolve", "88.100.5/PUMP-9", "--server", f"127.0.0.1:{national}")
+        assert found.returncode == 0, found.stdout + found.stderr
+        assert "plant.example/9" in found.stdout
+    finally:
+        for server in servers.values():
+            if server.poll() is None:
+                server.send_signal(signal.SIGTERM)
+        for server in servers.values():
+            if server.returncode is None:
+                server.communicate(timeout=30)

@@ -22,12 +22,13 @@ from sqlalchemy.exc import DBAPIError
 
 from millnet.protocols.handle import HandleValue
 
-from .schema import handle_values, handles
+from .schema import handle_txns, handle_values, handles
 from .values import public_wire
 
 Prepared = Sequence[tuple[str, str, tuple[HandleValue, ...]]]
 
 _HANDLE_COLUMNS = ("id", "handle", "prefix", "created_at", "updated_at", "wire")
+_TXN_COLUMNS = ("handle", "deleted", "at")
 _VALUE_COLUMNS = ("handle_id", "idx", "type", "data", "ttl_type", "ttl", "timestamp",
                   "permissions", "refs")
 
@@ -77,12 +78,15 @@ def insert_new(conn: Connection, prepared: Prepared, now: datetime,
                    v.permissions, refs_json(v) if v.references else None)
                   for handle_id, (_, _, values) in zip(ids, prepared, strict=True)
                   for v in values]
+    txn_rows = [(name, False, stamp) for name, _, _ in prepared]
     if conn.dialect.name == "postgresql":
         _copy(conn, handles.name, _HANDLE_COLUMNS, handle_rows)
         _copy(conn, handle_values.name, _VALUE_COLUMNS, value_rows)
+        _copy(conn, handle_txns.name, _TXN_COLUMNS, txn_rows)
         return
     _executemany(conn, handles.name, _HANDLE_COLUMNS, handle_rows)
     _executemany(conn, handle_values.name, _VALUE_COLUMNS, value_rows)
+    _executemany(conn, handle_txns.name, _TXN_COLUMNS, txn_rows)
 
 
 def _executemany(conn: Connection, table: str, columns: tuple[str, ...],

@@ -61,6 +61,12 @@ class AuthenticationFailed(Unauthenticated):
     code: ClassVar[ResponseCode] = ResponseCode.AUTHEN_FAILED
 
 
+class ReadOnlyMirror(MillnetError):
+    """This node mirrors another: write there (SERVER_BACKUP)."""
+
+    code: ClassVar[ResponseCode] = ResponseCode.SERVER_BACKUP
+
+
 class NotResponsible(MillnetError):
     """No prefix of the handle is served here and no delegation record names who serves it."""
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Integer,
     LargeBinary,
@@ -64,4 +65,16 @@ handle_values = Table(
     Column("refs", Text, nullable=True),
     # SQLite: the rows live in the primary key's B-tree, one insert per value instead of two.
     sqlite_with_rowid=False,
+)
+
+#: One row per committed change of a handle, in commit order, written in the same transaction:
+#: what a mirror replays (identifiers.replication). It names the handle only; the mirror reads
+#: the handle's state when it pulls, so replaying is idempotent and converges.
+handle_txns = Table(
+    "handle_txns", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("handle", HandleText, nullable=False),
+    Column("deleted", Boolean, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
 )

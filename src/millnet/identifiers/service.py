@@ -46,6 +46,7 @@ from .errors import (
     HandleNotFound,
     InvalidValue,
     NotAuthorized,
+    ReadOnlyMirror,
     ValueNotFound,
 )
 from .store import MAX_BATCH, IdentifierStore
@@ -86,14 +87,20 @@ class IdentifierService:
 
     def __init__(self, store: IdentifierStore, served_prefixes: Iterable[str] = (), *,
                  value_checks: Sequence[ValueCheck] = (check_layouts,),
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, mirror_of: str | None = None) -> None:
         self.store = store
+        #: set on a mirror: the primary's URL; every write through this service is refused
+        self.mirror_of = mirror_of
         self.served = frozenset(canonical_handle(f"{p}/x")[1] for p in served_prefixes)
         self._checks = tuple(value_checks)
         self._clock = clock
         #: called with the handle's name after each write through this service (a resolver
         #: cache of the node drops its entries there)
         self.listeners: list[Callable[[str], object]] = []
+
+    def _writable(self) -> None:
+        if self.mirror_of is not None:
+            raise ReadOnlyMirror(f"this node mirrors {self.mirror_of}: write there")
 
     def _changed(self, handle: str) -> None:
         for listener in self.listeners:
@@ -220,6 +227,7 @@ class IdentifierService:
         prefix record). Values are stamped with the current time; without an HS_ADMIN the
         handle gets one at index 100 naming ``principal`` with every right. ``overwrite``
         replaces an existing handle's values if the principal may also delete it."""
+        self._writable()
         guard, permission = self._guard_for_create(handle)
         self.authorize(principal, guard, permission)
         name, _ = canonical_handle(handle)
@@ -242,6 +250,7 @@ class IdentifierService:
         (:meth:`IdentifierStore.create_many`), each checked and stamped as
         :meth:`create_handle` does; ADD_HANDLE is checked once per prefix of the batch.
         Errors name the item (``items[i]...``)."""
+        self._writable()
         if len(items) > MAX_BATCH:
             raise InvalidInput(f"{len(items)} handles; at most {MAX_BATCH} per call", "items")
         guards: dict[str, tuple[str, AdminPermission]] = {}
@@ -285,6 +294,7 @@ class IdentifierService:
         raise HandleExists(f"could not mint a free suffix under {prefix}")
 
     def delete_handle(self, principal: ValueReference, handle: str) -> None:
+        self._writable()
         name, prefix = canonical_handle(handle)
         if prefix == GLOBAL_PREFIX:
             self.authorize(principal, parent_record(name.partition("/")[2]),
@@ -296,6 +306,7 @@ class IdentifierService:
 
     def add_values(self, principal: ValueReference, handle: str,
                    values: Sequence[HandleValue]) -> None:
+        self._writable()
         checked = check_values(values)
         self._authorize_existing(principal, handle, AdminPermission.ADD_VALUE)
         if any(v.type == _ADMIN for v in checked):
@@ -305,6 +316,7 @@ class IdentifierService:
 
     def remove_values(self, principal: ValueReference, handle: str,
                       indexes: Sequence[int]) -> None:
+        self._writable()
         self._authorize_existing(principal, handle, AdminPermission.REMOVE_VALUE)
         if any(v.type == _ADMIN for v in self._values(handle, indexes)):
             self.authorize(principal, handle, AdminPermission.REMOVE_ADMIN)
@@ -313,6 +325,7 @@ class IdentifierService:
 
     def modify_values(self, principal: ValueReference, handle: str,
                       values: Sequence[HandleValue]) -> None:
+        self._writable()
         checked = check_values(values)
         self._authorize_existing(principal, handle, AdminPermission.MODIFY_VALUE)
         current = self._values(handle, tuple(v.index for v in checked))

@@ -38,7 +38,7 @@ from millnet.registry.sqlstore import SqlStore
 
 from .bulk import DuplicateHandle, insert_new
 from .errors import HandleExists, HandleNotFound, ValueExists, ValueNotFound
-from .schema import handle_values, handles
+from .schema import handle_txns, handle_values, handles
 from .values import (
     canonical_handle,
     check_indexes,
@@ -81,12 +81,15 @@ def _handle_id(conn: Connection, handle: str) -> int:
     return int(found)
 
 
-def _touch(conn: Connection, handle_id: int) -> None:
-    """After a change of the handle's values: its timestamp and public wire form."""
+def _touch(conn: Connection, handle_id: int, name: str) -> None:
+    """After a change of the handle's values: its timestamp and public wire form, and the
+    transaction log."""
     rows = conn.execute(select(*_VALUE_COLUMNS).where(handle_values.c.handle_id == handle_id))
     wire = public_wire(row_value(*row) for row in rows)
+    now = _now()
     conn.execute(update(handles).where(handles.c.id == handle_id)
-                 .values(updated_at=_now(), wire=wire))
+                 .values(updated_at=now, wire=wire))
+    conn.execute(insert(handle_txns).values(handle=name, deleted=False, at=now))
 
 
 def _existing_indexes(conn: Connection, handle_id: int) -> set[int]:
@@ -127,7 +130,7 @@ class IdentifierStore(SqlStore):
                                  .where(handle_values.c.handle_id == existing))
                     conn.execute(insert(handle_values),
                                  [value_row(int(existing), v) for v in checked])
-                    _touch(conn, int(existing))
+                    _touch(conn, int(existing), name)
                     return name
             self._insert(conn, [(name, prefix, checked)])
             return name
@@ -276,6 +279,7 @@ class IdentifierStore(SqlStore):
             # Values first: there is no foreign key to cascade (see the schema module).
             conn.execute(delete(handle_values).where(handle_values.c.handle_id == handle_id))
             conn.execute(delete(handles).where(handles.c.id == handle_id))
+            conn.execute(insert(handle_txns).values(handle=name, deleted=True, at=_now()))
 
         self._run(work, write=True)
 
@@ -290,7 +294,7 @@ class IdentifierStore(SqlStore):
             if taken:
                 raise ValueExists(f"{name} already has a value at index {min(taken)}")
             conn.execute(insert(handle_values), [value_row(handle_id, v) for v in checked])
-            _touch(conn, handle_id)
+            _touch(conn, handle_id, name)
 
         self._run(work, write=True)
 
@@ -306,7 +310,7 @@ class IdentifierStore(SqlStore):
                 raise ValueNotFound(f"{name} has no value at index {min(missing)}")
             conn.execute(delete(handle_values).where(handle_values.c.handle_id == handle_id,
                                                      handle_values.c.idx.in_(wanted)))
-            _touch(conn, handle_id)
+            _touch(conn, handle_id, name)
 
         self._run(work, write=True)
 
@@ -324,7 +328,7 @@ class IdentifierStore(SqlStore):
             conn.execute(update(handle_values)
                          .where(handle_values.c.handle_id == bindparam("b_handle_id"),
                                 handle_values.c.idx == bindparam("b_idx")), rows)
-            _touch(conn, handle_id)
+            _touch(conn, handle_id, name)
 
         self._run(work, write=True)
 

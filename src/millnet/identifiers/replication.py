@@ -1,0 +1,204 @@
+"""Primary / mirror replication of an identifier node, over the node's HTTP API.
+
+Handle.Net replicates a site's servers with a transaction queue that mirrors pull; millnet does
+the same over HTTP:
+
+* Every committed change of a handle appends a row to ``handle_txns`` in the same transaction
+  (create, batch, delete, value changes). The log names the handle only.
+* The primary serves ``GET /api/replication/txns?since=N&limit=L``: the next changes after
+  transaction ``N``, each with the handle's *current* state (all of its values, restricted
+  ones included, in Handle.Net JSON) or ``deleted``. Reading the state at pull time makes
+  replay idempotent: a mirror that applies a page twice (a crash between applying and saving
+  its position) ends in the same state. Access: HTTP Basic as the prefix's admin (the values
+  include HS_SECKEY: serve it over TLS or a private network).
+* A mirror (``millnet id serve --mirror-of http://primary:8000``) pulls from its last applied
+  id, applies each change to its own store (values as the primary holds them, timestamps
+  included), saves its position in ``replication.json`` after each page (atomic rename), and
+  retries with backoff while the primary is unreachable; it keeps serving reads meanwhile.
+  A new mirror starts from 0, which replays every handle ever written.
+* A mirror refuses writes with SERVER_BACKUP (hdllib clients then go to the primary) naming the
+  primary. Its own prefix record ``0.NA/<prefix>`` describes the mirror and is not replicated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import msgspec
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from millnet.errors import InvalidInput, MillnetError
+from millnet.protocols.handle import AdminPermission, HandleValue, ValueReference, prefix_handle
+
+from .errors import HandleNotFound
+from .rest import authenticate, error_response
+from .rest_json import parse_value, value_json
+from .schema import handle_txns
+from .service import IdentifierService
+from .store import IdentifierStore
+
+log = logging.getLogger("millnet.identifiers.replication")
+
+PAGE = 1000
+POSITION_FILE = "replication.json"
+
+
+def changes_since(store: IdentifierStore, since: int, limit: int) -> dict[str, Any]:
+    """The page of changes after transaction ``since``: the latest change per handle, with
+    the handle's current values (or deleted), and the id to ask from next."""
+    with store.engine.begin() as conn:
+        rows = conn.execute(select(handle_txns.c.id, handle_txns.c.handle)
+                            .where(handle_txns.c.id > since)
+                            .order_by(handle_txns.c.id).limit(limit)).all()
+    latest: dict[str, int] = {}
+    for txn_id, handle in rows:
+        latest[handle] = int(txn_id)
+    txns = []
+    for handle, txn_id in sorted(latest.items(), key=lambda item: item[1]):
+        try:
+            values = store.get(handle)
+        except HandleNotFound:
+            txns.append({"id": txn_id, "handle": handle, "deleted": True})
+            continue
+        txns.append({"id": txn_id, "handle": handle, "deleted": False,
+                     "values": [_full_json(v) for v in values]})
+    return {"next": int(rows[-1][0]) if rows else since, "more": len(rows) == limit,
+            "txns": txns}
+
+
+def _full_json(value: HandleValue) -> dict[str, Any]:
+    """A value in Handle.Net JSON with its timestamp as seconds (lossless, for replay)."""
+    out: dict[str, Any] = msgspec.to_builtins(value_json(value))
+    out["timestampSeconds"] = value.timestamp
+    out["permissionsBits"] = value.permissions
+    return out
+
+
+def replication_routes(service: IdentifierService, prefix: str,
+                       base: str = "/api") -> list[Route]:
+    """``GET {base}/replication/txns``: for the admin of ``prefix`` only."""
+    record = prefix_handle(prefix)
+
+    async def txns(request: Request) -> Response:
+        try:
+            principal = await authenticate(request, service)
+            await run_in_threadpool(service.authorize, principal, record,
+                                    AdminPermission.LIST_HANDLES)
+            since = _int(request.query_params.get("since", "0"), "since")
+            limit = min(_int(request.query_params.get("limit", str(PAGE)), "limit"), 10 * PAGE)
+            body = await run_in_threadpool(changes_since, service.store, since, max(limit, 1))
+        except MillnetError as exc:
+            return error_response(exc)
+        return Response(json.dumps(body), media_type="application/json")
+
+    return [Route(f"{base.rstrip('/')}/replication/txns", txns, methods=["GET"])]
+
+
+def _int(text: str, field: str) -> int:
+    if not text.isdigit():
+        raise InvalidInput(f"{text[:20]!r} is not a non-negative integer", field)
+    return int(text)
+
+
+@dataclass
+class MirrorStats:
+    applied: int = 0
+    pulls: int = 0
+    failures: int = 0
+    position: int = 0
+
+
+class Mirror:
+    """Pulls the primary's changes into ``store`` until cancelled."""
+
+    def __init__(self, store: IdentifierStore, primary: str, admin: ValueReference,
+                 secret: bytes, data_dir: Path, own_record: str, *, interval: float = 0.5,
+                 max_backoff: float = 5.0) -> None:
+        self.store = store
+        self.url = primary.rstrip("/") + "/api/replication/txns"
+        user = quote(f"{admin.index}:{admin.handle}").encode()
+        self._auth = "Basic " + base64.b64encode(user + b":" + secret).decode()
+        self.position_file = data_dir / POSITION_FILE
+        self.own_record = own_record
+        self.interval, self.max_backoff = interval, max_backoff
+        self.stats = MirrorStats(position=self._load())
+
+    def _load(self) -> int:
+        try:
+            return int(json.loads(self.position_file.read_text())["position"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0
+
+    def _save(self, position: int) -> None:
+        tmp = self.position_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"position": position, "primary": self.url}))
+        os.replace(tmp, self.position_file)
+
+    def _fetch(self, since: int) -> dict[str, Any]:
+        req = urllib.request.Request(f"{self.url}?since={since}&limit={PAGE}",  # noqa: S310
+                                     headers={"Authorization": self._auth})
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - configured URL
+            body: dict[str, Any] = json.loads(resp.read())
+        return body
+
+    def apply(self, page: dict[str, Any]) -> int:
+        """Apply one page; how many changes were applied."""
+        applied = 0
+        for txn in page["txns"]:
+            handle = txn["handle"]
+            if handle == self.own_record:
+                continue  # this node's own prefix record describes this node
+            if txn["deleted"]:
+                with contextlib.suppress(HandleNotFound):
+                    self.store.delete_handle(handle)
+            else:
+                values = [_replayed(raw, f"txns[{txn['id']}].values[{i}]")
+                          for i, raw in enumerate(txn["values"])]
+                self.store.create_handle(handle, values, overwrite=True)
+            applied += 1
+        return applied
+
+    def sync_once(self) -> bool:
+        """Pull and apply until caught up; False if the primary could not be reached."""
+        while True:
+            try:
+                page = self._fetch(self.stats.position)
+            except (OSError, ValueError, urllib.error.URLError) as exc:
+                self.stats.failures += 1
+                log.warning("mirror: primary %s unreachable: %s", self.url, exc)
+                return False
+            self.stats.pulls += 1
+            self.stats.applied += self.apply(page)
+            if page["next"] != self.stats.position:
+                self.stats.position = int(page["next"])
+                self._save(self.stats.position)
+            if not page["more"]:
+                return True
+
+    async def run(self) -> None:
+        backoff = self.interval
+        while True:
+            ok = await asyncio.to_thread(self.sync_once)
+            backoff = self.interval if ok else min(backoff * 2, self.max_backoff)
+            await asyncio.sleep(backoff)
+
+
+def _replayed(raw: dict[str, Any], field: str) -> HandleValue:
+    value = parse_value(raw, field)
+    return replace(value, timestamp=int(raw.get("timestampSeconds", value.timestamp)),
+                   permissions=int(raw.get("permissionsBits", value.permissions)))

@@ -1,0 +1,131 @@
+"""A mirror replicates its primary over HTTP: creates, changes and deletes arrive, restricted
+values too; it refuses writes; it resumes from its saved position after a restart, keeps
+answering while the primary is down, and catches up when it returns."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from millnet.connectivity.broker import free_port
+from millnet.identifiers.client import Server, request, resolution_request
+from millnet.identifiers.errors import ReadOnlyMirror
+from millnet.idnode import IdServerOptions, LiveIdNode, identifier_node
+from millnet.protocols.handle import (
+    HandleValue,
+    Permission,
+    ResolutionResponse,
+    ValueReference,
+)
+
+ADMIN = ValueReference("88.100.5/ADMIN", 300)
+AUTH = ("300%3A88.100.5/ADMIN", "shared-admin-secret")  # the user name URL-encoded, as Handle
+URL = HandleValue(1, "URL", b"https://plant.example/pumps/1")
+NOTE = HandleValue(2, "NOTE", b"restricted", permissions=int(Permission.ADMIN_READ
+                                                              | Permission.ADMIN_WRITE))
+
+
+async def _until(check: Callable[[], bool], what: str, limit: float = 15.0) -> None:
+    deadline = time.monotonic() + limit
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def _opts(tmp_path: Path, name: str, port: int, http_port: int,
+          mirror_of: str | None = None) -> IdServerOptions:
+    secret = tmp_path / "admin.secret"
+    secret.write_text("shared-admin-secret\n")
+    return IdServerOptions("88.100.5", tmp_path / name, secret, "127.0.0.1", port, port,
+                           http_port, mirror_of=mirror_of)
+
+
+async def _write(node: LiveIdNode, fn: Callable[..., object], *args: object) -> None:
+    await asyncio.to_thread(fn, ADMIN, *args)
+
+
+def test_a_mirror_follows_its_primary(tmp_path: Path) -> None:
+    p_port, p_http, m_port = free_port(), free_port(), free_port()
+    primary_opts = _opts(tmp_path, "primary", p_port, p_http)
+    mirror_opts = _opts(tmp_path, "mirror", m_port, 0, mirror_of=f"http://127.0.0.1:{p_http}")
+
+    async def scenario() -> None:
+        async with identifier_node(primary_opts) as primary:
+            svc = primary.service
+            await _write(primary, svc.create_handle, "88.100.5/PUMP-1", [URL, NOTE])
+            await _write(primary, svc.create_many, [(f"88.100.5/LOT-{i}", [URL])
+                                                    for i in range(300)])
+            await _write(primary, svc.create_handle, "88.100.5/GONE", [URL])
+            await _write(primary, svc.delete_handle, "88.100.5/GONE")
+            async with identifier_node(mirror_opts) as mirror:
+                assert mirror.mirror is not None
+                store = mirror.store
+                await _until(lambda: store.exists("88.100.5/LOT-299"), "the batch")
+                assert store.get("88.100.5/PUMP-1") == primary.store.get("88.100.5/PUMP-1")
+                assert not store.exists("88.100.5/GONE")
+                # Changes after the first sync arrive too.
+                await _write(primary, svc.modify_values, "88.100.5/PUMP-1",
+                             [HandleValue(1, "URL", b"https://plant.example/moved")])
+                await _write(primary, svc.delete_handle, "88.100.5/LOT-7")
+                await _until(lambda: not store.exists("88.100.5/LOT-7"), "the delete")
+                await _until(lambda: store.get("88.100.5/PUMP-1", indexes=[1])[0].data
+                             == b"https://plant.example/moved", "the change")
+                # The mirror answers resolutions itself, and refuses writes.
+                where = Server("127.0.0.1", mirror.udp_port, mirror.tcp_port)
+                answer = await request(resolution_request("88.100.5/PUMP-1"), where)
+                assert isinstance(answer.body, ResolutionResponse)
+                with pytest.raises(ReadOnlyMirror, match=r"mirrors http://127\.0\.0\.1"):
+                    mirror.service.create_handle(ADMIN, "88.100.5/NEW", [URL])
+                async with httpx.AsyncClient() as http:
+                    refused = await http.put(
+                        f"http://127.0.0.1:{mirror.http_port}/api/handles/88.100.5/NEW",
+                        json={"values": [{"index": 1, "type": "URL", "data": "x"}]},
+                        auth=AUTH)
+                assert refused.json()["responseCode"] == 7
+                position = mirror.mirror.stats.position
+            # Restarted, the mirror resumes from its saved position: nothing re-applied.
+            async with identifier_node(mirror_opts) as again:
+                assert again.mirror is not None
+                assert again.mirror.stats.position == position
+                await _until(lambda: again.mirror is not None
+                             and again.mirror.stats.pulls > 0, "a pull")
+                assert again.mirror.stats.applied == 0
+        # The primary is down: the mirror still answers, then catches up when it is back.
+        async with identifier_node(mirror_opts) as mirror:
+            assert mirror.mirror is not None
+            await _until(lambda: mirror.mirror is not None
+                         and mirror.mirror.stats.failures > 0, "a failed pull")
+            where = Server("127.0.0.1", mirror.udp_port, mirror.tcp_port)
+            answer = await request(resolution_request("88.100.5/LOT-1"), where)
+            assert isinstance(answer.body, ResolutionResponse)
+            async with identifier_node(primary_opts) as primary:
+                await _write(primary, primary.service.create_handle, "88.100.5/LATE", [URL])
+                await _until(lambda: mirror.store.exists("88.100.5/LATE"), "catching up")
+
+    asyncio.run(scenario())
+
+
+def test_replication_needs_the_prefix_admin(tmp_path: Path) -> None:
+    opts = _opts(tmp_path, "primary", free_port(), 0)
+
+    async def scenario() -> None:
+        async with identifier_node(opts) as primary, httpx.AsyncClient() as http:
+            url = f"http://127.0.0.1:{primary.http_port}/api/replication/txns?since=0"
+            assert (await http.get(url)).status_code == 401
+            wrong = await http.get(url, auth=("300%3A88.100.5/ADMIN", "not-the-secret"))
+            assert wrong.status_code == 401
+            ok = await http.get(url, auth=AUTH)
+            assert ok.status_code == 200
+            body = ok.json()
+            assert body["txns"] and body["next"] >= len(body["txns"])
+            bad = await http.get(url.replace("since=0", "since=-1"),
+                                 auth=AUTH)
+            assert bad.status_code == 400 and "since" in bad.json()["message"]
+
+    asyncio.run(scenario())
