@@ -17,6 +17,8 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
 from millnet.errors import ProtocolError
 from millnet.protocols.handle import (
     AddValueRequest,
@@ -40,7 +42,8 @@ from millnet.protocols.handle import (
     encode_message,
 )
 
-from .native_auth import SECRET_KEY_TYPE, challenge_version, sign_secret_key
+from .native_auth import PUBLIC_KEY_TYPE, SECRET_KEY_TYPE, challenge_version, sign_secret_key
+from .pubkey import sign_challenge
 
 AdminBody = (CreateHandleRequest | DeleteHandleRequest | AddValueRequest | RemoveValueRequest
              | ModifyValueRequest | ListHandlesRequest)
@@ -172,11 +175,15 @@ def _signed_part(msg: Message) -> bytes:
 
 
 async def admin_request(body: AdminBody, server: Server, *, key_handle: str, key_index: int,
-                        secret: str | bytes, opflags: int = 0, version: tuple[int, int] = (2, 10),
-                        timeout: float = 5.0) -> Message:
+                        secret: str | bytes | None = None,
+                        private_key: PrivateKeyTypes | None = None, opflags: int = 0,
+                        version: tuple[int, int] = (2, 10), timeout: float = 5.0) -> Message:
     """Run an administrative operation as ``key_index:key_handle``, authenticated with its
-    HS_SECKEY ``secret``; the server's final answer (for LIST_HANDLE, its continued messages
-    merged into one ListHandlesResponse). ``opflags``: OW or MINT on a create, RD..."""
+    HS_SECKEY ``secret`` or with the ``private_key`` of its HS_PUBKEY; the server's final
+    answer (for LIST_HANDLE, its continued messages merged into one ListHandlesResponse).
+    ``opflags``: OW or MINT on a create, RD..."""
+    if (secret is None) == (private_key is None):
+        raise ValueError("give exactly one of secret and private_key")
     key = secret.encode("utf-8") if isinstance(secret, str) else secret
     request = Message(body, Header(opflags), Envelope(version[0], version[1],
                                                       request_id=_next_id()))
@@ -194,8 +201,15 @@ async def admin_request(body: AdminBody, server: Server, *, key_handle: str, key
                 _signed_part(request), digest.algorithm).digest != digest.digest:
             raise ProtocolError("the challenge is not for the request sent: not signing it")
         version_used = challenge_version(challenge)
-        signed = sign_secret_key(key, challenge.body.nonce, digest.digest, version_used)
-        answer = Message(ChallengeAnswer(SECRET_KEY_TYPE, key_handle, key_index, signed),
+        if private_key is not None:
+            auth_type = PUBLIC_KEY_TYPE
+            signed = sign_challenge(private_key, challenge.body.nonce, digest.digest,
+                                    version_used)
+        else:
+            assert key is not None
+            auth_type = SECRET_KEY_TYPE
+            signed = sign_secret_key(key, challenge.body.nonce, digest.digest, version_used)
+        answer = Message(ChallengeAnswer(auth_type, key_handle, key_index, signed),
                          Header(opflags & int(OpFlag.RD)),
                          Envelope(challenge.envelope.major, challenge.envelope.minor,
                                   session_id=challenge.envelope.session_id,

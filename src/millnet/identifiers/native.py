@@ -34,12 +34,14 @@ from millnet.identifiers.delegation import GLOBAL_PREFIX, Local, Referral
 from millnet.identifiers.errors import HandleExists, NotResponsible, error_code
 from millnet.identifiers.hierarchy import parent_referral, servers_of
 from millnet.identifiers.native_auth import (
+    PUBLIC_KEY_TYPE,
     SECRET_KEY_TYPE,
     ChallengeTable,
     UnableToAuthenticate,
     Verifier,
     check_secret_key,
 )
+from millnet.identifiers.pubkey import verify_challenge
 from millnet.identifiers.resolver import RecursiveResolver
 from millnet.identifiers.service import IdentifierService
 from millnet.protocols.handle import (
@@ -109,7 +111,7 @@ class NativeHandler:
         self.challenges = challenges if challenges is not None else ChallengeTable()
         #: auth type of a ChallengeAnswer -> its check; HS_PUBKEY plugs in here
         self.verifiers: dict[str, Verifier] = dict(verifiers) if verifiers is not None else {
-            SECRET_KEY_TYPE: self._check_secret_key}
+            SECRET_KEY_TYPE: self._check_secret_key, PUBLIC_KEY_TYPE: self._check_public_key}
 
     def __call__(self, msg: Message,
                  peer: tuple[str, int]) -> list[Message] | Awaitable[list[Message]]:
@@ -242,6 +244,15 @@ class NativeHandler:
         except MillnetError:
             secret = None
         return check_secret_key(secret, nonce, digest, signed_response)
+
+    def _check_public_key(self, key_handle: str, key_index: int, nonce: bytes, digest: bytes,
+                          signed_response: bytes) -> bool:
+        """An HS_PUBKEY answer: the signature checked against the key held here."""
+        try:
+            key = self._service.public_key(key_handle, key_index)
+        except MillnetError:
+            key = None
+        return verify_challenge(key, nonce, digest, signed_response)
 
     def _administer(self, who: ValueReference, original: Message, body: AdminBody) -> list[Body]:
         service, flags = self._service, original.header.opflags

@@ -145,6 +145,13 @@ class IdentifierService:
                 return value.data
         return None
 
+    def public_key(self, admin_handle: str, index: int) -> bytes | None:
+        """The HS_PUBKEY data at ``index`` of ``admin_handle``, None when there is none."""
+        for value in self._values(admin_handle, (index,)):
+            if value.index == index and value.type == "HS_PUBKEY":
+                return value.data
+        return None
+
     def verify_secret(self, admin_handle: str, index: int, secret: str | bytes) -> bool:
         """True when ``secret`` is the HS_SECKEY at ``index`` of ``admin_handle``. Compared in
         constant time; False (never an error) for unknown handles and indexes."""
