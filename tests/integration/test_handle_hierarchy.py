@@ -21,7 +21,14 @@ from millnet.identifiers.client import (
     resolution_request,
 )
 from millnet.identifiers.delegation import bootstrap_prefix
-from millnet.identifiers.hierarchy import Endpoint, register_delegation, servers_of, site_of
+from millnet.identifiers.hierarchy import (
+    Endpoint,
+    register_delegation,
+    register_service,
+    register_service_delegation,
+    servers_of,
+    site_of,
+)
 from millnet.identifiers.native import NativeHandler
 from millnet.identifiers.resolver import RecursiveResolver, resolve_following
 from millnet.identifiers.service import IdentifierService
@@ -41,6 +48,7 @@ from millnet.protocols.handle import (
     ResponseCode,
     ServiceReferral,
     SiteInfo,
+    ValueReference,
 )
 
 PUMP = HandleValue(1, "URL", b"https://plant.example/pumps/1", ttl=300)
@@ -321,3 +329,43 @@ def test_cache_is_bounded_and_honours_absolute_ttls() -> None:
     cache.put_values(cache_key("88.1000/G"), [PUMP])
     assert cache.invalidate("0.NA/88.100") == 1
     assert cache.get(cache_key("88.1000/G")) is not None
+
+
+def test_delegation_through_a_service_handle(tmp_path: Path) -> None:
+    """0.NA/88.100.5 names a service handle (HS_SERV) instead of sites: held by the referring
+    node, the referral carries its sites; held elsewhere (the national node), the resolver
+    resolves it where it was referred, which refers up, then follows the sites."""
+
+    async def scenario() -> None:
+        async with hierarchy(tmp_path, Clock()) as n:
+            national, secondary = n["national"], n["secondary"]
+            enterprise, enterprise2 = n["enterprise"], n["enterprise2"]
+            sites = [site_of([Endpoint("127.0.0.1", r.server.udp_port, r.server.tcp_port)])
+                     for r in (enterprise, enterprise2)]
+            local = "88.100/SERV.enterprise"
+            register_service(secondary.store, local, sites, ValueReference("88.100/ADMIN", 300))
+            register_service_delegation(secondary.store, "88.100", "88.100.5", local)
+            referral = await ask(secondary, "88.100.5/PUMP-1", recursive=False)
+            assert isinstance(referral.body, ServiceReferral)
+            assert {v.type for v in referral.body.values or ()} == {"HS_SITE"}
+            assert servers_of(referral.body.values or ()) == [enterprise.where,
+                                                             enterprise2.where]
+            found = await resolve_following("88.100.5/PUMP-1", national.where)
+            assert isinstance(found, ResolutionResponse)
+
+            # The service handle lives on the national node: the referral names it (HS_SERV).
+            remote = "88/SERV.88.100.5"
+            register_service(national.store, remote, sites[1:], ValueReference("88/ADMIN", 300))
+            register_service_delegation(secondary.store, "88.100", "88.100.5", remote)
+            referral = await ask(secondary, "88.100.5/PUMP-1", recursive=False)
+            assert isinstance(referral.body, ServiceReferral)
+            assert [v.type for v in referral.body.values or ()] == ["HS_SERV"]
+            enterprise2.seen.clear()
+            found = await resolve_following("88.100.5/PUMP-1", secondary.where)
+            assert isinstance(found, ResolutionResponse)
+            assert enterprise2.count("88.100.5/PUMP-1") == 1  # the service's one server
+            # The recursive secondary node follows it the same way.
+            answer = await ask(national, "88.100.5/PUMP-1", recursive=True)
+            assert isinstance(answer.body, ResolutionResponse)
+
+    asyncio.run(scenario())

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
+from millnet.errors import InvalidInput, ProtocolError
 from millnet.protocols.handle import (
     ALL_ADMIN_PERMISSIONS,
     AdminRecord,
@@ -27,6 +28,7 @@ from millnet.protocols.handle import (
     Permission,
     SiteInfo,
     ValueReference,
+    decode_serv,
     encode_admin,
     encode_site,
     encode_vlist,
@@ -148,7 +150,24 @@ def delegation(store: IdentifierStore, prefix: str) -> Referral | None:
     except HandleNotFound:
         return None
     public = tuple(v for v in values if v.permissions & Permission.PUBLIC_READ)
-    return Referral(prefix, public) if public else None
+    if not public:
+        return None
+    return Referral(prefix, tuple(site for v in public for site in _expanded(store, v)))
+
+
+def _expanded(store: IdentifierStore, value: HandleValue) -> tuple[HandleValue, ...]:
+    """An HS_SERV value as the HS_SITE values of its service handle when that handle is held
+    here (one lookup; a service handle is not followed further), else the value itself for the
+    resolver to follow."""
+    if value.type != "HS_SERV":
+        return (value,)
+    try:
+        service = decode_serv(value.data)
+        sites = store.get(service, types=("HS_SITE",))
+    except (ProtocolError, HandleNotFound, InvalidInput):
+        return (value,)
+    public = tuple(v for v in sites if v.permissions & Permission.PUBLIC_READ)
+    return public or (value,)
 
 
 def locate(store: IdentifierStore, served: Collection[str], handle: str) -> Local | Referral:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from millnet.errors import ConfigError, ProtocolError
 from millnet.protocols.handle import (
     HandleValue,
+    Permission,
     ServerRecord,
     ServiceInterface,
     ServiceType,
@@ -28,12 +29,14 @@ from millnet.protocols.handle import (
     ValueReference,
     address_octets,
     decode_site,
+    encode_serv,
     prefix_handle,
 )
 
 from .client import Server
 from .delegation import (
     ADMIN_SUFFIX,
+    DELEGATION_TYPES,
     SECKEY_INDEX,
     SITE_INDEX,
     Referral,
@@ -156,5 +159,47 @@ def register_delegation(store: IdentifierStore, parent_prefix: str, child_prefix
     return False
 
 
+def register_service_delegation(store: IdentifierStore, parent_prefix: str, child_prefix: str,
+                                service_handle: str, *, now: int = 0) -> None:
+    """Delegate ``child_prefix`` through a service handle: ``0.NA/<child>`` gets an HS_SERV
+    value naming ``service_handle``, whose HS_SITE values (kept with
+    :func:`register_service`) list the servers. Several prefixes served by the same replicas
+    then change servers in one place. Idempotent."""
+    parent, child = prefix_key(parent_prefix), prefix_key(child_prefix)
+    if parent not in ancestors(child)[1:]:
+        raise ConfigError("delegate", f"{child} is not below {parent}")
+    record = prefix_handle(child)
+    serv = HandleValue(SITE_INDEX, "HS_SERV", encode_serv(service_handle), timestamp=now,
+                       permissions=int(Permission.PUBLIC_READ | Permission.ADMIN_READ
+                                       | Permission.ADMIN_WRITE))
+    admin = admin_record_value(ValueReference(f"{parent}/{ADMIN_SUFFIX}", SECKEY_INDEX),
+                               timestamp=now)
+    try:
+        current = store.get(record, types=DELEGATION_TYPES)
+    except HandleNotFound:
+        store.create_handle(record, (serv, admin))
+        return
+    if [(v.type, v.data) for v in current] != [("HS_SERV", serv.data)]:
+        if current:
+            store.remove_values(record, [v.index for v in current])
+        store.add_values(record, [serv])
+
+
+def register_service(store: IdentifierStore, service_handle: str, sites: Sequence[SiteInfo],
+                     admin: ValueReference, *, now: int = 0) -> None:
+    """Create or update a service handle: one HS_SITE per site (indexes 1, 2, ...)."""
+    wanted = tuple(site_value(site, SITE_INDEX + i, timestamp=now)
+                   for i, site in enumerate(sites))
+    try:
+        current = store.get(service_handle, types=("HS_SITE",))
+    except HandleNotFound:
+        store.create_handle(service_handle, (*wanted, admin_record_value(admin, timestamp=now)))
+        return
+    if current:
+        store.remove_values(service_handle, [v.index for v in current])
+    store.add_values(service_handle, wanted)
+
+
 __all__ = ["ROLES", "Endpoint", "parent_referral", "register_delegation",
+           "register_service", "register_service_delegation",
            "server_record", "servers_of", "site_of"]

@@ -27,6 +27,7 @@ from millnet.errors import ProtocolError
 from millnet.protocols.handle import (
     Envelope,
     ErrorResponse,
+    HandleValue,
     Header,
     Message,
     OpCode,
@@ -34,6 +35,7 @@ from millnet.protocols.handle import (
     ResolutionResponse,
     ResponseCode,
     ServiceReferral,
+    decode_serv,
 )
 from millnet.protocols.handle.responses import Body
 
@@ -96,7 +98,9 @@ class RecursiveResolver:
                                      f"{body.handle}: no server of the site answered")
             reply = answer.body
             if isinstance(reply, ServiceReferral):
-                current = servers_of(reply.values or ())
+                asked, current = current, servers_of(reply.values or ())
+                if not current:  # HS_SERV: resolve the service handles where we were referred
+                    current = await self._services(reply.values or (), asked, count)
                 if not current:
                     return ErrorResponse(OpCode.RESOLUTION, ResponseCode.SERVER_NOT_RESP,
                                          f"{body.handle}: a referral named no usable server")
@@ -112,6 +116,30 @@ class RecursiveResolver:
             self.cache.put_values(key, reply.values)
         elif isinstance(reply, ErrorResponse) and reply.response_code in _NEGATIVE:
             self.cache.put_negative(key, reply.response_code, reply.message)
+
+    async def _services(self, values: Sequence[HandleValue], asked: Sequence[Server],
+                        count: int) -> list[Server]:
+        """The servers of the HS_SERV service handles in ``values``: each resolved for its
+        HS_SITE values starting at ``asked`` (the servers that referred), without following
+        HS_SERV again (a loop guard)."""
+        found: list[Server] = []
+        for value in values:
+            if value.type != "HS_SERV":
+                continue
+            try:
+                service = decode_serv(value.data)
+            except ProtocolError:
+                continue
+            body = ResolutionRequest(service, (), ("HS_SITE",))
+            answer = await self._ask(body, asked, count + 1)
+            reply = answer.body if answer is not None else None
+            if isinstance(reply, ServiceReferral):  # the service handle lives further on
+                nested = await self.resolve(body, servers_of(reply.values or ()),
+                                            recursion_count=count + 1)
+                reply = nested if isinstance(nested, ResolutionResponse) else None
+            if isinstance(reply, ResolutionResponse):
+                found += [s for s in servers_of(reply.values) if s not in found]
+        return found
 
     async def _ask(self, body: ResolutionRequest, servers: Sequence[Server],
                    count: int) -> Message | None:
