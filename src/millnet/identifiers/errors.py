@@ -61,6 +61,12 @@ class AuthenticationFailed(Unauthenticated):
     code: ClassVar[ResponseCode] = ResponseCode.AUTHEN_FAILED
 
 
+class OperationDenied(MillnetError):
+    """The request is refused as such (OPERATION_DENIED)."""
+
+    code: ClassVar[ResponseCode] = ResponseCode.OPERATION_DENIED
+
+
 class ReadOnlyMirror(MillnetError):
     """This node mirrors another: write there (SERVER_BACKUP)."""
 

@@ -30,8 +30,14 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from millnet.errors import InvalidInput, MillnetError
 from millnet.identifiers.client import Server
-from millnet.identifiers.delegation import GLOBAL_PREFIX, Local, Referral
-from millnet.identifiers.errors import HandleExists, NotResponsible, error_code
+from millnet.identifiers.delegation import GLOBAL_PREFIX, SECKEY_INDEX, Local, Referral
+from millnet.identifiers.errors import (
+    AuthenticationFailed,
+    HandleExists,
+    NotResponsible,
+    OperationDenied,
+    error_code,
+)
 from millnet.identifiers.hierarchy import parent_referral, servers_of
 from millnet.identifiers.native_auth import (
     PUBLIC_KEY_TYPE,
@@ -44,6 +50,7 @@ from millnet.identifiers.native_auth import (
 from millnet.identifiers.pubkey import verify_challenge
 from millnet.identifiers.resolver import RecursiveResolver
 from millnet.identifiers.service import IdentifierService
+from millnet.identifiers.transport import TcpPeer
 from millnet.protocols.handle import (
     AddValueRequest,
     ChallengeAnswer,
@@ -58,7 +65,11 @@ from millnet.protocols.handle import (
     ListHandlesResponse,
     Message,
     ModifyValueRequest,
+    OpCode,
     OpFlag,
+    PasswordLoginRequest,
+    PasswordLoginResponse,
+    PublicKeyLoginRequest,
     RemoveValueRequest,
     ResolutionRequest,
     ResolutionResponse,
@@ -108,6 +119,8 @@ class NativeHandler:
             service.listeners.append(resolver.cache.invalidate)
         self._site = site
         self._clock = clock
+        #: IDIS logins: the identity of each logged-in TCP connection (dropped at its close)
+        self._logins: dict[TcpPeer, ValueReference] = {}
         self.challenges = challenges if challenges is not None else ChallengeTable()
         #: auth type of a ChallengeAnswer -> its check; HS_PUBKEY plugs in here
         self.verifiers: dict[str, Verifier] = dict(verifiers) if verifiers is not None else {
@@ -125,10 +138,19 @@ class NativeHandler:
                     return recursed
             if isinstance(body, ChallengeAnswer):
                 return self._answer_challenge(msg, body, peer, now)
+            if isinstance(body, PasswordLoginRequest):
+                reply = self._password_login(body, peer)
+                return [make_response(msg, reply, now=now)]
+            if isinstance(body, PublicKeyLoginRequest):
+                _tcp_only(peer)
+                return [self.challenges.challenge(msg, peer[0], now=now)]
             if isinstance(body, _ADMIN_TYPES):
                 referral = self._referral(msg.opcode, body)
                 if referral is not None:
                     return [make_response(msg, referral, now=now)]
+                who = self._logins.get(peer) if isinstance(peer, TcpPeer) else None
+                if who is not None:  # an IDIS login on this connection: no challenge
+                    return self._respond_all(msg, self._administer(who, msg, body), now)
                 return [self.challenges.challenge(msg, peer[0], now=now)]
             reply = self._answer(msg.opcode, body)
         except MillnetError as exc:
@@ -229,13 +251,50 @@ class NativeHandler:
                     opcode, ResponseCode.AUTHEN_FAILED, "the challenge answer is not valid"),
                     now=now)]
             principal = ValueReference(answer.key_handle, answer.key_index)
-            assert isinstance(original.body, _ADMIN_TYPES)
-            bodies = self._administer(principal, original, original.body)
+            if isinstance(original.body, PublicKeyLoginRequest):
+                bodies = [self._logged_in(original.body, principal, peer)]
+            else:
+                assert isinstance(original.body, _ADMIN_TYPES)
+                bodies = self._administer(principal, original, original.body)
         except MillnetError as exc:
             bodies = [ErrorResponse(opcode, error_code(exc), str(exc))]
+        return self._respond_all(msg, bodies, now)
+
+    @staticmethod
+    def _respond_all(msg: Message, bodies: list[Body], now: int) -> list[Message]:
         last = len(bodies) - 1
         return [make_response(msg, body, now=now, continued=i < last)
                 for i, body in enumerate(bodies)]
+
+    # IDIS logins (the CAICT SDK): an identity for the rest of a TCP connection
+
+    def connection_closed(self, peer: tuple[str, int]) -> None:
+        if isinstance(peer, TcpPeer):
+            self._logins.pop(peer, None)
+
+    def _password_login(self, body: PasswordLoginRequest, peer: tuple[str, int]) -> Body:
+        """LOGIN (2000): user ``index:handle`` (index 300 when left out) and the secret key
+        held at that index, in clear text as the SDK sends it (use TLS or a private link)."""
+        tcp = _tcp_only(peer)
+        index_text, sep, handle = body.username.partition(":")
+        if not (sep and index_text.isdigit()):
+            index_text, handle = str(SECKEY_INDEX), body.username
+        principal = ValueReference(handle, int(index_text))
+        if not self._service.verify_secret(principal.handle, principal.index, body.password):
+            log.info("IDIS login of %d:%s failed for %s", principal.index, principal.handle,
+                     peer[0])
+            raise AuthenticationFailed(f"login of {principal.index}:{principal.handle} failed")
+        self._logins[tcp] = principal
+        return PasswordLoginResponse(principal.handle)
+
+    def _logged_in(self, login: PublicKeyLoginRequest, principal: ValueReference,
+                   peer: tuple[str, int]) -> Body:
+        """LOGIN_ID_SYSTEM (2001) after its challenge was answered with the key it named."""
+        if (login.key_handle, login.key_index) != (principal.handle, principal.index):
+            raise AuthenticationFailed("the challenge was answered for another key than the "
+                                       "login named")
+        self._logins[_tcp_only(peer)] = principal
+        return GenericResponse(OpCode.LOGIN_ID_SYSTEM)
 
     def _check_secret_key(self, key_handle: str, key_index: int, nonce: bytes, digest: bytes,
                           signed_response: bytes) -> bool:
@@ -301,6 +360,14 @@ class NativeHandler:
         else:
             log.warning("LIST_HANDLE of %s stopped after %d handles", prefix, MAX_LISTED)
         return batches
+
+
+def _tcp_only(peer: tuple[str, int]) -> TcpPeer:
+    """IDIS logins bind an identity to a TCP connection; a UDP source address proves
+    nothing."""
+    if not isinstance(peer, TcpPeer):
+        raise OperationDenied("log in over TCP: a login binds the connection")
+    return peer
 
 
 def _listed_prefix(handle: str) -> str:

@@ -41,6 +41,14 @@ from millnet.protocols.handle.constants import UDP_PACKET_SIZE
 log = logging.getLogger("millnet.identifiers")
 
 Peer = tuple[str, int]
+
+
+class TcpPeer(tuple[str, int]):
+    """The peer of a TCP connection (a UDP peer is a plain tuple): a handler may keep state for
+    the connection (IDIS logins) and must never trust a UDP source address the same way. The
+    server calls the handler's ``connection_closed(peer)`` when the connection ends."""
+
+    __slots__ = ()
 Replies = list[Message] | Awaitable[list[Message]]
 Handler = Callable[[Message, Peer], Replies]
 Tasks = set["asyncio.Task[None]"]
@@ -163,7 +171,8 @@ class _TcpProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
-        self._peer = transport.get_extra_info("peername") or ("", 0)
+        name = transport.get_extra_info("peername") or ("", 0)
+        self._peer = TcpPeer((str(name[0]), int(name[1])))
         self._arm()
 
     def _arm(self) -> None:
@@ -180,6 +189,9 @@ class _TcpProtocol(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
         self._transport = None
+        closed = getattr(self._handler, "connection_closed", None)
+        if closed is not None:
+            closed(self._peer)
 
     def data_received(self, data: bytes) -> None:
         transport = self._transport
