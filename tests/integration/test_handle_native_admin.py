@@ -264,7 +264,13 @@ def test_answers_are_used_once_and_expire(tmp_path: Path) -> None:
         as_pubkey = Message(ChallengeAnswer("HS_PUBKEY", "88.100.5/ADMIN", 300, b"sig"),
                             envelope=Envelope(session_id=pubkey.envelope.session_id,
                                               request_id=17))
-        unable = await request_tcp(as_pubkey, where)
+        no_key = await request_tcp(as_pubkey, where)  # no HS_PUBKEY at 300: not valid
+        assert no_key.response_code == ResponseCode.AUTHEN_FAILED
+        other = await _challenge(where, DeleteHandleRequest("88.100.5/A"), 18)
+        as_sm9 = Message(ChallengeAnswer("HS_SM9KEY", "88.100.5/ADMIN", 300, b"sig"),
+                         envelope=Envelope(session_id=other.envelope.session_id,
+                                           request_id=19))
+        unable = await request_tcp(as_sm9, where)
         assert unable.response_code == ResponseCode.UNABLE_TO_AUTHEN
         assert isinstance(unable.body, ErrorResponse)
 
