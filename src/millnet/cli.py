@@ -128,7 +128,9 @@ def bench_resolve(
     seconds: Annotated[float, typer.Option(help="seconds of UDP load, then of REST load")] = 8.0,
     data_dir: Annotated[Path | None, typer.Option(
         help="keep the store here and reuse it on the next run (default: a temp dir)")] = None,
-    window: Annotated[int, typer.Option(help="UDP requests outstanding")] = 8,
+    window: Annotated[int, typer.Option(help="UDP requests outstanding per socket")] = 2,
+    sockets: Annotated[int, typer.Option(help="UDP client sockets")] = 4,
+    udp_workers: Annotated[int, typer.Option(help="the node's UDP processes")] = 2,
     connections: Annotated[int, typer.Option(help="REST keep-alive connections")] = 8,
     as_json: Annotated[bool, typer.Option("--json", help="end with one JSON line")] = False,
 ) -> None:
@@ -137,7 +139,8 @@ def bench_resolve(
 
     try:
         result = run_resolve_bench(handles=handles, seconds=seconds, data_dir=data_dir,
-                                   window=window, connections=connections,
+                                   window=window, sockets=sockets, udp_workers=udp_workers,
+                                   connections=connections,
                                    console=Console(stderr=True) if as_json else console)
     except MillnetError as exc:
         console.print(f"[red]error[/red] {exc}")

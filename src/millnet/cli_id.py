@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -22,15 +21,6 @@ if TYPE_CHECKING:
 
 id_app = typer.Typer(no_args_is_help=True, help="Identifier resolution (Handle-compatible).")
 console = Console()
-
-
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop where it is installed (it halves the per-datagram cost of the event loop)."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
 
 
 @id_app.command("serve")
@@ -52,6 +42,9 @@ def serve(
     recursive: Annotated[bool, typer.Option(
         help="follow referrals for requests with the REC flag (with a resolver cache)")
     ] = False,
+    udp_workers: Annotated[int, typer.Option(
+        help="processes answering UDP on the same port (SO_REUSEPORT); more than 1 helps "
+             "when many clients resolve at once")] = 1,
     mirror_of: Annotated[str | None, typer.Option(
         help="the primary's HTTP API (http://host:port): replicate it and refuse writes; "
              "--admin-secret-file must hold the prefix admin's secret on the primary")
@@ -61,6 +54,7 @@ def serve(
     import logging
 
     from millnet.idnode import IdServerOptions, parse_delegation, serve_identifiers
+    from millnet.serving import event_loop_factory
 
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -69,8 +63,8 @@ def serve(
         opts = IdServerOptions(prefix, data, admin_secret_file, host, udp_port, tcp_port,
                                http_port, role, parent,
                                tuple(parse_delegation(d) for d in delegate or ()), recursive,
-                               mirror_of=mirror_of)
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+                               mirror_of=mirror_of, udp_workers=udp_workers)
+        with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             runner.run(serve_identifiers(opts))
     except MillnetError as exc:
         console.print(f"[red]error[/red] {exc}")

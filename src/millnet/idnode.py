@@ -15,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
+import os
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -46,10 +48,11 @@ from millnet.protocols.handle import (
     address_octets,
     prefix_handle,
 )
-from millnet.serving import embedded_server, listening_socket
+from millnet.serving import embedded_server, event_loop_factory, listening_socket
 
 log = logging.getLogger("millnet.identifiers")
 DATABASE = "identifiers.sqlite"
+MAX_UDP_WORKERS = 64
 
 
 @dataclass(frozen=True)
@@ -71,8 +74,12 @@ class IdServerOptions:
     max_recursion: int = MAX_RECURSION
     #: the primary's HTTP API (``http://host:port``): this node is its mirror
     mirror_of: str | None = None
+    #: processes answering UDP (SO_REUSEPORT): this one and ``udp_workers - 1`` more
+    udp_workers: int = 1
 
     def check(self) -> None:
+        if not 1 <= self.udp_workers <= MAX_UDP_WORKERS:
+            raise ConfigError("udp_workers", f"{self.udp_workers} is not 1..{MAX_UDP_WORKERS}")
         if self.role not in ROLES:
             raise ConfigError("role", f"{self.role!r} is not one of {', '.join(ROLES)}")
         if self.role == "national" and self.parent:
@@ -114,12 +121,26 @@ def site_info(host: str, udp_port: int, tcp_port: int, http_port: int) -> SiteIn
                     attributes=(("desc", "millnet identifier node"),))
 
 
-def open_identifier_node(opts: IdServerOptions) -> tuple[IdentifierStore, IdentifierService,
-                                                         SiteInfo]:
+def open_identifier_node(opts: IdServerOptions, *, setup: bool = True,
+                         ) -> tuple[IdentifierStore, IdentifierService, SiteInfo]:
+    """The node's store and service; with ``setup`` (the main process), the prefix records,
+    delegations and templates are written first."""
     opts.check()
     opts.data_dir.mkdir(parents=True, exist_ok=True)
     store = IdentifierStore.open(f"sqlite:///{opts.data_dir / DATABASE}")
     site = site_info(opts.host, opts.udp_port, opts.tcp_port, opts.http_port)
+    if setup:
+        _setup(store, opts, site)
+    fetch = None
+    if opts.parent:
+        parent = Endpoint.parse(opts.parent, "parent")
+        fetch = remote_fetcher(Server(parent.host, parent.udp_port, parent.tcp_port))
+    checks = (check_layouts, TemplateCheck(store, fetch))
+    return store, IdentifierService(store, [opts.prefix], value_checks=checks,
+                                    mirror_of=opts.mirror_of), site
+
+
+def _setup(store: IdentifierStore, opts: IdServerOptions, site: SiteInfo) -> None:
     if bootstrap_prefix(store, opts.prefix, read_secret(opts.admin_secret_file), site,
                         now=int(time.time())):
         log.info("created 0.NA/%s and %s/ADMIN (HS_SECKEY at index 300)", opts.prefix,
@@ -128,17 +149,10 @@ def open_identifier_node(opts: IdServerOptions) -> tuple[IdentifierStore, Identi
         replicas = site_of([Endpoint.parse(s, "delegate") for s in servers])
         register_delegation(store, opts.prefix, child, [replicas], now=int(time.time()))
         log.info("delegating %s to %s", child, ", ".join(servers))
-    fetch = None
-    if opts.parent:
-        parent = Endpoint.parse(opts.parent, "parent")
-        fetch = remote_fetcher(Server(parent.host, parent.udp_port, parent.tcp_port))
     if opts.role == "secondary":
         admin = ValueReference(f"{prefix_key(opts.prefix)}/{ADMIN_SUFFIX}", SECKEY_INDEX)
         for made in publish_builtin(store, prefix_key(opts.prefix), admin):
             log.info("published template %s", made)
-    checks = (check_layouts, TemplateCheck(store, fetch))
-    return store, IdentifierService(store, [opts.prefix], value_checks=checks,
-                                    mirror_of=opts.mirror_of), site
 
 
 def node_handler(opts: IdServerOptions, service: IdentifierService,
@@ -177,7 +191,9 @@ async def identifier_node(opts: IdServerOptions, *, http: bool = True,
         mirror = asyncio.create_task(follower.run())
     try:
         async with NativeServer(node_handler(opts, service, site), opts.host, opts.udp_port,
-                                opts.tcp_port, fast=fast) as server:
+                                opts.tcp_port, fast=fast,
+                                reuse_port=opts.udp_workers > 1) as server, \
+                udp_workers(opts, server.udp_port):
             if not http:
                 yield LiveIdNode(store, service, server.udp_port, server.tcp_port, None, follower)
                 return
@@ -198,6 +214,49 @@ async def identifier_node(opts: IdServerOptions, *, http: bool = True,
             mirror.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await mirror
+        fast.close()
+        store.close()
+
+
+@contextlib.asynccontextmanager
+async def udp_workers(opts: IdServerOptions, port: int) -> AsyncIterator[None]:
+    """``opts.udp_workers - 1`` more processes answering UDP on ``port`` (SO_REUSEPORT), each
+    with the full native handler over the same database; stopped with the context (and they
+    stop by themselves if this process dies)."""
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_udp_worker, args=(opts, port, os.getpid()),
+                               name=f"millnet-udp-{i}", daemon=True)
+               for i in range(1, opts.udp_workers)]
+    for worker in workers:
+        worker.start()
+    try:
+        yield
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            await asyncio.to_thread(worker.join, 10)
+
+
+def _udp_worker(opts: IdServerOptions, port: int, parent: int) -> None:
+    logging.basicConfig(level=logging.WARNING)
+    with contextlib.suppress(KeyboardInterrupt), \
+            asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        runner.run(_serve_udp(opts, port, parent))
+
+
+async def _serve_udp(opts: IdServerOptions, port: int, parent: int) -> None:
+    store, service, site = open_identifier_node(opts, setup=False)
+    fast = FastResolver(opts.data_dir / DATABASE, service.served)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    try:
+        async with NativeServer(node_handler(opts, service, site), opts.host, port, 0,
+                                fast=fast, reuse_port=True, tcp=False):
+            while not stop.is_set() and os.getppid() == parent:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
+    finally:
         fast.close()
         store.close()
 

@@ -146,13 +146,14 @@ def prepare(data_dir: Path, handles: int, console: Console) -> tuple[float, int,
 class _Node:
     """``millnet id serve`` in its own process."""
 
-    def __init__(self, data_dir: Path, secret: Path) -> None:
+    def __init__(self, data_dir: Path, secret: Path, udp_workers: int) -> None:
         self.port, self.http_port = free_port(), free_port()
         self.log = (data_dir / "node.log").open("w")
         self.proc = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
             [sys.executable, "-m", "millnet", "id", "serve", "--prefix", PREFIX, "--data",
              str(data_dir), "--admin-secret-file", str(secret), "--udp-port", str(self.port),
-             "--tcp-port", str(self.port), "--http-port", str(self.http_port)],
+             "--tcp-port", str(self.port), "--http-port", str(self.http_port),
+             "--udp-workers", str(udp_workers)],
             stdout=self.log, stderr=subprocess.STDOUT)
 
     def __enter__(self) -> _Node:
@@ -187,60 +188,81 @@ def _udp_requests(handles: int, count: int) -> list[bytes]:
     return out
 
 
-def udp_load(port: int, handles: int, seconds: float, window: int) -> Latencies:
-    """Resolutions over UDP with ``window`` outstanding, for ``seconds``."""
+def _udp_clients(port: int, count: int, sel: selectors.BaseSelector) -> list[socket.socket]:
+    socks = []
+    for _ in range(count):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        sock.connect(("127.0.0.1", port))
+        sock.setblocking(False)
+        sel.register(sock, selectors.EVENT_READ)
+        socks.append(sock)
+    return socks
+
+
+def udp_load(port: int, handles: int, seconds: float, window: int,
+             sockets: int = 4) -> Latencies:
+    """Resolutions over UDP from ``sockets`` client sockets (as many clients would: the
+    server's SO_REUSEPORT workers are chosen by source address), each keeping ``window``
+    requests outstanding, for ``seconds``. A request unanswered for 0.5 s counts as lost
+    and is replaced."""
     requests = _udp_requests(handles, 65_536)
     n = len(requests)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-    sock.connect(("127.0.0.1", port))
-    sock.settimeout(0.5)
+    sel = selectors.DefaultSelector()
+    socks = _udp_clients(port, sockets, sel)
     sent_at = [0.0] * n
+    outstanding = dict.fromkeys(socks, 0)
     samples: list[float] = []
     clock = time.perf_counter
-    next_id = 0
-    lost = 0
-    outstanding = 0
+    next_id = lost = 0
 
-    def send() -> None:
+    def send(sock: socket.socket) -> None:
         nonlocal next_id
         slot = next_id % n
         sent_at[slot] = clock()
         sock.send(requests[slot])
         next_id += 1
+        outstanding[sock] += 1
 
-    for _ in range(window):
-        send()
-        outstanding += 1
+    for sock in socks:
+        for _ in range(window):
+            send(sock)
     cpu0 = time.process_time()
     start = clock()
     end = start + seconds
     record = samples.append
-    recv = sock.recv
     while True:
-        try:
-            reply = recv(65_536)
-        except TimeoutError:
-            lost += outstanding
-            outstanding = 0
-            if clock() >= end:
-                break
-            for _ in range(window):
-                send()
-                outstanding += 1
-            continue
+        ready = sel.select(0.5)
         now = clock()
-        slot = int.from_bytes(reply[_REQUEST_ID], "big") % n
-        record(now - sent_at[slot])
-        outstanding -= 1
-        if now < end:
-            send()
-            outstanding += 1
-        elif outstanding == 0:
+        if not ready:  # everything outstanding is lost
+            lost += sum(outstanding.values())
+            if now >= end:
+                break
+            for sock in socks:
+                outstanding[sock] = 0
+                for _ in range(window):
+                    send(sock)
+            continue
+        for key, _ in ready:
+            sock = key.fileobj  # type: ignore[assignment]
+            while True:
+                try:
+                    reply = sock.recv(65_536)
+                except BlockingIOError:
+                    break
+                now = clock()
+                record(now - sent_at[int.from_bytes(reply[_REQUEST_ID], "big") % n])
+                outstanding[sock] -= 1
+                if now < end:
+                    send(sock)
+        if now >= end and not any(outstanding.values()):
             break
     elapsed = clock() - start
-    sock.close()
-    return Latencies(len(samples), elapsed, samples, lost, time.process_time() - cpu0)
+    load_cpu = time.process_time() - cpu0
+    for sock in socks:
+        sel.unregister(sock)
+        sock.close()
+    return Latencies(len(samples), elapsed, samples, lost, load_cpu)
 
 
 def _response(buf: bytes) -> tuple[bool, int] | None:
@@ -313,7 +335,8 @@ def rest_load(port: int, handles: int, seconds: float, connections: int) -> Late
 
 
 def run_resolve_bench(*, handles: int = 1_000_000, seconds: float = 8.0,
-                      data_dir: Path | None = None, window: int = 8, connections: int = 8,
+                      data_dir: Path | None = None, window: int = 2, sockets: int = 4,
+                      udp_workers: int = 2, connections: int = 8,
                       console: Console) -> dict[str, Any]:
     if handles < 1:
         raise BenchError("--handles must be at least 1")
@@ -322,10 +345,12 @@ def run_resolve_bench(*, handles: int = 1_000_000, seconds: float = 8.0,
         t0 = time.perf_counter()
         rate, registered, secret = prepare(where, handles, console)
         console.print(f"registered {registered:,} handles at {rate:,.0f}/s")
-        with _Node(where, secret) as node:
-            console.print(f"node pid {node.pid} udp/tcp {node.port} http {node.http_port}; "
-                          f"UDP load {seconds:.0f} s, window {window}")
-            udp = udp_load(node.port, handles, seconds, window)
+        with _Node(where, secret, udp_workers) as node:
+            time.sleep(1.0)  # the UDP worker processes start after the port opens
+            console.print(f"node pid {node.pid} udp/tcp {node.port} http {node.http_port}, "
+                          f"{udp_workers} UDP processes; UDP load {seconds:.0f} s from "
+                          f"{sockets} sockets, {window} outstanding each")
+            udp = udp_load(node.port, handles, seconds, window, sockets)
             console.print(f"UDP {udp.count / udp.seconds:,.0f} resolutions/s")
             console.print(f"REST load {seconds:.0f} s, {connections} connections")
             rest = rest_load(node.http_port, handles, seconds, connections)
@@ -334,7 +359,8 @@ def run_resolve_bench(*, handles: int = 1_000_000, seconds: float = 8.0,
             "benchmark": "resolve", "handles": handles,
             **udp.summary("udp"), **rest.summary("rest"),
             "register_per_second": round(rate), "registered": registered,
-            "udp_window": window, "rest_connections": connections, "seconds_each": seconds,
+            "udp_window": window, "udp_sockets": sockets, "udp_workers": udp_workers,
+            "rest_connections": connections, "seconds_each": seconds,
             "cpus": os.cpu_count(), "machine": platform.machine(),
             "python": platform.python_version(),
             "wall_seconds": round(time.perf_counter() - t0, 1),

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -238,25 +239,48 @@ class NativeServer:
     tcp_idle_timeout: float = 60.0
     fast: FastPath | None = None
 
+    #: bind UDP with SO_REUSEPORT: several processes then share the port, the kernel
+    #: spreading datagrams by source address (``millnet id serve --udp-workers``)
+    reuse_port: bool = False
+    #: serve TCP too (a UDP worker process serves UDP only)
+    tcp: bool = True
+
     async def __aenter__(self) -> NativeServer:
         loop = asyncio.get_running_loop()
         self._tasks: Tasks = set()
+        sock = udp_socket(self.host, self.udp_port, reuse_port=self.reuse_port)
         udp, proto = await loop.create_datagram_endpoint(
             lambda: _UdpProtocol(self.handler, self.udp_amplification, self._tasks, self.fast),
-            local_addr=(self.host, self.udp_port))
+            sock=sock)
         self._udp = udp
         self.udp_port = udp.get_extra_info("sockname")[1]
         self.udp_stats = proto.stats
-        self._tcp = await loop.create_server(
-            lambda: _TcpProtocol(self.handler, self.tcp_idle_timeout, self._tasks), self.host,
-            self.tcp_port)
-        self.tcp_port = self._tcp.sockets[0].getsockname()[1]
+        self._tcp: asyncio.Server | None = None
+        if self.tcp:
+            self._tcp = await loop.create_server(
+                lambda: _TcpProtocol(self.handler, self.tcp_idle_timeout, self._tasks),
+                self.host, self.tcp_port)
+            self.tcp_port = self._tcp.sockets[0].getsockname()[1]
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         for task in list(self._tasks):
             task.cancel()
         self._udp.close()
-        self._tcp.close()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._tcp.wait_closed()
+        if self._tcp is not None:
+            self._tcp.close()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._tcp.wait_closed()
+
+
+def udp_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A bound UDP socket with a large receive queue (bursts), optionally SO_REUSEPORT."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    with contextlib.suppress(OSError):  # the OS may cap it
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+    sock.bind((host, port))
+    sock.setblocking(False)
+    return sock
