@@ -128,7 +128,7 @@ def bench_resolve(
     seconds: Annotated[float, typer.Option(help="seconds of UDP load, then of REST load")] = 8.0,
     data_dir: Annotated[Path | None, typer.Option(
         help="keep the store here and reuse it on the next run (default: a temp dir)")] = None,
-    window: Annotated[int, typer.Option(help="UDP requests outstanding per socket")] = 2,
+    window: Annotated[int, typer.Option(help="UDP requests outstanding per socket")] = 3,
     sockets: Annotated[int, typer.Option(help="UDP client sockets")] = 4,
     udp_workers: Annotated[int, typer.Option(help="the node's UDP processes")] = 2,
     connections: Annotated[int, typer.Option(help="REST keep-alive connections")] = 8,

@@ -130,10 +130,11 @@ def prepare(data_dir: Path, handles: int, console: Console) -> tuple[float, int,
     with IdentifierStore.open(f"sqlite:///{data_dir / 'identifiers.sqlite'}") as store:
         bootstrap_prefix(store, PREFIX, secret.read_bytes().strip(), site, now=int(time.time()))
         service = IdentifierService(store, [PREFIX])
-        present = store.count(PREFIX)
-        missing = [(i, handle_name(i)) for i in range(handles)
-                   if i >= present or not store.exists(handle_name(i))] \
-            if present < handles + 2 else []
+        have = {name for name in store.iter_handles(PREFIX, batch=10_000)
+                if name.startswith(f"{PREFIX}/{STEM}")}
+        present = len(have)
+        missing = [(i, name) for i in range(handles)
+                   if (name := handle_name(i)) not in have]
         if missing:
             console.print(f"registering {len(missing):,} handles, {MAX_BATCH:,} per call")
             return register(service, missing, console), len(missing), secret
@@ -335,7 +336,7 @@ def rest_load(port: int, handles: int, seconds: float, connections: int) -> Late
 
 
 def run_resolve_bench(*, handles: int = 1_000_000, seconds: float = 8.0,
-                      data_dir: Path | None = None, window: int = 2, sockets: int = 4,
+                      data_dir: Path | None = None, window: int = 3, sockets: int = 4,
                       udp_workers: int = 2, connections: int = 8,
                       console: Console) -> dict[str, Any]:
     if handles < 1:
