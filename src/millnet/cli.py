@@ -130,7 +130,7 @@ def bench_resolve(
         help="keep the store here and reuse it on the next run (default: a temp dir)")] = None,
     window: Annotated[int, typer.Option(help="UDP requests outstanding per socket")] = 3,
     sockets: Annotated[int, typer.Option(help="UDP client sockets")] = 4,
-    udp_workers: Annotated[int, typer.Option(help="the node's UDP processes")] = 2,
+    workers: Annotated[int, typer.Option(help="the node's processes (id serve --workers)")] = 2,
     connections: Annotated[int, typer.Option(help="REST keep-alive connections")] = 8,
     as_json: Annotated[bool, typer.Option("--json", help="end with one JSON line")] = False,
 ) -> None:
@@ -139,7 +139,7 @@ def bench_resolve(
 
     try:
         result = run_resolve_bench(handles=handles, seconds=seconds, data_dir=data_dir,
-                                   window=window, sockets=sockets, udp_workers=udp_workers,
+                                   window=window, sockets=sockets, workers=workers,
                                    connections=connections,
                                    console=Console(stderr=True) if as_json else console)
     except MillnetError as exc:

@@ -42,9 +42,9 @@ def serve(
     recursive: Annotated[bool, typer.Option(
         help="follow referrals for requests with the REC flag (with a resolver cache)")
     ] = False,
-    udp_workers: Annotated[int, typer.Option(
-        help="processes answering UDP on the same port (SO_REUSEPORT); more than 1 helps "
-             "when many clients resolve at once")] = 1,
+    workers: Annotated[int, typer.Option(
+        help="processes answering UDP and HTTP on the same ports (SO_REUSEPORT); more than 1 "
+             "uses more cores when many clients resolve at once")] = 1,
     mirror_of: Annotated[str | None, typer.Option(
         help="the primary's HTTP API (http://host:port): replicate it and refuse writes; "
              "--admin-secret-file must hold the prefix admin's secret on the primary")
@@ -63,7 +63,7 @@ def serve(
         opts = IdServerOptions(prefix, data, admin_secret_file, host, udp_port, tcp_port,
                                http_port, role, parent,
                                tuple(parse_delegation(d) for d in delegate or ()), recursive,
-                               mirror_of=mirror_of, udp_workers=udp_workers)
+                               mirror_of=mirror_of, workers=workers)
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             runner.run(serve_identifiers(opts))
     except MillnetError as exc:

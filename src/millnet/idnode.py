@@ -23,6 +23,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from starlette.types import ASGIApp
+
 from millnet.errors import ConfigError
 from millnet.identifiers.cache import MAX_ENTRIES, NEGATIVE_TTL, ResolverCache
 from millnet.identifiers.client import Server
@@ -52,7 +54,7 @@ from millnet.serving import embedded_server, event_loop_factory, listening_socke
 
 log = logging.getLogger("millnet.identifiers")
 DATABASE = "identifiers.sqlite"
-MAX_UDP_WORKERS = 64
+MAX_WORKERS = 64
 
 
 @dataclass(frozen=True)
@@ -74,12 +76,12 @@ class IdServerOptions:
     max_recursion: int = MAX_RECURSION
     #: the primary's HTTP API (``http://host:port``): this node is its mirror
     mirror_of: str | None = None
-    #: processes answering UDP (SO_REUSEPORT): this one and ``udp_workers - 1`` more
-    udp_workers: int = 1
+    #: processes answering UDP and HTTP (SO_REUSEPORT): this one and ``workers - 1`` more
+    workers: int = 1
 
     def check(self) -> None:
-        if not 1 <= self.udp_workers <= MAX_UDP_WORKERS:
-            raise ConfigError("udp_workers", f"{self.udp_workers} is not 1..{MAX_UDP_WORKERS}")
+        if not 1 <= self.workers <= MAX_WORKERS:
+            raise ConfigError("workers", f"{self.workers} is not 1..{MAX_WORKERS}")
         if self.role not in ROLES:
             raise ConfigError("role", f"{self.role!r} is not one of {', '.join(ROLES)}")
         if self.role == "national" and self.parent:
@@ -189,26 +191,27 @@ async def identifier_node(opts: IdServerOptions, *, http: bool = True,
                           ValueReference(f"{key}/{ADMIN_SUFFIX}", SECKEY_INDEX),
                           read_secret(opts.admin_secret_file), opts.data_dir, prefix_handle(key))
         mirror = asyncio.create_task(follower.run())
+    shared = opts.workers > 1
     try:
         async with NativeServer(node_handler(opts, service, site), opts.host, opts.udp_port,
-                                opts.tcp_port, fast=fast,
-                                reuse_port=opts.udp_workers > 1) as server, \
-                udp_workers(opts, server.udp_port):
-            if not http:
-                yield LiveIdNode(store, service, server.udp_port, server.tcp_port, None, follower)
-                return
-            sock = listening_socket(opts.host, opts.http_port)
-            routes = [*batch_routes(service), *replication_routes(service, opts.prefix)]
-            app = create_handle_app(store, service, fast=fast, routes=routes)
-            web = embedded_server(app, http="httptools")
-            task = asyncio.create_task(web.serve(sockets=[sock]))
-            try:
-                yield LiveIdNode(store, service, server.udp_port, server.tcp_port,
-                                 sock.getsockname()[1], follower)
-            finally:
-                web.should_exit = True
-                await task
-                sock.close()
+                                opts.tcp_port, fast=fast, reuse_port=shared) as server:
+            sock = listening_socket(opts.host, opts.http_port, reuse_port=shared) \
+                if http else None
+            http_port = sock.getsockname()[1] if sock is not None else None
+            async with workers(opts, server.udp_port, http_port):
+                if sock is None:
+                    yield LiveIdNode(store, service, server.udp_port, server.tcp_port, None,
+                                     follower)
+                    return
+                web = embedded_server(_http_app(opts, store, service, fast), http="httptools")
+                task = asyncio.create_task(web.serve(sockets=[sock]))
+                try:
+                    yield LiveIdNode(store, service, server.udp_port, server.tcp_port,
+                                     http_port, follower)
+                finally:
+                    web.should_exit = True
+                    await task
+                    sock.close()
     finally:
         if mirror is not None:
             mirror.cancel()
@@ -218,45 +221,62 @@ async def identifier_node(opts: IdServerOptions, *, http: bool = True,
         store.close()
 
 
+def _http_app(opts: IdServerOptions, store: IdentifierStore, service: IdentifierService,
+              fast: FastResolver) -> ASGIApp:
+    routes = [*batch_routes(service), *replication_routes(service, opts.prefix)]
+    return create_handle_app(store, service, fast=fast, routes=routes)
+
+
 @contextlib.asynccontextmanager
-async def udp_workers(opts: IdServerOptions, port: int) -> AsyncIterator[None]:
-    """``opts.udp_workers - 1`` more processes answering UDP on ``port`` (SO_REUSEPORT), each
-    with the full native handler over the same database; stopped with the context (and they
-    stop by themselves if this process dies)."""
+async def workers(opts: IdServerOptions, udp_port: int,
+                  http_port: int | None) -> AsyncIterator[None]:
+    """``opts.workers - 1`` more processes answering UDP and HTTP on the same ports
+    (SO_REUSEPORT: the kernel spreads datagrams and connections by source address), each with
+    the full handler and API over the same database; TCP and the mirror stay with this
+    process. Stopped with the context, and by themselves if this process dies."""
     context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=_udp_worker, args=(opts, port, os.getpid()),
-                               name=f"millnet-udp-{i}", daemon=True)
-               for i in range(1, opts.udp_workers)]
-    for worker in workers:
-        worker.start()
+    procs = [context.Process(target=_worker, args=(opts, udp_port, http_port, os.getpid()),
+                             name=f"millnet-worker-{i}", daemon=True)
+             for i in range(1, opts.workers)]
+    for proc in procs:
+        proc.start()
     try:
         yield
     finally:
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            await asyncio.to_thread(worker.join, 10)
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            await asyncio.to_thread(proc.join, 10)
 
 
-def _udp_worker(opts: IdServerOptions, port: int, parent: int) -> None:
+def _worker(opts: IdServerOptions, udp_port: int, http_port: int | None, parent: int) -> None:
     logging.basicConfig(level=logging.WARNING)
     with contextlib.suppress(KeyboardInterrupt), \
             asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-        runner.run(_serve_udp(opts, port, parent))
+        runner.run(_serve_worker(opts, udp_port, http_port, parent))
 
 
-async def _serve_udp(opts: IdServerOptions, port: int, parent: int) -> None:
+async def _serve_worker(opts: IdServerOptions, udp_port: int, http_port: int | None,
+                        parent: int) -> None:
     store, service, site = open_identifier_node(opts, setup=False)
     fast = FastResolver(opts.data_dir / DATABASE, service.served)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    web = task = None
     try:
-        async with NativeServer(node_handler(opts, service, site), opts.host, port, 0,
+        async with NativeServer(node_handler(opts, service, site), opts.host, udp_port, 0,
                                 fast=fast, reuse_port=True, tcp=False):
+            if http_port is not None:
+                sock = listening_socket(opts.host, http_port, reuse_port=True)
+                web = embedded_server(_http_app(opts, store, service, fast), http="httptools")
+                task = asyncio.create_task(web.serve(sockets=[sock]))
             while not stop.is_set() and os.getppid() == parent:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1.0)
     finally:
+        if web is not None and task is not None:
+            web.should_exit = True
+            await task
         fast.close()
         store.close()
 

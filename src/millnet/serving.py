@@ -20,7 +20,8 @@ class EmbeddedServer(uvicorn.Server):
         yield
 
 
-def listening_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
+def listening_socket(host: str, port: int, backlog: int = 2048, *,
+                     reuse_port: bool = False) -> socket.socket:
     """A bound, listening TCP socket (port 0 picks a free one), so the port is known before
     serving starts and clients that connect early wait in the backlog instead of being
     refused."""
@@ -30,6 +31,8 @@ def listening_socket(host: str, port: int, backlog: int = 2048) -> socket.socket
     # (Nagle against the client's delayed ACK).
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:  # several processes accept on the port, the kernel spreading connections
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(backlog)
     sock.set_inheritable(True)

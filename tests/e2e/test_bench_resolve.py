@@ -18,4 +18,4 @@ def test_bench_resolve_reports_every_figure() -> None:
         assert isinstance(result[key], int | float) and result[key] > 0, key
     assert result["handles"] == 3000 and result["registered"] == 3000
     assert result["udp_requests"] > 0 and result["rest_requests"] > 0
-    assert result["udp_workers"] == 2
+    assert result["workers"] == 2

@@ -152,14 +152,14 @@ def prepare(data_dir: Path, handles: int, console: Console) -> tuple[float, int,
 class _Node:
     """``millnet id serve`` in its own process."""
 
-    def __init__(self, data_dir: Path, secret: Path, udp_workers: int) -> None:
+    def __init__(self, data_dir: Path, secret: Path, workers: int) -> None:
         self.port, self.http_port = free_port(), free_port()
         self.log = (data_dir / "node.log").open("w")
         self.proc = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
             [sys.executable, "-m", "millnet", "id", "serve", "--prefix", PREFIX, "--data",
              str(data_dir), "--admin-secret-file", str(secret), "--udp-port", str(self.port),
              "--tcp-port", str(self.port), "--http-port", str(self.http_port),
-             "--udp-workers", str(udp_workers)],
+             "--workers", str(workers)],
             stdout=self.log, stderr=subprocess.STDOUT)
 
     def __enter__(self) -> _Node:
@@ -342,7 +342,7 @@ def rest_load(port: int, handles: int, seconds: float, connections: int) -> Late
 
 def run_resolve_bench(*, handles: int = 1_000_000, seconds: float = 6.0,
                       data_dir: Path | None = None, window: int = 3, sockets: int = 4,
-                      udp_workers: int = 2, connections: int = 8,
+                      workers: int = 2, connections: int = 8,
                       console: Console) -> dict[str, Any]:
     if handles < 1:
         raise BenchError("--handles must be at least 1")
@@ -351,10 +351,10 @@ def run_resolve_bench(*, handles: int = 1_000_000, seconds: float = 6.0,
         t0 = time.perf_counter()
         rate, registered, secret = prepare(where, handles, console)
         console.print(f"registered {registered:,} handles at {rate:,.0f}/s")
-        with _Node(where, secret, udp_workers) as node:
+        with _Node(where, secret, workers) as node:
             time.sleep(1.0)  # the UDP worker processes start after the port opens
             console.print(f"node pid {node.pid} udp/tcp {node.port} http {node.http_port}, "
-                          f"{udp_workers} UDP processes; UDP load {seconds:.0f} s from "
+                          f"{workers} node processes; UDP load {seconds:.0f} s from "
                           f"{sockets} sockets, {window} outstanding each")
             udp = udp_load(node.port, handles, seconds, window, sockets)
             console.print(f"UDP {udp.count / udp.seconds:,.0f} resolutions/s")
@@ -365,7 +365,7 @@ def run_resolve_bench(*, handles: int = 1_000_000, seconds: float = 6.0,
             "benchmark": "resolve", "handles": handles,
             **udp.summary("udp"), **rest.summary("rest"),
             "register_per_second": round(rate), "registered": registered,
-            "udp_window": window, "udp_sockets": sockets, "udp_workers": udp_workers,
+            "udp_window": window, "udp_sockets": sockets, "workers": workers,
             "rest_connections": connections, "seconds_each": seconds,
             "cpus": os.cpu_count(), "machine": platform.machine(),
             "python": platform.python_version(),

@@ -240,7 +240,7 @@ class NativeServer:
     fast: FastPath | None = None
 
     #: bind UDP with SO_REUSEPORT: several processes then share the port, the kernel
-    #: spreading datagrams by source address (``millnet id serve --udp-workers``)
+    #: spreading datagrams by source address (``millnet id serve --workers``)
     reuse_port: bool = False
     #: serve TCP too (a UDP worker process serves UDP only)
     tcp: bool = True
