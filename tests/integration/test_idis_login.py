@@ -29,6 +29,8 @@ from millnet.protocols.handle import (
     OpFlag,
     PasswordLoginRequest,
     PublicKeyLoginRequest,
+    ResolutionRequest,
+    ResolutionResponse,
     ResponseCode,
     ServerRecord,
     SiteInfo,
@@ -93,6 +95,24 @@ def test_logins_bind_the_tcp_connection(tmp_path: Path) -> None:
             assert login.response_code == ResponseCode.SUCCESS, login
             made = await conn.ask(CreateHandleRequest("88.100.5/BY-LOGIN", (URL,)))
             assert made.response_code == ResponseCode.SUCCESS, made
+            # Restricted values: shown on the logged-in connection (unless PO asks for public
+            # values only), never to an anonymous one.
+            note = HandleValue(2, "NOTE", b"internal", permissions=0x0C)
+            made = await conn.ask(CreateHandleRequest("88.100.5/RESTRICTED", (URL, note)))
+            assert made.response_code == ResponseCode.SUCCESS
+            full = await conn.ask(ResolutionRequest("88.100.5/RESTRICTED", (), ()), flags=0)
+            assert isinstance(full.body, ResolutionResponse)
+            assert [v.type for v in full.body.values] == ["URL", "NOTE", "HS_ADMIN"]
+            public = await conn.ask(ResolutionRequest("88.100.5/RESTRICTED", (), ()),
+                                    flags=int(OpFlag.PO))
+            assert isinstance(public.body, ResolutionResponse)
+            assert "NOTE" not in [v.type for v in public.body.values]
+            anonymous = await Connection.open(port)
+            seen = await anonymous.ask(ResolutionRequest("88.100.5/RESTRICTED", (), ()),
+                                       flags=0)
+            assert isinstance(seen.body, ResolutionResponse)
+            assert "NOTE" not in [v.type for v in seen.body.values]
+            anonymous.close()
             # The login names one admin: another prefix stays out of reach.
             foreign = await conn.ask(CreateHandleRequest("88.100.6/NO", (URL,)))
             assert foreign.response_code == ResponseCode.NOT_AUTHORIZED

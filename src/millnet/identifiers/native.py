@@ -34,6 +34,7 @@ from millnet.identifiers.delegation import GLOBAL_PREFIX, SECKEY_INDEX, Local, R
 from millnet.identifiers.errors import (
     AuthenticationFailed,
     HandleExists,
+    NotAuthorized,
     NotResponsible,
     OperationDenied,
     error_code,
@@ -97,7 +98,7 @@ LIST_BATCH = 1000
 MAX_LISTED = 100_000
 #: recursive resolutions in flight at once, beyond which REC requests get SERVER_BUSY
 MAX_PENDING = 256
-_REC = int(OpFlag.REC)
+_REC, _PO = int(OpFlag.REC), int(OpFlag.PO)
 
 
 class NativeHandler:
@@ -152,7 +153,11 @@ class NativeHandler:
                 if who is not None:  # an IDIS login on this connection: no challenge
                     return self._respond_all(msg, self._administer(who, msg, body), now)
                 return [self.challenges.challenge(msg, peer[0], now=now)]
-            reply = self._answer(msg.opcode, body)
+            if isinstance(body, ResolutionRequest) and isinstance(peer, TcpPeer) \
+                    and not msg.header.opflags & _PO and peer in self._logins:
+                reply = self._restricted(msg.opcode, body, self._logins[peer])
+            else:
+                reply = self._answer(msg.opcode, body)
         except MillnetError as exc:
             reply = ErrorResponse(msg.opcode, error_code(exc), str(exc))
         return [make_response(msg, reply, now=now)]
@@ -201,6 +206,19 @@ class NativeHandler:
         return [make_response(msg, reply, now=int(self._clock()))]
 
     # Unauthenticated
+
+    def _restricted(self, opcode: int, body: ResolutionRequest, who: ValueReference) -> Body:
+        """A resolution on a logged-in connection without PO: restricted values too, for a
+        principal with READ_VALUE on the handle (public values only otherwise)."""
+        where = self._locate(body.handle)
+        if isinstance(where, Referral):
+            return ServiceReferral(opcode, body.handle, where.values)
+        try:
+            values = self._service.resolve(body.handle, body.indexes, body.types,
+                                           public_only=False, principal=who)
+        except NotAuthorized:
+            values = self._service.resolve(body.handle, body.indexes, body.types)
+        return ResolutionResponse(body.handle, values)
 
     def _answer(self, opcode: int, body: Body) -> Body:
         if isinstance(body, ResolutionRequest):
