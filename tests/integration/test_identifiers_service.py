@@ -220,8 +220,14 @@ def test_referrals_follow_the_prefix_hierarchy(store: IdentifierStore) -> None:
     assert isinstance(referral, Referral) and referral.prefix == "88.100.5"
     assert referral.values == (site_value(OTHER_SITE),)
     assert secondary.locate("88.100.5.9/X") == referral  # derived below a delegated prefix
+    # HS_SERV naming a service handle held here: the referral carries its sites...
     serv = secondary.locate("88.100.7/X")
-    assert isinstance(serv, Referral) and [v.type for v in serv.values] == ["HS_SERV"]
+    assert isinstance(serv, Referral) and serv.values == (site_value(OTHER_SITE),)
+    # ...naming one held elsewhere: the HS_SERV value itself, for the resolver to follow.
+    store.modify_values("0.NA/88.100.7", [HandleValue(2, "HS_SERV",
+                                                      encode_serv("88.300/SERV.X"))])
+    far = secondary.locate("88.100.7/X")
+    assert isinstance(far, Referral) and [v.type for v in far.values] == ["HS_SERV"]
     assert secondary.locate("88.100.8/X") == Local("88.100")  # not delegated: answered here
     assert secondary.locate("0.na/88.100.5") == Local("0.NA")  # a record held here
     assert secondary.locate("0.NA/88.100.99") == Local("88.100")  # the parent answers
