@@ -135,6 +135,7 @@ async def _identify_machines(console: Console, node: Node, ids: IdHierarchy,
     soon as its birth has put it in the registry."""
     tenant = node.registry.get_tenant(node.tenant_id)
     pending = list(machines)
+    links: list[tuple[int, str]] = []
     while pending:
         await asyncio.sleep(1.0)
         ready = []
@@ -145,8 +146,13 @@ async def _identify_machines(console: Console, node: Node, ids: IdHierarchy,
             except NotFound:
                 continue
             ready.append(machine_item(machine, f"{api_url}/api/v1/devices/{device.id}"))
+            links.append((device.id, machine_handle(machine)))
         if ready:
             await register(ids.enterprise, ready)
+            for device_id, handle in links:  # the registry knows its devices' identifiers
+                await asyncio.to_thread(node.registry.set_identifier, tenant.id, device_id,
+                                        handle)
+            links.clear()
             done = {name for name, _ in ready}
             pending = [m for m in pending if machine_handle(m) not in done]
             if not pending:

@@ -79,6 +79,11 @@ def test_demo_streams_the_plant_into_the_api(tmp_path: Path, transport: str) -> 
         assert link is not None, answer.stdout
         device = _get(link.group(1), token)
         assert device["name"] == "CNC-101"
+        deadline = time.monotonic() + 10  # and the registry knows the device's identifier
+        while device["identifier"] is None and time.monotonic() < deadline:
+            time.sleep(0.3)
+            device = _get(link.group(1), token)
+        assert device["identifier"] == machine
     finally:
         rest = proc.communicate(timeout=60)[0]
     assert proc.returncode == 0, rest[-2000:]

@@ -227,3 +227,30 @@ def test_store_failures_and_bugs_answer_json(
     assert r.status_code == 500
     assert r.json() == {"error": "internal_error", "detail": "internal error", "field": None}
     assert any("a bug" in str(rec.exc_info) for rec in caplog.records)
+
+
+def test_device_identifier_link(w: World) -> None:
+    c = w.client
+    url = f"/api/v1/devices/{w.acme.device_id}/identifier"
+    handle = "88.100.5/EQ-ACME-PRESS-1"
+    assert c.get(f"/api/v1/devices/{w.acme.device_id}",
+                 headers=w.acme.auth("viewer")).json()["identifier"] is None
+    assert c.put(url, json={"handle": handle}, headers=w.acme.auth("viewer")).status_code == 403
+    made = c.put(url, json={"handle": handle}, headers=w.acme.auth("operator"))
+    assert made.status_code == 200, made.text
+    assert DeviceOut.model_validate(made.json()).identifier == handle
+    assert c.get(f"/api/v1/devices/{w.acme.device_id}",
+                 headers=w.acme.auth("viewer")).json()["identifier"] == handle
+    assert w.registry.identifier_of(w.acme.device_id) == handle
+    # One asset per identifier; another tenant's token sees no such device.
+    taken = c.put(f"/api/v1/devices/{w.other_device_id}/identifier", json={"handle": handle},
+                  headers=w.acme.auth("operator"))
+    assert taken.status_code == 409
+    hidden = c.put(url, json={"handle": "88.200/X"}, headers=w.globex.auth("admin"))
+    assert hidden.status_code == 404
+    bad = c.put(url, json={"handle": "no-slash"}, headers=w.acme.auth("operator"))
+    assert bad.status_code in (400, 422) and bad.json()["field"] == "handle"
+    # Replacing the link.
+    again = c.put(url, json={"handle": "88.100.5/EQ-ACME-PRESS-1B"},
+                  headers=w.acme.auth("operator"))
+    assert again.json()["identifier"] == "88.100.5/EQ-ACME-PRESS-1B"

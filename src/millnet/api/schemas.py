@@ -114,6 +114,16 @@ class PointOut(_Out):
 
 class DeviceOut(AssetOut):
     points: list[PointOut] = Field(default_factory=list)
+    identifier: str | None = Field(
+        default=None, description="The device's global identifier (prefix/suffix), if any",
+        examples=["88.100.5/EQ-SUZHOU-L1-CNC-101"])
+
+
+class IdentifierIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    handle: str = Field(min_length=3, max_length=2048, description="prefix/suffix",
+                        examples=["88.100.5/EQ-SUZHOU-L1-CNC-101"])
 
 
 class TokenOut(_Out):

@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Connection, insert, select
+from sqlalchemy import ColumnElement, Connection, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from millnet.errors import Conflict, InvalidInput, NotFound
 from millnet.model import AssetKind
 from millnet.registry.records import Asset, AssetNode
-from millnet.registry.schema import AnyRow, assets
+from millnet.registry.schema import AnyRow, asset_identifiers, assets
 from millnet.registry.tenants import require_tenant
 from millnet.registry.validation import check_asset_name, check_text
 
@@ -186,3 +186,25 @@ def asset_tree(conn: Connection, tenant_id: int) -> list[AssetNode]:
         siblings = roots if r.parent_id is None else nodes[r.parent_id]["children"]
         siblings.append(nodes[r.id])
     return roots
+
+
+def set_identifier(conn: Connection, tenant_id: int, asset_id: int, handle: str,
+                   now: datetime) -> None:
+    """Link the asset to ``handle`` (replacing its previous identifier); Conflict when the
+    handle names another asset."""
+    get_asset(conn, asset_id, tenant_id)
+    if not handle or len(handle) > 2048 or "/" not in handle:
+        raise InvalidInput("an identifier is prefix/suffix", "handle")
+    owner = conn.execute(select(asset_identifiers.c.asset_id)
+                         .where(asset_identifiers.c.handle == handle)).scalar()
+    if owner is not None and owner != asset_id:
+        raise Conflict(f"identifier {handle} already names asset {owner}")
+    conn.execute(delete(asset_identifiers).where(asset_identifiers.c.asset_id == asset_id))
+    conn.execute(insert(asset_identifiers).values(asset_id=asset_id, tenant_id=tenant_id,
+                                                  handle=handle, created_at=now))
+
+
+def identifier_of(conn: Connection, asset_id: int) -> str | None:
+    found = conn.execute(select(asset_identifiers.c.handle)
+                         .where(asset_identifiers.c.asset_id == asset_id)).scalar()
+    return str(found) if found is not None else None

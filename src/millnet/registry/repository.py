@@ -124,6 +124,15 @@ class Registry(SqlStore):
         """The asset at ``path``, its names from the root joined by '/'."""
         return self._run(lambda c: assets.find_asset(c, tenant_id, path))
 
+    def set_identifier(self, tenant_id: int, asset_id: int, handle: str) -> None:
+        """Link an asset of ``tenant_id`` to its global identifier (replacing any previous
+        one); NotFound, InvalidInput, or Conflict when the handle names another asset."""
+        self._run(lambda c: assets.set_identifier(c, tenant_id, asset_id, handle, _now()),
+                  write=True)
+
+    def identifier_of(self, asset_id: int) -> str | None:
+        return self._run(lambda c: assets.identifier_of(c, asset_id))
+
     def list_children(self, tenant_id: int, parent_id: int | None = None) -> list[Asset]:
         """The children of ``parent_id`` (None: the tenant's enterprises), in name order."""
         return self._run(lambda c: assets.list_children(c, tenant_id, parent_id))

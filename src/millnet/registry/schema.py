@@ -121,6 +121,17 @@ points = Table(
     sqlite_autoincrement=True,
 )
 
+#: An asset (a device) linked to its global identifier (``88.100.5/EQ-...``), registered at an
+#: identifier node; one identifier per asset, one asset per identifier.
+asset_identifiers = Table(
+    "asset_identifiers", metadata,
+    Column("asset_id", Integer, ForeignKey("assets.id", ondelete="CASCADE"), primary_key=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("handle", Text, nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+
 api_tokens = Table(
     "api_tokens", metadata,
     Column("id", Integer, primary_key=True),

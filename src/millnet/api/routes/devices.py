@@ -7,12 +7,12 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from millnet.api.auth import Viewer
+from millnet.api.auth import Operator, Viewer
 from millnet.api.context import Ctx
 from millnet.api.errors import AUTH_ERRORS, responses
 from millnet.api.params import ObjectId
 from millnet.api.routes.assets import TENANT_QUERY
-from millnet.api.schemas import AssetOut, DeviceOut, PointOut
+from millnet.api.schemas import AssetOut, DeviceOut, IdentifierIn, PointOut
 from millnet.api.scope import tenant_of_request, visible_asset, visible_point
 from millnet.model import AssetKind
 
@@ -43,7 +43,20 @@ def get_device(ctx: Ctx, caller: Viewer, device_id: ObjectId) -> DeviceOut:
     device = visible_asset(ctx, caller, device_id, AssetKind.DEVICE)
     points = ctx.registry.list_points(device.tenant_id, device_id)
     return DeviceOut.model_validate(
-        {**AssetOut.of(device).model_dump(), "points": [PointOut.of(p) for p in points]})
+        {**AssetOut.of(device).model_dump(), "points": [PointOut.of(p) for p in points],
+         "identifier": ctx.registry.identifier_of(device_id)})
+
+
+@router.put("/devices/{device_id}/identifier", response_model=DeviceOut,
+            summary="Link a device to its global identifier (operators)",
+            responses=responses(*AUTH_ERRORS, 400, 404, 409))
+def set_device_identifier(ctx: Ctx, caller: Operator, device_id: ObjectId,
+                          body: IdentifierIn) -> DeviceOut:
+    """Record which identifier (registered at an identifier node, e.g. with ``millnet id
+    register``) names this device; resolving the identifier should link back here."""
+    device = visible_asset(ctx, caller, device_id, AssetKind.DEVICE)
+    ctx.registry.set_identifier(device.tenant_id, device_id, body.handle)
+    return get_device(ctx, caller, device_id)
 
 
 @router.get("/devices/{device_id}/points", response_model=list[PointOut],

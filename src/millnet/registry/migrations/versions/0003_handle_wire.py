@@ -18,11 +18,10 @@ depends_on: str | None = None
 
 def upgrade() -> None:
     # NULL for handles written before this revision: the fast path encodes those from their
-    # rows, and the next write of each handle fills it in.
-    with op.batch_alter_table("handles") as batch:
-        batch.add_column(sa.Column("wire", sa.LargeBinary, nullable=True))
+    # rows, and the next write of each handle fills it in. A plain ADD COLUMN (SQLite has it):
+    # batch mode would leave the migration's locked transaction.
+    op.add_column("handles", sa.Column("wire", sa.LargeBinary, nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("handles") as batch:
-        batch.drop_column("wire")
+    op.drop_column("handles", "wire")
