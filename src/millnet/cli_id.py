@@ -39,6 +39,12 @@ def serve(
     delegate: Annotated[list[str] | None, typer.Option(
         help="PREFIX=HOST:PORT[,HOST:PORT...]: delegate a child prefix to these replicas "
              "(repeatable)")] = None,
+    service: Annotated[list[str] | None, typer.Option(
+        help="HANDLE=HOST:PORT[,HOST:PORT...]: keep a service handle listing these replicas "
+             "(repeatable)")] = None,
+    delegate_via: Annotated[list[str] | None, typer.Option(
+        help="PREFIX=SERVICE_HANDLE: delegate a child prefix through a service handle "
+             "(HS_SERV; repeatable)")] = None,
     recursive: Annotated[bool, typer.Option(
         help="follow referrals for requests with the REC flag (with a resolver cache)")
     ] = False,
@@ -53,7 +59,13 @@ def serve(
     """Run a standalone identifier node (native protocol over UDP and TCP)."""
     import logging
 
-    from millnet.idnode import IdServerOptions, parse_delegation, serve_identifiers
+    from millnet.idnode import (
+        IdServerOptions,
+        parse_delegation,
+        parse_delegation_via,
+        parse_service,
+        serve_identifiers,
+    )
     from millnet.serving import event_loop_factory
 
     logging.basicConfig(level=logging.INFO,
@@ -63,7 +75,10 @@ def serve(
         opts = IdServerOptions(prefix, data, admin_secret_file, host, udp_port, tcp_port,
                                http_port, role, parent,
                                tuple(parse_delegation(d) for d in delegate or ()), recursive,
-                               mirror_of=mirror_of, workers=workers)
+                               mirror_of=mirror_of, workers=workers,
+                               services=tuple(parse_service(v) for v in service or ()),
+                               delegates_via=tuple(parse_delegation_via(v)
+                                                   for v in delegate_via or ()))
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
             runner.run(serve_identifiers(opts))
     except MillnetError as exc:

@@ -30,7 +30,14 @@ from millnet.identifiers.cache import MAX_ENTRIES, NEGATIVE_TTL, ResolverCache
 from millnet.identifiers.client import Server
 from millnet.identifiers.delegation import ADMIN_SUFFIX, SECKEY_INDEX, bootstrap_prefix, prefix_key
 from millnet.identifiers.fastpath import FastResolver
-from millnet.identifiers.hierarchy import ROLES, Endpoint, register_delegation, site_of
+from millnet.identifiers.hierarchy import (
+    ROLES,
+    Endpoint,
+    register_delegation,
+    register_service,
+    register_service_delegation,
+    site_of,
+)
 from millnet.identifiers.native import NativeHandler
 from millnet.identifiers.replication import Mirror, replication_routes
 from millnet.identifiers.resolver import MAX_RECURSION, RecursiveResolver
@@ -78,6 +85,10 @@ class IdServerOptions:
     mirror_of: str | None = None
     #: processes answering UDP and HTTP (SO_REUSEPORT): this one and ``workers - 1`` more
     workers: int = 1
+    #: service handles this node keeps: (handle, "host:port" of each replica)
+    services: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: child prefixes delegated through a service handle (HS_SERV): (child, service handle)
+    delegates_via: tuple[tuple[str, str], ...] = ()
 
     def check(self) -> None:
         if not 1 <= self.workers <= MAX_WORKERS:
@@ -88,7 +99,7 @@ class IdServerOptions:
             raise ConfigError("parent", "a national node is the root: it has no parent")
         if self.parent:
             Endpoint.parse(self.parent, "parent")
-        for child, servers in self.delegates:
+        for child, servers in (*self.delegates, *self.services):
             if not servers:
                 raise ConfigError("delegate", f"no server given for {child}")
             for server in servers:
@@ -101,6 +112,22 @@ def parse_delegation(text: str) -> tuple[str, tuple[str, ...]]:
     if not sep or not child.strip() or not servers.strip():
         raise ConfigError("delegate", f"{text!r} is not PREFIX=HOST:PORT[,HOST:PORT...]")
     return prefix_key(child.strip()), tuple(s.strip() for s in servers.split(",") if s.strip())
+
+
+def parse_service(text: str) -> tuple[str, tuple[str, ...]]:
+    """``88.100/SERV.A=host:port[,host:port...]``: a service handle and its replicas."""
+    handle, sep, servers = text.partition("=")
+    if not sep or "/" not in handle or not servers.strip():
+        raise ConfigError("service", f"{text!r} is not HANDLE=HOST:PORT[,HOST:PORT...]")
+    return handle.strip(), tuple(s.strip() for s in servers.split(",") if s.strip())
+
+
+def parse_delegation_via(text: str) -> tuple[str, str]:
+    """``88.100.5=88.100/SERV.A``: a child prefix delegated through a service handle."""
+    child, sep, handle = text.partition("=")
+    if not sep or not child.strip() or "/" not in handle:
+        raise ConfigError("delegate_via", f"{text!r} is not PREFIX=SERVICE_HANDLE")
+    return prefix_key(child.strip()), handle.strip()
 
 
 def read_secret(path: Path) -> bytes:
@@ -151,8 +178,16 @@ def _setup(store: IdentifierStore, opts: IdServerOptions, site: SiteInfo) -> Non
         replicas = site_of([Endpoint.parse(s, "delegate") for s in servers])
         register_delegation(store, opts.prefix, child, [replicas], now=int(time.time()))
         log.info("delegating %s to %s", child, ", ".join(servers))
+    admin = ValueReference(f"{prefix_key(opts.prefix)}/{ADMIN_SUFFIX}", SECKEY_INDEX)
+    for handle, servers in opts.services:
+        register_service(store, handle, [site_of([Endpoint.parse(s, "service")
+                                                  for s in servers])], admin,
+                         now=int(time.time()))
+        log.info("service %s: %s", handle, ", ".join(servers))
+    for child, handle in opts.delegates_via:
+        register_service_delegation(store, opts.prefix, child, handle, now=int(time.time()))
+        log.info("delegating %s through %s", child, handle)
     if opts.role == "secondary":
-        admin = ValueReference(f"{prefix_key(opts.prefix)}/{ADMIN_SUFFIX}", SECKEY_INDEX)
         for made in publish_builtin(store, prefix_key(opts.prefix), admin):
             log.info("published template %s", made)
 

@@ -20,7 +20,7 @@ from millnet.identifiers.client import (
     request,
     resolution_request,
 )
-from millnet.identifiers.delegation import bootstrap_prefix
+from millnet.identifiers.delegation import Referral, bootstrap_prefix
 from millnet.identifiers.hierarchy import (
     Endpoint,
     register_delegation,
@@ -34,6 +34,7 @@ from millnet.identifiers.resolver import RecursiveResolver, resolve_following
 from millnet.identifiers.service import IdentifierService
 from millnet.identifiers.store import IdentifierStore
 from millnet.identifiers.transport import NativeServer, Replies
+from millnet.idnode import IdServerOptions, open_identifier_node
 from millnet.protocols.handle import (
     AddValueRequest,
     Envelope,
@@ -369,3 +370,22 @@ def test_delegation_through_a_service_handle(tmp_path: Path) -> None:
             assert isinstance(answer.body, ResolutionResponse)
 
     asyncio.run(scenario())
+
+
+def test_id_serve_options_for_service_delegations(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret-secondary\n")
+    opts = IdServerOptions(
+        "88.100", tmp_path / "node", secret, "127.0.0.1", 0, 0, 0, "secondary",
+        services=(("88.100/SERV.A", ("10.0.0.5:2641", "10.0.0.6:2641")),),
+        delegates_via=(("88.100.5", "88.100/SERV.A"), ("88.100.6", "88.100/SERV.A")))
+    store, service, _ = open_identifier_node(opts)
+    try:
+        for child in ("88.100.5", "88.100.6"):
+            where = service.locate(f"{child}/X")
+            assert isinstance(where, Referral)
+            assert [(s.host, s.udp_port) for s in servers_of(where.values)] == \
+                [("10.0.0.5", 2641), ("10.0.0.6", 2641)]
+        assert [v.type for v in store.get("0.NA/88.100.5", types=("HS_SERV",))] == ["HS_SERV"]
+    finally:
+        store.close()
