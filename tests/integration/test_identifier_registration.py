@@ -16,6 +16,7 @@ from millnet.identifiers import IdentifierService, IdentifierStore, bootstrap_pr
 from millnet.identifiers.client import Server
 from millnet.identifiers.errors import InvalidValue
 from millnet.identifiers.native import NativeHandler
+from millnet.identifiers.native_auth import AuthThrottle
 from millnet.identifiers.rest import create_handle_app
 from millnet.identifiers.rest_batch import batch_routes
 from millnet.identifiers.service import check_layouts
@@ -169,3 +170,18 @@ def test_batch_registration_over_http(tmp_path: Path) -> None:
             {"index": 1, "type": "URL"}]}]}, headers=admin)
         assert malformed.status_code == 400
         assert "items[0].values[0].data" in malformed.json()["message"]
+
+
+def test_http_basic_failures_are_throttled(tmp_path: Path) -> None:
+    service = _service(tmp_path, "t", "88.100.5")
+    app = create_handle_app(service.store, service, routes=batch_routes(service))
+    app.state.throttle = AuthThrottle(limit=3, window=60)  # type: ignore[attr-defined]
+    with ThreadedServer(app) as server:
+        url = f"{server.url}/api/batch/handles"
+        for _ in range(3):
+            wrong = httpx.post(url, json={"items": []},
+                               headers=_basic("300:88.100.5/ADMIN", "guess"))
+            assert wrong.status_code == 401
+        right = httpx.post(url, json={"items": []},
+                           headers=_basic("300:88.100.5/ADMIN", "secret-of-88.100.5"))
+        assert right.status_code == 401 and "too many failed" in right.json()["message"]

@@ -9,12 +9,13 @@ import asyncio
 import socket
 from pathlib import Path
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from millnet.identifiers import IdentifierService, IdentifierStore, bootstrap_prefix
 from millnet.identifiers.delegation import admin_record_value
 from millnet.identifiers.native import NativeHandler
-from millnet.identifiers.native_auth import challenge_version
+from millnet.identifiers.native_auth import AuthThrottle, TooManyFailures, challenge_version
 from millnet.identifiers.pubkey import pubkey_data, sign_challenge
 from millnet.identifiers.transport import NativeServer
 from millnet.protocols.handle import (
@@ -171,3 +172,40 @@ def test_logins_bind_the_tcp_connection(tmp_path: Path) -> None:
     assert handler._service.store.exists("88.100.5/BY-KEY")
     assert not handler._service.store.exists("88.100.5/NO")
     assert not handler._service.store.exists("88.100.6/NO")
+
+
+def test_repeated_failures_are_throttled(tmp_path: Path) -> None:
+    handler = _node(tmp_path, rsa.generate_private_key(65537, 2048))
+    handler.throttle = AuthThrottle(limit=3, window=60)
+
+    async def scenario() -> None:
+        async with NativeServer(handler, udp_port=0, tcp_port=0) as server:
+            conn = await Connection.open(server.tcp_port)
+            for _ in range(3):
+                bad = await conn.ask(PasswordLoginRequest("88.100.5/ADMIN", "guess"))
+                assert bad.response_code == ResponseCode.AUTHEN_FAILED
+            # Now even the right secret is refused from this host, without being checked.
+            blocked = await conn.ask(PasswordLoginRequest("88.100.5/ADMIN", "secret-5"))
+            assert blocked.response_code == ResponseCode.AUTHEN_FAILED
+            assert "too many failed" in str(blocked.body)
+            conn.close()
+
+    asyncio.run(scenario())
+
+
+def test_throttle_window_and_bound() -> None:
+    now = [1000.0]
+    throttle = AuthThrottle(limit=2, window=10, max_hosts=2, clock=lambda: now[0])
+    throttle.failed("10.0.0.1")
+    throttle.check("10.0.0.1")
+    throttle.failed("10.0.0.1")
+    with pytest.raises(TooManyFailures):
+        throttle.check("10.0.0.1")
+    now[0] += 11  # the failures aged out
+    throttle.check("10.0.0.1")
+    for host in ("10.0.0.2", "10.0.0.3", "10.0.0.4"):
+        throttle.failed(host)
+        throttle.failed(host)
+    throttle.check("10.0.0.2")  # forgotten: only the 2 most recent hosts are kept
+    with pytest.raises(TooManyFailures):
+        throttle.check("10.0.0.4")

@@ -43,6 +43,7 @@ from millnet.identifiers.hierarchy import parent_referral, servers_of
 from millnet.identifiers.native_auth import (
     PUBLIC_KEY_TYPE,
     SECRET_KEY_TYPE,
+    AuthThrottle,
     ChallengeTable,
     UnableToAuthenticate,
     Verifier,
@@ -123,6 +124,8 @@ class NativeHandler:
         #: IDIS logins: the identity of each logged-in TCP connection (dropped at its close)
         self._logins: dict[TcpPeer, ValueReference] = {}
         self.challenges = challenges if challenges is not None else ChallengeTable()
+        #: failed authentications per host (challenge answers and IDIS logins)
+        self.throttle = AuthThrottle()
         #: auth type of a ChallengeAnswer -> its check; HS_PUBKEY plugs in here
         self.verifiers: dict[str, Verifier] = dict(verifiers) if verifiers is not None else {
             SECRET_KEY_TYPE: self._check_secret_key, PUBLIC_KEY_TYPE: self._check_public_key}
@@ -261,8 +264,10 @@ class NativeHandler:
             verify = self.verifiers.get(answer.auth_type)
             if verify is None:
                 raise UnableToAuthenticate(f"{answer.auth_type} answers are not supported")
+            self.throttle.check(peer[0])
             if not verify(answer.key_handle, answer.key_index, pending.nonce, pending.digest,
                           answer.signed_response):
+                self.throttle.failed(peer[0])
                 log.info("authentication of %d:%s failed for %s", answer.key_index,
                          answer.key_handle, peer[0])
                 return [make_response(msg, ErrorResponse(
@@ -298,7 +303,9 @@ class NativeHandler:
         if not (sep and index_text.isdigit()):
             index_text, handle = str(SECKEY_INDEX), body.username
         principal = ValueReference(handle, int(index_text))
+        self.throttle.check(peer[0])
         if not self._service.verify_secret(principal.handle, principal.index, body.password):
+            self.throttle.failed(peer[0])
             log.info("IDIS login of %d:%s failed for %s", principal.index, principal.handle,
                      peer[0])
             raise AuthenticationFailed(f"login of {principal.index}:{principal.handle} failed")

@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -187,6 +188,50 @@ class Pending:
     digest: bytes
     host: str
     deadline: float
+
+
+class TooManyFailures(Unauthenticated):
+    """A host that failed authentication too often is refused for a while (AUTHEN_FAILED,
+    without checking the credentials: guessing stays slow)."""
+
+    code: ClassVar[ResponseCode] = ResponseCode.AUTHEN_FAILED
+
+
+class AuthThrottle:
+    """Failed authentications per client host in a sliding window: beyond ``limit`` in
+    ``window`` seconds the host's attempts are refused until old failures age out. Bounded to
+    ``max_hosts`` (the least recently failing host is forgotten first). Thread-safe: the REST
+    API checks credentials in worker threads."""
+
+    def __init__(self, *, limit: int = 20, window: float = 60.0, max_hosts: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit, self.window, self.max_hosts, self._clock = limit, window, max_hosts, clock
+        self._failures: OrderedDict[str, list[float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def check(self, host: str) -> None:
+        """Raise TooManyFailures while ``host`` is over the limit."""
+        with self._lock:
+            recent = self._recent(host)
+        if len(recent) >= self.limit:
+            raise TooManyFailures(f"too many failed authentications from {host}; "
+                                  f"wait up to {self.window:.0f} s")
+
+    def failed(self, host: str) -> None:
+        with self._lock:
+            recent = self._recent(host)
+            recent.append(self._clock())
+            self._failures[host] = recent
+            self._failures.move_to_end(host)
+            while len(self._failures) > self.max_hosts:
+                self._failures.popitem(last=False)
+
+    def _recent(self, host: str) -> list[float]:
+        cutoff = self._clock() - self.window
+        recent = [t for t in self._failures.get(host, ()) if t > cutoff]
+        if not recent:
+            self._failures.pop(host, None)
+        return recent
 
 
 class ChallengeTable:

@@ -63,6 +63,7 @@ from .delegation import Referral
 from .errors import AuthenticationFailed, AuthenticationNeeded, HandleExists
 from .errors import error_code as _error_code
 from .fastpath import FastResolver
+from .native_auth import AuthThrottle
 from .rest_json import parse_values, value_json
 from .service import IdentifierService
 from .store import IdentifierStore
@@ -202,8 +203,12 @@ async def authenticate(request: Request, service: IdentifierService) -> ValueRef
         raise AuthenticationNeeded("this operation needs credentials: HTTP Basic with "
                                    "index:handle of an admin and its secret key")
     principal, secret = parse_basic(header)
+    host = request.client.host if request.client is not None else ""
+    throttle: AuthThrottle = request.app.state.throttle
+    throttle.check(host)
     if not await run_in_threadpool(service.verify_secret, principal.handle, principal.index,
                                    secret):
+        throttle.failed(host)
         log.info("HTTP Basic authentication failed for %d:%s", principal.index,
                  principal.handle)
         raise AuthenticationFailed(f"secret key of {principal.index}:{principal.handle} "
@@ -465,4 +470,6 @@ def create_handle_app(store: IdentifierStore, service: IdentifierService, *,
         Route(f"{base}/handles/{{handle:path}}", api.delete_handle, methods=["DELETE"]),
         *routes,
     ])
+    #: failed HTTP Basic authentications per client host (authenticate() reads it)
+    app.state.throttle = AuthThrottle()
     return HotResolution(app, fast, base) if fast is not None else app
