@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -109,17 +110,9 @@ def bench_ingest(
     """Sparkplug B through a real Mosquitto into a node: points/s, bytes/point, peak RSS."""
     from millnet.bench.ingest import run_ingest_bench
 
-    try:
-        result = run_ingest_bench(points=points, publishers=publishers, devices=devices, qos=qos,
-                                  metrics_per_message=metrics_per_message,
-                                  console=Console(stderr=True) if as_json else console)
-    except MillnetError as exc:
-        console.print(f"[red]error[/red] {exc}")
-        raise typer.Exit(1) from exc
-    if as_json:
-        print(json.dumps(result))
-    else:
-        console.print_json(data=result)
+    _run_bench(lambda out: run_ingest_bench(
+        points=points, publishers=publishers, devices=devices, qos=qos,
+        metrics_per_message=metrics_per_message, console=out), as_json)
 
 
 @bench_app.command("resolve")
@@ -137,11 +130,16 @@ def bench_resolve(
     """Identifier node: batch registrations/s, native UDP and REST resolutions/s, p50/p99."""
     from millnet.bench.resolve import run_resolve_bench
 
+    _run_bench(lambda out: run_resolve_bench(
+        handles=handles, seconds=seconds, data_dir=data_dir, window=window, sockets=sockets,
+        workers=workers, connections=connections, console=out), as_json)
+
+
+def _run_bench(run: Callable[[Console], dict[str, Any]], as_json: bool) -> None:
+    """Run a benchmark, its progress on stderr with ``--json`` so that stdout ends with the one
+    JSON line; errors as a message and exit code 1."""
     try:
-        result = run_resolve_bench(handles=handles, seconds=seconds, data_dir=data_dir,
-                                   window=window, sockets=sockets, workers=workers,
-                                   connections=connections,
-                                   console=Console(stderr=True) if as_json else console)
+        result = run(Console(stderr=True) if as_json else console)
     except MillnetError as exc:
         console.print(f"[red]error[/red] {exc}")
         raise typer.Exit(1) from exc

@@ -18,7 +18,8 @@ def _millnet(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=60, check=False)
 
 
-def test_serve_bootstraps_the_prefix_and_resolve_reads_it(tmp_path: Path) -> None:
+def _serve(tmp_path: Path) -> tuple[Path, int, int, subprocess.Popen[str]]:
+    """A `millnet id serve` for 88.100.5: its secret file, UDP/TCP port, HTTP port, process."""
     secret = tmp_path / "secret"
     secret.write_text("s3cret-admin-key\n")
     port, http_port = free_port(), free_port()
@@ -27,6 +28,11 @@ def test_serve_bootstraps_the_prefix_and_resolve_reads_it(tmp_path: Path) -> Non
          str(tmp_path / "data"), "--admin-secret-file", str(secret), "--udp-port", str(port),
          "--tcp-port", str(port), "--http-port", str(http_port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return secret, port, http_port, server
+
+
+def test_serve_bootstraps_the_prefix_and_resolve_reads_it(tmp_path: Path) -> None:
+    _, port, http_port, server = _serve(tmp_path)
     try:
         wait_for_port(port, 30)
         record = _millnet("id", "resolve", "0.NA/88.100.5", "--server", f"127.0.0.1:{port}")
@@ -56,16 +62,9 @@ def test_serve_bootstraps_the_prefix_and_resolve_reads_it(tmp_path: Path) -> Non
 
 
 def test_register_list_delete_against_a_node(tmp_path: Path) -> None:
-    secret = tmp_path / "secret"
-    secret.write_text("s3cret-admin-key\n")
+    secret, port, http_port, server = _serve(tmp_path)
     wrong = tmp_path / "wrong"
     wrong.write_text("not-the-key\n")
-    port, http_port = free_port(), free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "millnet", "id", "serve", "--prefix", "88.100.5", "--data",
-         str(tmp_path / "data"), "--admin-secret-file", str(secret), "--udp-port", str(port),
-         "--tcp-port", str(port), "--http-port", str(http_port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     auth = ["--auth", "300:88.100.5/ADMIN", "--secret-file", str(secret),
             "--server", f"127.0.0.1:{port}"]
     try:

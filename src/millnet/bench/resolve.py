@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -206,6 +207,12 @@ def _udp_clients(port: int, count: int, sel: selectors.BaseSelector) -> list[soc
     return socks
 
 
+def _close_all(sel: selectors.BaseSelector, socks: Iterable[socket.socket]) -> None:
+    for sock in socks:
+        sel.unregister(sock)
+        sock.close()
+
+
 def udp_load(port: int, handles: int, seconds: float, window: int,
              sockets: int = 4) -> Latencies:
     """Resolutions over UDP from ``sockets`` client sockets (as many clients would: the
@@ -265,9 +272,7 @@ def udp_load(port: int, handles: int, seconds: float, window: int,
             break
     elapsed = clock() - start
     load_cpu = time.process_time() - cpu0
-    for sock in socks:
-        sel.unregister(sock)
-        sock.close()
+    _close_all(sel, socks)
     return Latencies(len(samples), elapsed, samples, lost, load_cpu)
 
 
@@ -332,9 +337,7 @@ def rest_load(port: int, handles: int, seconds: float, connections: int) -> Late
             break
     elapsed = clock() - start
     load_cpu = time.process_time() - cpu0
-    for sock in state:
-        sel.unregister(sock)
-        sock.close()
+    _close_all(sel, state)
     if errors:
         raise BenchError(f"{errors} REST resolutions did not answer 200")
     return Latencies(len(samples), elapsed, samples, 0, load_cpu)
