@@ -17,6 +17,7 @@ from millnet.connectivity.broker import Mosquitto, find_mosquitto
 from millnet.connectivity.mqtt import Broker
 from millnet.demo_ids import (
     IdHierarchy,
+    ProductLink,
     identifier_hierarchy,
     machine_handle,
     machine_item,
@@ -83,7 +84,9 @@ async def run_demo(config: Path | None, *, duration: float | None, data_dir: Pat
         async with running(node) as live, \
                 identifier_hierarchy(settings.node.data_dir / "identifiers") as ids:
             url = f"http://{settings.api.host}:{live.api_port}"
-            made = await register(ids.enterprise, product_items(machines, today()))
+            items = await asyncio.to_thread(product_items, machines, today(),
+                                            _product_records(live, url))
+            made = await register(ids.enterprise, items)
             _banner(console, url, token, settings, len(machines), len(fleet.signals.values))
             _id_banner(console, ids, made)
             assert live.sparkplug is not None
@@ -111,6 +114,21 @@ def _banner(console: Console, url: str, token: str, settings: Settings, machines
     table.add_row("data", str(settings.node.data_dir))
     console.print(table)
     console.print(f"API {url}  token {token}", soft_wrap=True)
+
+
+def _product_records(node: Node, api_url: str) -> ProductLink:
+    """Record each product in the registry (once: the demo may restart on its data), linked
+    to its identifier; the identifier's URL value points back at the record."""
+    known = {p.serial: p for p in node.registry.list_products(node.tenant_id, limit=10_000)}
+
+    def link(handle: str, serial: str, batch: str) -> str:
+        product = known.get(serial) or node.registry.create_product(
+            node.tenant_id, serial, "P-200", batch=batch)
+        if product.identifier != handle:
+            node.registry.set_product_identifier(node.tenant_id, product.id, handle)
+        return f"{api_url}/api/v1/products/{product.id}"
+
+    return link
 
 
 def _id_banner(console: Console, ids: IdHierarchy, registered: int) -> None:

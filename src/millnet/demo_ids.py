@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import json
 import secrets
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -78,10 +78,15 @@ async def identifier_hierarchy(data_dir: Path, host: str = "127.0.0.1",
         yield IdHierarchy(n, s, e, enterprise.admin_secret_file)
 
 
+#: (handle, serial number, batch handle) -> the URL of the product's live record, if any
+ProductLink = Callable[[str, str, str], str | None]
+
+
 def product_items(machines: Sequence[Machine], today: datetime,
-                  ) -> list[tuple[str, list[HandleValue]]]:
+                  link: ProductLink | None = None) -> list[tuple[str, list[HandleValue]]]:
     """One batch per line and :data:`PRODUCTS_PER_LINE` pump units per line, each unit
-    linked to its batch: what the plant made today."""
+    linked to its batch (and, through ``link``, to its record in the platform): what the
+    plant made today."""
     lines = sorted({(m.site, m.area, m.line) for m in machines})
     items: list[tuple[str, list[HandleValue]]] = []
     serial = 0
@@ -98,13 +103,17 @@ def product_items(machines: Sequence[Machine], today: datetime,
             "quality": "passed"})))
         for _ in range(PRODUCTS_PER_LINE):
             serial += 1
-            items.append((f"{ENTERPRISE}/PUMP-{serial:06d}", _typed(PRODUCT_TEMPLATE, {
+            handle, number = f"{ENTERPRISE}/PUMP-{serial:06d}", f"SN{today:%y}{serial:07d}"
+            values = _typed(PRODUCT_TEMPLATE, {
                 "model": "P-200", "name": "centrifugal pump", "manufacturer": "Acme Pumps",
-                "serialNumber": f"SN{today:%y}{serial:07d}",
-                "productionDate": f"{today:%Y-%m-%d}", "batch": batch,
+                "serialNumber": number, "productionDate": f"{today:%Y-%m-%d}", "batch": batch,
                 "line": f"{site}/{area}/{line}",
                 "specs": {"ratedPowerKw": 7.5, "ratedFlowM3h": 50, "weightKg": 86},
-                "warrantyMonths": 24})))
+                "warrantyMonths": 24})
+            url = link(handle, number, batch) if link is not None else None
+            if url is not None:
+                values.insert(0, HandleValue(1, "URL", url.encode()))
+            items.append((handle, values))
     return items
 
 

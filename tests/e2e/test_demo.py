@@ -65,6 +65,12 @@ def test_demo_streams_the_plant_into_the_api(tmp_path: Path, transport: str) -> 
                                   text=True, timeout=60, check=False)
         assert resolved.returncode == 0, resolved.stdout + resolved.stderr
         assert "MN_DATA" in resolved.stdout and "P-200" in resolved.stdout
+        # A product's identifier links to its record in the platform, which links back.
+        product_link = re.search(r"(http://127\.0\.0\.1:\d+/api/v1/products/\d+)",
+                                 resolved.stdout)
+        assert product_link is not None, resolved.stdout
+        product = _get(product_link.group(1), token)
+        assert product["identifier"] == identifier and product["model"] == "P-200"
         # ...and a machine's identifier links to its live record in the platform API.
         machine = "88.100.5/EQ-SUZHOU-L1-CNC-101"
         deadline = time.monotonic() + 10

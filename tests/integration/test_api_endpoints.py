@@ -254,3 +254,39 @@ def test_device_identifier_link(w: World) -> None:
     again = c.put(url, json={"handle": "88.100.5/EQ-ACME-PRESS-1B"},
                   headers=w.acme.auth("operator"))
     assert again.json()["identifier"] == "88.100.5/EQ-ACME-PRESS-1B"
+
+
+def test_products_and_their_identifiers(w: World) -> None:
+    c = w.client
+    body = {"serial": "SN-1", "model": "P-200", "line_id": w.acme.line_id,
+            "batch": "88.100.5/BATCH-1"}
+    assert c.post("/api/v1/products", json=body, headers=w.acme.auth("viewer")).status_code \
+        == 403
+    made = c.post("/api/v1/products", json=body, headers=w.acme.auth("operator"))
+    assert made.status_code == 201, made.text
+    product = made.json()
+    assert product["tenant_id"] == w.acme.tenant_id and product["identifier"] is None
+    again = c.post("/api/v1/products", json=body, headers=w.acme.auth("operator"))
+    assert again.status_code == 409
+    not_a_line = c.post("/api/v1/products", json={**body, "serial": "SN-2",
+                                                  "line_id": w.acme.device_id},
+                        headers=w.acme.auth("operator"))
+    assert not_a_line.status_code == 400 and not_a_line.json()["field"] == "line_id"
+    url = f"/api/v1/products/{product['id']}"
+    assert c.get(url, headers=w.globex.auth("admin")).status_code == 404
+    linked = c.put(f"{url}/identifier", json={"handle": "88.100.5/PUMP-000001"},
+                   headers=w.acme.auth("operator"))
+    assert linked.status_code == 200 and linked.json()["identifier"] == "88.100.5/PUMP-000001"
+    assert c.get(url, headers=w.acme.auth("viewer")).json()["identifier"] == \
+        "88.100.5/PUMP-000001"
+    listed = c.get("/api/v1/products", headers=w.acme.auth("viewer")).json()
+    assert [p["serial"] for p in listed] == ["SN-1"]
+    assert c.get("/api/v1/products", headers=w.globex.auth("viewer")).json() == []
+    second = c.post("/api/v1/products", json={**body, "serial": "SN-3"},
+                    headers=w.acme.auth("operator")).json()
+    clash = c.put(f"/api/v1/products/{second['id']}/identifier",
+                  json={"handle": "88.100.5/PUMP-000001"}, headers=w.acme.auth("operator"))
+    assert clash.status_code == 409
+    page = c.get(f"/api/v1/products?after={product['id']}&limit=1",
+                 headers=w.acme.auth("viewer")).json()
+    assert [p["serial"] for p in page] == ["SN-3"]

@@ -17,7 +17,7 @@ from millnet.api.auth import Authenticator
 from millnet.api.context import ApiContext
 from millnet.api.errors import install_error_handlers
 from millnet.api.params import Limits
-from millnet.api.routes import assets, devices, ops, telemetry, tenants, tokens
+from millnet.api.routes import assets, devices, ops, products, telemetry, tenants, tokens
 from millnet.ingest.metrics import IngestMetrics
 from millnet.registry import Registry
 from millnet.telemetry.base import TelemetryStore
@@ -65,6 +65,6 @@ def create_app(
     # Order matters: the hot last-values route must precede its documented FastAPI twin.
     app.router.routes.append(hot.route(f"{API_PREFIX}/telemetry/last"))
     app.include_router(ops.router)
-    for area in (tenants, assets, devices, telemetry, tokens):
+    for area in (tenants, assets, devices, products, telemetry, tokens):
         app.include_router(area.router, prefix=API_PREFIX)
     return app

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from millnet.api.params import INT32_MAX
 from millnet.model import AssetKind, DataType
-from millnet.registry import Asset, AssetNode, Point, Role, Tenant, TokenInfo
+from millnet.registry import Asset, AssetNode, Point, Product, Role, Tenant, TokenInfo
 
 
 class _Out(BaseModel):
@@ -117,6 +117,36 @@ class DeviceOut(AssetOut):
     identifier: str | None = Field(
         default=None, description="The device's global identifier (prefix/suffix), if any",
         examples=["88.100.5/EQ-SUZHOU-L1-CNC-101"])
+
+
+class ProductIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    serial: str = Field(min_length=1, max_length=128, examples=["SN260000123"])
+    model: str = Field(min_length=1, max_length=128, examples=["P-200"])
+    line_id: int | None = Field(default=None, ge=1, le=INT32_MAX,
+                                description="The line that made it")
+    batch: str | None = Field(default=None, max_length=2048,
+                              description="Its batch (an identifier, e.g. 88.100.5/BATCH-...)")
+    produced_at: datetime | None = Field(default=None, description="Default: now")
+    tenant_id: int | None = Field(default=None, ge=1, le=INT32_MAX,
+                                  description="Node-wide tokens must name the tenant")
+
+
+class ProductOut(_Out):
+    id: int
+    tenant_id: int
+    serial: str
+    model: str
+    line_id: int | None
+    batch: str | None
+    produced_at: datetime
+    identifier: str | None = Field(description="Its global identifier, once linked")
+    created_at: datetime
+
+    @classmethod
+    def of(cls, product: Product) -> ProductOut:
+        return cls.model_validate(product)
 
 
 class IdentifierIn(BaseModel):

@@ -32,6 +32,21 @@ class Tenant:
 
 
 @dataclass(frozen=True, slots=True)
+class Product:
+    """A unit a tenant's line made; ``identifier`` is its global identifier, once linked."""
+
+    id: int
+    tenant_id: int
+    serial: str
+    model: str
+    line_id: int | None
+    batch: str | None
+    produced_at: datetime
+    identifier: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Asset:
     """One node of a tenant's ISA-95 hierarchy; ``path`` is the names from the root, '/'-joined."""
 

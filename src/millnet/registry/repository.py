@@ -19,8 +19,17 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from millnet.errors import Conflict, StorageError
 from millnet.model import AssetKind, PointSpec
-from millnet.registry import assets, points, tenants, tokens
-from millnet.registry.records import Asset, AssetNode, Point, Principal, Role, Tenant, TokenInfo
+from millnet.registry import assets, points, products, tenants, tokens
+from millnet.registry.records import (
+    Asset,
+    AssetNode,
+    Point,
+    Principal,
+    Product,
+    Role,
+    Tenant,
+    TokenInfo,
+)
 from millnet.registry.sqlstore import SqlStore
 
 log = logging.getLogger("millnet.registry")
@@ -132,6 +141,27 @@ class Registry(SqlStore):
 
     def identifier_of(self, asset_id: int) -> str | None:
         return self._run(lambda c: assets.identifier_of(c, asset_id))
+
+    def create_product(self, tenant_id: int, serial: str, model: str, *,
+                       line_id: int | None = None, batch: str | None = None,
+                       produced_at: datetime | None = None) -> Product:
+        """A new product of ``tenant_id``; Conflict when its serial exists in the tenant."""
+        now = _now()
+        return self._run(lambda c: products.create_product(
+            c, tenant_id, serial, model, line_id, batch, produced_at or now, now), write=True)
+
+    def get_product(self, product_id: int, *, tenant_id: int | None = None) -> Product:
+        return self._run(lambda c: products.get_product(c, product_id, tenant_id))
+
+    def list_products(self, tenant_id: int, *, limit: int = 1000,
+                      after: int = 0) -> list[Product]:
+        """Products by id, ``limit`` of them after id ``after`` (keyset paging)."""
+        return self._run(lambda c: products.list_products(c, tenant_id, limit=limit,
+                                                          after=after))
+
+    def set_product_identifier(self, tenant_id: int, product_id: int, handle: str) -> Product:
+        return self._run(lambda c: products.set_product_identifier(c, tenant_id, product_id,
+                                                                   handle), write=True)
 
     def list_children(self, tenant_id: int, parent_id: int | None = None) -> list[Asset]:
         """The children of ``parent_id`` (None: the tenant's enterprises), in name order."""

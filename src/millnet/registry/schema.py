@@ -132,6 +132,23 @@ asset_identifiers = Table(
 )
 
 
+#: Units a tenant's lines made (personalized orders, traceability), each with its global
+#: identifier once registered at an identifier node.
+products = Table(
+    "products", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("serial", String(128), nullable=False),
+    Column("model", String(128), nullable=False),
+    Column("line_id", Integer, ForeignKey("assets.id", ondelete="SET NULL"), nullable=True),
+    Column("batch", Text, nullable=True),
+    Column("produced_at", UtcDateTime, nullable=False),
+    Column("identifier", Text, nullable=True, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("tenant_id", "serial"),
+)
+
+
 api_tokens = Table(
     "api_tokens", metadata,
     Column("id", Integer, primary_key=True),
