@@ -56,7 +56,7 @@ def serve(
              "--admin-secret-file must hold the prefix admin's secret on the primary")
     ] = None,
 ) -> None:
-    """Run a standalone identifier node (native protocol over UDP and TCP)."""
+    """Run an identifier node: native protocol over UDP and TCP, Handle REST API over HTTP."""
     import logging
 
     from millnet.idnode import (
