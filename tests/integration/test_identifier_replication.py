@@ -5,6 +5,8 @@ answering while the primary is down, and catches up when it returns."""
 from __future__ import annotations
 
 import asyncio
+import random
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -50,8 +52,26 @@ async def _write(node: LiveIdNode, fn: Callable[..., object], *args: object) -> 
     await asyncio.to_thread(fn, ADMIN, *args)
 
 
+def _stable_port() -> int:
+    """A free TCP and UDP port below the kernel's ephemeral range: the primary restarts on its
+    ports, and one from the ephemeral range could meanwhile be the source port of a
+    connection (the mirror's pulls), making the restart fail with EADDRINUSE."""
+    low, _ = (int(n) for n in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+              .split())
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 12_000), low)
+        try:
+            for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                with socket.socket(socket.AF_INET, kind) as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
+
+
 def test_a_mirror_follows_its_primary(tmp_path: Path) -> None:
-    p_port, p_http, m_port = free_port(), free_port(), free_port()
+    p_port, p_http, m_port = _stable_port(), _stable_port(), free_port()
     primary_opts = _opts(tmp_path, "primary", p_port, p_http)
     mirror_opts = _opts(tmp_path, "mirror", m_port, 0, mirror_of=f"http://127.0.0.1:{p_http}")
 
