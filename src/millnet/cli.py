@@ -118,7 +118,7 @@ def bench_ingest(
 @bench_app.command("resolve")
 def bench_resolve(
     handles: Annotated[int, typer.Option(help="handles stored")] = 1_000_000,
-    seconds: Annotated[float, typer.Option(help="seconds of UDP load, then of REST load")] = 6.0,
+    seconds: Annotated[float, typer.Option(help="seconds of UDP load, then of REST load")] = 4.0,
     data_dir: Annotated[Path | None, typer.Option(
         help="keep the store here and reuse it on the next run (default: a temp dir)")] = None,
     window: Annotated[int, typer.Option(help="UDP requests outstanding per socket")] = 3,

@@ -343,7 +343,7 @@ def rest_load(port: int, handles: int, seconds: float, connections: int) -> Late
     return Latencies(len(samples), elapsed, samples, 0, load_cpu)
 
 
-def run_resolve_bench(*, handles: int = 1_000_000, seconds: float = 6.0,
+def run_resolve_bench(*, handles: int = 1_000_000, seconds: float = 4.0,
                       data_dir: Path | None = None, window: int = 3, sockets: int = 4,
                       workers: int = 2, connections: int = 8,
                       console: Console) -> dict[str, Any]:
