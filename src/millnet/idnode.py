@@ -39,7 +39,7 @@ from millnet.identifiers.hierarchy import (
     site_of,
 )
 from millnet.identifiers.native import NativeHandler
-from millnet.identifiers.replication import Mirror, replication_routes
+from millnet.identifiers.replication import Mirror, replication_routes, trim_log
 from millnet.identifiers.resolver import MAX_RECURSION, RecursiveResolver
 from millnet.identifiers.rest import create_handle_app
 from millnet.identifiers.rest_batch import batch_routes
@@ -89,8 +89,14 @@ class IdServerOptions:
     services: tuple[tuple[str, tuple[str, ...]], ...] = ()
     #: child prefixes delegated through a service handle (HS_SERV): (child, service handle)
     delegates_via: tuple[tuple[str, str], ...] = ()
+    #: replication log rows kept (older ones are trimmed every ``log_trim_interval`` s; a
+    #: mirror that falls further behind takes a full dump)
+    log_keep: int = 1_000_000
+    log_trim_interval: float = 60.0
 
     def check(self) -> None:
+        if self.log_keep < 1:
+            raise ConfigError("log_keep", f"{self.log_keep} must be at least 1")
         if not 1 <= self.workers <= MAX_WORKERS:
             raise ConfigError("workers", f"{self.workers} is not 1..{MAX_WORKERS}")
         if self.role not in ROLES:
@@ -226,6 +232,7 @@ async def identifier_node(opts: IdServerOptions, *, http: bool = True,
                           ValueReference(f"{key}/{ADMIN_SUFFIX}", SECKEY_INDEX),
                           read_secret(opts.admin_secret_file), opts.data_dir, prefix_handle(key))
         mirror = asyncio.create_task(follower.run())
+    trimmer = asyncio.create_task(_trim_forever(store, opts))
     shared = opts.workers > 1
     try:
         async with NativeServer(node_handler(opts, service, site), opts.host, opts.udp_port,
@@ -248,12 +255,21 @@ async def identifier_node(opts: IdServerOptions, *, http: bool = True,
                     await task
                     sock.close()
     finally:
-        if mirror is not None:
-            mirror.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await mirror
+        for background in (mirror, trimmer):
+            if background is not None:
+                background.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await background
         fast.close()
         store.close()
+
+
+async def _trim_forever(store: IdentifierStore, opts: IdServerOptions) -> None:
+    while True:
+        await asyncio.sleep(opts.log_trim_interval)
+        trimmed = await asyncio.to_thread(trim_log, store, opts.log_keep)
+        if trimmed:
+            log.info("trimmed %d replication log rows", trimmed)
 
 
 def _http_app(opts: IdServerOptions, store: IdentifierStore, service: IdentifierService,

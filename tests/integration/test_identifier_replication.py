@@ -9,6 +9,7 @@ import random
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -17,6 +18,8 @@ import pytest
 from millnet.connectivity.broker import free_port
 from millnet.identifiers.client import Server, request, resolution_request
 from millnet.identifiers.errors import ReadOnlyMirror
+from millnet.identifiers.replication import trim_log
+from millnet.identifiers.store import IdentifierStore
 from millnet.idnode import IdServerOptions, LiveIdNode, identifier_node
 from millnet.protocols.handle import (
     HandleValue,
@@ -147,5 +150,41 @@ def test_replication_needs_the_prefix_admin(tmp_path: Path) -> None:
             bad = await http.get(url.replace("since=0", "since=-1"),
                                  auth=AUTH)
             assert bad.status_code == 400 and "since" in bad.json()["message"]
+
+    asyncio.run(scenario())
+
+
+def test_a_mirror_behind_a_trimmed_log_takes_a_dump(tmp_path: Path) -> None:
+    """The primary keeps 5 log rows; a new mirror (position 0) is behind them: it dumps every
+    handle, drops what the primary no longer has, then follows the log again."""
+    p_port, p_http, m_port = _stable_port(), _stable_port(), free_port()
+    primary_opts = replace(_opts(tmp_path, "primary", p_port, p_http), log_keep=5,
+                           log_trim_interval=0.05)
+    mirror_opts = _opts(tmp_path, "mirror", m_port, 0, mirror_of=f"http://127.0.0.1:{p_http}")
+
+    async def scenario() -> None:
+        async with identifier_node(primary_opts) as primary:
+            svc = primary.service
+            await _write(primary, svc.create_many, [(f"88.100.5/LOT-{i}", [URL])
+                                                    for i in range(1500)])
+            await _write(primary, svc.delete_handle, "88.100.5/LOT-3")
+            await _until(lambda: trim_log(primary.store, 5) == 0, "the trim")
+            # A handle only the mirror has (say, from before a primary restore): dropped.
+            store = IdentifierStore.open(
+                f"sqlite:///{mirror_opts.data_dir / 'identifiers.sqlite'}")
+            store.create_handle("88.100.5/STALE", [URL])
+            store.close()
+            async with identifier_node(mirror_opts) as mirror:
+                assert mirror.mirror is not None
+                follower = mirror.mirror
+                await _until(lambda: follower.stats.resyncs == 1, "the dump")
+                assert mirror.store.exists("88.100.5/LOT-1499")
+                assert mirror.store.exists("88.100.5/ADMIN")
+                assert not mirror.store.exists("88.100.5/LOT-3")
+                assert not mirror.store.exists("88.100.5/STALE")
+                # Then the log again.
+                await _write(primary, svc.create_handle, "88.100.5/AFTER", [URL])
+                await _until(lambda: mirror.store.exists("88.100.5/AFTER"), "the log")
+                assert follower.stats.resyncs == 1
 
     asyncio.run(scenario())

@@ -36,7 +36,7 @@ from typing import Any
 from urllib.parse import quote
 
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -48,7 +48,7 @@ from millnet.protocols.handle import AdminPermission, HandleValue, ValueReferenc
 from .errors import HandleNotFound
 from .rest import authenticate, error_response
 from .rest_json import parse_value, value_json
-from .schema import handle_txns
+from .schema import handle_txns, handles
 from .service import IdentifierService
 from .store import IdentifierStore
 
@@ -60,8 +60,13 @@ POSITION_FILE = "replication.json"
 
 def changes_since(store: IdentifierStore, since: int, limit: int) -> dict[str, Any]:
     """The page of changes after transaction ``since``: the latest change per handle, with
-    the handle's current values (or deleted), and the id to ask from next."""
+    the handle's current values (or deleted), and the id to ask from next. ``reset`` when
+    changes after ``since`` were trimmed from the log: the mirror must take a dump."""
     with store.engine.begin() as conn:
+        oldest, newest = conn.execute(select(func.min(handle_txns.c.id),
+                                             func.max(handle_txns.c.id))).one()
+        if oldest is not None and since + 1 < int(oldest):
+            return {"reset": True, "next": int(newest), "more": False, "txns": []}
         rows = conn.execute(select(handle_txns.c.id, handle_txns.c.handle)
                             .where(handle_txns.c.id > since)
                             .order_by(handle_txns.c.id).limit(limit)).all()
@@ -79,6 +84,31 @@ def changes_since(store: IdentifierStore, since: int, limit: int) -> dict[str, A
                      "values": [_full_json(v) for v in values]})
     return {"next": int(rows[-1][0]) if rows else since, "more": len(rows) == limit,
             "txns": txns}
+
+
+def dump_page(store: IdentifierStore, after: str, limit: int) -> dict[str, Any]:
+    """Every handle after ``after`` in name order, ``limit`` of them, with all their values:
+    how a mirror that fell behind a trimmed log starts again."""
+    with store.engine.begin() as conn:
+        names = list(conn.execute(select(handles.c.handle).where(handles.c.handle > after)
+                                  .order_by(handles.c.handle).limit(limit)).scalars())
+    page = []
+    for name in names:
+        with contextlib.suppress(HandleNotFound):  # deleted meanwhile: the log says so later
+            page.append({"handle": name,
+                         "values": [_full_json(v) for v in store.get(name)]})
+    return {"handles": page, "last": names[-1] if names else None,
+            "more": len(names) == limit}
+
+
+def trim_log(store: IdentifierStore, keep: int) -> int:
+    """Keep the newest ``keep`` log rows; how many older ones were deleted."""
+    with store.engine.begin() as conn:
+        newest = conn.execute(select(func.max(handle_txns.c.id))).scalar()
+        if newest is None:
+            return 0
+        return int(conn.execute(delete(handle_txns)
+                                .where(handle_txns.c.id <= int(newest) - keep)).rowcount)
 
 
 def _full_json(value: HandleValue) -> dict[str, Any]:
@@ -106,7 +136,21 @@ def replication_routes(service: IdentifierService, prefix: str,
             return error_response(exc)
         return Response(json.dumps(body), media_type="application/json")
 
-    return [Route(f"{base.rstrip('/')}/replication/txns", txns, methods=["GET"])]
+    async def dump(request: Request) -> Response:
+        try:
+            principal = await authenticate(request, service)
+            await run_in_threadpool(service.authorize, principal, record,
+                                    AdminPermission.LIST_HANDLES)
+            after = request.query_params.get("after", "")
+            limit = min(_int(request.query_params.get("limit", str(PAGE)), "limit"), 10 * PAGE)
+            body = await run_in_threadpool(dump_page, service.store, after, max(limit, 1))
+        except MillnetError as exc:
+            return error_response(exc)
+        return Response(json.dumps(body), media_type="application/json")
+
+    root = base.rstrip("/")
+    return [Route(f"{root}/replication/txns", txns, methods=["GET"]),
+            Route(f"{root}/replication/dump", dump, methods=["GET"])]
 
 
 def _int(text: str, field: str) -> int:
@@ -121,6 +165,7 @@ class MirrorStats:
     pulls: int = 0
     failures: int = 0
     position: int = 0
+    resyncs: int = 0
 
 
 class Mirror:
@@ -131,6 +176,7 @@ class Mirror:
                  max_backoff: float = 5.0) -> None:
         self.store = store
         self.url = primary.rstrip("/") + "/api/replication/txns"
+        self.dump_url = primary.rstrip("/") + "/api/replication/dump"
         user = quote(f"{admin.index}:{admin.handle}").encode()
         self._auth = "Basic " + base64.b64encode(user + b":" + secret).decode()
         self.position_file = data_dir / POSITION_FILE
@@ -149,12 +195,41 @@ class Mirror:
         tmp.write_text(json.dumps({"position": position, "primary": self.url}))
         os.replace(tmp, self.position_file)
 
-    def _fetch(self, since: int) -> dict[str, Any]:
-        req = urllib.request.Request(f"{self.url}?since={since}&limit={PAGE}",  # noqa: S310
-                                     headers={"Authorization": self._auth})
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - configured URL
+    def _get(self, url: str) -> dict[str, Any]:
+        req = urllib.request.Request(url, headers={"Authorization": self._auth})  # noqa: S310
+        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - configured URL
             body: dict[str, Any] = json.loads(resp.read())
         return body
+
+    def _fetch(self, since: int) -> dict[str, Any]:
+        return self._get(f"{self.url}?since={since}&limit={PAGE}")
+
+    def resync(self, resume_at: int) -> None:
+        """Take a full dump (the log no longer reaches back to this mirror's position): every
+        handle of the primary, then local handles the primary no longer has are deleted;
+        pulling resumes at ``resume_at``, the newest change when the dump began (changes
+        during the dump are replayed after it: idempotent)."""
+        log.warning("mirror: %s trimmed its log past position %d: taking a full dump",
+                    self.url, self.stats.position)
+        seen: set[str] = set()
+        after = ""
+        while True:
+            page = self._get(f"{self.dump_url}?after={quote(after)}&limit={PAGE}")
+            for item in page["handles"]:
+                seen.add(item["handle"])
+                self.apply({"txns": [{"id": 0, "handle": item["handle"], "deleted": False,
+                                      "values": item["values"]}]})
+            if not page["more"] or page["last"] is None:
+                break
+            after = page["last"]
+        stale = [name for name in self.store.iter_handles_all() if name not in seen
+                 and name != self.own_record]
+        for name in stale:
+            with contextlib.suppress(HandleNotFound):
+                self.store.delete_handle(name)
+        self.stats.resyncs += 1
+        self.stats.position = resume_at
+        self._save(resume_at)
 
     def apply(self, page: dict[str, Any]) -> int:
         """Apply one page; how many changes were applied."""
@@ -183,6 +258,14 @@ class Mirror:
                 log.warning("mirror: primary %s unreachable: %s", self.url, exc)
                 return False
             self.stats.pulls += 1
+            if page.get("reset"):
+                try:
+                    self.resync(int(page["next"]))
+                except (OSError, ValueError, urllib.error.URLError) as exc:
+                    self.stats.failures += 1
+                    log.warning("mirror: dump from %s failed: %s", self.url, exc)
+                    return False
+                continue
             self.stats.applied += self.apply(page)
             if page["next"] != self.stats.position:
                 self.stats.position = int(page["next"])

@@ -232,6 +232,22 @@ class IdentifierStore(SqlStore):
             select(handles.c.handle).where(*under)
             .order_by(handles.c.handle).offset(page * limit).limit(limit)).scalars()))
 
+    def iter_handles_all(self, *, batch: int = 1000) -> Iterator[str]:
+        """Every handle held, whatever its prefix (0.NA records included), by key."""
+        after = ""
+        while True:
+            query = (select(handles.c.handle).where(handles.c.handle > after)
+                     .order_by(handles.c.handle).limit(batch))
+
+            def fetch(conn: Connection, q: Any = query) -> list[str]:
+                return list(conn.execute(q).scalars())
+
+            chunk = self._run(fetch)
+            yield from chunk
+            if len(chunk) < batch:
+                return
+            after = chunk[-1]
+
     def iter_handles(self, prefix: str, *, batch: int = 1000) -> Iterator[str]:
         """Every handle under ``prefix``, fetched ``batch`` at a time by key (not by offset),
         each batch in its own short transaction: for LIST_HANDLE over large prefixes."""
