@@ -36,7 +36,7 @@ from typing import Any
 from urllib.parse import quote
 
 import msgspec
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -103,12 +103,7 @@ def dump_page(store: IdentifierStore, after: str, limit: int) -> dict[str, Any]:
 
 def trim_log(store: IdentifierStore, keep: int) -> int:
     """Keep the newest ``keep`` log rows; how many older ones were deleted."""
-    with store.engine.begin() as conn:
-        newest = conn.execute(select(func.max(handle_txns.c.id))).scalar()
-        if newest is None:
-            return 0
-        return int(conn.execute(delete(handle_txns)
-                                .where(handle_txns.c.id <= int(newest) - keep)).rowcount)
+    return store.trim_txns(keep)
 
 
 def _full_json(value: HandleValue) -> dict[str, Any]:

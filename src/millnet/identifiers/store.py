@@ -232,6 +232,19 @@ class IdentifierStore(SqlStore):
             select(handles.c.handle).where(*under)
             .order_by(handles.c.handle).offset(page * limit).limit(limit)).scalars()))
 
+    def trim_txns(self, keep: int) -> int:
+        """Delete all but the newest ``keep`` rows of the transaction log (in a write
+        transaction: a read upgraded to a write could fail at once on SQLite); how many."""
+
+        def work(conn: Connection) -> int:
+            newest = conn.execute(select(func.max(handle_txns.c.id))).scalar()
+            if newest is None:
+                return 0
+            return int(conn.execute(delete(handle_txns)
+                                    .where(handle_txns.c.id <= int(newest) - keep)).rowcount)
+
+        return self._run(work, write=True)
+
     def iter_handles_all(self, *, batch: int = 1000) -> Iterator[str]:
         """Every handle held, whatever its prefix (0.NA records included), by key."""
         after = ""
