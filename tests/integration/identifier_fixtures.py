@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import delete
 
 from millnet.identifiers import IdentifierStore
-from millnet.identifiers.schema import handle_values, handles
+from millnet.identifiers.schema import handle_txns, handles
 from tests.integration.registry_fixtures import BACKENDS, _postgres_database
 from tests.servers import Postgres
 
@@ -32,6 +32,6 @@ def shared_store(identifier_url: str) -> Iterator[IdentifierStore]:
 @pytest.fixture
 def store(shared_store: IdentifierStore) -> IdentifierStore:
     with shared_store.engine.begin() as conn:
-        conn.execute(delete(handle_values))
+        conn.execute(delete(handle_txns))
         conn.execute(delete(handles))
     return shared_store

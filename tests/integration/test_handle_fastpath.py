@@ -8,14 +8,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select, update
 
 from millnet.identifiers.client import Server, request, resolution_request
 from millnet.identifiers.delegation import admin_record_value, bootstrap_prefix, site_value
 from millnet.identifiers.fastpath import FastResolver, sqlite_path
 from millnet.identifiers.native import NativeHandler
 from millnet.identifiers.rest import HotResolution, create_handle_app
-from millnet.identifiers.schema import handles
 from millnet.identifiers.service import IdentifierService
 from millnet.identifiers.store import IdentifierStore
 from millnet.identifiers.transport import NativeServer
@@ -145,21 +143,6 @@ def test_served_over_udp(node: tuple[IdentifierService, NativeHandler, FastResol
 
     asyncio.run(scenario())
     assert fast.answered == 1
-
-
-def test_handles_written_before_the_wire_column(node: tuple[IdentifierService, NativeHandler,
-                                                            FastResolver]) -> None:
-    service, handler, fast = node
-    data = _request("88.100.5/PUMP-1")
-    with service.store.engine.begin() as conn:
-        conn.execute(update(handles).values(wire=None))
-    assert fast(data) == _general(handler, data)
-    service.add_values(ADMIN, "88.100.5/PUMP-1", [HandleValue(9, "NOTE", b"filled in")])
-    with service.store.engine.begin() as conn:
-        wire = conn.execute(select(handles.c.wire).where(
-            handles.c.handle == "88.100.5/PUMP-1")).scalar_one()
-    assert wire  # the next write computed it
-    assert fast(data) == _general(handler, data)
 
 
 def test_rest_hot_resolution_answers_as_the_general_route(

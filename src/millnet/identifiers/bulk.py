@@ -1,51 +1,34 @@
 """Batched inserts of new handles: the path behind ``create_many`` (and every create).
 
-Row-at-a-time INSERT ... RETURNING (what SQLAlchemy falls back to on SQLite when ids must come
-back in order) managed ~17,000 handles/s. Instead ids are allocated up front and rows go to the
-driver with no per-row SQLAlchemy processing:
-
-* SQLite: ids follow ``MAX(id)``, safe because the write transaction holds the database lock
-  from ``BEGIN IMMEDIATE``; then one ``executemany`` per table.
-* PostgreSQL: ids come from the table's sequence in one query; rows go through ``COPY``.
+A handle is one row (its values encoded in it, see the schema module) plus one log row. Rows go
+to the driver with no per-row SQLAlchemy processing, which doubled the time: one
+``executemany`` per table on SQLite, ``COPY`` on PostgreSQL. Ids come from the database
+(SQLite's rowid, PostgreSQL's sequence): nothing else refers to them any more.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Connection, text
+from sqlalchemy import Column, Connection
 from sqlalchemy.exc import DBAPIError
 
 from millnet.protocols.handle import HandleValue
 
-from .schema import handle_txns, handle_values, handles
-from .values import public_wire
+from .schema import handle_txns, handles
+from .values import stored_forms
 
 Prepared = Sequence[tuple[str, str, tuple[HandleValue, ...]]]
 
-_HANDLE_COLUMNS = ("id", "handle", "prefix", "created_at", "updated_at", "wire")
+_HANDLE_COLUMNS = ("handle", "prefix", "created_at", "updated_at", "wire", "hidden")
 _TXN_COLUMNS = ("handle", "deleted", "at")
-_VALUE_COLUMNS = ("handle_id", "idx", "type", "data", "ttl_type", "ttl", "timestamp",
-                  "permissions", "refs")
-
-
-#: The sequence PostgreSQL made for the BIGSERIAL ``handles.id`` (migration 0002). Named, not
-#: looked up: ``nextval(pg_get_serial_sequence(...))`` per row made allocation 6 times slower.
-ID_SEQUENCE = "handles_id_seq"
 
 
 class DuplicateHandle(Exception):
     """A unique index refused a row: some handle of the batch exists already."""
-
-
-def refs_json(value: HandleValue) -> str | None:
-    if not value.references:
-        return None
-    return json.dumps([[r.handle, r.index] for r in value.references], ensure_ascii=False)
 
 
 def _bound(conn: Connection, column: Column[Any], value: Any) -> Any:
@@ -54,38 +37,19 @@ def _bound(conn: Connection, column: Column[Any], value: Any) -> Any:
     return processor(value) if processor is not None else value
 
 
-def _allocate_ids(conn: Connection, n: int) -> list[int]:
-    if conn.dialect.name == "postgresql":
-        # One array in one row: 10,000 rows through the result machinery cost 30 ms.
-        ids: list[int] = conn.execute(text(
-            f"SELECT array_agg(nextval('{ID_SEQUENCE}')) FROM generate_series(1, :n)"),
-            {"n": n}).scalar_one()
-        return ids
-    top = conn.exec_driver_sql("SELECT COALESCE(MAX(id), 0) FROM handles").scalar_one()
-    return list(range(int(top) + 1, int(top) + 1 + n))
-
-
 def insert_new(conn: Connection, prepared: Prepared, now: datetime,
                value_timestamp: int | None = None) -> None:
     """Insert new handles with their values; DuplicateHandle if one exists. With
     ``value_timestamp`` every value is stored with that timestamp instead of its own."""
-    ids = _allocate_ids(conn, len(prepared))
     stamp = _bound(conn, handles.c.created_at, now)
-    handle_rows = [(handle_id, name, prefix, stamp, stamp, public_wire(values, value_timestamp))
-                   for handle_id, (name, prefix, values) in zip(ids, prepared, strict=True)]
-    value_rows = [(handle_id, v.index, v.type, v.data, v.ttl_type, v.ttl,
-                   v.timestamp if value_timestamp is None else value_timestamp,
-                   v.permissions, refs_json(v) if v.references else None)
-                  for handle_id, (_, _, values) in zip(ids, prepared, strict=True)
-                  for v in values]
+    handle_rows = [(name, prefix, stamp, stamp, *stored_forms(values, value_timestamp))
+                   for name, prefix, values in prepared]
     txn_rows = [(name, False, stamp) for name, _, _ in prepared]
     if conn.dialect.name == "postgresql":
         _copy(conn, handles.name, _HANDLE_COLUMNS, handle_rows)
-        _copy(conn, handle_values.name, _VALUE_COLUMNS, value_rows)
         _copy(conn, handle_txns.name, _TXN_COLUMNS, txn_rows)
         return
     _executemany(conn, handles.name, _HANDLE_COLUMNS, handle_rows)
-    _executemany(conn, handle_values.name, _VALUE_COLUMNS, value_rows)
     _executemany(conn, handle_txns.name, _TXN_COLUMNS, txn_rows)
 
 

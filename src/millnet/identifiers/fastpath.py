@@ -39,7 +39,7 @@ from millnet.protocols.handle.replies import digest_algorithm
 from millnet.protocols.handle.values import read_values
 from millnet.protocols.handle.wire import Reader
 
-from .values import canonical_handle, public_wire, row_value
+from .values import canonical_handle
 
 _ENVELOPE = struct.Struct(">BBBBIIII")
 _HEADER = struct.Struct(">IIIHBBII")
@@ -53,9 +53,6 @@ _RD, _ECHOED = int(OpFlag.RD), int(ECHOED_FLAGS)
 _HASHES = {1: hashlib.md5, 2: hashlib.sha1, 3: hashlib.sha256}
 MMAP_BYTES = 1 << 30
 _WIRE = "SELECT wire FROM handles WHERE handle = ?"
-_VALUES = ("SELECT v.idx, v.type, v.data, v.ttl_type, v.ttl, v.timestamp, v.permissions, v.refs "
-          "FROM handles h JOIN handle_values v ON v.handle_id = h.id "
-          "WHERE h.handle = ? ORDER BY v.idx")
 
 
 class FastResolver:
@@ -154,9 +151,6 @@ class FastResolver:
             if found is None:
                 return None  # not found: the general path answers HANDLE_NOT_FOUND
             wire: bytes | None = found[0]
-            if wire is None:  # written before the wire column existed
-                wire = public_wire(row_value(*row)
-                                   for row in self._db.execute(_VALUES, (name,)).fetchall())
         except sqlite3.Error:
             return None  # e.g. a schema not migrated yet: the general path reports it
         return wire or None  # empty: no public value, VALUE_NOT_FOUND from the general path

@@ -22,7 +22,6 @@ from typing import Any, TypeVar
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    bindparam,
     delete,
     func,
     insert,
@@ -38,15 +37,14 @@ from millnet.registry.sqlstore import SqlStore
 
 from .bulk import DuplicateHandle, insert_new
 from .errors import HandleExists, HandleNotFound, ValueExists, ValueNotFound
-from .schema import handle_txns, handle_values, handles
+from .schema import handle_txns, handles
 from .values import (
     canonical_handle,
     check_indexes,
     check_values,
-    public_wire,
-    row_value,
     select_values,
-    value_row,
+    stored_forms,
+    stored_values,
 )
 
 log = logging.getLogger("millnet.identifiers")
@@ -55,9 +53,6 @@ T = TypeVar("T")
 #: Handles per create_many call: one transaction must stay short enough not to starve others.
 MAX_BATCH = 10_000
 _CHUNK = 1000  # rows per lookup statement (bound parameters stay well under every limit)
-_VALUE_COLUMNS = (handle_values.c.idx, handle_values.c.type, handle_values.c.data,
-                  handle_values.c.ttl_type, handle_values.c.ttl, handle_values.c.timestamp,
-                  handle_values.c.permissions, handle_values.c.refs)
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 HandleSpec = tuple[str, Sequence[HandleValue]]
@@ -74,27 +69,23 @@ def new_suffix() -> str:
     return "".join(_CROCKFORD[(number >> shift) & 31] for shift in range(125, -1, -5))
 
 
-def _handle_id(conn: Connection, handle: str) -> int:
-    found = conn.execute(select(handles.c.id).where(handles.c.handle == handle)).scalar()
+def _load(conn: Connection, handle: str) -> tuple[int, tuple[HandleValue, ...]]:
+    """(row id, values) of a stored handle; HandleNotFound if there is none."""
+    found = conn.execute(select(handles.c.id, handles.c.wire, handles.c.hidden)
+                         .where(handles.c.handle == handle)).first()
     if found is None:
         raise HandleNotFound(f"handle {handle} does not exist")
-    return int(found)
+    return int(found.id), stored_values(found.wire, found.hidden)
 
 
-def _touch(conn: Connection, handle_id: int, name: str) -> None:
-    """After a change of the handle's values: its timestamp and public wire form, and the
-    transaction log."""
-    rows = conn.execute(select(*_VALUE_COLUMNS).where(handle_values.c.handle_id == handle_id))
-    wire = public_wire(row_value(*row) for row in rows)
+def _save(conn: Connection, handle_id: int, name: str,
+          values: Sequence[HandleValue]) -> None:
+    """Write a stored handle's new values, with its timestamp and a transaction log row."""
+    wire, hidden = stored_forms(values)
     now = _now()
     conn.execute(update(handles).where(handles.c.id == handle_id)
-                 .values(updated_at=now, wire=wire))
+                 .values(updated_at=now, wire=wire, hidden=hidden))
     conn.execute(insert(handle_txns).values(handle=name, deleted=False, at=now))
-
-
-def _existing_indexes(conn: Connection, handle_id: int) -> set[int]:
-    return {int(i) for i in conn.execute(
-        select(handle_values.c.idx).where(handle_values.c.handle_id == handle_id)).scalars()}
 
 
 class IdentifierStore(SqlStore):
@@ -126,11 +117,7 @@ class IdentifierStore(SqlStore):
                 existing = conn.execute(
                     select(handles.c.id).where(handles.c.handle == name)).scalar()
                 if existing is not None:
-                    conn.execute(delete(handle_values)
-                                 .where(handle_values.c.handle_id == existing))
-                    conn.execute(insert(handle_values),
-                                 [value_row(int(existing), v) for v in checked])
-                    _touch(conn, int(existing), name)
+                    _save(conn, int(existing), name, checked)
                     return name
             self._insert(conn, [(name, prefix, checked)])
             return name
@@ -207,15 +194,7 @@ class IdentifierStore(SqlStore):
         """The handle's values in index order, filtered as a resolution request filters them
         (index OR type; see :func:`select_values`). HandleNotFound if it does not exist."""
         name, _ = canonical_handle(handle)
-        rows = self._run(lambda conn: conn.execute(
-            select(*_VALUE_COLUMNS)
-            .select_from(handles.outerjoin(handle_values,
-                                           handle_values.c.handle_id == handles.c.id))
-            .where(handles.c.handle == name)
-            .order_by(handle_values.c.idx)).all())
-        if not rows:
-            raise HandleNotFound(f"handle {name} does not exist")
-        values = [row_value(*row) for row in rows if row.idx is not None]
+        _, values = self._run(lambda conn: _load(conn, name))
         return select_values(values, indexes, types)
 
     def exists(self, handle: str) -> bool:
@@ -304,10 +283,8 @@ class IdentifierStore(SqlStore):
         name, _ = canonical_handle(handle)
 
         def work(conn: Connection) -> None:
-            handle_id = _handle_id(conn, name)
-            # Values first: there is no foreign key to cascade (see the schema module).
-            conn.execute(delete(handle_values).where(handle_values.c.handle_id == handle_id))
-            conn.execute(delete(handles).where(handles.c.id == handle_id))
+            if not conn.execute(delete(handles).where(handles.c.handle == name)).rowcount:
+                raise HandleNotFound(f"handle {name} does not exist")
             conn.execute(insert(handle_txns).values(handle=name, deleted=True, at=_now()))
 
         self._run(work, write=True)
@@ -318,12 +295,11 @@ class IdentifierStore(SqlStore):
         checked = check_values(values)
 
         def work(conn: Connection) -> None:
-            handle_id = _handle_id(conn, name)
-            taken = _existing_indexes(conn, handle_id) & {v.index for v in checked}
+            handle_id, held = _load(conn, name)
+            taken = {v.index for v in held} & {v.index for v in checked}
             if taken:
                 raise ValueExists(f"{name} already has a value at index {min(taken)}")
-            conn.execute(insert(handle_values), [value_row(handle_id, v) for v in checked])
-            _touch(conn, handle_id, name)
+            _save(conn, handle_id, name, check_values(held + checked))
 
         self._run(work, write=True)
 
@@ -333,13 +309,11 @@ class IdentifierStore(SqlStore):
         wanted = set(check_indexes(indexes))
 
         def work(conn: Connection) -> None:
-            handle_id = _handle_id(conn, name)
-            missing = wanted - _existing_indexes(conn, handle_id)
+            handle_id, held = _load(conn, name)
+            missing = wanted - {v.index for v in held}
             if missing:
                 raise ValueNotFound(f"{name} has no value at index {min(missing)}")
-            conn.execute(delete(handle_values).where(handle_values.c.handle_id == handle_id,
-                                                     handle_values.c.idx.in_(wanted)))
-            _touch(conn, handle_id, name)
+            _save(conn, handle_id, name, [v for v in held if v.index not in wanted])
 
         self._run(work, write=True)
 
@@ -349,24 +323,14 @@ class IdentifierStore(SqlStore):
         checked = check_values(values)
 
         def work(conn: Connection) -> None:
-            handle_id = _handle_id(conn, name)
-            missing = {v.index for v in checked} - _existing_indexes(conn, handle_id)
+            handle_id, held = _load(conn, name)
+            missing = {v.index for v in checked} - {v.index for v in held}
             if missing:
                 raise ValueNotFound(f"{name} has no value at index {min(missing)}")
-            rows = [_renamed(value_row(handle_id, v)) for v in checked]
-            conn.execute(update(handle_values)
-                         .where(handle_values.c.handle_id == bindparam("b_handle_id"),
-                                handle_values.c.idx == bindparam("b_idx")), rows)
-            _touch(conn, handle_id, name)
+            new = {v.index: v for v in checked}
+            _save(conn, handle_id, name, [new.get(v.index, v) for v in held])
 
         self._run(work, write=True)
-
-
-def _renamed(row: dict[str, Any]) -> dict[str, Any]:
-    """An UPDATE's parameters: the key columns under other names (they are only matched)."""
-    row["b_handle_id"] = row.pop("handle_id")
-    row["b_idx"] = row.pop("idx")
-    return row
 
 
 def _under(prefix: str) -> tuple[ColumnElement[bool], ...]:

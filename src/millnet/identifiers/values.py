@@ -10,14 +10,12 @@ any other entry matches exactly that type (``URL`` does not match ``URL.US``).
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Iterable, Sequence
-from typing import Any
 
-from millnet.errors import InvalidInput
+from millnet.errors import InvalidInput, ProtocolError, StorageError
 from millnet.protocols.handle import HandleValue, Permission, ValueReference, normalize_handle
-from millnet.protocols.handle.values import write_value
-from millnet.protocols.handle.wire import U32
+from millnet.protocols.handle.values import read_values, write_value
+from millnet.protocols.handle.wire import MAX_COUNT, U32, Reader
 
 from .errors import InvalidValue
 from .schema import MAX_STORED_HANDLE_BYTES, PREFIX_MAX
@@ -29,20 +27,54 @@ _PUBLIC_READ = int(Permission.PUBLIC_READ)  # a plain int: IntFlag operators are
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
+def stored_forms(values: Iterable[HandleValue],
+                 timestamp: int | None = None) -> tuple[bytes, bytes | None]:
+    """How a handle's values are stored: ``(public, hidden)``, the public-read values and the
+    others, each in index order and encoded as a resolution response lists values (u32 count,
+    then each value). ``public`` is empty when no value is public, ``hidden`` None when every
+    value is. ``timestamp`` replaces the values' own (values stamped as they are stored).
+
+    The encoding is lossless (every field of a value is on the wire), so the two columns are
+    the whole handle: one record per handle, as the Handle.Net server keeps them."""
+    ordered = list(values)
+    if any(a.index > b.index for a, b in itertools.pairwise(ordered)):
+        ordered.sort(key=lambda v: v.index)
+    public = bytearray(4)
+    hidden: bytearray | None = None
+    shown = 0
+    for v in ordered:
+        if v.permissions & _PUBLIC_READ:
+            write_value(public, v, timestamp)
+            shown += 1
+        else:
+            if hidden is None:
+                hidden = bytearray(4)
+            write_value(hidden, v, timestamp)
+    if hidden is not None:
+        U32.pack_into(hidden, 0, len(ordered) - shown)
+    if not shown:
+        return b"", None if hidden is None else bytes(hidden)
+    U32.pack_into(public, 0, shown)
+    return bytes(public), None if hidden is None else bytes(hidden)
+
+
 def public_wire(values: Iterable[HandleValue], timestamp: int | None = None) -> bytes:
-    """The public-read values in index order, encoded as a resolution response lists them
-    (u32 count, then each value); empty when none is public. ``timestamp`` replaces the
-    values' own (values stamped as they are stored)."""
-    public = [v for v in values if v.permissions & _PUBLIC_READ]
-    if not public:
-        return b""
-    if any(a.index > b.index for a, b in itertools.pairwise(public)):
-        public.sort(key=lambda v: v.index)
-    buf = bytearray(4)
-    for v in public:
-        write_value(buf, v, timestamp)
-    U32.pack_into(buf, 0, len(public))
-    return bytes(buf)
+    """The public part of :func:`stored_forms`: what a plain resolution answers."""
+    return stored_forms(values, timestamp)[0]
+
+
+def stored_values(public: bytes | None, hidden: bytes | None) -> tuple[HandleValue, ...]:
+    """The values of a handle from its two stored forms (:func:`stored_forms`), in index
+    order. StorageError if a form does not decode: the database was changed behind the
+    store's back."""
+    try:
+        shown = read_values(Reader(public)) if public else ()
+        if not hidden:
+            return shown
+        merged = shown + read_values(Reader(hidden))
+    except ProtocolError as exc:
+        raise StorageError(f"a stored handle record does not decode: {exc}") from None
+    return tuple(sorted(merged, key=lambda v: v.index))
 
 
 def canonical_handle(handle: str) -> tuple[str, str]:
@@ -116,6 +148,8 @@ def check_value(value: object, field: str) -> HandleValue:
     _uint(value.permissions, f"{field}.permissions", U8_MAX)
     if not isinstance(value.references, tuple):
         raise InvalidValue("expected a tuple", f"{field}.references")
+    if len(value.references) > MAX_COUNT:
+        raise InvalidValue(f"more than {MAX_COUNT} references", f"{field}.references")
     for i, ref in enumerate(value.references):
         if not isinstance(ref, ValueReference):
             raise InvalidValue("expected a ValueReference", f"{field}.references[{i}]")
@@ -128,6 +162,8 @@ def check_values(values: Iterable[HandleValue], field: str = "values",
                  *, allow_empty: bool = False) -> tuple[HandleValue, ...]:
     """Checked values with distinct indexes (a handle holds at most one value per index)."""
     checked = tuple(values)
+    if len(checked) > MAX_COUNT:  # what a response (and the stored record) can carry
+        raise InvalidValue(f"{len(checked)} values; a handle holds at most {MAX_COUNT}", field)
     if not all(map(_plainly_valid_value, checked)):  # else find and name the bad one
         checked = tuple(check_value(v, f"{field}[{i}]") for i, v in enumerate(checked))
     elif len({v.index for v in checked}) == len(checked):
@@ -178,20 +214,3 @@ def select_values(values: Sequence[HandleValue], indexes: Sequence[int] = (),
     wanted = frozenset(indexes)
     return tuple(v for v in values
                  if v.index in wanted or (types and type_matches(v.type, types)))
-
-
-# ----------------------------------------------------------------------------- rows
-
-def value_row(handle_id: int, v: HandleValue) -> dict[str, Any]:
-    refs = (json.dumps([[r.handle, r.index] for r in v.references], ensure_ascii=False)
-            if v.references else None)
-    return {"handle_id": handle_id, "idx": v.index, "type": v.type, "data": v.data,
-            "ttl_type": v.ttl_type, "ttl": v.ttl, "timestamp": v.timestamp,
-            "permissions": v.permissions, "refs": refs}
-
-
-def row_value(idx: int, type_: str, data: bytes, ttl_type: int, ttl: int, timestamp: int,
-              permissions: int, refs: str | None) -> HandleValue:
-    references = (tuple(ValueReference(h, i) for h, i in json.loads(refs)) if refs else ())
-    return HandleValue(int(idx), type_, bytes(data), int(ttl_type), int(ttl), int(timestamp),
-                       int(permissions), references)
