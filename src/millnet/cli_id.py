@@ -48,6 +48,10 @@ def serve(
     recursive: Annotated[bool, typer.Option(
         help="follow referrals for requests with the REC flag (with a resolver cache)")
     ] = False,
+    follow_changes_every: Annotated[float, typer.Option(
+        help="with --recursive: seconds between polls of the change feeds of the nodes whose "
+             "answers are cached, to drop changed handles (0: keep answers until their TTL)")
+    ] = 2.0,
     workers: Annotated[int, typer.Option(
         help="processes answering UDP and HTTP on the same ports (SO_REUSEPORT); more than 1 "
              "uses more cores when many clients resolve at once")] = 1,
@@ -76,6 +80,7 @@ def serve(
                                http_port, role, parent,
                                tuple(parse_delegation(d) for d in delegate or ()), recursive,
                                mirror_of=mirror_of, workers=workers,
+                               change_interval=follow_changes_every,
                                services=tuple(parse_service(v) for v in service or ()),
                                delegates_via=tuple(parse_delegation_via(v)
                                                    for v in delegate_via or ()))

@@ -7,7 +7,9 @@ whose HS_SECKEY holds the admin secret), and serves the native protocol over UDP
 Hierarchy (:mod:`millnet.identifiers.hierarchy`): ``delegates`` are the child prefixes this node
 delegates (each to one or more replica servers): ``0.NA/<child>`` with their HS_SITE is written
 at every start. ``parent`` is where unknown prefixes are referred (root hints); ``recursive``
-makes the node follow referrals itself for requests with the REC flag, with a resolver cache.
+makes the node follow referrals itself for requests with the REC flag, with a resolver cache
+that follows the change feeds of the nodes it caches from (``change_interval``, see
+:mod:`millnet.identifiers.freshness`); every node publishes its own feed on its HTTP API.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import os
 import signal
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from starlette.types import ASGIApp
@@ -30,6 +32,8 @@ from millnet.identifiers.cache import MAX_ENTRIES, NEGATIVE_TTL, ResolverCache
 from millnet.identifiers.client import Server
 from millnet.identifiers.delegation import ADMIN_SUFFIX, SECKEY_INDEX, bootstrap_prefix, prefix_key
 from millnet.identifiers.fastpath import FastResolver
+from millnet.identifiers.freshness import INTERVAL as CHANGE_INTERVAL
+from millnet.identifiers.freshness import ChangeFollower, change_routes
 from millnet.identifiers.hierarchy import (
     ROLES,
     Endpoint,
@@ -81,6 +85,8 @@ class IdServerOptions:
     cache_size: int = MAX_ENTRIES
     negative_ttl: float = NEGATIVE_TTL
     max_recursion: int = MAX_RECURSION
+    #: seconds between polls of the change feeds of the nodes cached from (0: TTLs only)
+    change_interval: float = CHANGE_INTERVAL
     #: the primary's HTTP API (``http://host:port``): this node is its mirror
     mirror_of: str | None = None
     #: processes answering UDP and HTTP (SO_REUSEPORT): this one and ``workers - 1`` more
@@ -95,6 +101,8 @@ class IdServerOptions:
     log_trim_interval: float = 60.0
 
     def check(self) -> None:
+        if self.change_interval < 0:
+            raise ConfigError("change_interval", f"{self.change_interval} is negative")
         if self.log_keep < 1:
             raise ConfigError("log_keep", f"{self.log_keep} must be at least 1")
         if not 1 <= self.workers <= MAX_WORKERS:
@@ -146,24 +154,30 @@ def read_secret(path: Path) -> bytes:
     return secret
 
 
-def site_info(host: str, udp_port: int, tcp_port: int, http_port: int) -> SiteInfo:
-    interfaces = (
+def site_info(host: str, udp_port: int, tcp_port: int, http_port: int | None) -> SiteInfo:
+    """The node's HS_SITE: its native ports, and its HTTP port when it serves HTTP."""
+    interfaces = [
         ServiceInterface(ServiceType.ADMIN_AND_QUERY, TransportProtocol.TCP, tcp_port),
         ServiceInterface(ServiceType.QUERY, TransportProtocol.UDP, udp_port),
-        ServiceInterface(ServiceType.ADMIN_AND_QUERY, TransportProtocol.HTTP, http_port),
-    )
-    return SiteInfo(servers=(ServerRecord(1, address_octets(host), interfaces=interfaces),),
+    ]
+    if http_port:
+        interfaces.append(ServiceInterface(ServiceType.ADMIN_AND_QUERY, TransportProtocol.HTTP,
+                                           http_port))
+    return SiteInfo(servers=(ServerRecord(1, address_octets(host),
+                                          interfaces=tuple(interfaces)),),
                     attributes=(("desc", "millnet identifier node"),))
 
 
-def open_identifier_node(opts: IdServerOptions, *, setup: bool = True,
+def open_identifier_node(opts: IdServerOptions, *, setup: bool = True, http: bool = True,
                          ) -> tuple[IdentifierStore, IdentifierService, SiteInfo]:
     """The node's store and service; with ``setup`` (the main process), the prefix records,
-    delegations and templates are written first."""
+    delegations and templates are written first. The site lists ``opts.http_port`` when
+    ``http`` (the node serves HTTP there)."""
     opts.check()
     opts.data_dir.mkdir(parents=True, exist_ok=True)
     store = IdentifierStore.open(f"sqlite:///{opts.data_dir / DATABASE}")
-    site = site_info(opts.host, opts.udp_port, opts.tcp_port, opts.http_port)
+    site = site_info(opts.host, opts.udp_port, opts.tcp_port,
+                     opts.http_port if http else None)
     if setup:
         _setup(store, opts, site)
     fetch = None
@@ -202,7 +216,10 @@ def node_handler(opts: IdServerOptions, service: IdentifierService,
                  site: SiteInfo) -> NativeHandler:
     parent = site_of([Endpoint.parse(opts.parent, "parent")]) if opts.parent else None
     resolver = RecursiveResolver(ResolverCache(opts.cache_size, opts.negative_ttl),
-                                 max_recursion=opts.max_recursion) if opts.recursive else None
+                                 max_recursion=opts.max_recursion,
+                                 follow_changes=opts.change_interval > 0,
+                                 change_interval=opts.change_interval or CHANGE_INTERVAL,
+                                 ) if opts.recursive else None
     return NativeHandler(service, site, parent=parent, resolver=resolver)
 
 
@@ -216,14 +233,33 @@ class LiveIdNode:
     tcp_port: int
     http_port: int | None
     mirror: Mirror | None = None
+    resolver: RecursiveResolver | None = None
+
+    @property
+    def resolver_cache(self) -> ResolverCache | None:
+        return self.resolver.cache if self.resolver is not None else None
+
+    @property
+    def follower(self) -> ChangeFollower | None:
+        return self.resolver.follower if self.resolver is not None else None
 
 
 @contextlib.asynccontextmanager
 async def identifier_node(opts: IdServerOptions, *, http: bool = True,
                           ) -> AsyncIterator[LiveIdNode]:
     """Run an identifier node (native UDP/TCP, and the HTTP JSON API unless ``http`` is
-    false) while the context is open. Port 0 picks free ports."""
-    store, service, site = open_identifier_node(opts)
+    false) while the context is open. Port 0 picks a free HTTP port (the native ports must
+    be given: the node's site information names them before they are bound)."""
+    shared = opts.workers > 1
+    sock = listening_socket(opts.host, opts.http_port, reuse_port=shared) if http else None
+    if sock is not None:
+        opts = replace(opts, http_port=sock.getsockname()[1])
+    try:
+        store, service, site = open_identifier_node(opts, http=http)
+    except BaseException:
+        if sock is not None:
+            sock.close()
+        raise
     fast = FastResolver(opts.data_dir / DATABASE, service.served)
     follower = mirror = None
     if opts.mirror_of:
@@ -233,33 +269,34 @@ async def identifier_node(opts: IdServerOptions, *, http: bool = True,
                           read_secret(opts.admin_secret_file), opts.data_dir, prefix_handle(key))
         mirror = asyncio.create_task(follower.run())
     trimmer = asyncio.create_task(_trim_forever(store, opts))
-    shared = opts.workers > 1
+    handler = node_handler(opts, service, site)
     try:
-        async with NativeServer(node_handler(opts, service, site), opts.host, opts.udp_port,
+        async with NativeServer(handler, opts.host, opts.udp_port,
                                 opts.tcp_port, fast=fast, reuse_port=shared) as server:
-            sock = listening_socket(opts.host, opts.http_port, reuse_port=shared) \
-                if http else None
-            http_port = sock.getsockname()[1] if sock is not None else None
+            http_port = opts.http_port if sock is not None else None
             async with workers(opts, server.udp_port, http_port):
                 if sock is None:
                     yield LiveIdNode(store, service, server.udp_port, server.tcp_port, None,
-                                     follower)
+                                     follower, handler.resolver)
                     return
                 web = embedded_server(_http_app(opts, store, service, fast), http="httptools")
                 task = asyncio.create_task(web.serve(sockets=[sock]))
                 try:
                     yield LiveIdNode(store, service, server.udp_port, server.tcp_port,
-                                     http_port, follower)
+                                     http_port, follower, handler.resolver)
                 finally:
                     web.should_exit = True
                     await task
-                    sock.close()
     finally:
+        if sock is not None:
+            sock.close()
         for background in (mirror, trimmer):
             if background is not None:
                 background.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await background
+        if handler.resolver is not None:
+            await handler.resolver.aclose()
         fast.close()
         store.close()
 
@@ -274,7 +311,8 @@ async def _trim_forever(store: IdentifierStore, opts: IdServerOptions) -> None:
 
 def _http_app(opts: IdServerOptions, store: IdentifierStore, service: IdentifierService,
               fast: FastResolver) -> ASGIApp:
-    routes = [*batch_routes(service), *replication_routes(service, opts.prefix)]
+    routes = [*batch_routes(service), *replication_routes(service, opts.prefix),
+              *change_routes(store)]
     return create_handle_app(store, service, fast=fast, routes=routes)
 
 
@@ -309,13 +347,14 @@ def _worker(opts: IdServerOptions, udp_port: int, http_port: int | None, parent:
 
 async def _serve_worker(opts: IdServerOptions, udp_port: int, http_port: int | None,
                         parent: int) -> None:
-    store, service, site = open_identifier_node(opts, setup=False)
+    store, service, site = open_identifier_node(opts, setup=False, http=http_port is not None)
     fast = FastResolver(opts.data_dir / DATABASE, service.served)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     web = task = None
+    handler = node_handler(opts, service, site)
     try:
-        async with NativeServer(node_handler(opts, service, site), opts.host, udp_port, 0,
+        async with NativeServer(handler, opts.host, udp_port, 0,
                                 fast=fast, reuse_port=True, tcp=False):
             if http_port is not None:
                 sock = listening_socket(opts.host, http_port, reuse_port=True)
@@ -328,6 +367,8 @@ async def _serve_worker(opts: IdServerOptions, udp_port: int, http_port: int | N
         if web is not None and task is not None:
             web.should_exit = True
             await task
+        if handler.resolver is not None:
+            await handler.resolver.aclose()
         fast.close()
         store.close()
 

@@ -13,8 +13,10 @@ spent upstream; each referral followed adds one, and once ``max_recursion`` is r
 answer is RECUR_LIMIT_EXCEEDED (6). A referral loop between misconfigured nodes ends there.
 
 Answers of the responsible node (values, HANDLE_NOT_FOUND, VALUE_NOT_FOUND) are kept in a
-:class:`~.cache.ResolverCache` when one is given; :meth:`RecursiveResolver.cached` is the
-synchronous lookup the request handler tries before going asynchronous.
+:class:`~.cache.ResolverCache` when one is given, each with the server that gave it;
+:meth:`RecursiveResolver.cached` is the synchronous lookup the request handler tries before
+going asynchronous. With ``follow_changes`` a :class:`~.freshness.ChangeFollower` drops those
+entries when the servers change the handles (see :mod:`.freshness`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from millnet.protocols.handle.responses import Body
 
 from .cache import ResolverCache, cache_key
 from .client import Server, next_request_id, request_tcp, request_udp
+from .freshness import INTERVAL, ChangeFollower
 from .hierarchy import servers_of
 
 log = logging.getLogger("millnet.identifiers")
@@ -60,13 +63,21 @@ class ResolverStats:
 class RecursiveResolver:
     def __init__(self, cache: ResolverCache | None = None, *,
                  max_recursion: int = MAX_RECURSION, udp_timeout: float = 0.5,
-                 tcp_timeout: float = 3.0, udp: bool = True) -> None:
+                 tcp_timeout: float = 3.0, udp: bool = True, follow_changes: bool = False,
+                 change_interval: float = INTERVAL) -> None:
         self.cache = cache
+        self.follower = ChangeFollower(cache, interval=change_interval) \
+            if cache is not None and follow_changes else None
         self.max_recursion = max_recursion
         self.udp_timeout = udp_timeout
         self.tcp_timeout = tcp_timeout
         self.udp = udp
         self.stats = ResolverStats()
+
+    async def aclose(self) -> None:
+        """Stop following change feeds."""
+        if self.follower is not None:
+            await self.follower.aclose()
 
     def cached(self, body: ResolutionRequest) -> Body | None:
         """The cached answer to ``body``, None when there is none (or it expired)."""
@@ -92,30 +103,35 @@ class RecursiveResolver:
                                      f"{body.handle}: more than {self.max_recursion} "
                                      "referrals")
             count += 1
-            answer = await self._ask(body, current, count)
-            if answer is None:
+            asked = await self._ask(body, current, count)
+            if asked is None:
                 return ErrorResponse(OpCode.RESOLUTION, ResponseCode.SERVER_NOT_RESP,
                                      f"{body.handle}: no server of the site answered")
+            answer, server = asked
             reply = answer.body
             if isinstance(reply, ServiceReferral):
-                asked, current = current, servers_of(reply.values or ())
+                referrers, current = current, servers_of(reply.values or ())
                 if not current:  # HS_SERV: resolve the service handles where we were referred
-                    current = await self._services(reply.values or (), asked, count)
+                    current = await self._services(reply.values or (), referrers, count)
                 if not current:
                     return ErrorResponse(OpCode.RESOLUTION, ResponseCode.SERVER_NOT_RESP,
                                          f"{body.handle}: a referral named no usable server")
                 continue
-            self._remember(body, reply)
+            self._remember(body, reply, server)
             return reply
 
-    def _remember(self, body: ResolutionRequest, reply: Body) -> None:
+    def _remember(self, body: ResolutionRequest, reply: Body, server: Server) -> None:
         if self.cache is None:
             return
         key = cache_key(body.handle, body.indexes, body.types)
         if isinstance(reply, ResolutionResponse):
-            self.cache.put_values(key, reply.values)
+            self.cache.put_values(key, reply.values, source=server)
         elif isinstance(reply, ErrorResponse) and reply.response_code in _NEGATIVE:
-            self.cache.put_negative(key, reply.response_code, reply.message)
+            self.cache.put_negative(key, reply.response_code, reply.message, source=server)
+        else:
+            return
+        if self.follower is not None and self.cache.holds_from(server):
+            self.follower.watch(server)
 
     async def _services(self, values: Sequence[HandleValue], asked: Sequence[Server],
                         count: int) -> list[Server]:
@@ -131,8 +147,8 @@ class RecursiveResolver:
             except ProtocolError:
                 continue
             body = ResolutionRequest(service, (), ("HS_SITE",))
-            answer = await self._ask(body, asked, count + 1)
-            reply = answer.body if answer is not None else None
+            found_at = await self._ask(body, asked, count + 1)
+            reply = found_at[0].body if found_at is not None else None
             if isinstance(reply, ServiceReferral):  # the service handle lives further on
                 nested = await self.resolve(body, servers_of(reply.values or ()),
                                             recursion_count=count + 1)
@@ -142,8 +158,8 @@ class RecursiveResolver:
         return found
 
     async def _ask(self, body: ResolutionRequest, servers: Sequence[Server],
-                   count: int) -> Message | None:
-        """The first usable answer of ``servers``, tried in order."""
+                   count: int) -> tuple[Message, Server] | None:
+        """The first usable answer of ``servers``, tried in order, and who gave it."""
         for server in servers:
             msg = Message(ResolutionRequest(body.handle, body.indexes, body.types),
                           Header(0, recursion_count=min(count, 255)),
@@ -164,7 +180,7 @@ class RecursiveResolver:
                                   and answer.body.response_code in _TRY_NEXT):
                 self.stats.failovers += 1
                 continue
-            return answer
+            return answer, server
         return None
 
 

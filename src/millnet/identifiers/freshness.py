@@ -1,0 +1,249 @@
+"""Cache freshness across nodes: a recursing node drops the answers it cached from another
+node as soon as that node changes the handles, instead of serving them until their TTL runs out
+(a day for typical values).
+
+The node side, ``GET /api/changes?since=N&limit=L`` on the HTTP API (public): after position
+``N`` of the node's transaction log (the one mirrors replay, :mod:`.replication`), the
+:func:`~.cache.change_digest` of each changed handle, ``next`` (the position to ask from next)
+and ``more``. Without ``since`` it gives the current position only. ``reset`` says that the
+changes after ``N`` are no longer all in the log (trimmed, or a store that was replaced): a
+follower must then forget everything it had from that node. Digests rather than names: the
+feed tells a node whether a handle it already resolved changed, and lists no names.
+
+The follower side, :class:`ChangeFollower`, runs beside a :class:`~.resolver.RecursiveResolver`
+whose cache records the server behind each answer:
+
+* a server is followed while the cache holds an answer from it; its HTTP port comes from its
+  own site information (GET_SITEINFO; millnet nodes list their HTTP interface in HS_SITE);
+* each ``interval`` seconds (2 by default) the follower asks each followed server for the
+  changes since its position and drops the entries of those handles;
+* answers cached before the follower knew the server's position are dropped when it learns it
+  (a change in between could not be told apart), and everything from a server is dropped on
+  ``reset``;
+* a server that does not publish a feed (a Handle.Net server, a node without HTTP) keeps plain
+  TTL behaviour, and is asked again after :data:`RETRY_DISCOVERY` seconds;
+* while a server is unreachable its answers stay until their TTL (an outage of the
+  responsible node must not stop resolution from the cache); when it is back, the feed from
+  the saved position catches up.
+
+So a change at the responsible node reaches a recursing node's clients within about
+``interval`` seconds plus one poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from ipaddress import ip_address
+from typing import Any
+
+from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from millnet.errors import InvalidInput, MillnetError, ProtocolError
+from millnet.protocols.handle import (
+    Envelope,
+    GetSiteInfoRequest,
+    GetSiteInfoResponse,
+    Header,
+    Message,
+    SiteInfo,
+    TransportProtocol,
+)
+
+from .cache import ResolverCache, change_digest
+from .client import Server, next_request_id, request
+from .rest import error_response
+from .schema import handle_txns
+from .store import IdentifierStore
+
+log = logging.getLogger("millnet.identifiers.freshness")
+
+INTERVAL = 2.0
+RETRY_DISCOVERY = 300.0
+PAGE = 1000
+MAX_PAGES = 20  # per server and poll: beyond this many changes, dropping everything is cheaper
+
+
+def change_feed(store: IdentifierStore, since: int | None, limit: int) -> dict[str, Any]:
+    """The page of the change feed after position ``since`` (None: the current position)."""
+    with store.engine.begin() as conn:
+        oldest, newest = conn.execute(select(func.min(handle_txns.c.id),
+                                             func.max(handle_txns.c.id))).one()
+        top = int(newest or 0)
+        if since is None:
+            return {"next": top, "more": False, "reset": False, "changes": []}
+        if since > top or (oldest is not None and since + 1 < int(oldest)):
+            return {"next": top, "more": False, "reset": True, "changes": []}
+        rows = conn.execute(select(handle_txns.c.id, handle_txns.c.handle)
+                            .where(handle_txns.c.id > since)
+                            .order_by(handle_txns.c.id).limit(limit)).all()
+    digests = list(dict.fromkeys(change_digest(name) for _, name in rows))
+    return {"next": int(rows[-1][0]) if rows else since, "more": len(rows) == limit,
+            "reset": False, "changes": digests}
+
+
+def change_routes(store: IdentifierStore, base: str = "/api") -> list[Route]:
+    """``GET {base}/changes``: the change feed, for anyone (it names no handle)."""
+
+    async def changes(request: Request) -> Response:
+        try:
+            since = _number(request.query_params.get("since"), "since", -1)
+            limit = _number(request.query_params.get("limit"), "limit", 1) or PAGE
+            body = await run_in_threadpool(change_feed, store,
+                                           None if since is None or since < 0 else since,
+                                           min(limit, 10 * PAGE))
+        except MillnetError as exc:
+            return error_response(exc)
+        body["responseCode"] = 1
+        return Response(json.dumps(body), media_type="application/json")
+
+    return [Route(f"{base}/changes", changes, methods=["GET"])]
+
+
+def _number(text: str | None, field: str, minimum: int) -> int | None:
+    if text is None:
+        return None
+    try:
+        number = int(text)
+    except ValueError:
+        raise InvalidInput(f"{text!r} is not an integer", field) from None
+    if number < minimum:
+        raise InvalidInput(f"{number} is below {minimum}", field)
+    return number
+
+
+@dataclass
+class _Feed:
+    url: str | None = None  # the server's feed, once discovered
+    position: int | None = None
+    retry_at: float = 0.0  # next discovery attempt when it publishes none
+
+
+class ChangeFollower:
+    """Follows the change feeds of the servers behind a cache's entries (see the module)."""
+
+    def __init__(self, cache: ResolverCache, *, interval: float = INTERVAL,
+                 timeout: float = 2.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.cache = cache
+        self.interval = interval
+        self.timeout = timeout
+        self.clock = clock
+        self._feeds: dict[Server, _Feed] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.polls = 0
+        self.dropped = 0
+
+    def watch(self, server: Server) -> None:
+        """Follow ``server`` (the cache now holds an answer from it); starts the polling
+        task on the running loop if it is not running."""
+        self._feeds.setdefault(server, _Feed())
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while self._feeds:
+            await asyncio.sleep(self.interval)
+            await self.poll()
+
+    async def poll(self) -> None:
+        """One round over the followed servers."""
+        for server, feed in list(self._feeds.items()):
+            if not self.cache.holds_from(server):
+                del self._feeds[server]  # nothing of it left to keep fresh
+                continue
+            try:
+                await self._poll(server, feed)
+            except (OSError, TimeoutError, ValueError, ProtocolError, MillnetError) as exc:
+                log.info("change feed of %s:%d: %s", server.host, server.tcp_port, exc)
+
+    async def _poll(self, server: Server, feed: _Feed) -> None:
+        if feed.url is None:
+            if self.clock() < feed.retry_at:
+                return
+            feed.url = await self._discover(server)
+            if feed.url is None:
+                feed.retry_at = self.clock() + RETRY_DISCOVERY
+                return
+        self.polls += 1
+        if feed.position is None:
+            page = await self._get(f"{feed.url}?limit=1")
+            feed.position = int(page["next"])
+            # Cached before the position was known: a change in between would be missed.
+            self.dropped += self.cache.drop_source(server)
+            return
+        for _ in range(MAX_PAGES):
+            page = await self._get(f"{feed.url}?since={feed.position}&limit={PAGE}")
+            if page.get("reset"):
+                self.dropped += self.cache.drop_source(server)
+                feed.position = int(page["next"])
+                return
+            self.dropped += self.cache.invalidate_digests(str(d) for d in page["changes"])
+            feed.position = int(page["next"])
+            if not page.get("more"):
+                return
+        self.dropped += self.cache.drop_source(server)  # far behind: start afresh
+
+    async def _discover(self, server: Server) -> str | None:
+        """The change feed URL of ``server`` from its site information, if it has one."""
+        msg = Message(GetSiteInfoRequest(), Header(0), Envelope(request_id=next_request_id()))
+        answer = await request(msg, server, timeout=self.timeout)
+        if not isinstance(answer.body, GetSiteInfoResponse):
+            return None
+        port = _http_port(answer.body.site, server)
+        if port is None:
+            return None
+        host = f"[{server.host}]" if ip_address(server.host).version == 6 else server.host
+        return f"http://{host}:{port}/api/changes"
+
+    async def _get(self, url: str) -> dict[str, Any]:
+        return await asyncio.to_thread(_get_json, url, self.timeout)
+
+
+def _http_port(site: SiteInfo, server: Server) -> int | None:
+    """The HTTP port of the record of ``site`` that is ``server``: the one with its address
+    and native ports, else the only one with its address; None if it lists no HTTP port."""
+    native = {(TransportProtocol.TCP, server.tcp_port), (TransportProtocol.UDP,
+                                                           server.udp_port)}
+    try:
+        address = ip_address(server.host)
+    except ValueError:
+        return None
+    mine = [r for r in site.servers if r.ip == address]
+    exact = [r for r in mine if native & {(i.protocol, i.port) for i in r.interfaces}]
+    for record in exact or (mine if len(mine) == 1 else []):
+        for itf in record.interfaces:
+            if itf.protocol == TransportProtocol.HTTP:
+                return int(itf.port)
+    return None
+
+
+def _get_json(url: str, timeout: float) -> dict[str, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - http
+            body: dict[str, Any] = json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        raise ValueError(f"{url}: HTTP {exc.code}") from None
+    if not isinstance(body, dict) or not isinstance(body.get("changes"), list):
+        raise ValueError(f"{url}: not a change feed")
+    return body
+
+
+__all__ = ["INTERVAL", "ChangeFollower", "change_feed", "change_routes"]

@@ -1,0 +1,104 @@
+"""The resolver cache's indexes (by handle, by change digest, by source) stay in step with its
+entries through puts, replacements, LRU eviction, expiry and every kind of invalidation."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from millnet.identifiers.cache import ResolverCache, cache_key, change_digest
+from millnet.protocols.handle import HandleValue
+
+VALUE = HandleValue(1, "URL", b"https://plant.example/x", ttl=100)
+NAMES = [f"88.100.{p}/H{i}" for p in (5, 6) for i in range(4)]
+SOURCES = ["a", "b", None]
+
+
+class Clock:
+    now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+ops = st.lists(st.one_of(
+    st.tuples(st.just("put"), st.sampled_from(NAMES), st.sampled_from([(), (1,)]),
+              st.sampled_from(SOURCES), st.booleans()),
+    st.tuples(st.just("get"), st.sampled_from(NAMES)),
+    st.tuples(st.just("invalidate"), st.sampled_from(NAMES)),
+    st.tuples(st.just("digests"), st.lists(st.sampled_from(NAMES), max_size=3)),
+    st.tuples(st.just("source"), st.sampled_from(SOURCES[:2])),
+    st.tuples(st.just("tick"), st.integers(0, 80)),
+), max_size=60)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ops, st.integers(1, 6))
+def test_indexes_follow_the_entries(steps: list[tuple[object, ...]], size: int) -> None:
+    clock = Clock()
+    cache = ResolverCache(max_entries=size, negative_ttl=50, clock=clock)
+    model: dict[tuple[object, ...], tuple[float, object]] = {}  # key -> (expires, source)
+    order: list[tuple[object, ...]] = []  # least recently used first
+
+    def touch(key: tuple[object, ...]) -> None:
+        if key in order:
+            order.remove(key)
+        order.append(key)
+
+    def drop(key: tuple[object, ...]) -> None:
+        model.pop(key, None)
+        if key in order:
+            order.remove(key)
+
+    for step in steps:
+        kind = step[0]
+        if kind == "put":
+            _, name, indexes, source, negative = step
+            key = cache_key(str(name), indexes)  # type: ignore[arg-type]
+            if negative:
+                cache.put_negative(key, 100, source=source)
+                model[key] = (clock.now + 50, source)
+            else:
+                cache.put_values(key, [VALUE], source=source)
+                model[key] = (clock.now + 100, source)
+            touch(key)
+            while len(model) > size:
+                drop(order[0])
+        elif kind == "get":
+            key = cache_key(str(step[1]))
+            live = key in model and model[key][0] > clock.now
+            assert (cache.get(key) is not None) == live
+            if live:
+                touch(key)
+            else:
+                drop(key)
+        elif kind == "invalidate":
+            doomed = [k for k in model if k[0] == step[1]]
+            assert cache.invalidate(str(step[1])) == len(doomed)
+            for k in doomed:
+                drop(k)
+        elif kind == "digests":
+            names = {str(n) for n in step[1]}  # type: ignore[attr-defined]
+            doomed = [k for k in model if k[0] in names]
+            assert cache.invalidate_digests(change_digest(n) for n in names) == len(doomed)
+            for k in doomed:
+                drop(k)
+        elif kind == "source":
+            doomed = [k for k, (_, source) in model.items() if source == step[1]]
+            assert cache.holds_from(step[1]) == bool(doomed)
+            assert cache.drop_source(step[1]) == len(doomed)
+            for k in doomed:
+                drop(k)
+        else:
+            clock.now += step[1]  # type: ignore[operator]
+        assert len(cache) == len(model)
+
+
+def test_a_prefix_record_drops_its_prefix_and_sub_prefixes_only() -> None:
+    cache = ResolverCache()
+    for name in ("88.100.5/A", "88.100.5.1/B", "88.1000/C", "88.100/D"):
+        cache.put_values(cache_key(name), [VALUE], source="a")
+    assert cache.invalidate("0.NA/88.100.5") == 2
+    assert cache.invalidate_digests([change_digest("0.NA/88.100")]) == 0  # not a cached name
+    assert cache.invalidate("0.na/88.100") == 1
+    assert len(cache) == 1 and cache.holds_from("a")
