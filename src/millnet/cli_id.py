@@ -48,6 +48,11 @@ def serve(
     recursive: Annotated[bool, typer.Option(
         help="follow referrals for requests with the REC flag (with a resolver cache)")
     ] = False,
+    database: Annotated[str | None, typer.Option(
+        envvar="MILLNET_ID_DATABASE",
+        help="identifier database URL, e.g. postgresql+psycopg://user@host/ids (default: "
+             "SQLite in --data); prefer the environment variable when it holds a password")
+    ] = None,
     follow_changes_every: Annotated[float, typer.Option(
         help="with --recursive: seconds between polls of the change feeds of the nodes whose "
              "answers are cached, to drop changed handles (0: keep answers until their TTL)")
@@ -80,7 +85,7 @@ def serve(
                                http_port, role, parent,
                                tuple(parse_delegation(d) for d in delegate or ()), recursive,
                                mirror_of=mirror_of, workers=workers,
-                               change_interval=follow_changes_every,
+                               change_interval=follow_changes_every, database=database,
                                services=tuple(parse_service(v) for v in service or ()),
                                delegates_via=tuple(parse_delegation_via(v)
                                                    for v in delegate_via or ()))

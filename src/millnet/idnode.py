@@ -25,13 +25,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from sqlalchemy import make_url
 from starlette.types import ASGIApp
 
 from millnet.errors import ConfigError
 from millnet.identifiers.cache import MAX_ENTRIES, NEGATIVE_TTL, ResolverCache
 from millnet.identifiers.client import Server
 from millnet.identifiers.delegation import ADMIN_SUFFIX, SECKEY_INDEX, bootstrap_prefix, prefix_key
-from millnet.identifiers.fastpath import FastResolver
+from millnet.identifiers.fastpath import FastResolver, sqlite_path
 from millnet.identifiers.freshness import INTERVAL as CHANGE_INTERVAL
 from millnet.identifiers.freshness import ChangeFollower, change_routes
 from millnet.identifiers.hierarchy import (
@@ -99,6 +100,14 @@ class IdServerOptions:
     #: mirror that falls further behind takes a full dump)
     log_keep: int = 1_000_000
     log_trim_interval: float = 60.0
+    #: the identifier database (SQLAlchemy URL); None: SQLite ``identifiers.sqlite`` in
+    #: ``data_dir``. The UDP and REST fast paths read SQLite files only; on PostgreSQL every
+    #: resolution takes the general path.
+    database: str | None = None
+
+    @property
+    def database_url(self) -> str:
+        return self.database or f"sqlite:///{self.data_dir / DATABASE}"
 
     def check(self) -> None:
         if self.change_interval < 0:
@@ -175,7 +184,7 @@ def open_identifier_node(opts: IdServerOptions, *, setup: bool = True, http: boo
     ``http`` (the node serves HTTP there)."""
     opts.check()
     opts.data_dir.mkdir(parents=True, exist_ok=True)
-    store = IdentifierStore.open(f"sqlite:///{opts.data_dir / DATABASE}")
+    store = IdentifierStore.open(opts.database_url)
     site = site_info(opts.host, opts.udp_port, opts.tcp_port,
                      opts.http_port if http else None)
     if setup:
@@ -223,6 +232,12 @@ def node_handler(opts: IdServerOptions, service: IdentifierService,
     return NativeHandler(service, site, parent=parent, resolver=resolver)
 
 
+def fast_resolver(opts: IdServerOptions, service: IdentifierService) -> FastResolver | None:
+    """The fast path over the node's SQLite file; None on other databases."""
+    path = sqlite_path(opts.database_url)
+    return FastResolver(path, service.served) if path is not None else None
+
+
 @dataclass
 class LiveIdNode:
     """A running identifier node: its stores and the ports it actually listens on."""
@@ -260,7 +275,7 @@ async def identifier_node(opts: IdServerOptions, *, http: bool = True,
         if sock is not None:
             sock.close()
         raise
-    fast = FastResolver(opts.data_dir / DATABASE, service.served)
+    fast = fast_resolver(opts, service)
     follower = mirror = None
     if opts.mirror_of:
         key = prefix_key(opts.prefix)
@@ -297,7 +312,8 @@ async def identifier_node(opts: IdServerOptions, *, http: bool = True,
                     await background
         if handler.resolver is not None:
             await handler.resolver.aclose()
-        fast.close()
+        if fast is not None:
+            fast.close()
         store.close()
 
 
@@ -310,7 +326,7 @@ async def _trim_forever(store: IdentifierStore, opts: IdServerOptions) -> None:
 
 
 def _http_app(opts: IdServerOptions, store: IdentifierStore, service: IdentifierService,
-              fast: FastResolver) -> ASGIApp:
+              fast: FastResolver | None) -> ASGIApp:
     routes = [*batch_routes(service), *replication_routes(service, opts.prefix),
               *change_routes(store)]
     return create_handle_app(store, service, fast=fast, routes=routes)
@@ -348,7 +364,7 @@ def _worker(opts: IdServerOptions, udp_port: int, http_port: int | None, parent:
 async def _serve_worker(opts: IdServerOptions, udp_port: int, http_port: int | None,
                         parent: int) -> None:
     store, service, site = open_identifier_node(opts, setup=False, http=http_port is not None)
-    fast = FastResolver(opts.data_dir / DATABASE, service.served)
+    fast = fast_resolver(opts, service)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     web = task = None
@@ -369,7 +385,8 @@ async def _serve_worker(opts: IdServerOptions, udp_port: int, http_port: int | N
             await task
         if handler.resolver is not None:
             await handler.resolver.aclose()
-        fast.close()
+        if fast is not None:
+            fast.close()
         store.close()
 
 
@@ -384,6 +401,8 @@ async def serve_identifiers(opts: IdServerOptions, ready: asyncio.Event | None =
                  opts.role, ", recursive" if opts.recursive else "", live.udp_port,
                  live.tcp_port, live.http_port, f", parent {opts.parent}" if opts.parent else "",
                  f", mirror of {opts.mirror_of}" if opts.mirror_of else "")
+        log.info("identifier database %s", make_url(opts.database_url)
+                 .render_as_string(hide_password=True))
         if ready is not None:
             ready.set()
         await stop.wait()

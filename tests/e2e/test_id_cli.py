@@ -11,6 +11,8 @@ from pathlib import Path
 import httpx
 
 from millnet.connectivity.broker import free_port, wait_for_port
+from tests.integration.registry_fixtures import _postgres_database
+from tests.servers import Postgres
 
 
 def _millnet(*args: str) -> subprocess.CompletedProcess[str]:
@@ -113,3 +115,36 @@ def test_register_list_delete_against_a_node(tmp_path: Path) -> None:
         out = server.communicate(timeout=30)[0]
     assert server.returncode == 0, out
     assert "s3cret" not in out
+
+
+def test_serve_on_postgresql_from_the_environment(tmp_path: Path,
+                                                  postgres_server: Postgres) -> None:
+    """``MILLNET_ID_DATABASE`` points the node at PostgreSQL; its password is never printed."""
+    import os
+
+    for url in _postgres_database(postgres_server):
+        # The session's cluster trusts local connections, so any password works: it is only
+        # here to show that it is never printed.
+        with_password = url.replace("postgres@", "postgres:pg-pass-8812@", 1)
+        secret = tmp_path / "secret"
+        secret.write_text("s3cret-admin-key\n")
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "millnet", "id", "serve", "--prefix", "88.100.5", "--data",
+             str(tmp_path / "data"), "--admin-secret-file", str(secret), "--udp-port",
+             str(port), "--tcp-port", str(port), "--http-port", str(free_port())],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env={**os.environ, "MILLNET_ID_DATABASE": with_password})
+        try:
+            wait_for_port(port, 30)
+            record = _millnet("id", "resolve", "0.NA/88.100.5", "--server",
+                              f"127.0.0.1:{port}")
+            assert record.returncode == 0, record.stdout + record.stderr
+            assert "HS_ADMIN" in record.stdout
+        finally:
+            server.send_signal(signal.SIGTERM)
+            out = server.communicate(timeout=30)[0]
+        assert server.returncode == 0, out
+        assert "identifier database postgresql+psycopg://postgres:***@" in out
+        assert "pg-pass-8812" not in out
+        assert not (tmp_path / "data" / "identifiers.sqlite").exists()
