@@ -165,3 +165,20 @@ def test_rest_hot_resolution_answers_as_the_general_route(
     asyncio.run(scenario())
     assert isinstance(hot, HotResolution)
     assert hot.answered == 2  # PUMP-1 and ADMIN; the others took the general route
+
+
+@pytest.mark.parametrize("flags", [0, int(OpFlag.RD)])
+def test_a_request_suggesting_version_1_takes_the_general_path(
+        node: tuple[IdentifierService, NativeHandler, FastResolver], flags: int) -> None:
+    """Found by fuzzing: a 2.3 request suggesting 1.0 made the fast path look up a digest
+    algorithm it has no hash for (KeyError), and the general path build a 1.0 answer that the
+    encoder refused; it is answered in its own version, 2.3."""
+    _, handler, fast = node
+    wire = bytearray(_request("88.100.5/PUMP-1", flags=flags, version=(2, 3, 2, 3)))
+    wire[2:4] = b"\x01\x00"  # suggested 1.0 (the encoder refuses to write it)
+    data = bytes(wire)
+    assert fast(data) is None
+    answer = decode_message(_general(handler, data))
+    assert isinstance(answer.body, ResolutionResponse)
+    assert (answer.envelope.major, answer.envelope.minor) == (2, 3)
+    assert (answer.request_digest is not None) == bool(flags)

@@ -51,6 +51,7 @@ _NO_CREDENTIAL = b"\0" * 4
 _SLOW_FLAGS = int(OpFlag.CT | OpFlag.ENC)
 _RD, _ECHOED = int(OpFlag.RD), int(ECHOED_FLAGS)
 _HASHES = {1: hashlib.md5, 2: hashlib.sha1, 3: hashlib.sha256}
+_FAST_VERSION = (2, 1)  # answers in older versions carry a legacy digest
 MMAP_BYTES = 1 << 30
 _WIRE = "SELECT wire FROM handles WHERE handle = ?"
 
@@ -101,6 +102,8 @@ class FastResolver:
         # The answer: make_response's version, flags, digest and expiration, then the body.
         suggested = (eflags & 0x03, sminor) if eflags & 0x03 else (major, minor)
         version = min(suggested, MAX_VERSION)
+        if version < _FAST_VERSION:
+            return None  # a 1.x answer (legacy digest): the general path (found by fuzzing)
         flags = opflags & _ECHOED
         out = bytearray(_BODY_START)
         if opflags & _RD:

@@ -25,8 +25,12 @@ _ECHOED, _RD, _CN = int(ECHOED_FLAGS), int(OpFlag.RD), int(OpFlag.CN)
 def response_version(env: Envelope, supported: tuple[int, int] = MAX_VERSION) -> tuple[int, int]:
     """hdllib answers in the version the request suggests, capped at its own; a sender that
     suggests nothing (before 2.10) gets its own version. The CAICT SDK sends 2.3 suggesting
-    2.10, so it is answered in 2.10."""
-    return min(env.suggested_version, supported)
+    2.10, so it is answered in 2.10. A suggestion below every version millnet writes (only a
+    malformed request makes one, e.g. 2.3 suggesting 1.0) gets the request's own version."""
+    version = min(env.suggested_version, supported)
+    if version < MIN_VERSION:
+        version = max(min((env.major, env.minor), supported), MIN_VERSION)
+    return version
 
 
 def digest_algorithm(version: tuple[int, int]) -> DigestAlgorithm:
