@@ -23,11 +23,11 @@ def main() -> None:
     if len(sys.argv) < 2 or sys.argv[1] not in ("udp", "tcp", "rest_json"):
         sys.exit("usage: python -m tests.fuzz.run udp|tcp|rest_json [libFuzzer options]")
     name = sys.argv.pop(1)
+    with atheris.instrument_imports(include=["millnet"]):  # before anything imports millnet
+        from tests.fuzz import targets
     corpus = [a for a in sys.argv[1:] if not a.startswith("-")]
     if corpus and name != "rest_json" and not Path(corpus[0]).is_file():
         _seed(Path(corpus[0]))
-    with atheris.instrument_imports(include=["millnet"]):
-        from tests.fuzz import targets
     one: Callable[[bytes], object]
     if name == "rest_json":
         one = targets.rest_json
