@@ -48,6 +48,9 @@ def serve(
     recursive: Annotated[bool, typer.Option(
         help="follow referrals for requests with the REC flag (with a resolver cache)")
     ] = False,
+    advertise: Annotated[str | None, typer.Option(
+        help="the IP address clients reach this node at, written into its HS_SITE (default: "
+             "--host; required when --host is 0.0.0.0 or ::)")] = None,
     database: Annotated[str | None, typer.Option(
         envvar="MILLNET_ID_DATABASE",
         help="identifier database URL, e.g. postgresql+psycopg://user@host/ids (default: "
@@ -86,6 +89,7 @@ def serve(
                                tuple(parse_delegation(d) for d in delegate or ()), recursive,
                                mirror_of=mirror_of, workers=workers,
                                change_interval=follow_changes_every, database=database,
+                               advertise=advertise,
                                services=tuple(parse_service(v) for v in service or ()),
                                delegates_via=tuple(parse_delegation_via(v)
                                                    for v in delegate_via or ()))

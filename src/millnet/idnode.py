@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import multiprocessing
 import os
@@ -104,12 +105,28 @@ class IdServerOptions:
     #: ``data_dir``. The UDP and REST fast paths read SQLite files only; on PostgreSQL every
     #: resolution takes the general path.
     database: str | None = None
+    #: the address clients reach this node at, for its HS_SITE (default: ``host``; needed
+    #: when ``host`` is a wildcard such as 0.0.0.0)
+    advertise: str | None = None
+
+    @property
+    def advertised_host(self) -> str:
+        return self.advertise or self.host
 
     @property
     def database_url(self) -> str:
         return self.database or f"sqlite:///{self.data_dir / DATABASE}"
 
     def check(self) -> None:
+        try:
+            address = ipaddress.ip_address(self.advertised_host)
+        except ValueError:
+            field = "advertise" if self.advertise else "host"
+            raise ConfigError(field, f"{self.advertised_host!r} is not an IP address (HS_SITE "
+                                     "carries addresses, not names)") from None
+        if address.is_unspecified:
+            raise ConfigError("advertise", f"listening on {self.host}: give the address "
+                                           "clients reach this node at (--advertise)")
         if self.change_interval < 0:
             raise ConfigError("change_interval", f"{self.change_interval} is negative")
         if self.log_keep < 1:
@@ -185,7 +202,7 @@ def open_identifier_node(opts: IdServerOptions, *, setup: bool = True, http: boo
     opts.check()
     opts.data_dir.mkdir(parents=True, exist_ok=True)
     store = IdentifierStore.open(opts.database_url)
-    site = site_info(opts.host, opts.udp_port, opts.tcp_port,
+    site = site_info(opts.advertised_host, opts.udp_port, opts.tcp_port,
                      opts.http_port if http else None)
     if setup:
         _setup(store, opts, site)

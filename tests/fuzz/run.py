@@ -26,8 +26,8 @@ def main() -> None:
     with atheris.instrument_imports(include=["millnet"]):  # before anything imports millnet
         from tests.fuzz import targets
     corpus = [a for a in sys.argv[1:] if not a.startswith("-")]
-    if corpus and name != "rest_json" and not Path(corpus[0]).is_file():
-        _seed(Path(corpus[0]))
+    if corpus and not Path(corpus[0]).is_file():
+        (_seed_json if name == "rest_json" else _seed)(Path(corpus[0]))
     one: Callable[[bytes], object]
     if name == "rest_json":
         one = targets.rest_json
@@ -63,6 +63,38 @@ def _seed(directory: Path, count: int = 400) -> None:
             seeds.append(bytes.fromhex(record["hex"]))
     for i, seed in enumerate(seeds):
         (directory / f"seed-{i:04d}").write_bytes(seed)
+
+
+def _seed_json(directory: Path) -> None:
+    """PUT bodies in Handle.Net JSON for values of every kind the API writes specially."""
+    import msgspec
+
+    from millnet.identifiers.rest_json import value_json
+    from millnet.protocols import handle as h
+
+    directory.mkdir(parents=True, exist_ok=True)
+    if any(directory.iterdir()):
+        return
+    site = h.SiteInfo(servers=(h.ServerRecord(1, h.address_octets("127.0.0.1"), interfaces=(
+        h.ServiceInterface(),)),), attributes=(("desc", "x"),))
+    kinds = [
+        h.HandleValue(1, "URL", b"https://plant.example/p/1", ttl=3600),
+        h.HandleValue(2, "EMAIL", b"ops@plant.example", permissions=0x0E),
+        h.HandleValue(3, "MN_DATA", b'{"model":"P-200"}'),
+        h.HandleValue(4, "BINARY", bytes(range(40))),
+        h.HandleValue(100, "HS_ADMIN", h.encode_admin(h.AdminRecord(0x0FF2, "88.100.5/ADMIN",
+                                                                      300))),
+        h.HandleValue(200, "HS_VLIST", h.encode_vlist((h.ValueReference("88.100.5/A", 300),))),
+        h.HandleValue(5, "HS_SITE", h.encode_site(site)),
+        h.HandleValue(300, "HS_SECKEY", b"secret", permissions=0x0C),
+        h.HandleValue(6, "HS_SERV", h.encode_serv("88.100/SERV.A")),
+        h.HandleValue(7, "REF", b"x", references=(h.ValueReference("88.100.5/T", 1),)),
+    ]
+    encode = msgspec.json.encode
+    bodies = [encode([value_json(v)]) for v in kinds]
+    bodies.append(encode({"handle": "88.100.5/X", "values": [value_json(v) for v in kinds]}))
+    for i, body in enumerate(bodies):
+        (directory / f"seed-{i:04d}").write_bytes(body)
 
 
 if __name__ == "__main__":

@@ -389,3 +389,27 @@ def test_id_serve_options_for_service_delegations(tmp_path: Path) -> None:
         assert [v.type for v in store.get("0.NA/88.100.5", types=("HS_SERV",))] == ["HS_SERV"]
     finally:
         store.close()
+
+
+def test_a_node_on_a_wildcard_address_advertises_where_it_is_reached(tmp_path: Path) -> None:
+    import pytest
+
+    from millnet.errors import ConfigError
+
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret-enterprise\n")
+    opts = IdServerOptions("88.100.5", tmp_path / "node", secret, "0.0.0.0", 2641, 2641, 8000)
+    with pytest.raises(ConfigError, match="advertise"):
+        opts.check()
+    with pytest.raises(ConfigError, match="not an IP address"):
+        IdServerOptions("88.100.5", tmp_path / "node", secret, "0.0.0.0", 2641, 2641, 8000,
+                        advertise="ids.plant.example").check()
+    store, _, site = open_identifier_node(
+        IdServerOptions("88.100.5", tmp_path / "node", secret, "0.0.0.0", 2641, 2641, 8000,
+                        advertise="10.1.2.3"))
+    try:
+        assert [str(s.ip) for s in site.servers] == ["10.1.2.3"]
+        (record,) = servers_of(store.get("0.NA/88.100.5", types=("HS_SITE",)))
+        assert (record.host, record.udp_port) == ("10.1.2.3", 2641)
+    finally:
+        store.close()

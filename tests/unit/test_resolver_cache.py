@@ -102,3 +102,34 @@ def test_a_prefix_record_drops_its_prefix_and_sub_prefixes_only() -> None:
     assert cache.invalidate_digests([change_digest("0.NA/88.100")]) == 0  # not a cached name
     assert cache.invalidate("0.na/88.100") == 1
     assert len(cache) == 1 and cache.holds_from("a")
+
+
+def test_the_feed_of_a_server_is_found_in_its_site_information() -> None:
+    from millnet.identifiers.client import Server
+    from millnet.identifiers.freshness import _http_port
+    from millnet.protocols.handle import (
+        ServerRecord,
+        ServiceInterface,
+        SiteInfo,
+        TransportProtocol,
+        address_octets,
+    )
+
+    def record(n: int, ip: str, port: int, http: int | None) -> ServerRecord:
+        itfs = [ServiceInterface(3, TransportProtocol.TCP, port),
+                ServiceInterface(2, TransportProtocol.UDP, port)]
+        if http is not None:
+            itfs.append(ServiceInterface(3, TransportProtocol.HTTP, http))
+        return ServerRecord(n, address_octets(ip), interfaces=tuple(itfs))
+
+    replicas = SiteInfo(servers=(record(1, "10.0.0.1", 2641, 8000),
+                                 record(2, "10.0.0.2", 2641, 8001),
+                                 record(3, "10.0.0.1", 2642, 8002)))
+    assert _http_port(replicas, Server("10.0.0.2", 2641, 2641)) == 8001
+    assert _http_port(replicas, Server("10.0.0.1", 2642, 2642)) == 8002
+    assert _http_port(replicas, Server("10.0.0.9", 2641, 2641)) is None  # ambiguous
+    wildcard = SiteInfo(servers=(record(1, "0.0.0.0", 2641, 8000),))
+    assert _http_port(wildcard, Server("10.0.0.5", 2641, 2641)) == 8000
+    assert _http_port(wildcard, Server("10.0.0.5", 9999, 9999)) == 8000  # the only record
+    assert _http_port(SiteInfo(servers=(record(1, "10.0.0.1", 2641, None),)),
+                      Server("10.0.0.1", 2641, 2641)) is None  # no feed: TTLs only

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -64,3 +65,13 @@ def test_malformed_bodies_name_the_field(body: Any) -> None:
     except InvalidValue as exc:
         assert exc.field  # names what was wrong
         assert exc.field.split("[")[0].split(".")[0] in {"values", "index", "type", "data"}
+
+
+@pytest.mark.parametrize("version", ["2.999", "256.1", "1.2.3", "2.", "02.0010"])
+def test_a_site_version_outside_the_wire_format_names_the_field(version: str) -> None:
+    """Found by fuzzing: 2.999 reached the site encoder (struct.error, an HTTP 500)."""
+    body = [{"index": 1, "type": "HS_SITE",
+             "data": {"format": "site", "value": {"protocolVersion": version, "servers": []}}}]
+    with pytest.raises(InvalidValue) as caught:
+        parse_values(body)
+    assert caught.value.field == "values[0].data.value.protocolVersion"

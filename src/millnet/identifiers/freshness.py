@@ -218,19 +218,24 @@ class ChangeFollower:
 
 
 def _http_port(site: SiteInfo, server: Server) -> int | None:
-    """The HTTP port of the record of ``site`` that is ``server``: the one with its address
-    and native ports, else the only one with its address; None if it lists no HTTP port."""
+    """The HTTP port of the record of ``site`` that is ``server``: among the records with its
+    native ports, the one with its address, else the only one; else the site's only record
+    (a node listening on a wildcard address may not know the address it is reached at).
+    None if that record lists no HTTP port."""
     native = {(TransportProtocol.TCP, server.tcp_port), (TransportProtocol.UDP,
                                                            server.udp_port)}
     try:
-        address = ip_address(server.host)
+        address: object = ip_address(server.host)
     except ValueError:
-        return None
-    mine = [r for r in site.servers if r.ip == address]
-    exact = [r for r in mine if native & {(i.protocol, i.port) for i in r.interfaces}]
-    for record in exact or (mine if len(mine) == 1 else []):
+        address = None
+    same_ports = [r for r in site.servers
+                  if native & {(i.protocol, i.port) for i in r.interfaces}]
+    chosen = [r for r in same_ports if r.ip == address] or same_ports
+    if len(chosen) != 1:
+        chosen = list(site.servers) if len(site.servers) == 1 and not same_ports else []
+    for record in chosen[:1]:
         for itf in record.interfaces:
-            if itf.protocol == TransportProtocol.HTTP:
+            if itf.protocol == TransportProtocol.HTTP and itf.port:
                 return int(itf.port)
     return None
 

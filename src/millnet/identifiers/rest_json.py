@@ -295,9 +295,11 @@ def _site(raw: object, field: str) -> bytes:
     if "protocolVersion" in obj:
         version = _str(obj["protocolVersion"], f"{field}.protocolVersion")
         head, dot, tail = version.partition(".")
-        if not (dot and head.isdigit() and tail.isdigit()):
+        if not (dot and head.isdigit() and tail.isdigit()) or max(len(head), len(tail)) > 3:
             raise _fail(f"{field}.protocolVersion", "expected major.minor, e.g. 2.10")
         major, minor = int(head), int(tail)
+        if max(major, minor) > 0xFF:  # found by fuzzing: the site encoder raised
+            raise _fail(f"{field}.protocolVersion", f"{version} has a part above 255")
     attrs_raw = obj.get("attributes") or []
     if isinstance(attrs_raw, dict):
         attributes = tuple((k, str(v)) for k, v in attrs_raw.items())
