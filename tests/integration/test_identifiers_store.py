@@ -193,3 +193,20 @@ def test_values_round_trip_through_the_store(store: IdentifierStore, values: lis
     assert store.get(name) == tuple(sorted(values, key=lambda v: v.index))
     assert name in store.list_handles("88.100.5", limit=MAX_BATCH)
     store.delete_handle(name)
+
+
+def test_concurrent_value_changes_to_one_handle_are_not_lost(store: IdentifierStore) -> None:
+    """Values live in the handle's record, so every change is read-modify-write: concurrent
+    writers must be serialized on the record (FOR UPDATE on PostgreSQL, the write lock on
+    SQLite), or one change would overwrite the other."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store.create_handle("88.100.5/BUSY", [URL])
+    indexes = range(10, 50)
+
+    def add(i: int) -> None:
+        store.add_values("88.100.5/BUSY", [HandleValue(i, "NOTE", str(i).encode())])
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(add, indexes))
+    assert [v.index for v in store.get("88.100.5/BUSY")] == [1, *indexes]

@@ -69,10 +69,15 @@ def new_suffix() -> str:
     return "".join(_CROCKFORD[(number >> shift) & 31] for shift in range(125, -1, -5))
 
 
-def _load(conn: Connection, handle: str) -> tuple[int, tuple[HandleValue, ...]]:
-    """(row id, values) of a stored handle; HandleNotFound if there is none."""
-    found = conn.execute(select(handles.c.id, handles.c.wire, handles.c.hidden)
-                         .where(handles.c.handle == handle)).first()
+def _load(conn: Connection, handle: str, *,
+          lock: bool = False) -> tuple[int, tuple[HandleValue, ...]]:
+    """(row id, values) of a stored handle; HandleNotFound if there is none. With ``lock``
+    (every read-modify-write of the record) the row is locked until the transaction ends:
+    FOR UPDATE on PostgreSQL; on SQLite the write transaction holds the database lock already
+    (BEGIN IMMEDIATE) and SQLAlchemy leaves the clause out."""
+    query = select(handles.c.id, handles.c.wire, handles.c.hidden).where(
+        handles.c.handle == handle)
+    found = conn.execute(query.with_for_update() if lock else query).first()
     if found is None:
         raise HandleNotFound(f"handle {handle} does not exist")
     return int(found.id), stored_values(found.wire, found.hidden)
@@ -114,8 +119,8 @@ class IdentifierStore(SqlStore):
 
         def work(conn: Connection) -> str:
             if overwrite:
-                existing = conn.execute(
-                    select(handles.c.id).where(handles.c.handle == name)).scalar()
+                existing = conn.execute(select(handles.c.id).where(handles.c.handle == name)
+                                        .with_for_update()).scalar()
                 if existing is not None:
                     _save(conn, int(existing), name, checked)
                     return name
@@ -295,7 +300,7 @@ class IdentifierStore(SqlStore):
         checked = check_values(values)
 
         def work(conn: Connection) -> None:
-            handle_id, held = _load(conn, name)
+            handle_id, held = _load(conn, name, lock=True)
             taken = {v.index for v in held} & {v.index for v in checked}
             if taken:
                 raise ValueExists(f"{name} already has a value at index {min(taken)}")
@@ -309,7 +314,7 @@ class IdentifierStore(SqlStore):
         wanted = set(check_indexes(indexes))
 
         def work(conn: Connection) -> None:
-            handle_id, held = _load(conn, name)
+            handle_id, held = _load(conn, name, lock=True)
             missing = wanted - {v.index for v in held}
             if missing:
                 raise ValueNotFound(f"{name} has no value at index {min(missing)}")
@@ -323,7 +328,7 @@ class IdentifierStore(SqlStore):
         checked = check_values(values)
 
         def work(conn: Connection) -> None:
-            handle_id, held = _load(conn, name)
+            handle_id, held = _load(conn, name, lock=True)
             missing = {v.index for v in checked} - {v.index for v in held}
             if missing:
                 raise ValueNotFound(f"{name} has no value at index {min(missing)}")
