@@ -146,7 +146,9 @@ class ResolverCache:
         keys.discard(key)
         if not keys:
             del self._by_name[name]
-            del self._by_digest[change_digest(name)]
+            digest = change_digest(name)
+            if self._by_digest.get(digest) == name:  # (another name could share a digest)
+                del self._by_digest[digest]
         if entry.source is not None:
             held = self._by_source[entry.source]
             held.discard(key)
