@@ -41,12 +41,15 @@ from millnet.protocols.handle import (
 from millnet.protocols.handle.wire import Reader
 
 CAPTURE = Path(__file__).parent.parent / "data" / "caict-id-sdk-2.0.3.jsonl"
+#: a second live session (2026-12-02, on the one-record store): MODIFY_VALUE, found and missing
+MODIFY_CAPTURE = CAPTURE.with_name("caict-id-sdk-2.0.3-modify.jsonl")
 SECRET = "sdk-admin-secret-1"  # the admin secret of the captured session (test data)
 
 
-def _messages(conn: int, direction: str) -> tuple[list[bytes], list[Message]]:
+def _messages(conn: int, direction: str,
+              capture: Path = CAPTURE) -> tuple[list[bytes], list[Message]]:
     """The raw chunks and the decoded messages of one side of one captured connection."""
-    rows = [json.loads(line) for line in CAPTURE.read_text().splitlines()]
+    rows = [json.loads(line) for line in capture.read_text().splitlines()]
     chunks = [bytes.fromhex(r["hex"]) for r in rows
               if r["conn"] == conn and r["dir"] == direction]
     framer = TcpFramer()
@@ -137,3 +140,28 @@ def test_the_sdk_session_replays(tmp_path: Path) -> None:
     store = handler._service.store
     assert store.exists("88.100.5/SDK-2")  # created after the public-key login
     assert not store.exists("88.100.5/SDK-1")  # created, then deleted, on connection 1
+
+
+def test_the_sdk_modify_session_replays(tmp_path: Path) -> None:
+    """LOGIN 2000, CREATE_HANDLE, MODIFY_VALUE of index 1, MODIFY_VALUE of a missing index 9
+    (VALUE_NOT_FOUND), RESOLUTION showing the modified value, DELETE_HANDLE."""
+    handler = _node(tmp_path, rsa.generate_private_key(65537, 2048))
+    chunks, requests = _messages(1, "c2s", MODIFY_CAPTURE)
+    _, answers = _messages(1, "s2c", MODIFY_CAPTURE)
+    assert [m.opcode for m in requests] == [2, 2000, 100, 104, 104, 1, 101]
+    assert [m.response_code for m in answers] == [1, 1, 1, 1, 200, 1, 1]
+    lookup = answers[5].body
+    assert isinstance(lookup, ResolutionResponse)
+    assert lookup.values[0].data == b"https://plant.example/sdk/mod-moved"
+
+    async def scenario() -> None:
+        async with NativeServer(handler, udp_port=0, tcp_port=0) as server:
+            conn = Replay(*await asyncio.open_connection("127.0.0.1", server.tcp_port))
+            sent = [encode_message(m) for m in requests]
+            assert b"".join(sent) == b"".join(chunks)
+            for data, sdk_saw in zip(sent, answers, strict=True):
+                _same_answer(await conn.send(data), sdk_saw)
+            conn.writer.close()
+
+    asyncio.run(scenario())
+    assert not handler._service.store.exists("88.100.5/SDK-MOD")
