@@ -50,3 +50,18 @@ def test_an_identifier_node_on_postgresql(tmp_path: Path, postgres_server: Postg
             assert not (tmp_path / "node" / "identifiers.sqlite").exists()
 
         asyncio.run(scenario())
+
+
+def test_an_unsupported_database_url_names_the_option(tmp_path: Path) -> None:
+    import pytest
+
+    from millnet.errors import ConfigError
+    from millnet.idnode import open_identifier_node
+
+    secret = tmp_path / "admin.secret"
+    secret.write_text(SECRET)
+    opts = IdServerOptions("88.100.5", tmp_path / "node", secret, "127.0.0.1", 2641, 2641, 0,
+                           database="mysql://ids@db.plant.example/ids")
+    with pytest.raises(ConfigError, match="unsupported database 'mysql'") as caught:
+        open_identifier_node(opts)
+    assert caught.value.key == "database"
