@@ -48,9 +48,12 @@ def _foreign_reads(w: World) -> list[str]:
 
 
 def _leaks(w: World, text: str) -> list[str]:
-    """Globex names or values that appear in an answer."""
-    marks = ["globex", "Globex", "works", "paint", "line9", "robot-7", "50.0", "51.0", "5.0"]
-    return [m for m in marks if m in text]
+    """Globex names or values that appear in an answer. Values are matched as whole numbers:
+    "5.0" inside a timestamp such as "06:11:05.0008Z" is no leak (it failed a run once)."""
+    names = ["globex", "Globex", "works", "paint", "line9", "robot-7"]
+    values = [r"50\.0", r"51\.0", r"5\.0"]
+    return [m for m in names if m in text] + [
+        v for v in values if re.search(rf"(?<![\d:.]){v}(?!\d)", text)]
 
 
 @pytest.mark.parametrize("role", ["admin", "operator", "viewer"])
