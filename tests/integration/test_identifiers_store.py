@@ -17,6 +17,7 @@ from millnet.identifiers import (
     ValueExists,
     ValueNotFound,
 )
+from millnet.identifiers.cache import change_digest
 from millnet.identifiers.schema import handle_txns, handles
 from millnet.protocols.handle import HandleValue, ValueReference
 from tests.integration.identifier_fixtures import identifier_url, shared_store, store
@@ -210,3 +211,29 @@ def test_concurrent_value_changes_to_one_handle_are_not_lost(store: IdentifierSt
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(add, indexes))
     assert [v.index for v in store.get("88.100.5/BUSY")] == [1, *indexes]
+
+
+def test_log_ids_follow_commit_order(store: IdentifierStore) -> None:
+    """A writer that took a log id but commits late must not be skipped by a reader that asks
+    for "ids above N" meanwhile (PostgreSQL sequences hand ids out at insert: the log lock
+    makes the second writer wait; on SQLite the database lock does)."""
+    import threading
+
+    from millnet.identifiers.freshness import change_feed
+    from millnet.identifiers.store import _load, _save
+
+    store.create_handle("88.100.5/A", [URL])
+    store.create_handle("88.100.5/B", [URL])
+    start = change_feed(store, None, 10)["next"]
+    second = threading.Thread(target=store.modify_values,
+                              args=("88.100.5/B", [HandleValue(1, "URL", b"b2")]))
+    with store._writer.begin() as conn:  # writer 1: logged, not yet committed
+        handle_id, _ = _load(conn, "88.100.5/A", lock=True)
+        _save(conn, handle_id, "88.100.5/A", [HandleValue(1, "URL", b"a2")])
+        second.start()
+        second.join(0.5)
+        assert second.is_alive()  # writer 2 waits for writer 1
+        assert change_feed(store, start, 10)["changes"] == []
+    second.join(10)
+    page = change_feed(store, start, 10)
+    assert page["changes"] == [change_digest("88.100.5/A"), change_digest("88.100.5/B")]

@@ -27,6 +27,24 @@ _HANDLE_COLUMNS = ("handle", "prefix", "created_at", "updated_at", "wire", "hidd
 _TXN_COLUMNS = ("handle", "deleted", "at")
 
 
+#: PostgreSQL advisory lock serializing the writers of the transaction log (any constant that
+#: no other lock of the database uses; see :func:`lock_log`).
+LOG_LOCK_KEY = 0x6D696C6C_6C6F67
+
+
+def lock_log(conn: Connection) -> None:
+    """Make the transaction log's ids follow commit order; call before inserting log rows.
+
+    Readers of the log (mirrors, change-feed followers) ask for "ids above N". On PostgreSQL a
+    sequence hands ids out at insert, not at commit: a transaction holding id 3 could commit
+    after one holding id 4 had been read, and change 3 would never be seen. A transaction-level
+    advisory lock, taken before the log insert and held until commit, makes writers of the log
+    take their ids one after another. SQLite needs nothing: a write transaction holds the
+    database lock from its start."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({LOG_LOCK_KEY})")
+
+
 class DuplicateHandle(Exception):
     """A unique index refused a row: some handle of the batch exists already."""
 
@@ -47,6 +65,7 @@ def insert_new(conn: Connection, prepared: Prepared, now: datetime,
     txn_rows = [(name, False, stamp) for name, _, _ in prepared]
     if conn.dialect.name == "postgresql":
         _copy(conn, handles.name, _HANDLE_COLUMNS, handle_rows)
+        lock_log(conn)
         _copy(conn, handle_txns.name, _TXN_COLUMNS, txn_rows)
         return
     _executemany(conn, handles.name, _HANDLE_COLUMNS, handle_rows)

@@ -35,7 +35,7 @@ from millnet.errors import InvalidInput, StorageError
 from millnet.protocols.handle import HandleValue
 from millnet.registry.sqlstore import SqlStore
 
-from .bulk import DuplicateHandle, insert_new
+from .bulk import DuplicateHandle, insert_new, lock_log
 from .errors import HandleExists, HandleNotFound, ValueExists, ValueNotFound
 from .schema import handle_txns, handles
 from .values import (
@@ -90,6 +90,7 @@ def _save(conn: Connection, handle_id: int, name: str,
     now = _now()
     conn.execute(update(handles).where(handles.c.id == handle_id)
                  .values(updated_at=now, wire=wire, hidden=hidden))
+    lock_log(conn)
     conn.execute(insert(handle_txns).values(handle=name, deleted=False, at=now))
 
 
@@ -290,6 +291,7 @@ class IdentifierStore(SqlStore):
         def work(conn: Connection) -> None:
             if not conn.execute(delete(handles).where(handles.c.handle == name)).rowcount:
                 raise HandleNotFound(f"handle {name} does not exist")
+            lock_log(conn)
             conn.execute(insert(handle_txns).values(handle=name, deleted=True, at=_now()))
 
         self._run(work, write=True)
