@@ -21,6 +21,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
@@ -286,8 +287,8 @@ async def identifier_node(opts: IdServerOptions, *, http: bool = True,
     """Run an identifier node (native UDP/TCP, and the HTTP JSON API unless ``http`` is
     false) while the context is open. Port 0 picks a free HTTP port (the native ports must
     be given: the node's site information names them before they are bound)."""
-    shared = opts.workers > 1
-    sock = listening_socket(opts.host, opts.http_port, reuse_port=shared) if http else None
+    opts.check()  # before binding anything
+    sock = _http_socket(opts) if http else None
     if sock is not None:
         opts = replace(opts, http_port=sock.getsockname()[1])
     try:
@@ -296,19 +297,22 @@ async def identifier_node(opts: IdServerOptions, *, http: bool = True,
         if sock is not None:
             sock.close()
         raise
-    fast = fast_resolver(opts, service)
-    follower = mirror = None
-    if opts.mirror_of:
-        key = prefix_key(opts.prefix)
-        follower = Mirror(store, opts.mirror_of,
-                          ValueReference(f"{key}/{ADMIN_SUFFIX}", SECKEY_INDEX),
-                          read_secret(opts.admin_secret_file), opts.data_dir, prefix_handle(key))
-        mirror = asyncio.create_task(follower.run())
-    trimmer = asyncio.create_task(_trim_forever(store, opts))
-    handler = node_handler(opts, service, site)
-    try:
-        async with NativeServer(handler, opts.host, opts.udp_port,
-                                opts.tcp_port, fast=fast, reuse_port=shared) as server:
+    fast: FastResolver | None = None
+    follower: Mirror | None = None
+    mirror = trimmer = None
+    handler: NativeHandler | None = None
+    try:  # everything opened from here on is closed below, whatever fails
+        fast = fast_resolver(opts, service)
+        if opts.mirror_of:
+            key = prefix_key(opts.prefix)
+            follower = Mirror(store, opts.mirror_of,
+                              ValueReference(f"{key}/{ADMIN_SUFFIX}", SECKEY_INDEX),
+                              read_secret(opts.admin_secret_file), opts.data_dir,
+                              prefix_handle(key))
+            mirror = asyncio.create_task(follower.run())
+        trimmer = asyncio.create_task(_trim_forever(store, opts))
+        handler = node_handler(opts, service, site)
+        async with _native_server(opts, handler, fast) as server:
             http_port = opts.http_port if sock is not None else None
             async with workers(opts, server.udp_port, http_port):
                 if sock is None:
@@ -331,11 +335,37 @@ async def identifier_node(opts: IdServerOptions, *, http: bool = True,
                 background.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await background
-        if handler.resolver is not None:
+        if handler is not None and handler.resolver is not None:
             await handler.resolver.aclose()
         if fast is not None:
             fast.close()
         store.close()
+
+
+def _http_socket(opts: IdServerOptions) -> socket.socket:
+    try:
+        return listening_socket(opts.host, opts.http_port, reuse_port=opts.workers > 1)
+    except OSError as exc:
+        raise ConfigError("http_port", f"cannot listen on {opts.host}:{opts.http_port}: "
+                                       f"{exc.strerror or exc}") from None
+
+
+@contextlib.asynccontextmanager
+async def _native_server(opts: IdServerOptions, handler: NativeHandler,
+                         fast: FastResolver | None) -> AsyncIterator[NativeServer]:
+    """The node's UDP and TCP listeners while the context is open; ConfigError naming the
+    ports when they cannot be bound."""
+    server = NativeServer(handler, opts.host, opts.udp_port, opts.tcp_port, fast=fast,
+                          reuse_port=opts.workers > 1)
+    try:
+        await server.__aenter__()
+    except OSError as exc:
+        raise ConfigError("udp_port", f"cannot listen on {opts.host} UDP {opts.udp_port} / "
+                                      f"TCP {opts.tcp_port}: {exc.strerror or exc}") from None
+    try:
+        yield server
+    finally:
+        await server.__aexit__(None, None, None)
 
 
 async def _trim_forever(store: IdentifierStore, opts: IdServerOptions) -> None:

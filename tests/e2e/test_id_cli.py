@@ -148,3 +148,21 @@ def test_serve_on_postgresql_from_the_environment(tmp_path: Path,
         assert "identifier database postgresql+psycopg://postgres:***@" in out
         assert "pg-pass-8812" not in out
         assert not (tmp_path / "data" / "identifiers.sqlite").exists()
+
+
+def test_ports_in_use_are_named_not_a_traceback(tmp_path: Path) -> None:
+    import socket
+
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret-admin-key\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        port = free_port()
+        out = _millnet("id", "serve", "--prefix", "88.100.5", "--data", str(tmp_path / "d"),
+                       "--admin-secret-file", str(secret), "--udp-port", str(port),
+                       "--tcp-port", str(port), "--http-port", str(busy))
+    assert out.returncode == 1
+    assert f"http_port: cannot listen on 127.0.0.1:{busy}" in " ".join(out.stdout.split())
+    assert "Traceback" not in out.stdout + out.stderr

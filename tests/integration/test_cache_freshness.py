@@ -197,3 +197,59 @@ def test_following_can_be_turned_off(tmp_path: Path, interval: float) -> None:
             assert node.follower is None
 
     asyncio.run(scenario())
+
+
+def test_a_bad_feed_does_not_stop_following_the_others() -> None:
+    """Found by review: a page with ``"next": null`` killed the polling task, so no server was
+    followed any more. Real HTTP servers: one serves garbage, one redirects, one a real feed."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, RedirectResponse, Response
+    from starlette.routing import Route
+
+    from millnet.identifiers.freshness import ChangeFollower
+    from tests.support.webserver import ThreadedServer
+
+    changed = {"now": False}
+
+    async def bad(request: Request) -> Response:
+        return JSONResponse({"changes": [], "next": None})
+
+    async def redirect(request: Request) -> Response:
+        return RedirectResponse("http://169.254.169.254/latest/meta-data/")
+
+    async def good(request: Request) -> Response:
+        since = request.query_params.get("since")
+        if since is None or not changed["now"]:
+            return JSONResponse({"changes": [], "next": 7, "more": False, "reset": False})
+        return JSONResponse({"changes": [change_digest("88.100.7/B")], "next": 8,
+                             "more": False, "reset": False})
+
+    def app(endpoint: Callable[[Request], Awaitable[Response]]) -> Starlette:
+        return Starlette(routes=[Route("/api/changes", endpoint)])
+
+    async def scenario(urls: dict[Server, str]) -> None:
+        cache = ResolverCache()
+        follower = ChangeFollower(cache, interval=0.05)
+
+        async def discover(server: Server) -> str | None:  # GET_SITEINFO is tested above
+            return urls[server]
+
+        follower._discover = discover  # type: ignore[method-assign]
+        for n, server in enumerate(urls):
+            cache.put_values(cache_key(f"88.100.{5 + n}/B"), [URL_A], source=server)
+            follower.watch(server)
+        await _until(lambda: _true(follower.polls >= 6), "polls of every server")
+        assert cache.get(cache_key("88.100.7/B")) is None  # dropped at the first poll
+        cache.put_values(cache_key("88.100.7/B"), [URL_A], source=list(urls)[2])
+        changed["now"] = True
+        await _until(lambda: _true(cache.get(cache_key("88.100.7/B")) is None),
+                     "the good server's change, after the bad ones")
+        await follower.aclose()
+
+    with ThreadedServer(app(bad)) as s1, ThreadedServer(app(redirect)) as s2, \
+            ThreadedServer(app(good)) as s3:
+        servers = [Server("127.0.0.1", 1000 + i, 1000 + i) for i in range(3)]
+        asyncio.run(scenario({servers[0]: f"{s1.url}/api/changes",
+                              servers[1]: f"{s2.url}/api/changes",
+                              servers[2]: f"{s3.url}/api/changes"}))

@@ -133,3 +133,80 @@ def test_the_feed_of_a_server_is_found_in_its_site_information() -> None:
     assert _http_port(wildcard, Server("10.0.0.5", 9999, 9999)) == 8000  # the only record
     assert _http_port(SiteInfo(servers=(record(1, "10.0.0.1", 2641, None),)),
                       Server("10.0.0.1", 2641, 2641)) is None  # no feed: TTLs only
+
+
+def test_threads_filling_and_invalidating_keep_the_cache_consistent() -> None:
+    """The event loop fills the cache while write threads invalidate it (service listeners)
+    and the change follower drops sources: found by review raising KeyError without a lock."""
+    import sys
+    import threading
+
+    cache = ResolverCache(max_entries=64)
+    errors: list[str] = []
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+
+    def run(work: object) -> None:
+        try:
+            for i in range(20_000):
+                work(i)  # type: ignore[operator]
+        except Exception as exc:
+            errors.append(repr(exc))
+
+    jobs = [
+        lambda i: cache.put_values(cache_key(f"88.1/h{i % 50}", (i % 3,)), [VALUE],
+                                   source="ab"[i % 2]),
+        lambda i: cache.invalidate(f"88.1/h{i % 50}" if i % 500 else "0.NA/88.1"),
+        lambda i: cache.drop_source("a") if i % 100 == 0 else cache.get(cache_key("88.1/h1")),
+        lambda i: cache.invalidate_digests([change_digest(f"88.1/h{i % 50}")]),
+    ]
+    threads = [threading.Thread(target=run, args=(job,)) for job in jobs]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(switch)
+    assert errors == []
+    cache.clear()
+    assert len(cache) == 0 and not cache.holds_from("a") and not cache.holds_from("b")
+
+
+def test_keys_use_the_stores_canonical_names() -> None:
+    """Prefixes fold ASCII letters only (found by review: a Unicode upper-case made
+    88.straße and 88.STRASSE one key), and change digests match the store's names."""
+    cache = ResolverCache()
+    cache.put_values(cache_key("88.STRASSE/login"), [VALUE], source="a")
+    assert cache.get(cache_key("88.straße/login")) is None
+    assert cache.get(cache_key("88.strasse/login")) is not None  # ASCII case folds
+    for handle, stored in (("88.é/x", "88.é/x"), ("0.na/88.abc", "0.NA/88.ABC")):
+        cache.put_values(cache_key(handle), [VALUE], source="a")
+        assert cache.invalidate_digests([change_digest(stored)]) == 1
+
+
+def test_an_answer_overtaken_by_an_invalidation_is_not_stored() -> None:
+    cache = ResolverCache()
+    key = cache_key("88.100.5/A")
+    ticket = cache.ticket()  # the resolver asks the responsible node...
+    cache.invalidate("88.100.5/A")  # ...and the change feed reports a change meanwhile
+    cache.put_values(key, [VALUE], source="a", ticket=ticket)
+    assert cache.get(key) is None
+    cache.put_values(key, [VALUE], source="a", ticket=cache.ticket())
+    assert cache.get(key) is not None
+    other = cache.ticket()
+    cache.invalidate("88.100.5/B")  # another handle: no effect on this answer
+    cache.put_values(cache_key("88.100.5/C"), [VALUE], source="a", ticket=other)
+    assert cache.get(cache_key("88.100.5/C")) is not None
+    # A digest of a handle not in the cache cannot be told apart: in-flight answers go.
+    late = cache.ticket()
+    cache.invalidate_digests([change_digest("88.100.5/D")])
+    cache.put_values(cache_key("88.100.5/D"), [VALUE], source="a", ticket=late)
+    assert cache.get(cache_key("88.100.5/D")) is None
+    # A source dropped (its feed reset) makes its in-flight answers stale too.
+    late = cache.ticket()
+    cache.drop_source("a")
+    cache.put_values(cache_key("88.100.5/E"), [VALUE], source="a", ticket=late)
+    cache.put_values(cache_key("88.100.5/F"), [VALUE], source="b", ticket=late)
+    assert cache.get(cache_key("88.100.5/E")) is None
+    assert cache.get(cache_key("88.100.5/F")) is not None

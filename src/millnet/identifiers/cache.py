@@ -18,24 +18,34 @@ negative, for as long as their TTLs allow.
   handle's change digest and by source), so a batch of 10,000 local writes costs 10,000
   lookups, not a scan of the cache each.
 
-Keys are (handle, index list, type list) with the handle's prefix upper-cased (prefixes are
-case-insensitive, suffixes are not).
+Keys are (handle, index list, type list) with the handle in the canonical form of
+:func:`normalize_handle` (prefixes are ASCII case-insensitive, suffixes are not); a Unicode
+case mapping would make distinct prefixes (``88.straße``, ``88.STRASSE``) share entries.
+
+Thread safety: the event loop reads and fills the cache while the identifier service's
+listeners invalidate it from the threads that run writes; every method takes one lock.
+An answer already on its way when its handle was invalidated is not stored
+(:meth:`ResolverCache.ticket`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
-from millnet.protocols.handle import HandleValue, TTLType
+from millnet.errors import InvalidInput
+from millnet.protocols.handle import HandleValue, TTLType, normalize_handle
 
 from .delegation import GLOBAL_PREFIX
 
 NEGATIVE_TTL = 60
 MAX_ENTRIES = 10_000
+#: invalidated names and sources remembered for in-flight answers (older ones: all stale)
+RECENT_INVALIDATIONS = 4096
 
 Key = tuple[str, tuple[int, ...], tuple[str, ...]]
 
@@ -59,8 +69,13 @@ def change_digest(handle: str) -> str:
 
 
 def _fold(handle: str) -> str:
-    prefix, slash, suffix = handle.partition("/")
-    return f"{prefix.upper()}{slash}{suffix}"
+    """The handle as stores name it (:func:`normalize_handle`: ASCII letters of the prefix
+    upper-cased, all of a ``0.*`` handle), so keys and change digests match the responsible
+    node's; a name that is not a valid handle is kept as it is (it is only ever a miss)."""
+    try:
+        return normalize_handle(handle)
+    except InvalidInput:
+        return handle
 
 
 def cache_key(handle: str, indexes: Sequence[int] = (), types: Sequence[str] = ()) -> Key:
@@ -92,39 +107,78 @@ class ResolverCache:
         self._by_name: dict[str, set[Key]] = {}
         self._by_digest: dict[str, str] = {}
         self._by_source: dict[Hashable, set[Key]] = {}
+        self._lock = threading.RLock()
+        # Invalidation tickets: a counter bumped by every invalidation, the counter at which
+        # each recently invalidated name (and source) last was, and a floor below which every
+        # ticket counts as invalidated (wide invalidations, forgotten names).
+        self._counter = 0
+        self._recent: OrderedDict[object, int] = OrderedDict()
+        self._floor = 0
         self.hits = 0
         self.misses = 0
 
     def __len__(self) -> int:
         return len(self._entries)
 
+    def ticket(self) -> int:
+        """Taken before asking another node: an answer put with it is dropped if its handle
+        (or its source) was invalidated since, e.g. by a change feed that overtook it."""
+        with self._lock:
+            return self._counter
+
     def get(self, key: Key) -> Cached | None:
-        entry = self._entries.get(key)
-        if entry is None:
-            self.misses += 1
-            return None
-        if entry.expires <= self.clock():
-            self._drop(key)
-            self.misses += 1
-            return None
-        self._entries.move_to_end(key)
-        self.hits += 1
-        return entry
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                self.misses += 1
+                return None
+            if entry.expires <= self.clock():
+                self._drop(key)
+                self.misses += 1
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry
 
     def put_values(self, key: Key, values: Sequence[HandleValue], *,
-                   source: Hashable | None = None) -> None:
+                   source: Hashable | None = None, ticket: int | None = None) -> None:
         now = self.clock()
         lifetime = positive_lifetime(values, now)
         if lifetime > 0:
-            self._put(key, Cached(now + lifetime, tuple(values), source=source))
+            self._put(key, Cached(now + lifetime, tuple(values), source=source), ticket)
 
     def put_negative(self, key: Key, code: int, message: str = "", *,
-                     source: Hashable | None = None) -> None:
+                     source: Hashable | None = None, ticket: int | None = None) -> None:
         if self.negative_ttl > 0:
             self._put(key, Cached(self.clock() + self.negative_ttl, None, code, message,
-                                  source))
+                                  source), ticket)
 
-    def _put(self, key: Key, entry: Cached) -> None:
+    def _stale(self, key: Key, source: Hashable | None, ticket: int | None) -> bool:
+        if ticket is None:
+            return False
+        if self._floor > ticket:
+            return True
+        return any(self._recent.get(mark, -1) > ticket
+                   for mark in (("name", key[0]), ("source", source)))
+
+    def _invalidated(self, mark: object | None = None) -> None:
+        """Count an invalidation of ``mark`` (None: of everything)."""
+        self._counter += 1
+        if mark is None:
+            self._floor = self._counter
+            return
+        self._recent[mark] = self._counter
+        self._recent.move_to_end(mark)
+        while len(self._recent) > RECENT_INVALIDATIONS:
+            _, at = self._recent.popitem(last=False)
+            self._floor = max(self._floor, at)
+
+    def _put(self, key: Key, entry: Cached, ticket: int | None = None) -> None:
+        with self._lock:
+            if not self._stale(key, entry.source, ticket):
+                self._store(key, entry)
+
+    def _store(self, key: Key, entry: Cached) -> None:
         if key in self._entries:
             self._drop(key)
         self._entries[key] = entry
@@ -160,40 +214,53 @@ class ResolverCache:
         under ``p`` and its sub-prefixes too. The number of entries dropped."""
         name = _fold(handle)
         prefix, _, suffix = name.partition("/")
-        doomed = set(self._by_name.get(name, ()))
-        if prefix == GLOBAL_PREFIX and suffix:  # a delegation changed: rare, a scan
-            under = suffix.upper()
-            doomed.update(k for k in self._entries if _covers(under, k[0]))
-        for k in doomed:
-            self._drop(k)
-        return len(doomed)
+        with self._lock:
+            doomed = set(self._by_name.get(name, ()))
+            if prefix == GLOBAL_PREFIX and suffix:  # a delegation changed: rare, a scan
+                doomed.update(k for k in self._entries if _covers(suffix, k[0]))
+                self._invalidated()
+            else:
+                self._invalidated(("name", name))
+            for k in doomed:
+                self._drop(k)
+            return len(doomed)
 
     def invalidate_digests(self, digests: Iterable[str]) -> int:
         """Drop the entries of the handles with these change digests (see
-        :func:`change_digest`); the number of entries dropped."""
+        :func:`change_digest`); the number of entries dropped. A digest of no cached handle
+        still makes in-flight answers of that handle stale: nothing names it, so every
+        ticket taken before counts as invalidated."""
         dropped = 0
-        for digest in digests:
-            name = self._by_digest.get(digest)
-            if name is not None:
-                dropped += self.invalidate(name)
+        with self._lock:
+            for digest in digests:
+                name = self._by_digest.get(digest)
+                if name is not None:
+                    dropped += self.invalidate(name)
+                else:
+                    self._invalidated()
         return dropped
 
     def holds_from(self, source: Hashable) -> bool:
         """True while some entry came from ``source``."""
-        return source in self._by_source
+        with self._lock:
+            return source in self._by_source
 
     def drop_source(self, source: Hashable) -> int:
         """Drop every entry that came from ``source``; how many."""
-        doomed = list(self._by_source.get(source, ()))
-        for k in doomed:
-            self._drop(k)
-        return len(doomed)
+        with self._lock:
+            doomed = list(self._by_source.get(source, ()))
+            self._invalidated(("source", source))
+            for k in doomed:
+                self._drop(k)
+            return len(doomed)
 
     def clear(self) -> None:
-        self._entries.clear()
-        self._by_name.clear()
-        self._by_digest.clear()
-        self._by_source.clear()
+        with self._lock:
+            self._entries.clear()
+            self._by_name.clear()
+            self._by_digest.clear()
+            self._by_source.clear()
+            self._invalidated()
 
 
 def _covers(prefix: str, handle: str) -> bool:

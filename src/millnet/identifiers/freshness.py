@@ -6,15 +6,18 @@ The node side, ``GET /api/changes?since=N&limit=L`` on the HTTP API (public): af
 ``N`` of the node's transaction log (the one mirrors replay, :mod:`.replication`), the
 :func:`~.cache.change_digest` of each changed handle, ``next`` (the position to ask from next)
 and ``more``. Without ``since`` it gives the current position only. ``reset`` says that the
-changes after ``N`` are no longer all in the log (trimmed, or a store that was replaced): a
-follower must then forget everything it had from that node. Digests rather than names: the
+changes after ``N`` are no longer all in the log: trimmed, or a log that is behind ``N`` (a
+store replaced or restored from a backup; noticed only if the follower asks before the new log
+grows past ``N``, which at a poll every 2 s it almost always does). A follower must then forget
+everything it had from that node. Digests rather than names: the
 feed tells a node whether a handle it already resolved changed, and lists no names.
 
 The follower side, :class:`ChangeFollower`, runs beside a :class:`~.resolver.RecursiveResolver`
 whose cache records the server behind each answer:
 
-* a server is followed while the cache holds an answer from it; its HTTP port comes from its
-  own site information (GET_SITEINFO; millnet nodes list their HTTP interface in HS_SITE);
+* a server is followed while the cache holds an answer from it, and :data:`IDLE_FORGET`
+  seconds longer (so that the position is kept across quiet spells); its HTTP port comes from
+  its own site information (GET_SITEINFO; millnet nodes list their HTTP interface in HS_SITE);
 * each ``interval`` seconds (2 by default) the follower asks each followed server for the
   changes since its position and drops the entries of those handles;
 * answers cached before the follower knew the server's position are dropped when it learns it
@@ -71,6 +74,9 @@ log = logging.getLogger("millnet.identifiers.freshness")
 
 INTERVAL = 2.0
 RETRY_DISCOVERY = 300.0
+#: seconds a server's feed is still followed after the cache last held an answer of it: a
+#: new answer within that time needs no new start (which drops what was cached before it)
+IDLE_FORGET = 600.0
 PAGE = 1000
 MAX_PAGES = 20  # per server and poll: beyond this many changes, dropping everything is cheaper
 
@@ -128,6 +134,7 @@ class _Feed:
     url: str | None = None  # the server's feed, once discovered
     position: int | None = None
     retry_at: float = 0.0  # next discovery attempt when it publishes none
+    idle_since: float | None = None  # since when the cache holds nothing of the server
 
 
 class ChangeFollower:
@@ -165,14 +172,21 @@ class ChangeFollower:
 
     async def poll(self) -> None:
         """One round over the followed servers."""
+        now = self.clock()
         for server, feed in list(self._feeds.items()):
-            if not self.cache.holds_from(server):
-                del self._feeds[server]  # nothing of it left to keep fresh
+            if self.cache.holds_from(server):
+                feed.idle_since = None
+            elif feed.idle_since is None:
+                feed.idle_since = now
+            elif now - feed.idle_since > IDLE_FORGET:
+                del self._feeds[server]  # nothing of it cached for a while: stop asking
                 continue
             try:
                 await self._poll(server, feed)
             except (OSError, TimeoutError, ValueError, ProtocolError, MillnetError) as exc:
                 log.info("change feed of %s:%d: %s", server.host, server.tcp_port, exc)
+            except Exception:  # one server's surprise must not stop following the others
+                log.exception("change feed of %s:%d failed", server.host, server.tcp_port)
 
     async def _poll(self, server: Server, feed: _Feed) -> None:
         if feed.url is None:
@@ -240,14 +254,34 @@ def _http_port(site: SiteInfo, server: Server) -> int | None:
     return None
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A feed is read where the server's site information says, never elsewhere."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+MAX_PAGE_BYTES = 1 << 20  # 10,000 digests of 16 hex digits fit in a quarter of it
+
+
 def _get_json(url: str, timeout: float) -> dict[str, Any]:
+    """One page of a feed, checked: ValueError naming what is wrong with it."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - http
-            body: dict[str, Any] = json.loads(response.read())
+        with _OPENER.open(url, timeout=timeout) as response:
+            raw = response.read(MAX_PAGE_BYTES + 1)
     except urllib.error.HTTPError as exc:
         raise ValueError(f"{url}: HTTP {exc.code}") from None
-    if not isinstance(body, dict) or not isinstance(body.get("changes"), list):
+    if len(raw) > MAX_PAGE_BYTES:
+        raise ValueError(f"{url}: a page larger than {MAX_PAGE_BYTES} bytes")
+    body = json.loads(raw)
+    if not isinstance(body, dict):
         raise ValueError(f"{url}: not a change feed")
+    position, changes = body.get("next"), body.get("changes")
+    if type(position) is not int or position < 0:
+        raise ValueError(f"{url}: 'next' is not a position: {position!r:.40}")
+    if not isinstance(changes, list) or not all(isinstance(d, str) for d in changes):
+        raise ValueError(f"{url}: 'changes' is not a list of digests")
     return body
 
 

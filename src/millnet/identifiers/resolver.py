@@ -95,6 +95,7 @@ class RecursiveResolver:
         """Ask ``servers`` and follow referrals; the final answer's body (values, or the
         error of the responsible node, RECUR_LIMIT_EXCEEDED, SERVER_NOT_RESP)."""
         self.stats.recursions += 1
+        ticket = self.cache.ticket() if self.cache is not None else None
         count = recursion_count
         current = list(servers)
         while True:
@@ -117,17 +118,21 @@ class RecursiveResolver:
                     return ErrorResponse(OpCode.RESOLUTION, ResponseCode.SERVER_NOT_RESP,
                                          f"{body.handle}: a referral named no usable server")
                 continue
-            self._remember(body, reply, server)
+            self._remember(body, reply, server, ticket)
             return reply
 
-    def _remember(self, body: ResolutionRequest, reply: Body, server: Server) -> None:
+    def _remember(self, body: ResolutionRequest, reply: Body, server: Server,
+                  ticket: int | None) -> None:
+        """Cache the final answer, unless its handle was invalidated while it was on its way
+        (``ticket``: a change feed overtook the answer)."""
         if self.cache is None:
             return
         key = cache_key(body.handle, body.indexes, body.types)
         if isinstance(reply, ResolutionResponse):
-            self.cache.put_values(key, reply.values, source=server)
+            self.cache.put_values(key, reply.values, source=server, ticket=ticket)
         elif isinstance(reply, ErrorResponse) and reply.response_code in _NEGATIVE:
-            self.cache.put_negative(key, reply.response_code, reply.message, source=server)
+            self.cache.put_negative(key, reply.response_code, reply.message, source=server,
+                                    ticket=ticket)
         else:
             return
         if self.follower is not None and self.cache.holds_from(server):
