@@ -17,11 +17,13 @@ import pytest
 
 from millnet.connectivity.broker import free_port
 from millnet.identifiers.client import Server, request, resolution_request
+from millnet.identifiers.delegation import admin_record_value
 from millnet.identifiers.errors import ReadOnlyMirror
 from millnet.identifiers.replication import trim_log
 from millnet.identifiers.store import IdentifierStore
 from millnet.idnode import IdServerOptions, LiveIdNode, identifier_node
 from millnet.protocols.handle import (
+    AdminPermission,
     HandleValue,
     Permission,
     ResolutionResponse,
@@ -150,6 +152,24 @@ def test_replication_needs_the_prefix_admin(tmp_path: Path) -> None:
             bad = await http.get(url.replace("since=0", "since=-1"),
                                  auth=AUTH)
             assert bad.status_code == 400 and "since" in bad.json()["message"]
+            # An auditor allowed to list handles, nothing more, must not read the log or the
+            # dump: they carry the secret keys of stronger admins (found by review).
+            store = primary.store
+            await asyncio.to_thread(store.create_handle, "88.100.5/AUDITOR", [
+                HandleValue(300, "HS_SECKEY", b"auditor-secret", permissions=NOTE.permissions)])
+            await asyncio.to_thread(store.add_values, "0.NA/88.100.5", [admin_record_value(
+                ValueReference("88.100.5/AUDITOR", 300), index=101,
+                permissions=int(AdminPermission.LIST_HANDLES))])
+            auditor = ("300%3A88.100.5/AUDITOR", "auditor-secret")
+            listing = await http.get(f"http://127.0.0.1:{primary.http_port}/api/handles",
+                                     params={"prefix": "88.100.5"}, auth=auditor)
+            assert listing.status_code == 200  # the right it has
+            for path in ("txns?since=0", "dump"):
+                refused = await http.get(
+                    f"http://127.0.0.1:{primary.http_port}/api/replication/{path}",
+                    auth=auditor)
+                assert refused.status_code == 403, refused.text
+                assert "secret" not in refused.text.replace("auditor-secret", "")
 
     asyncio.run(scenario())
 

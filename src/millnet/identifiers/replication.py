@@ -43,7 +43,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from millnet.errors import InvalidInput, MillnetError
-from millnet.protocols.handle import AdminPermission, HandleValue, ValueReference, prefix_handle
+from millnet.protocols.handle import HandleValue, ValueReference, prefix_handle
+from millnet.protocols.handle.constants import ALL_ADMIN_PERMISSIONS
 
 from .errors import HandleNotFound
 from .rest import authenticate, error_response
@@ -116,14 +117,17 @@ def _full_json(value: HandleValue) -> dict[str, Any]:
 
 def replication_routes(service: IdentifierService, prefix: str,
                        base: str = "/api") -> list[Route]:
-    """``GET {base}/replication/txns``: for the admin of ``prefix`` only."""
+    """``GET {base}/replication/txns`` and ``.../dump``: for a full admin of ``prefix`` only
+    (every HS_ADMIN permission on ``0.NA/<prefix>``). The pages carry every value, secret keys
+    included: an admin with fewer rights (an auditor allowed LIST_HANDLES, say) would learn
+    the secret of a stronger admin from them (found by review)."""
     record = prefix_handle(prefix)
 
     async def txns(request: Request) -> Response:
         try:
             principal = await authenticate(request, service)
             await run_in_threadpool(service.authorize, principal, record,
-                                    AdminPermission.LIST_HANDLES)
+                                    ALL_ADMIN_PERMISSIONS)
             since = _int(request.query_params.get("since", "0"), "since")
             limit = min(_int(request.query_params.get("limit", str(PAGE)), "limit"), 10 * PAGE)
             body = await run_in_threadpool(changes_since, service.store, since, max(limit, 1))
@@ -135,7 +139,7 @@ def replication_routes(service: IdentifierService, prefix: str,
         try:
             principal = await authenticate(request, service)
             await run_in_threadpool(service.authorize, principal, record,
-                                    AdminPermission.LIST_HANDLES)
+                                    ALL_ADMIN_PERMISSIONS)
             after = request.query_params.get("after", "")
             limit = min(_int(request.query_params.get("limit", str(PAGE)), "limit"), 10 * PAGE)
             body = await run_in_threadpool(dump_page, service.store, after, max(limit, 1))
