@@ -329,6 +329,20 @@ def test_verify_response_for_other_servers(tmp_path: Path) -> None:
             verdict = await request_tcp(ask, where)
             assert isinstance(verdict.body, VerifyChallengeResponse)
             assert verdict.body.valid is secret_ok
+        # Not over UDP (a forged source could make the node hash for anyone), and guesses
+        # are throttled like every other secret check (found by review: an open oracle).
+        ask = Message(VerifyChallengeRequest("88.100.5/ADMIN", 300, nonce, digest, signed),
+                      envelope=Envelope(request_id=4))
+        over_udp = await request_udp(ask, where)
+        assert over_udp is not None and over_udp.response_code == ResponseCode.OPERATION_DENIED
+        wrong = Message(VerifyChallengeRequest("88.100.5/ADMIN", 300, nonce, digest,
+                                               signed[:-1] + b"\1"),
+                        envelope=Envelope(request_id=5))
+        codes = [(await request_tcp(wrong, where)).response_code for _ in range(25)]
+        assert codes[0] == ResponseCode.SUCCESS  # "not valid" is an answer
+        assert ResponseCode.AUTHEN_FAILED in codes  # then the host is refused for a while
+        refused = await request_tcp(ask, where)  # even with the right answer
+        assert refused.response_code == ResponseCode.AUTHEN_FAILED
 
     _run(tmp_path, scenario)
 
@@ -353,3 +367,24 @@ def test_challenge_table_bounds() -> None:
     assert len(table) == 1
     with pytest.raises(AuthenticationTimeout):
         table.take(sessions[1], "10.0.0.1")
+
+
+def test_challenges_of_forged_udp_sources_cannot_crowd_out_tcp_admins() -> None:
+    """Found by review: 4,096 forged UDP requests, or 33 one-megabyte creates from one host,
+    filled the table and every admin got SERVER_BUSY."""
+    table = ChallengeTable(max_udp=3, max_host_bytes=1000)
+    small = decode_message(encode_message(Message(DeleteHandleRequest("88.100.5/A"),
+                                                  envelope=Envelope(request_id=1))))
+    for i in range(3):
+        table.challenge(small, f"10.0.1.{i}", now=0, udp=True)
+    with pytest.raises(ServerBusy):
+        table.challenge(small, "10.0.1.9", now=0, udp=True)  # the UDP places are taken
+    admin = table.challenge(small, "10.0.2.1", now=0)  # a TCP admin still gets one
+    big = decode_message(encode_message(Message(
+        CreateHandleRequest("88.100.5/B", (HandleValue(1, "URL", b"x" * 600),)),
+        envelope=Envelope(request_id=2))))
+    table.challenge(big, "10.0.3.1", now=0)
+    with pytest.raises(ServerBusy):
+        table.challenge(big, "10.0.3.1", now=0)  # that host's bytes are spent
+    table.take(admin.envelope.session_id, "10.0.2.1")
+    assert len(table) == 4
