@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import pytest
+
+from millnet.errors import ProtocolError
 from millnet.identifiers.client import Server, request, request_tcp, request_udp, resolution_request
 from millnet.identifiers.transport import NativeServer, Peer
 from millnet.protocols.handle import (
@@ -93,5 +96,89 @@ def test_udp_tcp_resolution_truncation_and_garbage() -> None:
             writer.close()
             tcp_answer = await request_tcp(resolution_request("88.100.5/PUMP-1"), where)
             assert isinstance(tcp_answer.body, ResolutionResponse)
+
+    asyncio.run(scenario())
+
+
+def test_a_client_that_does_not_read_is_not_answered_ahead() -> None:
+    """Found by review: 2,500 pipelined requests for a 200 kB handle, answers never read,
+    grew the server from 77 to 413 MiB. Now requests wait while answers do: few are answered
+    ahead, and every one is answered once the client reads."""
+    huge = {"88.100.5/HUGE": (HandleValue(1, "DESC", b"z" * 200_000),)}
+    answered = 0
+
+    def counting(msg: Message, peer: Peer) -> list[Message]:
+        nonlocal answered
+        answered += 1
+        body = msg.body
+        assert isinstance(body, ResolutionRequest)
+        return [make_response(msg, ResolutionResponse(body.handle, huge[body.handle]), now=0)]
+
+    from millnet.identifiers.client import next_request_id
+    from millnet.protocols.handle import Envelope, TcpFramer, encode_message
+
+    requests = b"".join(
+        encode_message(Message(ResolutionRequest("88.100.5/HUGE"),
+                               envelope=Envelope(request_id=next_request_id())))
+        for _ in range(2500))
+
+    async def scenario() -> None:
+        async with NativeServer(counting, udp_port=0, tcp_port=0) as server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.tcp_port)
+            writer.transport.set_write_buffer_limits(high=len(requests) + 1)
+            writer.write(requests)
+            await asyncio.sleep(1.0)
+            ahead = answered
+            assert ahead < 50, ahead  # a write buffer's worth, not the 2,500
+            framer, received = TcpFramer(), 0
+            while received < 2500:
+                chunk = await asyncio.wait_for(reader.read(1 << 20), 10)
+                assert chunk
+                received += len(framer.receive_data(chunk))
+            assert answered == 2500
+            writer.close()
+
+    asyncio.run(scenario())
+
+
+def test_connections_are_counted_per_host() -> None:
+    async def scenario() -> None:
+        async with NativeServer(resolver, udp_port=0, tcp_port=0,
+                                max_tcp_per_host=3) as server:
+            conns = [await asyncio.open_connection("127.0.0.1", server.tcp_port)
+                     for _ in range(4)]
+            fourth_reader = conns[3][0]
+            assert await asyncio.wait_for(fourth_reader.read(1), 5) == b""  # closed at once
+            where = Server("127.0.0.1", server.udp_port, server.tcp_port)
+            with pytest.raises(ProtocolError):  # no room while the three stay open
+                await request_tcp(resolution_request("88.100.5/PUMP-1"), where)
+            for _, writer in conns:
+                writer.close()
+            await asyncio.sleep(0.1)
+            answer = await request_tcp(resolution_request("88.100.5/PUMP-1"), where)
+            assert isinstance(answer.body, ResolutionResponse)
+
+    asyncio.run(scenario())
+
+
+def test_udp_refuses_requests_larger_than_it_reassembles() -> None:
+    """Fragments of a message announced above 64 KiB are refused at once (found by review:
+    256 partial messages of 1 MiB each held ~300 MiB per process)."""
+    import struct
+
+    from millnet.identifiers.transport import UDP_MAX_MESSAGE
+    from millnet.protocols.handle import decode_message
+
+    async def scenario() -> None:
+        async with NativeServer(resolver, udp_port=0, tcp_port=0) as server:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.settimeout(2)
+                envelope = struct.pack(">BBBBIIII", 2, 10, 0x20, 0, 0, 7, 0,
+                                       UDP_MAX_MESSAGE + 1)  # TC: a first fragment
+                s.sendto(envelope + b"\0" * 492, ("127.0.0.1", server.udp_port))
+                reply = await asyncio.to_thread(s.recv, 4096)
+            answer = decode_message(reply)
+            assert answer.response_code == ResponseCode.PROTOCOL_ERROR
+            assert "limit" in str(answer.body)
 
     asyncio.run(scenario())

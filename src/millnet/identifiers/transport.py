@@ -22,8 +22,9 @@ import contextlib
 import logging
 import socket
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import cast
 
 from millnet.errors import ProtocolError
@@ -56,6 +57,10 @@ Tasks = set["asyncio.Task[None]"]
 #: A fast path for the common UDP request (:mod:`.fastpath`): the response bytes, or None to
 #: take the general path.
 FastPath = Callable[[bytes], bytes | None]
+
+
+#: the largest request accepted over UDP (in fragments); larger ones belong on TCP
+UDP_MAX_MESSAGE = 64 << 10
 
 
 def _now() -> int:
@@ -107,7 +112,9 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self._fast = fast
         self._amplification = amplification
         self._tasks = tasks
-        self._reassembler = UdpReassembler(max_pending=256)
+        # Large requests belong on TCP: 256 partial messages of at most 64 KiB bound what
+        # forged fragments can make a process hold (16 MiB; 1 MiB each was ~300 MiB).
+        self._reassembler = UdpReassembler(max_message_size=UDP_MAX_MESSAGE, max_pending=256)
         self._transport: asyncio.DatagramTransport | None = None
         self.stats = UdpStats()
 
@@ -160,8 +167,41 @@ class _UdpProtocol(asyncio.DatagramProtocol):
                 transport.sendto(packet, addr)
 
 
+@dataclass
+class TcpLimits:
+    """Bounds on TCP clients (found by review: one client pipelining requests without reading
+    the answers grew the server by hundreds of megabytes; connections were not counted).
+
+    A connection stops being read while its answers wait to be sent (asyncio's write-buffer
+    high-water mark), so what it can make the server hold is bounded; connections are
+    counted in all and per host; the idle timer restarts on complete messages only, so a
+    client trickling one byte at a time is closed after ``idle_timeout``."""
+
+    max_connections: int = 2048
+    max_per_host: int = 128
+    open: int = 0
+    per_host: dict[str, int] = field(default_factory=dict)
+
+    def admit(self, host: str) -> bool:
+        hosts = self.per_host
+        if self.open >= self.max_connections or hosts.get(host, 0) >= self.max_per_host:
+            return False
+        self.open += 1
+        hosts[host] = hosts.get(host, 0) + 1
+        return True
+
+    def release(self, host: str) -> None:
+        self.open -= 1
+        left = self.per_host[host] - 1
+        if left:
+            self.per_host[host] = left
+        else:
+            del self.per_host[host]
+
+
 class _TcpProtocol(asyncio.Protocol):
-    def __init__(self, handler: Handler, idle_timeout: float, tasks: Tasks) -> None:
+    def __init__(self, handler: Handler, idle_timeout: float, tasks: Tasks,
+                 limits: TcpLimits | None = None) -> None:
         self._handler = handler
         self._tasks = tasks
         self._framer = TcpFramer()
@@ -169,12 +209,33 @@ class _TcpProtocol(asyncio.Protocol):
         self._idle_timeout = idle_timeout
         self._timer: asyncio.TimerHandle | None = None
         self._peer: Peer = ("", 0)
+        self._limits = limits if limits is not None else TcpLimits()
+        self._admitted = False
+        self._queue: deque[Message] = deque()
+        self._paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
         name = transport.get_extra_info("peername") or ("", 0)
         self._peer = TcpPeer((str(name[0]), int(name[1])))
+        if not self._limits.admit(self._peer[0]):
+            log.warning("refused a TCP connection from %s: too many connections",
+                        self._peer[0])
+            transport.close()
+            return
+        self._admitted = True
         self._arm()
+
+    def pause_writing(self) -> None:  # answers pile up: stop reading and answering
+        self._paused = True
+        if self._transport is not None:
+            self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.resume_reading()
+            self._serve_queue()
 
     def _arm(self) -> None:
         if self._timer is not None:
@@ -190,6 +251,9 @@ class _TcpProtocol(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
         self._transport = None
+        if self._admitted:
+            self._admitted = False
+            self._limits.release(self._peer[0])
         closed = getattr(self._handler, "connection_closed", None)
         if closed is not None:
             closed(self._peer)
@@ -198,10 +262,11 @@ class _TcpProtocol(asyncio.Protocol):
         transport = self._transport
         if transport is None:
             return
-        self._arm()
         while True:
             try:
                 messages = self._framer.receive_data(data)
+                if messages:
+                    self._arm()  # complete messages only: a trickle of bytes times out
             except MessageError as exc:
                 for reply in _error(exc):
                     transport.write(reply)
@@ -210,14 +275,24 @@ class _TcpProtocol(asyncio.Protocol):
                     return
                 data = b""
                 continue
-            for msg in messages:
-                answers = _answers(self._handler, msg, self._peer)
-                if isinstance(answers, list):
-                    for reply in answers:
-                        transport.write(reply)
-                else:
-                    _defer(self._tasks, answers, self._write)
+            self._queue.extend(messages)
+            self._serve_queue()
             return
+
+    def _serve_queue(self) -> None:
+        """Answer queued requests one by one while the client reads the answers: a client
+        that pipelines thousands of requests and reads nothing holds at most one read's worth
+        of requests and a write buffer's worth of answers."""
+        transport = self._transport
+        while self._queue and not self._paused and transport is not None \
+                and not transport.is_closing():
+            msg = self._queue.popleft()
+            answers = _answers(self._handler, msg, self._peer)
+            if isinstance(answers, list):
+                for reply in answers:
+                    transport.write(reply)
+            else:
+                _defer(self._tasks, answers, self._write)
 
     def _write(self, replies: list[bytes]) -> None:
         transport = self._transport
@@ -237,6 +312,8 @@ class NativeServer:
     tcp_port: int = 2641
     udp_amplification: int = 4
     tcp_idle_timeout: float = 60.0
+    max_tcp_connections: int = 2048
+    max_tcp_per_host: int = 128
     fast: FastPath | None = None
 
     #: bind UDP with SO_REUSEPORT: several processes then share the port, the kernel
@@ -257,8 +334,9 @@ class NativeServer:
         self.udp_stats = proto.stats
         self._tcp: asyncio.Server | None = None
         if self.tcp:
+            limits = TcpLimits(self.max_tcp_connections, self.max_tcp_per_host)
             self._tcp = await loop.create_server(
-                lambda: _TcpProtocol(self.handler, self.tcp_idle_timeout, self._tasks),
+                lambda: _TcpProtocol(self.handler, self.tcp_idle_timeout, self._tasks, limits),
                 self.host, self.tcp_port)
             self.tcp_port = self._tcp.sockets[0].getsockname()[1]
         return self
