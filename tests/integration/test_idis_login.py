@@ -209,3 +209,18 @@ def test_throttle_window_and_bound() -> None:
     throttle.check("10.0.0.2")  # forgotten: only the 2 most recent hosts are kept
     with pytest.raises(TooManyFailures):
         throttle.check("10.0.0.4")
+
+
+def test_an_ipv6_site_counts_as_one_client() -> None:
+    """Failures from anywhere in one /64 count together (found by review: single addresses
+    gave an attacker 2**64 fresh tries); IPv4-mapped addresses count as their IPv4."""
+    throttle = AuthThrottle(limit=2, window=60)
+    throttle.failed("2001:db8:1:2::1")
+    throttle.failed("2001:db8:1:2:ffff::9")
+    with pytest.raises(TooManyFailures):
+        throttle.check("2001:db8:1:2::abcd")
+    throttle.check("2001:db8:1:3::1")  # the next /64 is another site
+    throttle.failed("::ffff:10.0.0.7")
+    throttle.failed("10.0.0.7")
+    with pytest.raises(TooManyFailures):
+        throttle.check("10.0.0.7")

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
 import threading
 import time
@@ -201,6 +202,21 @@ class TooManyFailures(Unauthenticated):
     code: ClassVar[ResponseCode] = ResponseCode.AUTHEN_FAILED
 
 
+def client_key(host: str) -> str:
+    """Whom failures are counted against: an IPv4 address, or the /64 network of an IPv6
+    address (one end site has a whole /64: counting single addresses would give an attacker
+    2**64 fresh tries; found by review)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return str(address)
+
+
 class AuthThrottle:
     """Failed authentications per client host in a sliding window: beyond ``limit`` in
     ``window`` seconds the host's attempts are refused until old failures age out. Bounded to
@@ -215,6 +231,7 @@ class AuthThrottle:
 
     def check(self, host: str) -> None:
         """Raise TooManyFailures while ``host`` is over the limit."""
+        host = client_key(host)
         with self._lock:
             recent = self._recent(host)
         if len(recent) >= self.limit:
@@ -222,6 +239,7 @@ class AuthThrottle:
                                   f"wait up to {self.window:.0f} s")
 
     def failed(self, host: str) -> None:
+        host = client_key(host)
         with self._lock:
             recent = self._recent(host)
             recent.append(self._clock())
