@@ -52,7 +52,12 @@ from millnet.identifiers.rest import create_handle_app
 from millnet.identifiers.rest_batch import batch_routes
 from millnet.identifiers.service import IdentifierService, check_layouts
 from millnet.identifiers.store import IdentifierStore
-from millnet.identifiers.templates import TemplateCheck, publish_builtin, remote_fetcher
+from millnet.identifiers.templates import (
+    TemplateCheck,
+    publish_builtin,
+    remote_fetcher,
+    trusted_prefixes,
+)
 from millnet.identifiers.transport import NativeServer
 from millnet.protocols.handle import (
     ServerRecord,
@@ -215,7 +220,7 @@ def open_identifier_node(opts: IdServerOptions, *, setup: bool = True, http: boo
     if opts.parent:
         parent = Endpoint.parse(opts.parent, "parent")
         fetch = remote_fetcher(Server(parent.host, parent.udp_port, parent.tcp_port))
-    checks = (check_layouts, TemplateCheck(store, fetch))
+    checks = (check_layouts, TemplateCheck(store, fetch, trusted=trusted_prefixes(opts.prefix)))
     return store, IdentifierService(store, [opts.prefix], value_checks=checks,
                                     mirror_of=opts.mirror_of), site
 

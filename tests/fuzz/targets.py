@@ -163,8 +163,8 @@ def rest_json(data: bytes) -> None:
     values, or a MillnetError naming what is wrong; nothing else."""
     try:
         body = _DECODE(data)
-    except msgspec.DecodeError:
-        return  # the API answers 400 "invalid JSON"
+    except (msgspec.DecodeError, RecursionError):
+        return  # the API answers 400 "invalid JSON" / "nested too deeply"
     with contextlib.suppress(MillnetError):
         values, _ = parse_values(body)
         assert all(isinstance(v, HandleValue) for v in values)

@@ -185,3 +185,73 @@ def test_http_basic_failures_are_throttled(tmp_path: Path) -> None:
         right = httpx.post(url, json={"items": []},
                            headers=_basic("300:88.100.5/ADMIN", "secret-of-88.100.5"))
         assert right.status_code == 401 and "too many failed" in right.json()["message"]
+
+
+def test_a_change_of_values_is_checked_as_part_of_the_record(tmp_path: Path) -> None:
+    """Found by review: only the changed values were checked, so MN_DATA alone could be
+    replaced by anything while the template stayed, and mn_data escaped the check."""
+    service = _service(tmp_path, "e", "88.100.5")
+    service.create_handle(ADMIN, "88.100.5/P1", _values("product", PUMP))
+    bad = {**PUMP, "specs": {"ratedPowerKw": -5}}
+    with pytest.raises(InvalidValue) as caught:  # MN_DATA alone, as pyhandle sends it
+        service.modify_values(ADMIN, "88.100.5/P1",
+                              [HandleValue(3, DATA_TYPE, json.dumps(bad).encode())])
+    assert caught.value.field == "values[0].data" and "minimum" in str(caught.value)
+    with pytest.raises(InvalidValue):  # a second data value must follow the template too
+        service.add_values(ADMIN, "88.100.5/P1", [HandleValue(9, DATA_TYPE, b'{"junk":1}')])
+    with pytest.raises(InvalidValue, match="needs an MN_DATA"):  # template left, data gone
+        service.remove_values(ADMIN, "88.100.5/P1", [3])
+    with pytest.raises(InvalidValue) as stored:  # a new template the stored data misses
+        service.modify_values(ADMIN, "88.100.5/P1", [HandleValue(2, TEMPLATE_TYPE, b"batch")])
+    assert stored.value.field == "stored[3].data"
+    with pytest.raises(InvalidValue):  # type names are compared ignoring ASCII case
+        service.create_handle(ADMIN, "88.100.5/P2", [HandleValue(1, "mn_template", b"product"),
+                                                      HandleValue(2, "mn_data", b"not json")])
+    service.remove_values(ADMIN, "88.100.5/P1", [2])  # dropping the template is allowed
+    assert json.loads(service.store.get("88.100.5/P1", indexes=[3])[0].data) == PUMP
+
+
+def test_only_templates_of_the_node_and_its_parents_apply(tmp_path: Path) -> None:
+    """Found by review: any admin could name their own schema, with a regular expression that
+    backtracks for minutes (^(a|aa)+$), and stall the node."""
+    store = IdentifierStore.open(f"sqlite:///{tmp_path / 'e.sqlite'}")
+    bootstrap_prefix(store, "88.100.5", "secret-of-88.100.5", SITE)
+    check = TemplateCheck(store, trusted=["88.100.5", "88.100", "88"])
+    service = IdentifierService(store, ["88.100.5"], value_checks=(check_layouts, check))
+    slow = json.dumps({"type": "object",
+                       "properties": {"x": {"type": "string", "pattern": "^(a|aa)+$"}}})
+    store.create_handle("88.200/TEMPLATE.evil", [HandleValue(1, SCHEMA_TYPE, slow.encode())])
+    store.create_handle("88.100.5/MY-SCHEMA", [HandleValue(1, SCHEMA_TYPE, slow.encode())])
+    payload = {"x": "a" * 40 + "!"}
+    for ref in ("88.200/TEMPLATE.evil", "88.100.5/MY-SCHEMA"):
+        with pytest.raises(InvalidValue, match="not one this node applies"):
+            service.create_handle(ADMIN, "88.100.5/X", _values(ref, payload))
+    unresolvable = json.dumps({"$ref": "https://example.invalid/schema.json"})
+    store.create_handle("88.100.5/TEMPLATE.broken",
+                        [HandleValue(1, SCHEMA_TYPE, unresolvable.encode())])
+    with pytest.raises(InvalidValue, match="cannot be applied"):  # was an HTTP 500
+        service.create_handle(ADMIN, "88.100.5/Y", _values("88.100.5/TEMPLATE.broken", {}))
+    deep = HandleValue(3, DATA_TYPE, b"[" * 20_000 + b"]" * 20_000)
+    with pytest.raises(InvalidValue, match="nested too deeply"):
+        service.create_handle(ADMIN, "88.100.5/Z", [HandleValue(2, TEMPLATE_TYPE, b"product"),
+                                                     deep])
+    store.close()
+
+
+def test_malformed_requests_get_400_not_500(tmp_path: Path) -> None:
+    """Found by review: a deeply nested body and a huge page number were HTTP 500s."""
+    service = _service(tmp_path, "e", "88.100.5")
+    app = create_handle_app(service.store, service)
+    auth = ("300%3A88.100.5/ADMIN", "secret-of-88.100.5")
+
+    async def scenario() -> None:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://node") as http:
+            deep = await http.put("/api/handles/88.100.5/D", content=b"[" * 100_000,
+                                  headers={"Content-Type": "application/json"}, auth=auth)
+            assert deep.status_code == 400 and "nested too deeply" in deep.json()["message"]
+            huge = await http.get("/api/handles", auth=auth, params={
+                "prefix": "88.100.5", "page": "99999999999999999999", "pageSize": "10"})
+            assert huge.status_code == 400 and "page" in huge.json()["message"]
+
+    asyncio.run(scenario())

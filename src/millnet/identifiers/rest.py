@@ -74,6 +74,8 @@ T = TypeVar("T")
 _JSON = "application/json"
 _ENCODE = msgspec.json.Encoder().encode
 _DECODE = msgspec.json.Decoder().decode
+#: the highest listing page (page * pageSize must stay a 64-bit offset)
+MAX_PAGE = 1 << 40
 _TRUE = frozenset({"", "true", "yes"})
 _MINT_ATTEMPTS = 3
 
@@ -192,6 +194,8 @@ async def read_json(request: Request, max_bytes: int) -> Any:
         return _DECODE(raw)
     except msgspec.DecodeError as exc:
         raise RequestError(f"invalid JSON: {exc}", "body") from None
+    except RecursionError:  # found by review: '[' * 100000 was an HTTP 500
+        raise RequestError("JSON nested too deeply", "body") from None
 
 
 async def authenticate(request: Request, service: IdentifierService) -> ValueReference:
@@ -386,6 +390,8 @@ class HandleApi:
             paged = page >= 0 and size >= 0
             if size > self.max_page_size:
                 raise InvalidInput(f"pageSize above {self.max_page_size}", "pageSize")
+            if page > MAX_PAGE:  # found by review: a huge page overflowed SQLite (500)
+                raise InvalidInput(f"page above {MAX_PAGE}", "page")
             principal = await self._principal(request, required=True)
             assert principal is not None
             handles, total = await self._run(self._list, principal, prefix,

@@ -318,7 +318,7 @@ class IdentifierService:
         self._authorize_existing(principal, handle, AdminPermission.ADD_VALUE)
         if any(v.type == _ADMIN for v in checked):
             self.authorize(principal, handle, AdminPermission.ADD_ADMIN)
-        self.store.add_values(handle, self._prepare(handle, checked))
+        self.store.add_values(handle, self._prepare(handle, checked, keep=lambda v: True))
         self._changed(handle)
 
     def remove_values(self, principal: ValueReference, handle: str,
@@ -327,6 +327,8 @@ class IdentifierService:
         self._authorize_existing(principal, handle, AdminPermission.REMOVE_VALUE)
         if any(v.type == _ADMIN for v in self._values(handle, indexes)):
             self.authorize(principal, handle, AdminPermission.REMOVE_ADMIN)
+        gone = set(indexes)
+        self._check_record(handle, (), keep=lambda v: v.index not in gone)
         self.store.remove_values(handle, indexes)
         self._changed(handle)
 
@@ -338,7 +340,9 @@ class IdentifierService:
         current = self._values(handle, tuple(v.index for v in checked))
         if any(v.type == _ADMIN for v in (*checked, *current)):
             self.authorize(principal, handle, AdminPermission.MODIFY_ADMIN)
-        self.store.modify_values(handle, self._prepare(handle, checked))
+        changed = {v.index for v in checked}
+        self.store.modify_values(handle, self._prepare(
+            handle, checked, keep=lambda v: v.index not in changed))
         self._changed(handle)
 
     def list_handles(self, principal: ValueReference, prefix: str, *, page: int = 0,
@@ -350,14 +354,49 @@ class IdentifierService:
     def _now(self) -> int:
         return int(self._clock())
 
-    def _prepare(self, handle: str, values: Sequence[HandleValue]) -> tuple[HandleValue, ...]:
-        """Checked values, stamped with the current time, passed through the value checks."""
+    def _prepare(self, handle: str, values: Sequence[HandleValue], *,
+                 keep: Callable[[HandleValue], bool] | None = None) -> tuple[HandleValue, ...]:
+        """Checked values, stamped with the current time, passed through the value checks:
+        alone for a new handle, or with ``keep``, as part of the record they will be in
+        (the stored values ``keep`` selects, plus these)."""
         now = self._now()
         stamped = tuple(HandleValue(v.index, v.type, v.data, v.ttl_type, v.ttl, now,
                                     v.permissions, v.references) for v in check_values(values))
-        for check in self._checks:
-            check(handle, stamped)
+        if keep is None:
+            for check in self._checks:
+                check(handle, stamped)
+        else:
+            self._check_record(handle, stamped, keep=keep)
         return stamped
+
+    def _check_record(self, handle: str, change: tuple[HandleValue, ...], *,
+                      keep: Callable[[HandleValue], bool]) -> None:
+        """Run the value checks on the record a change of values leaves: ``change`` plus the
+        stored values ``keep`` selects. A check of a part only would let a changed MN_DATA
+        escape its template (found by review). Errors about a stored value name it by its
+        index; errors about the change name it as the request did (``values[i]``)."""
+        merged = (*change, *(v for v in self._values(handle) if keep(v)))
+        try:
+            for check in self._checks:
+                check(handle, merged)
+        except InvalidInput as exc:
+            raise _repointed(exc, change, merged) from None
+
+
+def _repointed(exc: InvalidInput, change: tuple[HandleValue, ...],
+               merged: tuple[HandleValue, ...]) -> InvalidInput:
+    """``exc`` with a field ``values[k]...`` about a stored value (k past the change) named
+    by that value's index instead."""
+    field = exc.field or ""
+    head, bracket, rest = field.partition("[")
+    number, close, tail = rest.partition("]")
+    if head != "values" or not bracket or not close or not number.isdigit() \
+            or int(number) < len(change) or int(number) >= len(merged):
+        return exc
+    message = str(exc).removeprefix(f"{exc.field}: ")
+    stored = merged[int(number)]
+    return type(exc)(f"{message} (the stored value at index {stored.index})",
+                     f"stored[{stored.index}]{tail}")
 
 
 def _guard_for(name: str, prefix: str) -> tuple[str, AdminPermission]:

@@ -12,7 +12,14 @@ Conventions (docs/identifier-registration.md):
   against the template: errors name the value and the JSON pointer inside it, e.g.
   ``values[2].data: /specs/ratedPowerKw: -5 is less than the minimum of 0`` (VALUE_INVALID,
   HTTP 400). A template handle not held locally is resolved through the hierarchy (the node's
-  parent) and cached for ``ttl`` seconds.
+  parent) and cached for ``ttl`` seconds (a failure for ``failure_ttl``).
+* Which templates count (found by review): a node applies only templates published under its
+  own prefix or the prefixes above it (``88.100.5`` uses ``88.100/TEMPLATE.*`` and
+  ``88/TEMPLATE.*``: its industry's and the root's), never a schema from anywhere else. A
+  schema is code the node runs: an arbitrary one could hold a regular expression that
+  backtracks for minutes (``^(a|aa)+$``), stall the node, or name references that cannot be
+  resolved. Types are compared ignoring ASCII case, as resolution filters do, so
+  ``mn_data`` is checked like ``MN_DATA``.
 """
 
 from __future__ import annotations
@@ -21,13 +28,15 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from importlib import resources
 from typing import Any
 
 import jsonschema
+import referencing.exceptions
 from jsonschema.protocols import Validator
 
 from millnet.errors import MillnetError
@@ -39,7 +48,7 @@ from millnet.protocols.handle import (
 )
 
 from .client import Server
-from .delegation import admin_record_value
+from .delegation import admin_record_value, ancestors, prefix_key
 from .errors import HandleExists, HandleNotFound, InvalidValue
 from .store import IdentifierStore
 
@@ -50,6 +59,7 @@ TEMPLATE_STEM = "TEMPLATE."
 BUILTIN = ("product", "batch", "equipment", "part")
 #: the largest MN_DATA document accepted (bytes of JSON)
 MAX_DATA_BYTES = 64 * 1024
+_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 Fetch = Callable[[str], bytes | None]
 
@@ -103,14 +113,26 @@ def remote_fetcher(parent: Server, timeout: float = 3.0) -> Fetch:
     return fetch
 
 
+def trusted_prefixes(prefix: str) -> frozenset[str]:
+    """``prefix`` and every prefix above it: ``88.100.5`` -> 88.100.5, 88.100, 88."""
+    return frozenset(ancestors(prefix_key(prefix)))
+
+
 class TemplateCheck:
     """A value check (``IdentifierService(value_checks=...)``) that validates ``MN_DATA``
-    against the handle's ``MN_TEMPLATE``; compiled schemas are cached for ``ttl`` s."""
+    against the handle's ``MN_TEMPLATE``; compiled schemas are cached for ``ttl`` s, at most
+    ``max_cached`` of them. ``trusted``: the prefixes whose ``TEMPLATE.*`` handles may be
+    used (see the module); None accepts any (tests of the mechanism only)."""
 
     def __init__(self, store: IdentifierStore, fetch: Fetch | None = None, *,
-                 ttl: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 trusted: Collection[str] | None = None, ttl: float = 300.0,
+                 failure_ttl: float = 30.0, max_cached: int = 256,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._store, self._fetch, self._ttl, self._clock = store, fetch, ttl, clock
-        self._cache: dict[str, tuple[float, Validator]] = {}
+        self._trusted = frozenset(prefix_key(p) for p in trusted) \
+            if trusted is not None else None
+        self._failure_ttl, self._max_cached = failure_ttl, max_cached
+        self._cache: OrderedDict[str, tuple[float, Validator | InvalidValue]] = OrderedDict()
         self._lock = threading.Lock()
 
     def validator(self, ref: str) -> Validator:
@@ -119,7 +141,25 @@ class TemplateCheck:
         with self._lock:
             hit = self._cache.get(ref)
         if hit is not None and hit[0] > now:
+            if isinstance(hit[1], InvalidValue):
+                raise hit[1]  # failed a moment ago: do not fetch again for every item
             return hit[1]
+        try:
+            validator = self._compile(ref)
+        except InvalidValue as exc:
+            self._remember(ref, now + self._failure_ttl, exc)
+            raise
+        self._remember(ref, now + self._ttl, validator)
+        return validator
+
+    def _remember(self, ref: str, until: float, what: Validator | InvalidValue) -> None:
+        with self._lock:
+            self._cache[ref] = (until, what)
+            self._cache.move_to_end(ref)
+            while len(self._cache) > self._max_cached:
+                self._cache.popitem(last=False)
+
+    def _compile(self, ref: str) -> Validator:
         schema = self._schema(ref)
         try:
             cls = jsonschema.validators.validator_for(schema, jsonschema.Draft202012Validator)
@@ -127,9 +167,9 @@ class TemplateCheck:
         except jsonschema.SchemaError as exc:
             raise InvalidValue(f"template {ref} is not a valid JSON Schema: {exc.message}",
                                "template") from None
+        except RecursionError:
+            raise InvalidValue(f"template {ref} is nested too deeply", "template") from None
         validator: Validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
-        with self._lock:
-            self._cache[ref] = (now + self._ttl, validator)
         return validator
 
     def _schema(self, ref: str) -> dict[str, Any]:
@@ -139,6 +179,13 @@ class TemplateCheck:
             except KeyError:
                 raise InvalidValue(f"unknown template {ref!r}: a handle, or one of "
                                    f"{', '.join(BUILTIN)}", "template") from None
+        prefix, _, suffix = ref.partition("/")
+        if self._trusted is not None and (not suffix.startswith(TEMPLATE_STEM) or (
+                prefix.translate(_ASCII_UPPER) not in self._trusted)):
+            raise InvalidValue(
+                f"template {ref} is not one this node applies: templates are "
+                f"<prefix>/{TEMPLATE_STEM}<name> under {', '.join(sorted(self._trusted))}",
+                "template")
         raw: bytes | None = None
         try:
             found = self._store.get(ref, types=(SCHEMA_TYPE,))
@@ -163,8 +210,8 @@ class TemplateCheck:
         return schema
 
     def __call__(self, handle: str, values: Sequence[HandleValue]) -> None:
-        template = [(i, v) for i, v in enumerate(values) if v.type == TEMPLATE_TYPE]
-        data = [(i, v) for i, v in enumerate(values) if v.type == DATA_TYPE]
+        template = [(i, v) for i, v in enumerate(values) if _is(v, TEMPLATE_TYPE)]
+        data = [(i, v) for i, v in enumerate(values) if _is(v, DATA_TYPE)]
         if not template:
             for i, value in data:  # data without a template must still be a JSON object
                 _document(i, value)
@@ -187,10 +234,18 @@ class TemplateCheck:
                                f"values[{t_index}].data") from None
         for i, value in data:
             document = _document(i, value)
-            error = jsonschema.exceptions.best_match(validator.iter_errors(document))
+            try:
+                error = jsonschema.exceptions.best_match(validator.iter_errors(document))
+            except (referencing.exceptions.Unresolvable, RecursionError) as exc:
+                raise InvalidValue(f"template {ref} cannot be applied: {exc}",
+                                   f"values[{t_index}].data") from None
             if error is not None:
                 pointer = "".join(f"/{p}" for p in error.absolute_path) or "/"
                 raise InvalidValue(f"{pointer}: {error.message}", f"values[{i}].data")
+
+
+def _is(value: HandleValue, kind: str) -> bool:
+    return value.type.translate(_ASCII_UPPER) == kind
 
 
 def _document(i: int, value: HandleValue) -> Any:
@@ -200,6 +255,8 @@ def _document(i: int, value: HandleValue) -> Any:
         document = json.loads(value.data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidValue(f"{DATA_TYPE} is not JSON: {exc}", f"values[{i}].data") from None
+    except RecursionError:
+        raise InvalidValue(f"{DATA_TYPE} is nested too deeply", f"values[{i}].data") from None
     if not isinstance(document, dict):
         raise InvalidValue(f"{DATA_TYPE} must be a JSON object", f"values[{i}].data")
     return document
