@@ -16,6 +16,7 @@ from millnet.config import Settings, load_settings
 from millnet.connectivity.broker import Mosquitto, find_mosquitto
 from millnet.connectivity.mqtt import Broker
 from millnet.demo_ids import (
+    ENTERPRISE,
     IdHierarchy,
     ProductLink,
     identifier_hierarchy,
@@ -84,6 +85,9 @@ async def run_demo(config: Path | None, *, duration: float | None, data_dir: Pat
         async with running(node) as live, \
                 identifier_hierarchy(settings.node.data_dir / "identifiers") as ids:
             url = f"http://{settings.api.host}:{live.api_port}"
+            # The plant's tenant registers its identifiers under the enterprise prefix.
+            await asyncio.to_thread(live.registry.set_identifier_prefixes, live.tenant_id,
+                                    [ENTERPRISE])
             items = await asyncio.to_thread(product_items, machines, today(),
                                             _product_records(live, url))
             made = await register(ids.enterprise, items)

@@ -229,8 +229,49 @@ def test_store_failures_and_bugs_answer_json(
     assert any("a bug" in str(rec.exc_info) for rec in caplog.records)
 
 
+def _prefixes(w: World) -> None:
+    """acme registers under 88.100.5, globex under 88.200 (node-wide admin)."""
+    for site, prefix in ((w.acme, "88.100.5"), (w.globex, "88.200")):
+        done = w.client.put(f"/api/v1/tenants/{site.tenant_id}/identifier-prefixes",
+                            json={"prefixes": [prefix]}, headers=w.node_auth())
+        assert done.status_code == 200 and done.json() == {"prefixes": [prefix.upper()]}
+
+
+def test_identifier_prefixes_of_tenants(w: World) -> None:
+    """Found by review: one tenant could link another's identifier first, keeping it from
+    the other and learning which record held it. Now a node-wide admin assigns prefixes."""
+    c = w.client
+    url = f"/api/v1/tenants/{w.acme.tenant_id}/identifier-prefixes"
+    none = c.put(f"/api/v1/devices/{w.acme.device_id}/identifier",
+                 json={"handle": "88.100.5/EQ-1"}, headers=w.acme.auth("operator"))
+    assert none.status_code == 403 and "identifier prefix" in none.json()["detail"]
+    assert c.put(url, json={"prefixes": ["88.100.5"]},
+                 headers=w.acme.auth("admin")).status_code == 403  # not their own to grant
+    _prefixes(w)
+    assert c.get(url, headers=w.acme.auth("viewer")).json() == {"prefixes": ["88.100.5"]}
+    assert c.get(url, headers=w.globex.auth("viewer")).status_code == 404
+    taken = c.put(f"/api/v1/tenants/{w.globex.tenant_id}/identifier-prefixes",
+                  json={"prefixes": ["88.100.5"]}, headers=w.node_auth())
+    assert taken.status_code == 409  # a prefix belongs to one tenant
+    bad = c.put(url, json={"prefixes": ["88/100"]}, headers=w.node_auth())
+    assert bad.status_code == 400 and bad.json()["field"] == "prefixes[0]"
+    # globex cannot claim acme's identifier, for a device or a product of its own.
+    claim = c.put(f"/api/v1/devices/{w.globex.device_id}/identifier",
+                  json={"handle": "88.100.5/EQ-ACME-PRESS-1"}, headers=w.globex.auth("admin"))
+    assert claim.status_code == 403
+    product = c.post("/api/v1/products", json={"serial": "G-1", "model": "X"},
+                     headers=w.globex.auth("operator")).json()
+    claim = c.put(f"/api/v1/products/{product['id']}/identifier",
+                  json={"handle": "88.100.5/PUMP-000001"}, headers=w.globex.auth("operator"))
+    assert claim.status_code == 403
+    own = c.put(f"/api/v1/products/{product['id']}/identifier",
+                json={"handle": "88.200/G-1"}, headers=w.globex.auth("operator"))
+    assert own.status_code == 200
+
+
 def test_device_identifier_link(w: World) -> None:
     c = w.client
+    _prefixes(w)
     url = f"/api/v1/devices/{w.acme.device_id}/identifier"
     handle = "88.100.5/EQ-ACME-PRESS-1"
     assert c.get(f"/api/v1/devices/{w.acme.device_id}",
@@ -258,6 +299,7 @@ def test_device_identifier_link(w: World) -> None:
 
 def test_products_and_their_identifiers(w: World) -> None:
     c = w.client
+    _prefixes(w)
     body = {"serial": "SN-1", "model": "P-200", "line_id": w.acme.line_id,
             "batch": "88.100.5/BATCH-1"}
     assert c.post("/api/v1/products", json=body, headers=w.acme.auth("viewer")).status_code \
@@ -281,7 +323,8 @@ def test_products_and_their_identifiers(w: World) -> None:
         "88.100.5/PUMP-000001"
     listed = c.get("/api/v1/products", headers=w.acme.auth("viewer")).json()
     assert [p["serial"] for p in listed] == ["SN-1"]
-    assert c.get("/api/v1/products", headers=w.globex.auth("viewer")).json() == []
+    theirs = c.get("/api/v1/products", headers=w.globex.auth("viewer")).json()
+    assert all(p["tenant_id"] == w.globex.tenant_id for p in theirs)
     second = c.post("/api/v1/products", json={**body, "serial": "SN-3"},
                     headers=w.acme.auth("operator")).json()
     clash = c.put(f"/api/v1/products/{second['id']}/identifier",

@@ -37,6 +37,15 @@ class TenantIn(BaseModel):
         default=None, ge=1, description="Telemetry retention override; null: the node's default")
 
 
+class IdentifierPrefixes(BaseModel):
+    """Identifier prefixes of a tenant (``88.100.5``): its records link to handles under
+    these only."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prefixes: list[str] = Field(max_length=100, examples=[["88.100.5"]])
+
+
 class TenantSettings(BaseModel):
     """Tenant settings an admin of the tenant may change."""
 

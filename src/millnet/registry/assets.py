@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 
 from millnet.errors import Conflict, InvalidInput, NotFound
 from millnet.model import AssetKind
+from millnet.registry.prefixes import require_own_identifier
 from millnet.registry.records import Asset, AssetNode
 from millnet.registry.schema import AnyRow, asset_identifiers, assets
 from millnet.registry.tenants import require_tenant
@@ -195,6 +196,7 @@ def set_identifier(conn: Connection, tenant_id: int, asset_id: int, handle: str,
     get_asset(conn, asset_id, tenant_id)
     if not handle or len(handle) > 2048 or "/" not in handle:
         raise InvalidInput("an identifier is prefix/suffix", "handle")
+    require_own_identifier(conn, tenant_id, handle)
     owner = conn.execute(select(asset_identifiers.c.asset_id)
                          .where(asset_identifiers.c.handle == handle)).scalar()
     if owner is not None and owner != asset_id:

@@ -10,6 +10,8 @@ Reads stay plain ``BEGIN`` so that, under WAL, they never wait for writers.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +77,7 @@ def _sqlite_engine(url: URL, options: dict[str, Any]) -> Engine:
             cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys=ON")
             if not memory:
-                cursor.execute("PRAGMA journal_mode=WAL")
+                _wal(cursor)
                 cursor.execute("PRAGMA synchronous=NORMAL")  # durable at checkpoints under WAL
         finally:
             cursor.close()
@@ -86,6 +88,26 @@ def _sqlite_engine(url: URL, options: dict[str, Any]) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def _wal(cursor: Any) -> None:
+    """Switch the database to WAL unless it is already (the mode is kept in the file).
+
+    The switch needs an exclusive lock and does not wait on the busy handler: an opener that
+    meets another's migration transaction on a fresh database got "database is locked" at
+    once (a flaky concurrent-open test; longer migrations made it likelier). So: read the
+    mode first, and retry the switch until the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+            return
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def writer(engine: Engine) -> Engine:

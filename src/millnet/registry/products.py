@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from millnet.errors import Conflict, InvalidInput, NotFound
 from millnet.model import AssetKind
 from millnet.registry.assets import get_asset
+from millnet.registry.prefixes import require_own_identifier
 from millnet.registry.records import Product
 from millnet.registry.schema import AnyRow, products
 from millnet.registry.tenants import require_tenant
@@ -77,6 +78,7 @@ def set_product_identifier(conn: Connection, tenant_id: int, product_id: int,
     get_product(conn, product_id, tenant_id)
     if not handle or len(handle) > 2048 or "/" not in handle:
         raise InvalidInput("an identifier is prefix/suffix", "handle")
+    require_own_identifier(conn, tenant_id, handle)
     owner = conn.execute(select(products.c.id).where(products.c.identifier == handle)).scalar()
     if owner is not None and owner != product_id:
         raise Conflict(f"identifier {handle} already names product {owner}")

@@ -20,6 +20,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from millnet.errors import Conflict, StorageError
 from millnet.model import AssetKind, PointSpec
 from millnet.registry import assets, points, products, tenants, tokens
+from millnet.registry import prefixes as prefix_table
 from millnet.registry.records import (
     Asset,
     AssetNode,
@@ -101,6 +102,14 @@ class Registry(SqlStore):
     def set_retention(self, tenant_id: int, retention_days: int | None) -> Tenant:
         return self._run(lambda c: tenants.set_retention(c, tenant_id, retention_days),
                          write=True)
+
+    def set_identifier_prefixes(self, tenant_id: int, prefixes: Sequence[str]) -> list[str]:
+        """Replace the identifier prefixes of a tenant (see :mod:`.prefixes`)."""
+        return self._run(lambda c: prefix_table.set_prefixes(c, tenant_id, prefixes),
+                         write=True)
+
+    def identifier_prefixes(self, tenant_id: int) -> list[str]:
+        return self._run(lambda c: prefix_table.prefixes_of(c, tenant_id))
 
     # Assets
 

@@ -121,6 +121,16 @@ points = Table(
     sqlite_autoincrement=True,
 )
 
+#: Identifier prefixes assigned to a tenant by a node-wide admin: the tenant may link its
+#: devices and products to handles under these only (one tenant per prefix), so no tenant can
+#: claim, or learn of, another's identifiers.
+tenant_prefixes = Table(
+    "tenant_prefixes", metadata,
+    Column("prefix", String(255), primary_key=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+)
+
 #: An asset (a device) linked to its global identifier (``88.100.5/EQ-...``), registered at an
 #: identifier node; one identifier per asset, one asset per identifier.
 asset_identifiers = Table(

@@ -8,7 +8,7 @@ from millnet.api.auth import Admin, Viewer
 from millnet.api.context import Ctx
 from millnet.api.errors import AUTH_ERRORS, responses
 from millnet.api.params import ObjectId
-from millnet.api.schemas import Me, TenantIn, TenantOut, TenantSettings
+from millnet.api.schemas import IdentifierPrefixes, Me, TenantIn, TenantOut, TenantSettings
 from millnet.api.scope import visible_tenant
 from millnet.errors import PermissionDenied
 
@@ -56,3 +56,26 @@ def update_tenant(
 ) -> TenantOut:
     visible_tenant(ctx, caller, tenant_id)
     return TenantOut.of(ctx.registry.set_retention(tenant_id, body.retention_days))
+
+
+@router.get("/tenants/{tenant_id}/identifier-prefixes", response_model=IdentifierPrefixes,
+            summary="The identifier prefixes the tenant links its records under",
+            responses=responses(*AUTH_ERRORS, 404))
+def get_identifier_prefixes(ctx: Ctx, caller: Viewer, tenant_id: ObjectId,
+                            ) -> IdentifierPrefixes:
+    visible_tenant(ctx, caller, tenant_id)
+    return IdentifierPrefixes(prefixes=ctx.registry.identifier_prefixes(tenant_id))
+
+
+@router.put("/tenants/{tenant_id}/identifier-prefixes", response_model=IdentifierPrefixes,
+            summary="Assign the tenant's identifier prefixes (node-wide admins)",
+            responses=responses(*AUTH_ERRORS, 400, 404, 409))
+def set_identifier_prefixes(ctx: Ctx, caller: Admin, tenant_id: ObjectId,
+                            body: IdentifierPrefixes) -> IdentifierPrefixes:
+    """A tenant links its devices and products only to handles under its own prefixes; a
+    prefix belongs to one tenant. Only a node-wide admin assigns them: a tenant that could
+    would claim another's identifiers."""
+    if caller.tenant_id is not None:
+        raise PermissionDenied("only a node-wide admin assigns identifier prefixes")
+    return IdentifierPrefixes(prefixes=ctx.registry.set_identifier_prefixes(tenant_id,
+                                                                            body.prefixes))
