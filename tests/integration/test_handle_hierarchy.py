@@ -413,3 +413,110 @@ def test_a_node_on_a_wildcard_address_advertises_where_it_is_reached(tmp_path: P
         assert (record.host, record.udp_port) == ("10.1.2.3", 2641)
     finally:
         store.close()
+
+
+def test_a_hostile_node_cannot_make_a_resolution_fan_out() -> None:
+    """Found by review: referrals made only of HS_SERV values branched at every level; one
+    request made a recursive node send 5,265 with 8 values per referral. Now one resolution
+    sends at most max_hops requests, and gives up after its deadline."""
+    import time as clock
+
+    from millnet.identifiers.delegation import site_value
+    from millnet.protocols.handle import encode_serv, make_response
+
+    seen: dict[str, int] = {}
+    received = 0
+
+    async def scenario() -> None:
+        nonlocal received
+        holder: dict[str, SiteInfo] = {}
+
+        def hostile(msg: Message, peer: tuple[str, int]) -> list[Message]:
+            nonlocal received
+            received += 1
+            body = msg.body
+            assert isinstance(body, ResolutionRequest)
+            first = seen.get(body.handle, 0) == 0 and body.handle != "77.1/ROOT"
+            seen[body.handle] = seen.get(body.handle, 0) + 1
+            values = (site_value(holder["site"]),) if first else tuple(
+                HandleValue(i + 1, "HS_SERV", encode_serv(f"77.1/S{received}-{i}"))
+                for i in range(8))
+            return [make_response(msg, ServiceReferral(msg.opcode, body.handle, values),
+                                  now=int(clock.time()))]
+
+        async with NativeServer(hostile, udp_port=0, tcp_port=0) as server:
+            holder["site"] = site_of([Endpoint("127.0.0.1", server.udp_port,
+                                               server.tcp_port)])
+            resolver = RecursiveResolver(ResolverCache(), max_hops=32, udp_timeout=0.2)
+            answer = await resolver.resolve(ResolutionRequest("77.1/ROOT", (), ()), [
+                Server("127.0.0.1", server.udp_port, server.tcp_port)])
+            assert isinstance(answer, ErrorResponse)
+            assert answer.response_code == ResponseCode.SERVER_NOT_RESP
+            assert resolver.stats.hops <= 32
+            slow = RecursiveResolver(ResolverCache(), deadline=0.3, udp_timeout=5)
+            started = clock.monotonic()
+            silent = Server("127.0.0.1", _silent_udp_port(), 0)
+            late = await slow.resolve(ResolutionRequest("77.1/ROOT", (), ()), [silent])
+            assert clock.monotonic() - started < 2
+            assert isinstance(late, ErrorResponse) and "within" in late.message
+
+    asyncio.run(scenario())
+    assert received <= 40
+
+
+def _silent_udp_port() -> int:
+    import socket
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    _KEEP.append(sock)  # bound, never answering, until the test process ends
+    return int(sock.getsockname()[1])
+
+
+_KEEP: list[object] = []
+
+
+def test_a_node_cannot_poison_the_cache_for_another_prefix(tmp_path: Path) -> None:
+    """Found by review: a node delegated 88.9 named an HS_SERV handle of 88.100 and answered
+    for it itself; the nested lookup's answer was cached for 88.100's handle."""
+    import time as clock
+
+    from millnet.identifiers.delegation import site_value
+    from millnet.protocols.handle import decode_site, encode_serv, make_response
+
+    target = "88.100/SERV"
+
+    async def scenario() -> None:
+        async with hierarchy(tmp_path, Clock()) as n:
+            national, secondary = n["national"], n["secondary"]
+            secondary.store.create_handle(target, [site_value(secondary.site, 1)])
+            holder: dict[str, SiteInfo] = {}
+            forged = site_value(site_of([Endpoint("10.66.66.66", 2641, 2641)]), 1)
+
+            def evil(msg: Message, peer: tuple[str, int]) -> list[Message]:
+                body = msg.body
+                assert isinstance(body, ResolutionRequest)
+                now = int(clock.time())
+                if body.handle == target and msg.header.recursion_count <= 2:
+                    return [make_response(msg, ServiceReferral(
+                        msg.opcode, body.handle, (site_value(holder["site"]),)), now=now)]
+                if body.handle == target:
+                    long_lived = HandleValue(forged.index, forged.type, forged.data,
+                                             ttl=10**9)
+                    return [make_response(msg, ResolutionResponse(body.handle, (long_lived,)),
+                                          now=now)]
+                return [make_response(msg, ServiceReferral(msg.opcode, body.handle, (
+                    HandleValue(1, "HS_SERV", encode_serv(target)),)), now=now)]
+
+            async with NativeServer(evil, udp_port=0, tcp_port=0) as server:
+                holder["site"] = site_of([Endpoint("127.0.0.1", server.udp_port,
+                                                   server.tcp_port)])
+                register_delegation(national.store, "88", "88.9", [holder["site"]])
+                await ask(national, "88.9/ANYTHING", recursive=True)
+                after = await request(resolution_request(target, types=("HS_SITE",)),
+                                      national.where)
+                assert isinstance(after.body, ResolutionResponse)
+                addresses = [str(s.ip) for s in decode_site(after.body.values[0].data).servers]
+                assert addresses == ["127.0.0.1"]
+
+    asyncio.run(scenario())

@@ -117,6 +117,7 @@ class NativeHandler:
         self.resolver = resolver
         self.max_pending = max_pending
         self._pending = 0
+        self._per_host: dict[str, int] = {}
         if resolver is not None and resolver.cache is not None:
             service.listeners.append(resolver.cache.invalidate)
         self._site = site
@@ -137,7 +138,7 @@ class NativeHandler:
         try:
             if isinstance(body, ResolutionRequest) and self.resolver is not None \
                     and msg.header.opflags & _REC:
-                recursed = self._recurse(msg, body, now)
+                recursed = self._recurse(msg, body, now, peer[0])
                 if recursed is not None:
                     return recursed
             if isinstance(body, ChallengeAnswer):
@@ -182,8 +183,8 @@ class NativeHandler:
                 raise
             return up
 
-    def _recurse(self, msg: Message, body: ResolutionRequest,
-                 now: int) -> list[Message] | Awaitable[list[Message]] | None:
+    def _recurse(self, msg: Message, body: ResolutionRequest, now: int,
+                 host: str) -> list[Message] | Awaitable[list[Message]] | None:
         """None when the handle is answered here (or is not resolvable): the usual path."""
         resolver = self.resolver
         assert resolver is not None
@@ -196,20 +197,29 @@ class NativeHandler:
         servers = servers_of(where.values)
         if not servers:
             return None  # nothing to follow: refer the client
-        if self._pending >= self.max_pending:
+        # Slots in all and per client host (found by review: a few clients asking for handles
+        # delegated to silent servers held every slot; each resolution also has a deadline).
+        per_host = max(1, self.max_pending // 8)
+        if self._pending >= self.max_pending or self._per_host.get(host, 0) >= per_host:
             return [make_response(msg, ErrorResponse(
                 msg.opcode, ResponseCode.SERVER_BUSY, "too many recursive resolutions"),
                 now=now)]
         self._pending += 1
-        return self._recursion(msg, body, servers, resolver)
+        self._per_host[host] = self._per_host.get(host, 0) + 1
+        return self._recursion(msg, body, servers, resolver, host)
 
     async def _recursion(self, msg: Message, body: ResolutionRequest, servers: list[Server],
-                         resolver: RecursiveResolver) -> list[Message]:
+                         resolver: RecursiveResolver, host: str) -> list[Message]:
         try:
             reply = await resolver.resolve(body, servers,
                                            recursion_count=msg.header.recursion_count)
         finally:
             self._pending -= 1
+            left = self._per_host[host] - 1
+            if left:
+                self._per_host[host] = left
+            else:
+                del self._per_host[host]
         return [make_response(msg, reply, now=int(self._clock()))]
 
     # Unauthenticated
