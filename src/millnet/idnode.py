@@ -338,8 +338,8 @@ async def identifier_node(opts: IdServerOptions, *, http: bool = True,
         for background in (mirror, trimmer):
             if background is not None:
                 background.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await background
+                # A task that died of an error must not stop the rest of the cleanup.
+                await asyncio.gather(background, return_exceptions=True)
         if handler is not None and handler.resolver is not None:
             await handler.resolver.aclose()
         if fast is not None:

@@ -208,3 +208,60 @@ def test_a_mirror_behind_a_trimmed_log_takes_a_dump(tmp_path: Path) -> None:
                 assert follower.stats.resyncs == 1
 
     asyncio.run(scenario())
+
+
+def test_a_mirror_ahead_of_its_primary_takes_a_dump(tmp_path: Path) -> None:
+    """Found by review: a mirror whose position was past the primary's whole log (a primary
+    restored or replaced) waited there for ever."""
+    from millnet.identifiers.replication import changes_since
+
+    with IdentifierStore.open(f"sqlite:///{tmp_path / 'p.sqlite'}") as store:
+        store.create_handle("88.100.5/A", [URL])
+        page = changes_since(store, 500, 100)
+        assert page["reset"] and page["next"] == 1
+
+
+def test_a_mirror_survives_bad_pages_and_refuses_redirects(tmp_path: Path) -> None:
+    """Found by review: a page without "txns" ended the mirror's task silently, and a
+    redirect received the prefix admin's Basic credentials."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, RedirectResponse, Response
+    from starlette.routing import Route
+
+    from millnet.identifiers.replication import Mirror
+    from tests.support.webserver import ThreadedServer
+
+    seen_auth: list[str] = []
+
+    async def thief(request: Request) -> Response:
+        seen_auth.append(request.headers.get("authorization", ""))
+        return JSONResponse({"next": 0, "more": False, "txns": []})
+
+    async def bad(request: Request) -> Response:
+        return JSONResponse({"next": 1})  # no "txns"
+
+    with ThreadedServer(Starlette(routes=[Route("/api/replication/txns", thief)])) as stolen:
+
+        async def redirect(request: Request) -> Response:
+            return RedirectResponse(f"{stolen.url}/api/replication/txns")
+
+        app = Starlette(routes=[Route("/bad/api/replication/txns", bad),
+                                Route("/moved/api/replication/txns", redirect)])
+        with ThreadedServer(app) as primary, \
+                IdentifierStore.open(f"sqlite:///{tmp_path / 'm.sqlite'}") as store:
+            moved = Mirror(store, f"{primary.url}/moved", ADMIN, b"the-secret", tmp_path,
+                           "0.NA/88.100.5")
+            assert moved.sync_once() is False  # the redirect is an error, not followed
+            assert seen_auth == []
+
+            async def scenario() -> None:
+                mirror = Mirror(store, f"{primary.url}/bad", ADMIN, b"the-secret", tmp_path,
+                                "0.NA/88.100.5", interval=0.05, max_backoff=0.1)
+                task = asyncio.create_task(mirror.run())
+                await _until(lambda: mirror.stats.failures >= 3, "failures counted")
+                assert not task.done()  # still following
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+            asyncio.run(scenario())

@@ -261,14 +261,15 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_OPENER = urllib.request.build_opener(_NoRedirects)
+#: an opener that never follows redirects (the change follower, the mirror)
+NO_REDIRECTS = urllib.request.build_opener(_NoRedirects)
 MAX_PAGE_BYTES = 1 << 20  # 10,000 digests of 16 hex digits fit in a quarter of it
 
 
 def _get_json(url: str, timeout: float) -> dict[str, Any]:
     """One page of a feed, checked: ValueError naming what is wrong with it."""
     try:
-        with _OPENER.open(url, timeout=timeout) as response:
+        with NO_REDIRECTS.open(url, timeout=timeout) as response:
             raw = response.read(MAX_PAGE_BYTES + 1)
     except urllib.error.HTTPError as exc:
         raise ValueError(f"{url}: HTTP {exc.code}") from None

@@ -47,6 +47,7 @@ from millnet.protocols.handle import HandleValue, ValueReference, prefix_handle
 from millnet.protocols.handle.constants import ALL_ADMIN_PERMISSIONS
 
 from .errors import HandleNotFound
+from .freshness import NO_REDIRECTS
 from .rest import authenticate, error_response
 from .rest_json import parse_value, value_json
 from .schema import handle_txns, handles
@@ -57,6 +58,7 @@ log = logging.getLogger("millnet.identifiers.replication")
 
 PAGE = 1000
 POSITION_FILE = "replication.json"
+MAX_PAGE_BYTES = 256 << 20  # 10,000 handles of large values fit
 
 
 def changes_since(store: IdentifierStore, since: int, limit: int) -> dict[str, Any]:
@@ -66,8 +68,11 @@ def changes_since(store: IdentifierStore, since: int, limit: int) -> dict[str, A
     with store.engine.begin() as conn:
         oldest, newest = conn.execute(select(func.min(handle_txns.c.id),
                                              func.max(handle_txns.c.id))).one()
-        if oldest is not None and since + 1 < int(oldest):
-            return {"reset": True, "next": int(newest), "more": False, "txns": []}
+        top = int(newest or 0)
+        # Behind the trimmed log, or ahead of the whole log (a primary restored or replaced;
+        # found by review: the mirror waited there for ever): the mirror takes a dump.
+        if since > top or (oldest is not None and since + 1 < int(oldest)):
+            return {"reset": True, "next": top, "more": False, "txns": []}
         rows = conn.execute(select(handle_txns.c.id, handle_txns.c.handle)
                             .where(handle_txns.c.id > since)
                             .order_by(handle_txns.c.id).limit(limit)).all()
@@ -184,20 +189,37 @@ class Mirror:
         self.stats = MirrorStats(position=self._load())
 
     def _load(self) -> int:
+        """The saved position; 0 (replay everything, which is idempotent) when there is none
+        or it was saved for another primary."""
         try:
-            return int(json.loads(self.position_file.read_text())["position"])
-        except (OSError, ValueError, KeyError, TypeError):
+            saved = json.loads(self.position_file.read_text())
+            if saved.get("primary", self.url) != self.url:
+                log.warning("mirror: the saved position is for %s; replaying %s from 0",
+                            saved.get("primary"), self.url)
+                return 0
+            return int(saved["position"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return 0
 
     def _save(self, position: int) -> None:
         tmp = self.position_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"position": position, "primary": self.url}))
+        with tmp.open("w") as out:
+            out.write(json.dumps({"position": position, "primary": self.url}))
+            out.flush()
+            os.fsync(out.fileno())
         os.replace(tmp, self.position_file)
 
     def _get(self, url: str) -> dict[str, Any]:
+        # No redirects (found by review: urllib followed them with the Authorization header,
+        # handing the prefix admin's secret to whatever host a redirect named).
         req = urllib.request.Request(url, headers={"Authorization": self._auth})  # noqa: S310
-        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - configured URL
-            body: dict[str, Any] = json.loads(resp.read())
+        with NO_REDIRECTS.open(req, timeout=30) as resp:
+            raw = resp.read(MAX_PAGE_BYTES + 1)
+        if len(raw) > MAX_PAGE_BYTES:
+            raise ValueError(f"{url}: a page larger than {MAX_PAGE_BYTES} bytes")
+        body = json.loads(raw)
+        if not isinstance(body, dict):
+            raise ValueError(f"{url}: not a replication page")
         return body
 
     def _fetch(self, since: int) -> dict[str, Any]:
@@ -273,9 +295,17 @@ class Mirror:
                 return True
 
     async def run(self) -> None:
+        """Follow the primary until cancelled. Nothing ends the loop but cancellation (found
+        by review: a truncated response or a malformed page ended it silently, and the node
+        went on serving stale data): every failure is logged, counted and retried."""
         backoff = self.interval
         while True:
-            ok = await asyncio.to_thread(self.sync_once)
+            try:
+                ok = await asyncio.to_thread(self.sync_once)
+            except Exception:
+                self.stats.failures += 1
+                log.exception("mirror: following %s failed; retrying", self.url)
+                ok = False
             backoff = self.interval if ok else min(backoff * 2, self.max_backoff)
             await asyncio.sleep(backoff)
 
