@@ -112,7 +112,7 @@ def resolve(
     ] = False,
 ) -> None:
     """Resolve an identifier against a node, UDP first then TCP."""
-    from millnet.identifiers.client import Server, request, resolution_request
+    from millnet.identifiers.client import request, resolution_request
     from millnet.identifiers.resolver import RecursiveResolver
     from millnet.protocols.handle import (
         ErrorResponse,
@@ -121,8 +121,7 @@ def resolve(
         ServiceReferral,
     )
 
-    host, _, port = server.rpartition(":")
-    where = Server(host or "127.0.0.1", int(port), int(port))
+    where = _where(server)
     try:
         if follow:
             resolver = RecursiveResolver(udp=not tcp)
@@ -254,7 +253,10 @@ def register(
 def _read_data(data: str | None) -> bytes:
     if data is None:
         raise typer.BadParameter("--template needs --data (JSON, or @file)", param_hint="--data")
-    text = Path(data[1:]).read_text(encoding="utf-8") if data.startswith("@") else data
+    try:
+        text = Path(data[1:]).read_text(encoding="utf-8") if data.startswith("@") else data
+    except (OSError, UnicodeDecodeError) as exc:
+        raise typer.BadParameter(f"cannot read {data[1:]}: {exc}", param_hint="--data") from exc
     try:
         document = json.loads(text)
     except ValueError as exc:
@@ -274,6 +276,7 @@ def register_batch(
     """Register identifiers in batches of 10,000 (POST /api/batch/handles, all or nothing per
     batch); stops at the first refused batch."""
     import base64
+    import http.client as http_client
     import urllib.error
     import urllib.request
     from urllib.parse import quote
@@ -298,12 +301,17 @@ def register_batch(
             with urllib.request.urlopen(req, timeout=300) as resp:  # noqa: S310
                 done += len(json.loads(resp.read())["handles"])
         except urllib.error.HTTPError as exc:
-            detail = json.loads(exc.read() or b"{}").get("message", "")
+            try:
+                detail = json.loads(exc.read() or b"{}").get("message", "")
+            except (ValueError, AttributeError):
+                detail = "(not a millnet identifier node's answer)"
             console.print(f"[red]batch from line {start + 1} refused ({exc.code})[/red] "
                           f"{detail}; {done} registered before it")
             raise typer.Exit(2) from exc
-        except OSError as exc:
-            console.print(f"[red]error[/red] {http}: {exc}")
+        except (OSError, ValueError, KeyError, TypeError, http_client.HTTPException) as exc:
+            console.print(f"[red]error[/red] {http}: {exc or type(exc).__name__} "
+                          f"(is it a millnet identifier node's HTTP API?); "
+                          f"{done} registered before it")
             raise typer.Exit(1) from exc
     console.print(f"registered {done} handles")
 

@@ -166,3 +166,20 @@ def test_ports_in_use_are_named_not_a_traceback(tmp_path: Path) -> None:
     assert out.returncode == 1
     assert f"http_port: cannot listen on 127.0.0.1:{busy}" in " ".join(out.stdout.split())
     assert "Traceback" not in out.stdout + out.stderr
+
+
+def test_ordinary_mistakes_are_named_not_tracebacks(tmp_path: Path) -> None:
+    """Found by review: a bad --server, a missing @file and a non-HTTP port printed
+    tracebacks."""
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret-admin-key\n")
+    for server in ("badaddr", "127.0.0.1:notaport", "127.0.0.1:70000"):
+        out = _millnet("id", "resolve", "88.100.5/X", "--server", server)
+        assert out.returncode == 1 and "is not host:port" in out.stdout, out.stdout
+    missing = _millnet("id", "register", "88.100.5/X", "--auth", "300:88.100.5/ADMIN",
+                       "--secret-file", str(secret), "--template", "product",
+                       "--data", f"@{tmp_path / 'nope.json'}")
+    assert missing.returncode == 2 and "cannot read" in " ".join(missing.stderr.split())
+    for out in (*(_millnet("id", "resolve", "88.100.5/X", "--server", s)
+                  for s in ("badaddr",)), missing):
+        assert "Traceback" not in out.stdout + out.stderr

@@ -12,7 +12,6 @@ on one connection.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -48,15 +47,14 @@ from .pubkey import sign_challenge
 AdminBody = (CreateHandleRequest | DeleteHandleRequest | AddValueRequest | RemoveValueRequest
              | ModifyValueRequest | ListHandlesRequest)
 
-_ids = itertools.count(secrets.randbelow(2**30))
-
-
 def _next_id() -> int:
-    return next(_ids) & 0x7FFFFFFF
+    # Random for every request (found by review: counting up from a random start let a node
+    # that saw one id guess the next, leaving only the source port to forge an answer).
+    return secrets.randbits(31) or 1
 
 
 def next_request_id() -> int:
-    """A fresh request id (31 bits, from a random start)."""
+    """A fresh request id: 31 random bits."""
     return _next_id()
 
 
