@@ -255,3 +255,20 @@ def test_malformed_requests_get_400_not_500(tmp_path: Path) -> None:
             assert huge.status_code == 400 and "page" in huge.json()["message"]
 
     asyncio.run(scenario())
+
+
+def test_batch_errors_name_the_item(tmp_path: Path) -> None:
+    """Found by review: a name twice in a batch was refused without naming the item, and an
+    HS_ADMIN index chosen as max + 1 could pass 2**32 - 1 (a struct error)."""
+    from millnet.identifiers.errors import HandleExists
+
+    service = _service(tmp_path, "e", "88.100.5")
+    url = HandleValue(1, "URL", b"https://plant.example/x")
+    items = [("88.100.5/A", [url]), ("88.100.5/B", [url]), ("88.100.5/a", [url]),
+             ("88.100.5/B", [url])]
+    with pytest.raises(HandleExists, match=r"items\[3\]\.handle: 88\.100\.5/B appears twice"):
+        service.create_many(ADMIN, items)
+    edge = [HandleValue(100, "URL", b"x"), HandleValue(0xFFFFFFFF, "EMAIL", b"y")]
+    service.create_many(ADMIN, [("88.100.5/EDGE", edge)])
+    admin = service.store.get("88.100.5/EDGE", types=("HS_ADMIN",))
+    assert [v.index for v in admin] == [101]

@@ -61,6 +61,10 @@ SAMPLE = 50_000
 #: seconds of unmeasured load before each measurement
 WARM_UP = 1.0
 _REQUEST_ID = slice(8, 12)
+_RESPONSE_CODE = slice(24, 28)  # the message header's response code
+_SUCCESS = (1).to_bytes(4, "big")
+#: seconds after which an unanswered UDP request counts as lost
+UDP_LOST_AFTER = 0.5
 
 
 class BenchError(MillnetError):
@@ -76,6 +80,8 @@ class Latencies:
     #: CPU seconds the load generator itself used: near ``seconds`` means it, not the
     #: server, was the limit
     load_cpu: float | None = None
+    #: answers that came after their request was counted lost (not counted as resolutions)
+    late: int = 0
 
     def summary(self, name: str) -> dict[str, Any]:
         ordered = sorted(self.samples)
@@ -88,6 +94,7 @@ class Latencies:
         return {f"{name}_per_second": round(self.count / self.seconds) if self.seconds else None,
                 f"{name}_p50_ms": pct(0.50), f"{name}_p99_ms": pct(0.99),
                 f"{name}_requests": self.count, f"{name}_lost": self.lost,
+                f"{name}_late": self.late,
                 f"{name}_load_cpu_share": round(self.load_cpu / self.seconds, 2)
                 if self.load_cpu is not None and self.seconds else None}
 
@@ -215,67 +222,84 @@ def _close_all(sel: selectors.BaseSelector, socks: Iterable[socket.socket]) -> N
         sock.close()
 
 
+class _UdpLoad:
+    """The UDP load's bookkeeping: every request tracked by its own id until answered or
+    lost (see :func:`udp_load`)."""
+
+    def __init__(self, requests: list[bytes], end: float) -> None:
+        self.requests, self.end = requests, end
+        self.in_flight: dict[int, tuple[socket.socket, float]] = {}  # id -> (socket, sent)
+        self.samples: list[float] = []
+        self.next_id = 1
+        self.lost = self.late = self.errors = 0
+
+    def send(self, sock: socket.socket) -> None:
+        request_id = self.next_id
+        self.next_id = request_id + 1 if request_id < 0x7FFFFFFF else 1
+        template = self.requests[request_id % len(self.requests)]
+        self.in_flight[request_id] = (sock, time.perf_counter())
+        sock.send(b"".join((template[:8], request_id.to_bytes(4, "big"), template[12:])))
+
+    def receive(self, sock: socket.socket) -> None:
+        while True:
+            try:
+                reply = sock.recv(65_536)
+            except BlockingIOError:
+                return
+            now = time.perf_counter()
+            entry = self.in_flight.pop(int.from_bytes(reply[_REQUEST_ID], "big"), None)
+            if entry is None:
+                self.late += 1  # already counted lost (or not ours)
+                continue
+            if reply[_RESPONSE_CODE] != _SUCCESS:
+                self.errors += 1
+            else:
+                self.samples.append(now - entry[1])
+            if now < self.end:
+                self.send(sock)
+
+    def expire(self) -> None:
+        now = time.perf_counter()
+        while self.in_flight:  # the oldest first: dicts keep insertion order
+            request_id, (sock, sent) = next(iter(self.in_flight.items()))
+            if now - sent < UDP_LOST_AFTER:
+                return
+            del self.in_flight[request_id]
+            self.lost += 1
+            if now < self.end:
+                self.send(sock)
+
+
 def udp_load(port: int, handles: int, seconds: float, window: int,
              sockets: int = 4) -> Latencies:
     """Resolutions over UDP from ``sockets`` client sockets (as many clients would: the
     server's SO_REUSEPORT workers are chosen by source address), each keeping ``window``
-    requests outstanding, for ``seconds``. A request unanswered for 0.5 s counts as lost
-    and is replaced."""
-    requests = _udp_requests(handles, 65_536)
-    n = len(requests)
+    requests outstanding, for ``seconds``.
+
+    Every request carries its own id and is tracked until answered: an answer counts only if
+    it names a request in flight and says SUCCESS (any other code fails the run: every
+    handle asked for exists); a request unanswered for :data:`UDP_LOST_AFTER` seconds counts
+    as lost, is replaced at once, and its answer, should it come later, is ignored (found by
+    review: losses were only noticed when everything went silent, and late answers were
+    counted twice)."""
     sel = selectors.DefaultSelector()
     socks = _udp_clients(port, sockets, sel)
-    sent_at = [0.0] * n
-    outstanding = dict.fromkeys(socks, 0)
-    samples: list[float] = []
-    clock = time.perf_counter
-    next_id = lost = 0
-
-    def send(sock: socket.socket) -> None:
-        nonlocal next_id
-        slot = next_id % n
-        sent_at[slot] = clock()
-        sock.send(requests[slot])
-        next_id += 1
-        outstanding[sock] += 1
-
+    start = time.perf_counter()
+    load = _UdpLoad(_udp_requests(handles, 65_536), start + seconds)
     for sock in socks:
         for _ in range(window):
-            send(sock)
+            load.send(sock)
     cpu0 = time.process_time()
-    start = clock()
-    end = start + seconds
-    record = samples.append
-    while True:
-        ready = sel.select(0.5)
-        now = clock()
-        if not ready:  # everything outstanding is lost
-            lost += sum(outstanding.values())
-            if now >= end:
-                break
-            for sock in socks:
-                outstanding[sock] = 0
-                for _ in range(window):
-                    send(sock)
-            continue
-        for key, _ in ready:
-            sock = key.fileobj  # type: ignore[assignment]
-            while True:
-                try:
-                    reply = sock.recv(65_536)
-                except BlockingIOError:
-                    break
-                now = clock()
-                record(now - sent_at[int.from_bytes(reply[_REQUEST_ID], "big") % n])
-                outstanding[sock] -= 1
-                if now < end:
-                    send(sock)
-        if now >= end and not any(outstanding.values()):
-            break
-    elapsed = clock() - start
+    while load.in_flight:
+        for key, _ in sel.select(0.05):
+            load.receive(key.fileobj)  # type: ignore[arg-type]
+        load.expire()
+    elapsed = time.perf_counter() - start
     load_cpu = time.process_time() - cpu0
     _close_all(sel, socks)
-    return Latencies(len(samples), elapsed, samples, lost, load_cpu)
+    if load.errors:
+        raise BenchError(f"{load.errors} UDP resolutions did not answer SUCCESS")
+    return Latencies(len(load.samples), elapsed, load.samples, load.lost, load_cpu, load.late)
 
 
 def _response(buf: bytes) -> tuple[bool, int] | None:
@@ -292,10 +316,9 @@ def _response(buf: bytes) -> tuple[bool, int] | None:
     return head.startswith(b"http/1.1 200"), head_end + 4 + length
 
 
-def rest_load(port: int, handles: int, seconds: float, connections: int) -> Latencies:
-    """``GET /api/handles/...`` over keep-alive connections, one request in flight each."""
-    rng = random.Random(11)  # noqa: S311 - load pattern, not security
-    sel = selectors.DefaultSelector()
+def _rest_connections(port: int, connections: int,
+                      sel: selectors.BaseSelector) -> dict[socket.socket, list[Any]]:
+    """Keep-alive connections, each with its state: [bytes received, time of its request]."""
     state: dict[socket.socket, list[Any]] = {}
     for _ in range(connections):
         sock = socket.create_connection(("127.0.0.1", port))
@@ -303,6 +326,16 @@ def rest_load(port: int, handles: int, seconds: float, connections: int) -> Late
         sock.setblocking(False)
         sel.register(sock, selectors.EVENT_READ)
         state[sock] = [b"", 0.0]
+    return state
+
+
+def rest_load(port: int, handles: int, seconds: float, connections: int) -> Latencies:
+    """``GET /api/handles/...`` over keep-alive connections, one request in flight each. A
+    connection the server closes loses its request; so does one unanswered 10 s after the
+    end."""
+    rng = random.Random(11)  # noqa: S311 - load pattern, not security
+    sel = selectors.DefaultSelector()
+    state = _rest_connections(port, connections, sel)
     clock = time.perf_counter
     samples: list[float] = []
     errors = 0
@@ -318,11 +351,18 @@ def rest_load(port: int, handles: int, seconds: float, connections: int) -> Late
     start = clock()
     end = start + seconds
     pending = len(state)
+    lost = 0
     while pending:
         for key, _ in sel.select(timeout=5):
             sock = key.fileobj  # type: ignore[assignment]
             entry = state[sock]
-            entry[0] += sock.recv(262_144)
+            data = sock.recv(262_144)
+            if not data:  # the server closed it: its request is lost (found by review)
+                lost, pending = lost + 1, pending - 1
+                del state[sock]
+                _close_all(sel, [sock])
+                continue
+            entry[0] += data
             done = _response(entry[0])
             if done is None:
                 continue
@@ -336,13 +376,14 @@ def rest_load(port: int, handles: int, seconds: float, connections: int) -> Late
             else:
                 pending -= 1
         if clock() > end + 10:
+            lost += pending  # never answered
             break
     elapsed = clock() - start
     load_cpu = time.process_time() - cpu0
     _close_all(sel, state)
     if errors:
         raise BenchError(f"{errors} REST resolutions did not answer 200")
-    return Latencies(len(samples), elapsed, samples, 0, load_cpu)
+    return Latencies(len(samples), elapsed, samples, lost, load_cpu)
 
 
 def run_resolve_bench(*, handles: int = 1_000_000, seconds: float = 4.0,

@@ -242,10 +242,7 @@ class IdentifierService:
             self.authorize(principal, name, AdminPermission.DELETE_HANDLE)
         stamped = self._prepare(name, values)
         if not any(v.type == _ADMIN for v in stamped):
-            index = ADMIN_INDEX
-            while any(v.index == index for v in stamped):
-                index += 1
-            stamped += (HandleValue(index, _ADMIN, _encode_admin(principal),
+            stamped += (HandleValue(_free_index(stamped), _ADMIN, _encode_admin(principal),
                                     timestamp=self._now()),)
         created = self.store.create_handle(name, stamped, overwrite=overwrite)
         self._changed(created)
@@ -262,6 +259,7 @@ class IdentifierService:
             raise InvalidInput(f"{len(items)} handles; at most {MAX_BATCH} per call", "items")
         guards: dict[str, tuple[str, AdminPermission]] = {}
         prepared: list[tuple[str, str, tuple[HandleValue, ...]]] = []
+        seen: set[str] = set()
         admin = HandleValue(ADMIN_INDEX, _ADMIN, _encode_admin(principal))
         checks = self._checks
         for i, (handle, values) in enumerate(items):
@@ -275,10 +273,14 @@ class IdentifierService:
                     check(name, checked)
             except InvalidInput as exc:
                 raise _item_error(exc, i) from None
+            if name in seen:  # named here, not later by the store without its item
+                raise HandleExists(f"items[{i}].handle: {name} appears twice in the batch")
+            seen.add(name)
             if not any(v.type == _ADMIN for v in checked):
                 if any(v.index == ADMIN_INDEX for v in checked):
-                    index = max(v.index for v in checked) + 1
-                    checked += (HandleValue(index, _ADMIN, admin.data),)
+                    # the first free index from 100 (found by review: max + 1 could pass
+                    # 2**32 - 1 and fail without naming the item)
+                    checked += (HandleValue(_free_index(checked), _ADMIN, admin.data),)
                 else:
                     checked += (admin,)
             prepared.append((name, prefix, checked))
@@ -397,6 +399,15 @@ def _repointed(exc: InvalidInput, change: tuple[HandleValue, ...],
     stored = merged[int(number)]
     return type(exc)(f"{message} (the stored value at index {stored.index})",
                      f"stored[{stored.index}]{tail}")
+
+
+def _free_index(values: Sequence[HandleValue]) -> int:
+    """The first index from 100 (HS_ADMIN's usual one) that ``values`` leave free."""
+    taken = {v.index for v in values}
+    index = ADMIN_INDEX
+    while index in taken:
+        index += 1
+    return index
 
 
 def _guard_for(name: str, prefix: str) -> tuple[str, AdminPermission]:
