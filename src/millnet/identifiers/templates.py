@@ -45,12 +45,14 @@ from millnet.protocols.handle import (
     ResolutionRequest,
     ResolutionResponse,
     ValueReference,
+    fold_prefix,
 )
 
 from .client import Server
 from .delegation import admin_record_value, ancestors, prefix_key
 from .errors import HandleExists, HandleNotFound, InvalidValue
 from .store import IdentifierStore
+from .values import type_matches
 
 TEMPLATE_TYPE = "MN_TEMPLATE"
 DATA_TYPE = "MN_DATA"
@@ -59,7 +61,6 @@ TEMPLATE_STEM = "TEMPLATE."
 BUILTIN = ("product", "batch", "equipment", "part")
 #: the largest MN_DATA document accepted (bytes of JSON)
 MAX_DATA_BYTES = 64 * 1024
-_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 Fetch = Callable[[str], bytes | None]
 
@@ -181,7 +182,7 @@ class TemplateCheck:
                                    f"{', '.join(BUILTIN)}", "template") from None
         prefix, _, suffix = ref.partition("/")
         if self._trusted is not None and (not suffix.startswith(TEMPLATE_STEM) or (
-                prefix.translate(_ASCII_UPPER) not in self._trusted)):
+                fold_prefix(prefix) not in self._trusted)):
             raise InvalidValue(
                 f"template {ref} is not one this node applies: templates are "
                 f"<prefix>/{TEMPLATE_STEM}<name> under {', '.join(sorted(self._trusted))}",
@@ -210,8 +211,10 @@ class TemplateCheck:
         return schema
 
     def __call__(self, handle: str, values: Sequence[HandleValue]) -> None:
-        template = [(i, v) for i, v in enumerate(values) if _is(v, TEMPLATE_TYPE)]
-        data = [(i, v) for i, v in enumerate(values) if _is(v, DATA_TYPE)]
+        # Types ignoring ASCII case, as resolution filters compare them.
+        template = [(i, v) for i, v in enumerate(values)
+                    if type_matches(v.type, (TEMPLATE_TYPE,))]
+        data = [(i, v) for i, v in enumerate(values) if type_matches(v.type, (DATA_TYPE,))]
         if not template:
             for i, value in data:  # data without a template must still be a JSON object
                 _document(i, value)
@@ -242,10 +245,6 @@ class TemplateCheck:
             if error is not None:
                 pointer = "".join(f"/{p}" for p in error.absolute_path) or "/"
                 raise InvalidValue(f"{pointer}: {error.message}", f"values[{i}].data")
-
-
-def _is(value: HandleValue, kind: str) -> bool:
-    return value.type.translate(_ASCII_UPPER) == kind
 
 
 def _document(i: int, value: HandleValue) -> Any:

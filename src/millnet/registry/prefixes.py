@@ -15,15 +15,15 @@ from sqlalchemy import Connection, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from millnet.errors import Conflict, InvalidInput, PermissionDenied
+from millnet.protocols.handle import fold_prefix
 from millnet.registry.schema import tenant_prefixes
 from millnet.registry.tenants import require_tenant
 
 MAX_PREFIXES = 100
-_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
 def _prefix(text: str, field: str) -> str:
-    key = text.strip().translate(_ASCII_UPPER)
+    key = fold_prefix(text.strip())
     if not key or len(key) > 255 or "/" in key or not key.isprintable() or " " in key:
         raise InvalidInput(f"{text[:40]!r} is not an identifier prefix (e.g. 88.100.5)", field)
     return key
@@ -57,7 +57,7 @@ def prefixes_of(conn: Connection, tenant_id: int) -> list[str]:
 
 def require_own_identifier(conn: Connection, tenant_id: int, handle: str) -> None:
     """PermissionDenied unless ``handle`` is under one of the tenant's prefixes."""
-    prefix = handle.partition("/")[0].translate(_ASCII_UPPER)
+    prefix = fold_prefix(handle.partition("/")[0])
     owner = conn.execute(select(tenant_prefixes.c.tenant_id)
                          .where(tenant_prefixes.c.prefix == prefix)).scalar()
     if owner != tenant_id:

@@ -19,6 +19,11 @@ _PRINTABLE_ASCII = re.compile(r"[ -~]*")
 _ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 
+def fold_prefix(prefix: str) -> str:
+    """A prefix as handles are compared: ASCII letters upper-cased, nothing else changed."""
+    return prefix.translate(_ASCII_UPPER)
+
+
 def _check_characters(handle: str) -> None:
     if _PRINTABLE_ASCII.fullmatch(handle):  # the common case, in C
         return
@@ -46,7 +51,7 @@ def normalize_handle(handle: str) -> str:
         raise InvalidInput("empty suffix", field="handle")
     if prefix.startswith("0."):
         return handle.translate(_ASCII_UPPER)
-    return f"{prefix.translate(_ASCII_UPPER)}/{suffix}"
+    return f"{fold_prefix(prefix)}/{suffix}"
 
 
 def split_handle(handle: str) -> tuple[str, str]:
