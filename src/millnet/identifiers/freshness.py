@@ -47,7 +47,6 @@ from dataclasses import dataclass
 from ipaddress import ip_address
 from typing import Any
 
-from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -67,7 +66,6 @@ from millnet.protocols.handle import (
 from .cache import ResolverCache, change_digest
 from .client import Server, next_request_id, request
 from .rest import error_response
-from .schema import handle_txns
 from .store import IdentifierStore
 
 log = logging.getLogger("millnet.identifiers.freshness")
@@ -83,20 +81,9 @@ MAX_PAGES = 20  # per server and poll: beyond this many changes, dropping everyt
 
 def change_feed(store: IdentifierStore, since: int | None, limit: int) -> dict[str, Any]:
     """The page of the change feed after position ``since`` (None: the current position)."""
-    with store.engine.begin() as conn:
-        oldest, newest = conn.execute(select(func.min(handle_txns.c.id),
-                                             func.max(handle_txns.c.id))).one()
-        top = int(newest or 0)
-        if since is None:
-            return {"next": top, "more": False, "reset": False, "changes": []}
-        if since > top or (oldest is not None and since + 1 < int(oldest)):
-            return {"next": top, "more": False, "reset": True, "changes": []}
-        rows = conn.execute(select(handle_txns.c.id, handle_txns.c.handle)
-                            .where(handle_txns.c.id > since)
-                            .order_by(handle_txns.c.id).limit(limit)).all()
-    digests = list(dict.fromkeys(change_digest(name) for _, name in rows))
-    return {"next": int(rows[-1][0]) if rows else since, "more": len(rows) == limit,
-            "reset": False, "changes": digests}
+    page = store.log_after(since, limit)
+    digests = list(dict.fromkeys(change_digest(name) for _, name in page.changes))
+    return {"next": page.next, "more": page.more, "reset": page.reset, "changes": digests}
 
 
 def change_routes(store: IdentifierStore, base: str = "/api") -> list[Route]:

@@ -36,7 +36,7 @@ from typing import Any
 from urllib.parse import quote
 
 import msgspec
-from sqlalchemy import func, select
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -50,7 +50,7 @@ from .errors import HandleNotFound
 from .freshness import NO_REDIRECTS
 from .rest import authenticate, error_response
 from .rest_json import parse_value, value_json
-from .schema import handle_txns, handles
+from .schema import handles
 from .service import IdentifierService
 from .store import IdentifierStore
 
@@ -65,20 +65,12 @@ def changes_since(store: IdentifierStore, since: int, limit: int) -> dict[str, A
     """The page of changes after transaction ``since``: the latest change per handle, with
     the handle's current values (or deleted), and the id to ask from next. ``reset`` when
     changes after ``since`` were trimmed from the log: the mirror must take a dump."""
-    with store.engine.begin() as conn:
-        oldest, newest = conn.execute(select(func.min(handle_txns.c.id),
-                                             func.max(handle_txns.c.id))).one()
-        top = int(newest or 0)
-        # Behind the trimmed log, or ahead of the whole log (a primary restored or replaced;
-        # found by review: the mirror waited there for ever): the mirror takes a dump.
-        if since > top or (oldest is not None and since + 1 < int(oldest)):
-            return {"reset": True, "next": top, "more": False, "txns": []}
-        rows = conn.execute(select(handle_txns.c.id, handle_txns.c.handle)
-                            .where(handle_txns.c.id > since)
-                            .order_by(handle_txns.c.id).limit(limit)).all()
+    page = store.log_after(since, limit)
+    if page.reset:  # behind the trimmed log, or ahead of it: the mirror takes a dump
+        return {"reset": True, "next": page.next, "more": False, "txns": []}
     latest: dict[str, int] = {}
-    for txn_id, handle in rows:
-        latest[handle] = int(txn_id)
+    for txn_id, handle in page.changes:
+        latest[handle] = txn_id
     txns = []
     for handle, txn_id in sorted(latest.items(), key=lambda item: item[1]):
         try:
@@ -88,8 +80,7 @@ def changes_since(store: IdentifierStore, since: int, limit: int) -> dict[str, A
             continue
         txns.append({"id": txn_id, "handle": handle, "deleted": False,
                      "values": [_full_json(v) for v in values]})
-    return {"next": int(rows[-1][0]) if rows else since, "more": len(rows) == limit,
-            "txns": txns}
+    return {"next": page.next, "more": page.more, "txns": txns}
 
 
 def dump_page(store: IdentifierStore, after: str, limit: int) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -92,6 +93,16 @@ def _save(conn: Connection, handle_id: int, name: str,
                  .values(updated_at=now, wire=wire, hidden=hidden))
     lock_log(conn)
     conn.execute(insert(handle_txns).values(handle=name, deleted=False, at=now))
+
+
+@dataclass(frozen=True)
+class LogPage:
+    """Rows of the transaction log (:meth:`IdentifierStore.log_after`)."""
+
+    changes: list[tuple[int, str]]  # (log id, handle), in commit order
+    next: int  # the position to ask from next
+    more: bool
+    reset: bool
 
 
 class IdentifierStore(SqlStore):
@@ -216,6 +227,28 @@ class IdentifierStore(SqlStore):
         return self._run(lambda conn: list(conn.execute(
             select(handles.c.handle).where(*under)
             .order_by(handles.c.handle).offset(page * limit).limit(limit)).scalars()))
+
+    def log_after(self, since: int | None, limit: int) -> LogPage:
+        """The transaction log after position ``since``, ``limit`` rows at most (None: no
+        rows, only the current position). ``reset`` when the log no longer holds every
+        change after ``since``: trimmed past it, or behind it (a store restored or replaced;
+        found by review: a reader positioned ahead waited there for ever)."""
+
+        def work(conn: Connection) -> LogPage:
+            oldest, newest = conn.execute(select(func.min(handle_txns.c.id),
+                                                 func.max(handle_txns.c.id))).one()
+            top = int(newest or 0)
+            if since is None:
+                return LogPage([], top, more=False, reset=False)
+            if since > top or (oldest is not None and since + 1 < int(oldest)):
+                return LogPage([], top, more=False, reset=True)
+            rows = [(int(i), str(h)) for i, h in conn.execute(
+                select(handle_txns.c.id, handle_txns.c.handle)
+                .where(handle_txns.c.id > since).order_by(handle_txns.c.id).limit(limit))]
+            return LogPage(rows, rows[-1][0] if rows else since, more=len(rows) == limit,
+                           reset=False)
+
+        return self._run(work)
 
     def trim_txns(self, keep: int) -> int:
         """Delete all but the newest ``keep`` rows of the transaction log (in a write
