@@ -182,3 +182,19 @@ def test_udp_refuses_requests_larger_than_it_reassembles() -> None:
             assert "limit" in str(answer.body)
 
     asyncio.run(scenario())
+
+
+def test_slots_count_in_all_and_per_host() -> None:
+    """The bound behind TCP connections and recursive resolutions."""
+    from millnet.identifiers.transport import Slots
+
+    slots = Slots(max_total=3, max_per_host=2)
+    assert slots.admit("10.0.0.1") and slots.admit("10.0.0.1")
+    assert not slots.admit("10.0.0.1")  # per host
+    assert slots.admit("10.0.0.2")
+    assert not slots.admit("10.0.0.3")  # in all
+    slots.release("10.0.0.1")
+    assert slots.admit("10.0.0.3")
+    for host in ("10.0.0.1", "10.0.0.2", "10.0.0.3"):
+        slots.release(host)
+    assert slots.open == 0 and slots.per_host == {}

@@ -52,7 +52,7 @@ from millnet.identifiers.native_auth import (
 from millnet.identifiers.pubkey import verify_challenge
 from millnet.identifiers.resolver import RecursiveResolver
 from millnet.identifiers.service import IdentifierService
-from millnet.identifiers.transport import TcpPeer
+from millnet.identifiers.transport import Slots, TcpPeer
 from millnet.protocols.handle import (
     AddValueRequest,
     ChallengeAnswer,
@@ -116,8 +116,10 @@ class NativeHandler:
         self.parent = parent
         self.resolver = resolver
         self.max_pending = max_pending
-        self._pending = 0
-        self._per_host: dict[str, int] = {}
+        # Recursion slots in all and per client host (found by review: a few clients asking
+        # for handles delegated to silent servers held every slot; each resolution also has
+        # a deadline).
+        self._recursions = Slots(max_pending, max(1, max_pending // 8))
         if resolver is not None and resolver.cache is not None:
             service.listeners.append(resolver.cache.invalidate)
         self._site = site
@@ -197,15 +199,10 @@ class NativeHandler:
         servers = servers_of(where.values)
         if not servers:
             return None  # nothing to follow: refer the client
-        # Slots in all and per client host (found by review: a few clients asking for handles
-        # delegated to silent servers held every slot; each resolution also has a deadline).
-        per_host = max(1, self.max_pending // 8)
-        if self._pending >= self.max_pending or self._per_host.get(host, 0) >= per_host:
+        if not self._recursions.admit(host):
             return [make_response(msg, ErrorResponse(
                 msg.opcode, ResponseCode.SERVER_BUSY, "too many recursive resolutions"),
                 now=now)]
-        self._pending += 1
-        self._per_host[host] = self._per_host.get(host, 0) + 1
         return self._recursion(msg, body, servers, resolver, host)
 
     async def _recursion(self, msg: Message, body: ResolutionRequest, servers: list[Server],
@@ -214,12 +211,7 @@ class NativeHandler:
             reply = await resolver.resolve(body, servers,
                                            recursion_count=msg.header.recursion_count)
         finally:
-            self._pending -= 1
-            left = self._per_host[host] - 1
-            if left:
-                self._per_host[host] = left
-            else:
-                del self._per_host[host]
+            self._recursions.release(host)
         return [make_response(msg, reply, now=int(self._clock()))]
 
     # Unauthenticated

@@ -61,6 +61,8 @@ FastPath = Callable[[bytes], bytes | None]
 
 #: the largest request accepted over UDP (in fragments); larger ones belong on TCP
 UDP_MAX_MESSAGE = 64 << 10
+MAX_TCP_CONNECTIONS = 2048
+MAX_TCP_PER_HOST = 128
 
 
 def _now() -> int:
@@ -168,23 +170,19 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
 
 @dataclass
-class TcpLimits:
-    """Bounds on TCP clients (found by review: one client pipelining requests without reading
-    the answers grew the server by hundreds of megabytes; connections were not counted).
+class Slots:
+    """Places counted in all and per client host: TCP connections here, recursive
+    resolutions in :mod:`.native`. ``admit`` takes one (False when none is free), ``release``
+    gives it back."""
 
-    A connection stops being read while its answers wait to be sent (asyncio's write-buffer
-    high-water mark), so what it can make the server hold is bounded; connections are
-    counted in all and per host; the idle timer restarts on complete messages only, so a
-    client trickling one byte at a time is closed after ``idle_timeout``."""
-
-    max_connections: int = 2048
-    max_per_host: int = 128
+    max_total: int
+    max_per_host: int
     open: int = 0
     per_host: dict[str, int] = field(default_factory=dict)
 
     def admit(self, host: str) -> bool:
         hosts = self.per_host
-        if self.open >= self.max_connections or hosts.get(host, 0) >= self.max_per_host:
+        if self.open >= self.max_total or hosts.get(host, 0) >= self.max_per_host:
             return False
         self.open += 1
         hosts[host] = hosts.get(host, 0) + 1
@@ -200,8 +198,15 @@ class TcpLimits:
 
 
 class _TcpProtocol(asyncio.Protocol):
+    """One TCP connection. Bounds (found by review: one client pipelining requests without
+    reading the answers grew the server by hundreds of megabytes; connections were not
+    counted): the connection stops being read while its answers wait to be sent (asyncio's
+    write-buffer high-water mark); connections take :class:`Slots`; the idle timer restarts
+    on complete messages only, so a client trickling one byte at a time is closed after
+    ``idle_timeout``."""
+
     def __init__(self, handler: Handler, idle_timeout: float, tasks: Tasks,
-                 limits: TcpLimits | None = None) -> None:
+                 limits: Slots | None = None) -> None:
         self._handler = handler
         self._tasks = tasks
         self._framer = TcpFramer()
@@ -209,7 +214,8 @@ class _TcpProtocol(asyncio.Protocol):
         self._idle_timeout = idle_timeout
         self._timer: asyncio.TimerHandle | None = None
         self._peer: Peer = ("", 0)
-        self._limits = limits if limits is not None else TcpLimits()
+        self._limits = limits if limits is not None else Slots(MAX_TCP_CONNECTIONS,
+                                                               MAX_TCP_PER_HOST)
         self._admitted = False
         self._queue: deque[Message] = deque()
         self._paused = False
@@ -312,8 +318,8 @@ class NativeServer:
     tcp_port: int = 2641
     udp_amplification: int = 4
     tcp_idle_timeout: float = 60.0
-    max_tcp_connections: int = 2048
-    max_tcp_per_host: int = 128
+    max_tcp_connections: int = MAX_TCP_CONNECTIONS
+    max_tcp_per_host: int = MAX_TCP_PER_HOST
     fast: FastPath | None = None
 
     #: bind UDP with SO_REUSEPORT: several processes then share the port, the kernel
@@ -334,7 +340,7 @@ class NativeServer:
         self.udp_stats = proto.stats
         self._tcp: asyncio.Server | None = None
         if self.tcp:
-            limits = TcpLimits(self.max_tcp_connections, self.max_tcp_per_host)
+            limits = Slots(self.max_tcp_connections, self.max_tcp_per_host)
             self._tcp = await loop.create_server(
                 lambda: _TcpProtocol(self.handler, self.tcp_idle_timeout, self._tasks, limits),
                 self.host, self.tcp_port)
