@@ -253,18 +253,28 @@ NO_REDIRECTS = urllib.request.build_opener(_NoRedirects)
 MAX_PAGE_BYTES = 1 << 20  # 10,000 digests of 16 hex digits fit in a quarter of it
 
 
+def fetch_json(request: str | urllib.request.Request, timeout: float,
+               max_bytes: int) -> dict[str, Any]:
+    """A JSON object from another node's HTTP API (the change feed, the replication log):
+    never following redirects, never reading more than ``max_bytes``. ValueError naming what
+    is wrong; HTTPError (a URLError) for an error status."""
+    url = request if isinstance(request, str) else request.full_url
+    with NO_REDIRECTS.open(request, timeout=timeout) as response:
+        raw = response.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise ValueError(f"{url}: a page larger than {max_bytes} bytes")
+    body = json.loads(raw)
+    if not isinstance(body, dict):
+        raise ValueError(f"{url}: not a JSON object")
+    return body
+
+
 def _get_json(url: str, timeout: float) -> dict[str, Any]:
     """One page of a feed, checked: ValueError naming what is wrong with it."""
     try:
-        with NO_REDIRECTS.open(url, timeout=timeout) as response:
-            raw = response.read(MAX_PAGE_BYTES + 1)
+        body = fetch_json(url, timeout, MAX_PAGE_BYTES)
     except urllib.error.HTTPError as exc:
         raise ValueError(f"{url}: HTTP {exc.code}") from None
-    if len(raw) > MAX_PAGE_BYTES:
-        raise ValueError(f"{url}: a page larger than {MAX_PAGE_BYTES} bytes")
-    body = json.loads(raw)
-    if not isinstance(body, dict):
-        raise ValueError(f"{url}: not a change feed")
     position, changes = body.get("next"), body.get("changes")
     if type(position) is not int or position < 0:
         raise ValueError(f"{url}: 'next' is not a position: {position!r:.40}")

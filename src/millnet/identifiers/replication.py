@@ -47,7 +47,7 @@ from millnet.protocols.handle import HandleValue, ValueReference, prefix_handle
 from millnet.protocols.handle.constants import ALL_ADMIN_PERMISSIONS
 
 from .errors import HandleNotFound
-from .freshness import NO_REDIRECTS
+from .freshness import fetch_json
 from .rest import authenticate, error_response
 from .rest_json import parse_value, value_json
 from .schema import handles
@@ -204,14 +204,7 @@ class Mirror:
         # No redirects (found by review: urllib followed them with the Authorization header,
         # handing the prefix admin's secret to whatever host a redirect named).
         req = urllib.request.Request(url, headers={"Authorization": self._auth})  # noqa: S310
-        with NO_REDIRECTS.open(req, timeout=30) as resp:
-            raw = resp.read(MAX_PAGE_BYTES + 1)
-        if len(raw) > MAX_PAGE_BYTES:
-            raise ValueError(f"{url}: a page larger than {MAX_PAGE_BYTES} bytes")
-        body = json.loads(raw)
-        if not isinstance(body, dict):
-            raise ValueError(f"{url}: not a replication page")
-        return body
+        return fetch_json(req, 30, MAX_PAGE_BYTES)
 
     def _fetch(self, since: int) -> dict[str, Any]:
         return self._get(f"{self.url}?since={since}&limit={PAGE}")
