@@ -320,17 +320,19 @@ class IdentifierService:
         self._authorize_existing(principal, handle, AdminPermission.ADD_VALUE)
         if any(v.type == _ADMIN for v in checked):
             self.authorize(principal, handle, AdminPermission.ADD_ADMIN)
-        self.store.add_values(handle, self._prepare(handle, checked, keep=lambda v: True))
+        self.store.add_values(handle, self._prepare(handle, checked,
+                                                    kept=self._values(handle)))
         self._changed(handle)
 
     def remove_values(self, principal: ValueReference, handle: str,
                       indexes: Sequence[int]) -> None:
         self._writable()
         self._authorize_existing(principal, handle, AdminPermission.REMOVE_VALUE)
-        if any(v.type == _ADMIN for v in self._values(handle, indexes)):
-            self.authorize(principal, handle, AdminPermission.REMOVE_ADMIN)
         gone = set(indexes)
-        self._check_record(handle, (), keep=lambda v: v.index not in gone)
+        stored = self._values(handle)
+        if any(v.type == _ADMIN for v in stored if v.index in gone):
+            self.authorize(principal, handle, AdminPermission.REMOVE_ADMIN)
+        self._check_record(handle, (), [v for v in stored if v.index not in gone])
         self.store.remove_values(handle, indexes)
         self._changed(handle)
 
@@ -339,12 +341,13 @@ class IdentifierService:
         self._writable()
         checked = check_values(values)
         self._authorize_existing(principal, handle, AdminPermission.MODIFY_VALUE)
-        current = self._values(handle, tuple(v.index for v in checked))
+        changed = {v.index for v in checked}
+        stored = self._values(handle)
+        current = [v for v in stored if v.index in changed]
         if any(v.type == _ADMIN for v in (*checked, *current)):
             self.authorize(principal, handle, AdminPermission.MODIFY_ADMIN)
-        changed = {v.index for v in checked}
         self.store.modify_values(handle, self._prepare(
-            handle, checked, keep=lambda v: v.index not in changed))
+            handle, checked, kept=[v for v in stored if v.index not in changed]))
         self._changed(handle)
 
     def list_handles(self, principal: ValueReference, prefix: str, *, page: int = 0,
@@ -357,27 +360,27 @@ class IdentifierService:
         return int(self._clock())
 
     def _prepare(self, handle: str, values: Sequence[HandleValue], *,
-                 keep: Callable[[HandleValue], bool] | None = None) -> tuple[HandleValue, ...]:
+                 kept: Sequence[HandleValue] | None = None) -> tuple[HandleValue, ...]:
         """Checked values, stamped with the current time, passed through the value checks:
-        alone for a new handle, or with ``keep``, as part of the record they will be in
-        (the stored values ``keep`` selects, plus these)."""
+        alone for a new handle, or as part of the record they will be in (with the stored
+        values ``kept``)."""
         now = self._now()
         stamped = tuple(HandleValue(v.index, v.type, v.data, v.ttl_type, v.ttl, now,
                                     v.permissions, v.references) for v in check_values(values))
-        if keep is None:
+        if kept is None:
             for check in self._checks:
                 check(handle, stamped)
         else:
-            self._check_record(handle, stamped, keep=keep)
+            self._check_record(handle, stamped, kept)
         return stamped
 
-    def _check_record(self, handle: str, change: tuple[HandleValue, ...], *,
-                      keep: Callable[[HandleValue], bool]) -> None:
+    def _check_record(self, handle: str, change: tuple[HandleValue, ...],
+                      kept: Sequence[HandleValue]) -> None:
         """Run the value checks on the record a change of values leaves: ``change`` plus the
-        stored values ``keep`` selects. A check of a part only would let a changed MN_DATA
-        escape its template (found by review). Errors about a stored value name it by its
-        index; errors about the change name it as the request did (``values[i]``)."""
-        merged = (*change, *(v for v in self._values(handle) if keep(v)))
+        stored values ``kept``. A check of a part only would let a changed MN_DATA escape its
+        template (found by review). Errors about a stored value name it by its index; errors
+        about the change name it as the request did (``values[i]``)."""
+        merged = (*change, *kept)
         try:
             for check in self._checks:
                 check(handle, merged)
