@@ -207,11 +207,7 @@ def open_identifier_node(opts: IdServerOptions, *, setup: bool = True, http: boo
     ``http`` (the node serves HTTP there)."""
     opts.check()
     opts.data_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        store = IdentifierStore.open(opts.database_url)
-    except ConfigError as exc:  # named after the registry's setting; here it is --database
-        detail = str(exc).partition(": ")[2] or str(exc)
-        raise ConfigError("database", detail) from None
+    store = IdentifierStore.open(opts.database_url, setting="database")
     site = site_info(opts.advertised_host, opts.udp_port, opts.tcp_port,
                      opts.http_port if http else None)
     if setup:

@@ -25,26 +25,28 @@ from millnet.errors import ConfigError
 BUSY_TIMEOUT_MS = 10_000
 # Execution option telling the SQLite "begin" hook that this transaction will write.
 WRITE_OPTION = "millnet_write"
-_CONFIG_KEY = "registry.url"
+URL_SETTING = "registry.url"
 
 
-def parse_url(url: str) -> URL:
+def parse_url(url: str, setting: str = URL_SETTING) -> URL:
+    """``url`` as SQLAlchemy takes it; ConfigError naming ``setting`` (where the URL came
+    from) when it is not a sqlite or postgresql URL."""
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
-        raise ConfigError(_CONFIG_KEY, f"not a database URL: {exc}") from exc
+        raise ConfigError(setting, f"not a database URL: {exc}") from exc
     backend = parsed.get_backend_name()
     if backend not in ("sqlite", "postgresql"):
-        raise ConfigError(_CONFIG_KEY, f"unsupported database {backend!r}: use sqlite or "
+        raise ConfigError(setting, f"unsupported database {backend!r}: use sqlite or "
                                        "postgresql+psycopg")
     if backend == "postgresql" and parsed.get_driver_name() != "psycopg":
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
 
 
-def create_registry_engine(url: str) -> Engine:
+def create_registry_engine(url: str, setting: str = URL_SETTING) -> Engine:
     """An engine for ``url`` with the per-backend settings the registry relies on."""
-    parsed = parse_url(url)
+    parsed = parse_url(url, setting)
     # hide_parameters: errors and logs must never show bound values (token hashes among them).
     options: dict[str, Any] = {"hide_parameters": True}
     try:
@@ -52,7 +54,7 @@ def create_registry_engine(url: str) -> Engine:
             return _sqlite_engine(parsed, options)
         return create_engine(parsed, pool_pre_ping=True, **options)
     except NoSuchModuleError as exc:
-        raise ConfigError(_CONFIG_KEY, f"no driver for {parsed.drivername}") from exc
+        raise ConfigError(setting, f"no driver for {parsed.drivername}") from exc
 
 
 def _sqlite_engine(url: URL, options: dict[str, Any]) -> Engine:

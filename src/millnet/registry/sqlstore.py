@@ -11,7 +11,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from millnet.errors import StorageError
 from millnet.registry import migrate
-from millnet.registry.engine import create_registry_engine, writer
+from millnet.registry.engine import URL_SETTING, create_registry_engine, writer
 
 
 class SqlStore:
@@ -25,9 +25,10 @@ class SqlStore:
         self._writer = writer(engine)
 
     @classmethod
-    def open(cls, url: str) -> Self:
-        """Connect to ``url`` (sqlite:///path or postgresql+psycopg://...) and migrate to head."""
-        engine = create_registry_engine(url)
+    def open(cls, url: str, *, setting: str = URL_SETTING) -> Self:
+        """Connect to ``url`` (sqlite:///path or postgresql+psycopg://...) and migrate to head;
+        configuration errors name ``setting``, where the URL came from."""
+        engine = create_registry_engine(url, setting)
         try:
             migrate.upgrade(engine)
         except (OperationalError, InterfaceError) as exc:
