@@ -58,11 +58,6 @@ def stored_forms(values: Iterable[HandleValue],
     return bytes(public), None if hidden is None else bytes(hidden)
 
 
-def public_wire(values: Iterable[HandleValue], timestamp: int | None = None) -> bytes:
-    """The public part of :func:`stored_forms`: what a plain resolution answers."""
-    return stored_forms(values, timestamp)[0]
-
-
 def stored_values(public: bytes | None, hidden: bytes | None) -> tuple[HandleValue, ...]:
     """The values of a handle from its two stored forms (:func:`stored_forms`), in index
     order. StorageError if a form does not decode: the database was changed behind the
