@@ -91,8 +91,13 @@ def _save(conn: Connection, handle_id: int, name: str,
     now = _now()
     conn.execute(update(handles).where(handles.c.id == handle_id)
                  .values(updated_at=now, wire=wire, hidden=hidden))
+    _log_change(conn, name, deleted=False, at=now)
+
+
+def _log_change(conn: Connection, name: str, *, deleted: bool, at: datetime) -> None:
+    """The transaction log row of one change, in commit order (:func:`bulk.lock_log`)."""
     lock_log(conn)
-    conn.execute(insert(handle_txns).values(handle=name, deleted=False, at=now))
+    conn.execute(insert(handle_txns).values(handle=name, deleted=deleted, at=at))
 
 
 @dataclass(frozen=True)
@@ -324,8 +329,7 @@ class IdentifierStore(SqlStore):
         def work(conn: Connection) -> None:
             if not conn.execute(delete(handles).where(handles.c.handle == name)).rowcount:
                 raise HandleNotFound(f"handle {name} does not exist")
-            lock_log(conn)
-            conn.execute(insert(handle_txns).values(handle=name, deleted=True, at=_now()))
+            _log_change(conn, name, deleted=True, at=_now())
 
         self._run(work, write=True)
 
