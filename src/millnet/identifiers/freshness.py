@@ -65,7 +65,7 @@ from millnet.protocols.handle import (
 
 from .cache import ResolverCache, change_digest
 from .client import Server, next_request_id, request
-from .rest import error_response
+from .rest import Query, error_response
 from .store import IdentifierStore
 
 log = logging.getLogger("millnet.identifiers.freshness")
@@ -91,10 +91,13 @@ def change_routes(store: IdentifierStore, base: str = "/api") -> list[Route]:
 
     async def changes(request: Request) -> Response:
         try:
-            since = _number(request.query_params.get("since"), "since", -1)
-            limit = _number(request.query_params.get("limit"), "limit", 1) or PAGE
-            body = await run_in_threadpool(change_feed, store,
-                                           None if since is None or since < 0 else since,
+            query = Query(request.scope["query_string"])
+            since = query.integer("since", -1)  # -1, or none: the current position
+            limit = query.integer("limit", PAGE)
+            for name, number, minimum in (("since", since, -1), ("limit", limit, 1)):
+                if number < minimum:
+                    raise InvalidInput(f"{number} is below {minimum}", name)
+            body = await run_in_threadpool(change_feed, store, None if since < 0 else since,
                                            min(limit, 10 * PAGE))
         except MillnetError as exc:
             return error_response(exc)
@@ -102,18 +105,6 @@ def change_routes(store: IdentifierStore, base: str = "/api") -> list[Route]:
         return Response(json.dumps(body), media_type="application/json")
 
     return [Route(f"{base}/changes", changes, methods=["GET"])]
-
-
-def _number(text: str | None, field: str, minimum: int) -> int | None:
-    if text is None:
-        return None
-    try:
-        number = int(text)
-    except ValueError:
-        raise InvalidInput(f"{text!r} is not an integer", field) from None
-    if number < minimum:
-        raise InvalidInput(f"{number} is below {minimum}", field)
-    return number
 
 
 @dataclass
