@@ -15,6 +15,7 @@ from rich.console import Console
 from millnet.cli_id import id_app
 from millnet.config import DEFAULT_CONFIG, Settings, load_settings
 from millnet.errors import ConfigError, MillnetError
+from millnet.files import private_umask
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="millnet: an Industrial Internet node.")
@@ -169,4 +170,5 @@ def token_create(
 
 
 def main() -> None:
+    private_umask()  # databases, logs and secrets of every command are the user's alone
     app()

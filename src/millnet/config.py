@@ -50,6 +50,9 @@ class IngestSection(_Section):
     batch_max_delay_ms: int = Field(default=200, ge=1)
     queue_max_samples: int = Field(default=1_000_000, ge=1_000)
     max_payload_bytes: int = Field(default=1_048_576, ge=64)
+    # Per tenant: devices and points that sources may create on first sight (0: none).
+    max_devices_per_tenant: int = Field(default=10_000, ge=0)
+    max_points_per_tenant: int = Field(default=200_000, ge=0)
 
 
 class MqttSection(_Section):
@@ -185,6 +188,11 @@ batch_max_delay_ms = 200
 queue_max_samples = 1000000
 # Larger MQTT payloads are rejected (counted as reason "oversized").
 max_payload_bytes = 1048576
+# Devices and points that MQTT sources may create on first sight, per tenant; beyond these,
+# new devices and points are refused and counted (reason "quota"). Those created through the
+# API count too but are not limited.
+max_devices_per_tenant = 10000
+max_points_per_tenant = 200000
 
 [mqtt]
 enabled = true

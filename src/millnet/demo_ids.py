@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from millnet.connectivity.broker import free_port
+from millnet.files import private_dir, write_private
 from millnet.identifiers.templates import DATA_TYPE, TEMPLATE_TYPE
 from millnet.idnode import IdServerOptions, LiveIdNode, identifier_node
 from millnet.protocols.handle import HandleValue, ValueReference
@@ -47,11 +48,10 @@ class IdHierarchy:
 
 
 def _secret(data_dir: Path, name: str) -> Path:
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     path = data_dir / f"{name}.secret"
     if not path.exists():
-        path.write_text(secrets.token_urlsafe(24) + "\n")
-        path.chmod(0o600)
+        write_private(path, secrets.token_urlsafe(24) + "\n")
     return path
 
 

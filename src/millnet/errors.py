@@ -9,6 +9,7 @@
     ├── InvalidInput         a request whose content is wrong (names the field)
     ├── PermissionDenied     authenticated, but not allowed
     ├── Unauthenticated      no valid credentials
+    ├── QuotaExceeded        a tenant's quota (devices, points) would be exceeded
     └── StorageError         a store refused or failed a write; nothing was half-written
 
 Callers catch the narrowest class they can handle; nothing catches ``Exception`` to hide it.
@@ -63,6 +64,10 @@ class PermissionDenied(MillnetError):
 
 class Unauthenticated(MillnetError):
     """Missing or invalid credentials."""
+
+
+class QuotaExceeded(MillnetError):
+    """Creating the entity would exceed a configured per-tenant quota."""
 
 
 class StorageError(MillnetError):

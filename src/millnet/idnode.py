@@ -31,6 +31,7 @@ from sqlalchemy import make_url
 from starlette.types import ASGIApp
 
 from millnet.errors import ConfigError
+from millnet.files import private_dir, private_umask
 from millnet.identifiers.cache import MAX_ENTRIES, NEGATIVE_TTL, ResolverCache
 from millnet.identifiers.client import Server
 from millnet.identifiers.delegation import ADMIN_SUFFIX, SECKEY_INDEX, bootstrap_prefix, prefix_key
@@ -206,7 +207,8 @@ def open_identifier_node(opts: IdServerOptions, *, setup: bool = True, http: boo
     delegations and templates are written first. The site lists ``opts.http_port`` when
     ``http`` (the node serves HTTP there)."""
     opts.check()
-    opts.data_dir.mkdir(parents=True, exist_ok=True)
+    private_umask()
+    private_dir(opts.data_dir)
     store = IdentifierStore.open(opts.database_url, setting="database")
     site = site_info(opts.advertised_host, opts.udp_port, opts.tcp_port,
                      opts.http_port if http else None)

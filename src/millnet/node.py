@@ -20,11 +20,13 @@ from millnet.config import Settings
 from millnet.connectivity.base import Source
 from millnet.connectivity.json_mqtt import JsonMqttSource
 from millnet.connectivity.sparkplug_mqtt import SparkplugSource
-from millnet.ingest.binder import SeriesBinder
+from millnet.files import private_dir, private_umask
+from millnet.ingest.binder import Quotas, SeriesBinder
 from millnet.ingest.metrics import IngestMetrics
 from millnet.ingest.pipeline import IngestPipeline
 from millnet.registry import Registry
 from millnet.serving import embedded_server, listening_socket
+from millnet.supervise import supervise
 from millnet.telemetry.duckdb_store import DuckDBTelemetryStore
 from millnet.telemetry.retention import TenantRetention, run_maintenance
 
@@ -56,8 +58,11 @@ class Node:
 
 
 def build_node(settings: Settings) -> Node:
-    """Open the stores (migrating the registry) and wire the ingest path; starts nothing."""
-    settings.node.data_dir.mkdir(parents=True, exist_ok=True)
+    """Open the stores (migrating the registry) and wire the ingest path; starts nothing.
+
+    The process umask becomes 0077 first: the databases and their logs are the node's alone."""
+    private_umask()
+    private_dir(settings.node.data_dir)
     registry = Registry.open(settings.registry_url)
     tenant = registry.ensure_tenant(settings.mqtt.tenant)
     store = DuckDBTelemetryStore(settings.telemetry_path, settings.archive_dir,
@@ -69,7 +74,8 @@ def build_node(settings: Settings) -> Node:
         queue_max_samples=ing.queue_max_samples,
     )
     node = Node(settings, registry, store, metrics, pipeline, tenant.id)
-    binder = SeriesBinder(registry, tenant.id, enterprise=tenant.name)
+    binder = SeriesBinder(registry, tenant.id, enterprise=tenant.name, quotas=Quotas(
+        ing.max_devices_per_tenant, ing.max_points_per_tenant))
     if settings.mqtt.sparkplug:
         # Built even without MQTT: the demo's in-process transport calls its ``handle``.
         node.sparkplug = SparkplugSource(settings.mqtt, ing.max_payload_bytes, pipeline, binder,
@@ -98,8 +104,12 @@ async def running(node: Node, *, api: bool = True) -> AsyncIterator[Node]:
     server: uvicorn.Server | None = None
     async with asyncio.TaskGroup() as tg:
         pipe = tg.create_task(node.pipeline.run())
-        srcs = [tg.create_task(s.run()) for s in node.sources]
-        srcs.append(tg.create_task(run_maintenance(node.store, node.retention_plan)))
+        # A source or maintenance job that fails is restarted: the API, the pipeline and the
+        # other sources keep running (see millnet.supervise).
+        restarts = node.metrics.restarts
+        srcs = [tg.create_task(supervise(s.name, s.run, restarts)) for s in node.sources]
+        srcs.append(tg.create_task(supervise(
+            "maintenance", lambda: run_maintenance(node.store, node.retention_plan), restarts)))
         if api:
             server, sock = _api_server(node)
             tg.create_task(server.serve(sockets=[sock]))

@@ -71,7 +71,7 @@ def test_arbitrary_bytes_never_escape_as_other_errors(data: bytes) -> None:
 
 
 names = st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), min_size=1,
-                max_size=20).filter(str.isprintable)
+                max_size=20).filter(lambda s: s.isprintable() and s.strip() != "")
 scalars = st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.booleans(),
                     st.text(max_size=10), st.integers(-(2**53), 2**53))
 

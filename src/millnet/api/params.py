@@ -15,12 +15,15 @@ from typing import Annotated
 from fastapi import Path
 
 from millnet.errors import InvalidInput
+from millnet.model.limits import ascii_digits
 
 NS_PER_MS = 1_000_000
 _UNIT_NS = {"ms": NS_PER_MS, "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000,
             "d": 86_400_000_000_000}
-_WIDTH = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)\s*$")
-_EPOCH_MS = re.compile(r"^(-?)(\d+)(?:\.(\d{1,6}))?$")
+# ASCII digits only, and few of them: int() of thousands of digits raises (and is slow).
+_WIDTH = re.compile(r"^\s*([0-9]{1,15})\s*(ms|s|m|h|d)\s*$")
+_EPOCH_MS = re.compile(r"^(-?)([0-9]+)(?:\.([0-9]{1,6}))?$")
+_MAX_WIDTH_NS = 36_500 * 86_400_000_000_000  # a century: the store computes in int64 ns
 _MAX_EPOCH_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 INT32_MAX = 2**31 - 1  # registry ids are 32-bit integers
 
@@ -60,7 +63,10 @@ def parse_time(raw: str, field: str) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+    ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+    if not -(2**63) <= ns < 2**63:
+        raise InvalidInput(f"time out of range (1677 to 2262): {text[:40]!r}", field)
+    return ns
 
 
 def parse_width(raw: str, field: str = "width") -> int:
@@ -73,6 +79,8 @@ def parse_width(raw: str, field: str = "width") -> int:
     width = int(match.group(1)) * _UNIT_NS[match.group(2)]
     if width <= 0:
         raise InvalidInput("bucket width must be positive", field)
+    if width > _MAX_WIDTH_NS:
+        raise InvalidInput("bucket width must be at most 36500d", field)
     return width
 
 
@@ -95,7 +103,7 @@ def parse_series(values: Iterable[str], max_series: int, field: str = "series") 
             token = part.strip()
             if not token:
                 continue
-            if not token.isdigit() or len(token) > 10 or int(token) > INT32_MAX:
+            if not ascii_digits(token, 10) or int(token) > INT32_MAX:
                 raise InvalidInput(
                     f"series ids are integers from 0 to {INT32_MAX}; got {token[:20]!r}", field)
             ids[int(token)] = None

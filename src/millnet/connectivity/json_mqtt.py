@@ -36,10 +36,8 @@ class JsonMqttSource(MqttSource):
 
     async def _on_message(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
         self._metrics.messages.labels("json").inc()
-        try:
+        with self._metrics.rejecting(f"{message.topic}"):
             await self._ingest(str(message.topic), message.payload)
-        except RejectedMessage as exc:
-            self._metrics.reject(exc.reason, f"{message.topic}: {exc}")
         # Rejected messages are acknowledged too: redelivering garbage would not make it better.
         self._pipeline.add_ack(acknowledger(client, message))
 
@@ -54,14 +52,22 @@ class JsonMqttSource(MqttSource):
         ids = self._binder.known(device)
         missing = {s.point: s for s in samples if s.point not in ids}
         if missing:
-            await self._binder.bind(device, [_spec(s) for s in missing.values()])
+            binding = await self._binder.bind(device, [_spec(s) for s in missing.values()])
+            for refusal in binding.refused:
+                self._metrics.reject(refusal.reason, f"{topic}: {refusal.detail}")
+            ids = {**ids, **binding.ids}
         live = self._pipeline.live
+        count = 0
         for s in samples:
+            sid = ids.get(s.point)
+            if sid is None:
+                continue  # its point was refused, and counted, above
             if isinstance(s.value, str):
-                live.text.append(TextSample(ids[s.point], s.ts_ns, s.value, s.quality))
+                live.text.append(TextSample(sid, s.ts_ns, s.value, s.quality))
             else:
-                live.append(ids[s.point], s.ts_ns, s.value, s.quality)
-        self._pipeline.appended(len(samples))
+                live.append(sid, s.ts_ns, s.value, s.quality)
+            count += 1
+        self._pipeline.appended(count)
 
 
 def _spec(sample: JsonSample) -> PointSpec:

@@ -16,6 +16,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from millnet.config import MqttSection
+from millnet.errors import StorageError
 from millnet.ingest.binder import SeriesBinder
 from millnet.ingest.metrics import IngestMetrics
 from millnet.ingest.pipeline import IngestPipeline
@@ -135,7 +136,12 @@ async def run_forever(
     on_connect: OnConnect, on_message: OnMessage, before_read: Callable[[], Awaitable[None]],
     metrics: IngestMetrics, connected: asyncio.Event,
 ) -> None:
-    """Connect, subscribe, hand every message to ``on_message``; reconnect with backoff."""
+    """Connect, subscribe, hand every message to ``on_message``; reconnect with backoff.
+
+    ``on_message`` turns bad messages into counted rejections itself; what reaches this loop is
+    a lost connection or a store that cannot take a valid message (:class:`StorageError`). Both
+    end the connection without acknowledging what is not stored: after the backoff the broker
+    redelivers it (persistent session) or the edge nodes are asked to rebirth (Sparkplug)."""
     backoff = 0.2
     while True:
         try:
@@ -144,15 +150,16 @@ async def run_forever(
                     await client.subscribe(topic, qos=qos)
                 await on_connect(client)
                 log.info("%s: connected and subscribed", name)
-                backoff = 0.2
                 metrics.connected.labels(name).set(1)
                 connected.set()
                 async for message in client.messages:
                     await before_read()
                     await on_message(client, message)
-        except aiomqtt.MqttError as exc:
+                    backoff = 0.2  # reset only once a message went through
+        except (aiomqtt.MqttError, StorageError) as exc:
             metrics.connected.labels(name).set(0)
             connected.clear()
-            log.warning("%s: MQTT connection lost (%s); reconnecting in %.1fs", name, exc, backoff)
+            what = "MQTT connection lost" if isinstance(exc, aiomqtt.MqttError) else "store failed"
+            log.warning("%s: %s (%s); reconnecting in %.1fs", name, what, exc, backoff)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)

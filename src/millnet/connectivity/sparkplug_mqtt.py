@@ -100,8 +100,15 @@ class SparkplugSource(MqttSource):
 
     # -- transport-independent core ----------------------------------------------------------------
     async def handle(self, topic: str, payload: bytes, publish: Publish) -> None:
-        """Process one Sparkplug message (the in-process transport calls this directly)."""
+        """Process one Sparkplug message (the in-process transport calls this directly).
+
+        Whatever goes wrong with one message is a counted rejection (``IngestMetrics.rejecting``)
+        except a registry outage (:class:`StorageError`), which the caller retries."""
         self._metrics.messages.labels("sparkplug").inc()
+        with self._metrics.rejecting(topic[:200]):
+            await self._handle(topic, payload, publish)
+
+    async def _handle(self, topic: str, payload: bytes, publish: Publish) -> None:
         if len(payload) > self._max_payload:
             self._metrics.reject("oversized", f"{topic}: {len(payload)} bytes")
             return
@@ -112,10 +119,14 @@ class SparkplugSource(MqttSource):
         for ev in events:
             if isinstance(ev, BirthEvent):
                 self._edges.add((ev.group, ev.edge))
-                ids = await self._binder.bind(device_path(ev.group, ev.edge, ev.device), ev.specs)
+                binding = await self._binder.bind(device_path(ev.group, ev.edge, ev.device),
+                                                  ev.specs)
+                for refusal in binding.refused:
+                    self._metrics.reject(refusal.reason, f"{topic}: {refusal.detail}")
                 # The await may have sealed the open batch: append to the current one.
                 before = _pending(pipe)
-                self.host.bind(ev.group, ev.edge, ev.device, ids, pipe.live, pipe.historical)
+                self.host.bind(ev.group, ev.edge, ev.device, binding.ids, pipe.live,
+                               pipe.historical)
                 pipe.appended(_pending(pipe) - before)
             elif isinstance(ev, RebirthRequest):
                 log.info("rebirth requested from %s/%s (%s)", ev.group, ev.edge, ev.reason)

@@ -6,11 +6,15 @@ demo federation) can live in one process.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from millnet.errors import InvalidInput, RejectedMessage, StorageError
 
 log = logging.getLogger("millnet.ingest")
 
@@ -42,6 +46,9 @@ class IngestMetrics:
         self.store_errors = Counter(
             "millnet_ingest_store_errors", "Batch writes that failed and were retried",
             registry=r)
+        self.restarts = Counter(
+            "millnet_task_restarts", "Background tasks restarted after a failure, by task",
+            ["task"], registry=r)
         self._last_log: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
 
@@ -56,6 +63,32 @@ class IngestMetrics:
             self._last_log[reason] = now
         else:
             self._suppressed[reason] = self._suppressed.get(reason, 0) + count
+
+    @contextlib.contextmanager
+    def rejecting(self, context: str) -> Iterator[None]:
+        """The supervision boundary around one message: whatever goes wrong while handling it
+        becomes one counted rejection and the source goes on with the next message.
+
+        :class:`StorageError` passes through (the message is fine, a store is not: the caller
+        retries it later rather than reject it), as do cancellation and exits."""
+        try:
+            yield
+        except RejectedMessage as exc:
+            self.reject(exc.reason, f"{context}: {exc}")
+        except InvalidInput as exc:
+            self.reject("invalid", f"{context}: {exc}")
+        except StorageError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one message's bug must not stop its source
+            self.reject("internal_error", f"{context}: {type(exc).__name__}: {exc}")
+            self._log_traceback(exc)
+
+    def _log_traceback(self, exc: Exception) -> None:
+        now = time.monotonic()
+        if now - self._last_log.get("traceback", -1e9) >= 60.0:
+            self._last_log["traceback"] = now
+            log.error("unexpected error while handling a message (further tracebacks "
+                      "suppressed for 60 s)", exc_info=exc)
 
     def rejected_count(self, reason: str) -> float:
         value = self.registry.get_sample_value("millnet_ingest_rejected_total", {"reason": reason})

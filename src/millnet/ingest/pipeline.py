@@ -10,8 +10,11 @@ samples are durable.
 
 Memory is bounded: sealed-but-unwritten samples never exceed ``queue_max_samples``; producers
 ``await wait_capacity()`` before reading more input, which stops reading from the network
-(backpressure). A failed write is retried with backoff, never dropped: the batch keeps its place
-and its acknowledgements wait.
+(backpressure). A failed write (:class:`StorageError`: the store cannot take it now) is retried
+with backoff, never dropped: the batch keeps its place and its acknowledgements wait. A batch the
+store *refuses* (any other error: something in it does not fit) is split in halves until the
+refused samples are isolated; those are rejected and counted, the rest are stored. Progress is
+kept on the batch, so a retry after a failure half way through writes nothing twice.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from dataclasses import dataclass, field
 
 from millnet.errors import StorageError
 from millnet.ingest.metrics import IngestMetrics
-from millnet.model import SampleBuffer
+from millnet.model import SampleBatch, SampleBuffer, TextSample
 from millnet.telemetry.base import TelemetryStore
 
 log = logging.getLogger("millnet.ingest")
@@ -34,13 +37,48 @@ Ack = Callable[[], None]
 
 
 @dataclass
+class _Part:
+    """Samples to write in one transaction: numeric ``batch`` and ``text`` of one kind."""
+
+    batch: SampleBatch
+    text: list[TextSample]
+    update_last: bool
+
+    def __len__(self) -> int:
+        return len(self.batch) + len(self.text)
+
+    def halves(self) -> tuple[_Part, _Part]:
+        """Two non-empty parts holding this one's samples (needs at least two)."""
+        if self.text and len(self.batch):
+            return (_Part(self.batch, [], self.update_last),
+                    _Part(SampleBatch.empty(), self.text, self.update_last))
+        if len(self.batch) > 1:
+            mid = len(self.batch) // 2
+            return (_Part(self.batch.slice(0, mid), [], self.update_last),
+                    _Part(self.batch.slice(mid, len(self.batch)), [], self.update_last))
+        mid = len(self.text) // 2
+        return (_Part(self.batch, self.text[:mid], self.update_last),
+                _Part(self.batch, self.text[mid:], self.update_last))
+
+
+@dataclass
 class _Batch:
     live: SampleBuffer
     historical: SampleBuffer
     acks: list[Ack]
+    # Parts still to write, last first; None until the first attempt freezes the buffers.
+    todo: list[_Part] | None = None
 
     def __len__(self) -> int:
         return len(self.live) + len(self.historical)
+
+    def parts(self) -> list[_Part]:
+        if self.todo is None:
+            self.todo = [part for part in (
+                _Part(self.historical.freeze(), self.historical.text, False),
+                _Part(self.live.freeze(), self.live.text, True),
+            ) if len(part)]
+        return self.todo
 
 
 @dataclass(frozen=True)
@@ -199,13 +237,31 @@ class IngestPipeline:
 
     def _commit(self, item: _Batch | _Stale) -> None:
         if isinstance(item, _Stale):
-            self._store.mark_stale(item.series_ids, item.ts_ns)
+            try:
+                self._store.mark_stale(item.series_ids, item.ts_ns)
+            except StorageError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - refused: count it, keep writing
+                self._metrics.reject("store_refused", f"mark stale: {type(exc).__name__}: {exc}",
+                                     len(item.series_ids))
             return
-        if len(item.live):
-            self._store.write(item.live.freeze(), item.live.text, update_last=True)
-        if len(item.historical):
-            self._store.write(item.historical.freeze(), item.historical.text, update_last=False)
-        self._metrics.stored.inc(len(item))
+        todo = item.parts()
+        while todo:
+            part = todo[-1]
+            try:
+                self._store.write(part.batch, part.text, update_last=part.update_last)
+            except StorageError:
+                raise  # the store failed: retried whole, from this part on
+            except Exception as exc:  # noqa: BLE001 - refused: isolate what it refuses
+                todo.pop()
+                if len(part) == 1:
+                    self._metrics.reject("store_refused", f"{type(exc).__name__}: {exc}")
+                else:
+                    first, second = part.halves()
+                    todo += (second, first)
+                continue
+            todo.pop()
+            self._metrics.stored.inc(len(part))
 
 
 def _merge(a: _Batch, b: _Batch) -> _Batch:

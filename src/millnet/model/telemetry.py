@@ -39,6 +39,11 @@ class SampleBatch:
     def __len__(self) -> int:
         return int(self.series_id.shape[0])
 
+    def slice(self, start: int, stop: int) -> SampleBatch:
+        """Samples ``start`` to ``stop`` (views, no copy)."""
+        return SampleBatch(self.series_id[start:stop], self.ts_ns[start:stop],
+                           self.value[start:stop], self.quality[start:stop])
+
     @staticmethod
     def empty() -> SampleBatch:
         return SampleBatch(

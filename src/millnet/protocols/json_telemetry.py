@@ -10,7 +10,10 @@ Payload, UTF-8 JSON, one of:
   ``{"ts": 1767225600000, "values": {"spindle_temp": 41.5, "state": "RUN"}}``
 * a batch: a JSON array of either form.
 
-``ts`` is epoch milliseconds (integer) or an RFC 3339 string; when absent the receive time is used.
+``ts`` is epoch milliseconds (integer, 0 to 2262-04-11) or an RFC 3339 string in the same range;
+when absent the receive time is used. Names follow the registry's rules (non-blank, at most 200
+characters, no control characters; topic levels without '/'), ``unit`` at most 64 characters:
+the decoder refuses here what the registry or the store would refuse later.
 ``value`` is a number, a boolean (stored as 0/1) or a string (a text sample); ``quality`` is one of
 ``good``, ``uncertain``, ``bad`` (default ``good``). ``unit`` may accompany a single sample.
 """
@@ -19,15 +22,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import msgspec
 
 from millnet.errors import RejectedMessage
 from millnet.model import Quality
+from millnet.model.limits import (
+    MAX_TS_MS,
+    MAX_TS_NS,
+    UNIT_MAX,
+    has_surrogates,
+    name_problem,
+    text_problem,
+)
 
 MAX_SAMPLES_PER_MESSAGE = 100_000
-MAX_NAME = 200
 _QUALITY = {"good": Quality.GOOD, "uncertain": Quality.UNCERTAIN, "bad": Quality.BAD}
 
 
@@ -60,19 +70,19 @@ class _Item(msgspec.Struct, forbid_unknown_fields=True):
     unit: str | None = None
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _decoder = msgspec.json.Decoder(_Item | list[_Item])
-
-
-def _valid_name(name: str) -> bool:
-    return 0 < len(name) <= MAX_NAME and name.isprintable()
 
 
 def parse_topic(topic: str, root: str) -> DevicePath:
     parts = topic.split("/")
     if len(parts) != 5 or parts[0] != root:
-        raise RejectedMessage("topic", f"expected {root}/<site>/<area>/<line>/<device>: {topic!r}")
-    if not all(_valid_name(p) for p in parts[1:]):
-        raise RejectedMessage("topic", f"empty or unprintable level in {topic!r}")
+        raise RejectedMessage("topic",
+                              f"expected {root}/<site>/<area>/<line>/<device>: {topic[:300]!r}")
+    for level, part in zip(("site", "area", "line", "device"), parts[1:], strict=True):
+        problem = name_problem(part, allow_slash=False)
+        if problem is not None:
+            raise RejectedMessage("topic", f"{level} level {part[:40]!r} {problem}")
     return DevicePath(*parts[1:])
 
 
@@ -80,8 +90,8 @@ def _ts_ns(ts: int | str | None, now_ns: int) -> int:
     if ts is None:
         return now_ns
     if isinstance(ts, int):
-        if not 0 <= ts < 2**53:
-            raise RejectedMessage("timestamp", f"ts out of range: {ts}")
+        if not 0 <= ts <= MAX_TS_MS:
+            raise RejectedMessage("timestamp", f"ts {ts} ms out of range (1970 to 2262)")
         return ts * 1_000_000
     try:
         parsed = datetime.fromisoformat(ts)
@@ -89,7 +99,11 @@ def _ts_ns(ts: int | str | None, now_ns: int) -> int:
         raise RejectedMessage("timestamp", f"ts is not RFC 3339: {ts[:40]!r}") from exc
     if parsed.tzinfo is None:
         raise RejectedMessage("timestamp", f"ts has no timezone: {ts[:40]!r}")
-    return int(parsed.timestamp() * 1_000_000) * 1000
+    delta = parsed - _EPOCH
+    ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+    if not 0 <= ns <= MAX_TS_NS:
+        raise RejectedMessage("timestamp", f"ts {ts[:40]!r} out of range (1970 to 2262)")
+    return ns
 
 
 def _quality(q: str) -> Quality:
@@ -106,6 +120,8 @@ def _value(v: _Scalar, q: Quality) -> tuple[float | str, Quality]:
     if isinstance(v, bool):
         return (1.0 if v else 0.0), q
     if isinstance(v, str):
+        if has_surrogates(v):
+            raise RejectedMessage("malformed", "text value holds lone surrogates")
         return v, q
     if not math.isfinite(v):
         raise RejectedMessage("datatype", f"value is not a finite number: {v}")
@@ -137,9 +153,13 @@ def decode_payload(payload: bytes, now_ns: int) -> list[JsonSample]:
         q = _quality(item.quality)
         pairs = _pairs(item)
         unit = item.unit
+        problem = text_problem(unit, UNIT_MAX)
+        if problem is not None:
+            raise RejectedMessage("malformed", f"unit {problem}")
         for name, raw in pairs:
-            if not _valid_name(name):
-                raise RejectedMessage("malformed", f"bad point name {name[:40]!r}")
+            problem = name_problem(name)
+            if problem is not None:
+                raise RejectedMessage("malformed", f"point name {name[:40]!r} {problem}")
             value, quality = _value(raw, q)
             out.append(JsonSample(name, ts, value, quality, unit))
         if len(out) > MAX_SAMPLES_PER_MESSAGE:

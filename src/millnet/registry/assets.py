@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Connection, delete, insert, select
+from sqlalchemy import ColumnElement, Connection, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from millnet.errors import Conflict, InvalidInput, NotFound
@@ -93,6 +93,13 @@ def find_path(conn: Connection, tenant_id: int, path: list[tuple[AssetKind, str]
         ids.append(found)
         parent_id = found
     return ids
+
+
+def count_devices(conn: Connection, tenant_id: int) -> int:
+    return int(conn.execute(
+        select(func.count()).select_from(assets)
+        .where(assets.c.tenant_id == tenant_id, assets.c.kind == AssetKind.DEVICE.value),
+    ).scalar_one())
 
 
 def ensure_path(

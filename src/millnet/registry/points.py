@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from millnet.errors import InvalidInput, NotFound
 from millnet.model import AssetKind, DataType, PointSpec
@@ -145,6 +145,12 @@ def apply_upsert(
             for series_id, s in plan.changed
         ])
     return {s.name: ids[s.name] for s in specs}
+
+
+def count_points(conn: Connection, tenant_id: int) -> int:
+    return int(conn.execute(
+        select(func.count()).select_from(points).where(points.c.tenant_id == tenant_id),
+    ).scalar_one())
 
 
 def get_point(conn: Connection, series_id: int, tenant_id: int | None) -> Point:

@@ -17,7 +17,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from millnet.errors import Conflict, StorageError
+from millnet.errors import Conflict, QuotaExceeded, StorageError
 from millnet.model import AssetKind, PointSpec
 from millnet.registry import assets, points, products, tenants, tokens
 from millnet.registry import prefixes as prefix_table
@@ -113,19 +113,32 @@ class Registry(SqlStore):
 
     # Assets
 
-    def ensure_path(self, tenant_id: int, path: assets.PathSpec) -> list[int]:
+    def ensure_path(self, tenant_id: int, path: assets.PathSpec, *,
+                    max_devices: int | None = None) -> list[int]:
         """Ids of the assets along ``path`` (root first), creating the missing ones.
 
         ``path`` is ``[(AssetKind.ENTERPRISE, name), (AssetKind.SITE, name), ...]`` from the
-        root down; idempotent and safe under concurrent callers.
+        root down; idempotent and safe under concurrent callers. With ``max_devices``, creating
+        a device when the tenant already has that many raises :class:`QuotaExceeded`.
         """
         checked = assets.check_path(path)
         ids = self._run(lambda c: assets.find_path(c, tenant_id, checked))
         if len(ids) == len(checked):
             return ids
         now = _now()
-        return self._run(lambda c: assets.ensure_path(c, tenant_id, checked, now), write=True,
-                         retry=True)
+
+        def ensure(conn: Connection) -> list[int]:
+            if max_devices is not None and checked[-1][0] is AssetKind.DEVICE:
+                found = assets.find_path(conn, tenant_id, checked)
+                if len(found) < len(checked):
+                    count = assets.count_devices(conn, tenant_id)
+                    if count >= max_devices:
+                        raise QuotaExceeded(
+                            f"tenant {tenant_id} has {count} devices, its quota is "
+                            f"{max_devices}: device {checked[-1][1][:40]!r} not created")
+            return assets.ensure_path(conn, tenant_id, checked, now)
+
+        return self._run(ensure, write=True, retry=True)
 
     def create_asset(self, tenant_id: int, parent_id: int | None, kind: AssetKind | str,
                      name: str, description: str | None = None) -> Asset:
@@ -182,12 +195,14 @@ class Registry(SqlStore):
 
     # Points, the series dictionary
 
-    def upsert_points(self, tenant_id: int, device_id: int,
-                      specs: Sequence[PointSpec]) -> dict[str, int]:
+    def upsert_points(self, tenant_id: int, device_id: int, specs: Sequence[PointSpec], *,
+                      max_points: int | None = None) -> dict[str, int]:
         """Make the device's points match ``specs``; name -> series id for every spec.
 
         Missing points are created, points whose metadata differs are updated (the spec is
         authoritative: None clears a field), others are left alone; all in one transaction.
+        With ``max_points``, new points that would take the tenant beyond that many are not
+        created and are absent from the answer (the caller tells which were refused).
         """
         checked = points.check_specs(specs)
         plan = self._run(lambda c: points.plan_upsert(c, tenant_id, device_id, checked))
@@ -197,7 +212,14 @@ class Registry(SqlStore):
 
         def upsert(conn: Connection) -> dict[str, int]:
             fresh = points.plan_upsert(conn, tenant_id, device_id, checked)
-            return points.apply_upsert(conn, tenant_id, device_id, checked, fresh, now)
+            wanted = checked
+            if max_points is not None and fresh.new:
+                room = max(0, max_points - points.count_points(conn, tenant_id))
+                refused = {s.name for s in fresh.new[room:]}
+                if refused:
+                    wanted = [s for s in checked if s.name not in refused]
+                    fresh = points.UpsertPlan(fresh.ids, fresh.new[:room], fresh.changed)
+            return points.apply_upsert(conn, tenant_id, device_id, wanted, fresh, now)
 
         return self._run(upsert, write=True, retry=True)
 

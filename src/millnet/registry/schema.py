@@ -28,10 +28,11 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from millnet.model.limits import NAME_MAX
+
 # A result row of any shape (rows are read by attribute).
 AnyRow: TypeAlias = Row[*tuple[Any, ...]]
 
-NAME_MAX = 200
 KINDS = ("enterprise", "site", "area", "line", "device")
 ROLES = ("admin", "operator", "viewer")
 

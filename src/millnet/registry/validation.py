@@ -6,26 +6,20 @@ import math
 import re
 
 from millnet.errors import InvalidInput
-from millnet.registry.schema import NAME_MAX
+from millnet.model.limits import UNIT_MAX, name_problem, text_problem
 
-UNIT_MAX = 64
-# C0 and C1 control characters, DEL, and lone surrogates (which cannot be stored as UTF-8).
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+__all__ = ["UNIT_MAX", "check_asset_name", "check_finite", "check_name", "check_retention",
+           "check_slug", "check_text"]
+
 _SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
 
 def check_name(value: object, field: str, *, allow_slash: bool = True) -> str:
     """A display or lookup name: non-blank, at most 200 characters, no control characters."""
-    if not isinstance(value, str):
-        raise InvalidInput(f"must be a string, not {type(value).__name__}", field)
-    if not value.strip():
-        raise InvalidInput("must not be empty", field)
-    if len(value) > NAME_MAX:
-        raise InvalidInput(f"must be at most {NAME_MAX} characters, not {len(value)}", field)
-    if _CONTROL.search(value):
-        raise InvalidInput("must not contain control characters", field)
-    if not allow_slash and "/" in value:
-        raise InvalidInput("must not contain '/'", field)
+    problem = name_problem(value, allow_slash=allow_slash)
+    if problem is not None:
+        raise InvalidInput(problem, field)
+    assert isinstance(value, str)
     return value
 
 
@@ -45,14 +39,9 @@ def check_slug(value: object, field: str) -> str:
 
 def check_text(value: str | None, field: str, max_len: int | None = None) -> str | None:
     """Optional free text (a description, a unit): no NUL (PostgreSQL refuses it) or surrogates."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise InvalidInput(f"must be a string or null, not {type(value).__name__}", field)
-    if "\x00" in value or re.search(r"[\ud800-\udfff]", value):
-        raise InvalidInput("must not contain NUL or surrogate characters", field)
-    if max_len is not None and len(value) > max_len:
-        raise InvalidInput(f"must be at most {max_len} characters, not {len(value)}", field)
+    problem = text_problem(value, max_len)
+    if problem is not None:
+        raise InvalidInput(problem, field)
     return value
 
 
