@@ -173,6 +173,9 @@ def test_hot_route_and_its_documented_twin_answer_alike(w: World) -> None:
     ("series={t}&end=2025-13-01", "end"),
     ("series={t}&start=2000&end=1000", "start"),
     ("series={t}&start=99999999999999999", "start"),
+    ("series={t}&start=0001-01-01T00:00:00Z", "start"),  # before int64 nanoseconds
+    ("series=%C2%B2", "series"),  # '²' passes str.isdigit, int() refuses it (was HTTP 500)
+    ("series=%D9%A3", "series"),  # an Arabic-Indic 3: a digit, but not a series id
     ("series={t}&limit=0", "limit"),
     ("series={t}&limit=100001", "limit"),
 ])
@@ -183,7 +186,9 @@ def test_raw_rejects_bad_parameters_naming_them(w: World, query: str, field: str
 
 
 @pytest.mark.parametrize(("width", "field"), [("1 minute", "width"), ("0s", "width"),
-                                              ("10", "width"), ("1ms", "width")])
+                                              ("10", "width"), ("1ms", "width"),
+                                              ("9" * 5000 + "d", "width"),  # was HTTP 500
+                                              ("36501d", "width"), ("²d", "width")])
 def test_buckets_reject_bad_or_too_many_buckets(w: World, width: str, field: str) -> None:
     temp = w.acme.series["temperature"]
     body = _get(w, f"/api/v1/telemetry/buckets?series={temp}&start={T0_MS}"
@@ -238,3 +243,10 @@ def test_raw_truncation_of_many_series(w: World) -> None:
         True, True, False]
     # 1 µs after the last sample shown (the seventh, at 60 s)
     assert repr(got[s["temperature"]]["next_start_ms"]) == f"{T0_MS + 60_000}.001"
+
+
+@pytest.mark.parametrize("series", ["%C2%B2", "%D9%A3", "1" * 5000])
+def test_last_values_reject_non_ascii_and_huge_ids(w: World, series: str) -> None:
+    """The hot route answered HTTP 500 for '²' (issue 9)."""
+    body = _get(w, f"/api/v1/telemetry/last?series={series}", 400)
+    assert body["field"] == "series"
