@@ -12,6 +12,14 @@ HS_ADMIN grants the :class:`AdminPermission` bit of the operation. Creating and 
 under a prefix are checked against the prefix record ``0.NA/<prefix>``; creating or deleting a
 prefix record ``0.NA/<p>`` against the record of ``p``'s parent (ADD_NA / DELETE_NA). So an admin
 of ``88.100.5`` can do nothing under ``88.100.6``.
+
+Changing an HS_ADMIN value needs the value right and the admin right together: ADD_VALUE and
+ADD_ADMIN to add one, MODIFY_VALUE and MODIFY_ADMIN to change one (or to change any value into
+or out of one), REMOVE_VALUE and REMOVE_ADMIN to remove one. Which values are HS_ADMIN is
+decided by one function, :func:`~.values.is_admin_value`, for the admin lookup and every guard
+alike; values arrive with canonical types (``hs_admin`` is stored as ``HS_ADMIN``), and a
+record stored in another case before that is still guarded (found by review: the lookup
+matched ``hs_admin`` while the guards did not, so ADD_VALUE alone made its holder an admin).
 """
 
 from __future__ import annotations
@@ -50,16 +58,15 @@ from .errors import (
     ValueNotFound,
 )
 from .store import MAX_BATCH, IdentifierStore
-from .values import canonical_handle, check_values
+from .values import ADMIN_TYPE, canonical_handle, canonical_type, check_values, is_admin_value
 
 log = logging.getLogger("millnet.identifiers")
 
 #: A check run on values before they are stored: raise InvalidValue to refuse them. Industry
 #: templates (typed product, batch and equipment values) plug in here.
 ValueCheck = Callable[[str, Sequence[HandleValue]], None]
-_ADMIN = "HS_ADMIN"
 _LAYOUTS: dict[str, Callable[[bytes], object]] = {
-    "HS_ADMIN": decode_admin, "HS_SITE": decode_site, "HS_VLIST": decode_vlist,
+    ADMIN_TYPE: decode_admin, "HS_SITE": decode_site, "HS_VLIST": decode_vlist,
     "HS_SERV": decode_serv, "HS_PUBKEY": decode_pubkey,
 }
 _MINT_ATTEMPTS = 3
@@ -68,7 +75,7 @@ _MINT_ATTEMPTS = 3
 def check_layouts(handle: str, values: Sequence[HandleValue]) -> None:
     """Refuse values of the typed HS_ types whose data does not decode (default ValueCheck)."""
     for i, value in enumerate(values):
-        decode = _LAYOUTS.get(value.type)
+        decode = _LAYOUTS.get(canonical_type(value.type))
         if decode is None:
             continue
         try:
@@ -195,7 +202,7 @@ class IdentifierService:
             who = ValueReference(normalize_handle(principal.handle), principal.index)
         except InvalidInput:
             return False
-        for value in self._values(handle, types=(_ADMIN,)):
+        for value in filter(is_admin_value, self._values(handle)):
             record = _admin_record(handle, value)
             if record is not None and record.permissions & permission == permission \
                     and self._names(record, who):
@@ -241,8 +248,8 @@ class IdentifierService:
         if overwrite and self.store.exists(name):
             self.authorize(principal, name, AdminPermission.DELETE_HANDLE)
         stamped = self._prepare(name, values)
-        if not any(v.type == _ADMIN for v in stamped):
-            stamped += (HandleValue(_free_index(stamped), _ADMIN, _encode_admin(principal),
+        if not any(map(is_admin_value, stamped)):
+            stamped += (HandleValue(_free_index(stamped), ADMIN_TYPE, _encode_admin(principal),
                                     timestamp=self._now()),)
         created = self.store.create_handle(name, stamped, overwrite=overwrite)
         self._changed(created)
@@ -260,7 +267,7 @@ class IdentifierService:
         guards: dict[str, tuple[str, AdminPermission]] = {}
         prepared: list[tuple[str, str, tuple[HandleValue, ...]]] = []
         seen: set[str] = set()
-        admin = HandleValue(ADMIN_INDEX, _ADMIN, _encode_admin(principal))
+        admin = HandleValue(ADMIN_INDEX, ADMIN_TYPE, _encode_admin(principal))
         checks = self._checks
         for i, (handle, values) in enumerate(items):
             try:
@@ -276,11 +283,11 @@ class IdentifierService:
             if name in seen:  # named here, not later by the store without its item
                 raise HandleExists(f"items[{i}].handle: {name} appears twice in the batch")
             seen.add(name)
-            if not any(v.type == _ADMIN for v in checked):
+            if not any(map(is_admin_value, checked)):
                 if any(v.index == ADMIN_INDEX for v in checked):
                     # the first free index from 100 (found by review: max + 1 could pass
                     # 2**32 - 1 and fail without naming the item)
-                    checked += (HandleValue(_free_index(checked), _ADMIN, admin.data),)
+                    checked += (HandleValue(_free_index(checked), ADMIN_TYPE, admin.data),)
                 else:
                     checked += (admin,)
             prepared.append((name, prefix, checked))
@@ -318,7 +325,7 @@ class IdentifierService:
         self._writable()
         checked = check_values(values)
         self._authorize_existing(principal, handle, AdminPermission.ADD_VALUE)
-        if any(v.type == _ADMIN for v in checked):
+        if any(map(is_admin_value, checked)):
             self.authorize(principal, handle, AdminPermission.ADD_ADMIN)
         self.store.add_values(handle, self._prepare(handle, checked,
                                                     kept=self._values(handle)))
@@ -330,7 +337,7 @@ class IdentifierService:
         self._authorize_existing(principal, handle, AdminPermission.REMOVE_VALUE)
         gone = set(indexes)
         stored = self._values(handle)
-        if any(v.type == _ADMIN for v in stored if v.index in gone):
+        if any(is_admin_value(v) for v in stored if v.index in gone):
             self.authorize(principal, handle, AdminPermission.REMOVE_ADMIN)
         self._check_record(handle, (), [v for v in stored if v.index not in gone])
         self.store.remove_values(handle, indexes)
@@ -344,7 +351,7 @@ class IdentifierService:
         changed = {v.index for v in checked}
         stored = self._values(handle)
         current = [v for v in stored if v.index in changed]
-        if any(v.type == _ADMIN for v in (*checked, *current)):
+        if any(map(is_admin_value, (*checked, *current))):
             self.authorize(principal, handle, AdminPermission.MODIFY_ADMIN)
         self.store.modify_values(handle, self._prepare(
             handle, checked, kept=[v for v in stored if v.index not in changed]))

@@ -5,10 +5,19 @@ asked for, every value matches; otherwise a value matches when its index is in t
 *or* its type matches an entry of the type list. Types compare ASCII case-insensitively; an
 entry ending in '.' names a type family (``URL.`` matches ``URL``, ``url.us`` and ``URL.JP``),
 any other entry matches exactly that type (``URL`` does not match ``URL.US``).
+
+Types have one canonical form on the way in (:func:`canonical_value`, applied by
+:func:`check_values`, which every write of the service and the store passes through): the
+types of the Handle system, those starting with ``HS_`` in any case, are stored ASCII
+upper-cased (``hs_admin`` -> ``HS_ADMIN``); other types are kept as sent. And secret types
+(:data:`SECRET_TYPES`) are never public: public read and public write are dropped from their
+permissions, whatever the client sent or left out. :func:`is_admin_value` is the one test of
+"this value is an HS_ADMIN" that authorization uses.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Iterable, Sequence
 
@@ -25,6 +34,16 @@ U8_MAX = 0xFF
 MAX_TYPE_BYTES = 1024
 _PUBLIC_READ = int(Permission.PUBLIC_READ)  # a plain int: IntFlag operators are slow
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_HS_HEADS = frozenset({"HS", "Hs", "hS", "hs"})
+ADMIN_TYPE = "HS_ADMIN"
+#: Value types that hold a secret: never readable (or writable) by the public.
+SECRET_TYPES = frozenset({"HS_SECKEY"})
+_PUBLIC = int(Permission.PUBLIC_READ | Permission.PUBLIC_WRITE)
+#: types seen to be canonical and not secret (a memo of check_values, bounded; replaced, never
+#: changed in place, so threads may read it while another one adds to it)
+_PLAIN_TYPES: frozenset[str] = frozenset()
+_PLAIN_TYPES_MAX = 4096
 
 
 def stored_forms(values: Iterable[HandleValue],
@@ -153,9 +172,50 @@ def check_value(value: object, field: str) -> HandleValue:
     return value
 
 
+def canonical_type(value_type: str) -> str:
+    """``value_type`` as stored: ASCII upper-cased when it starts with ``HS_`` in any case.
+
+    ASCII only, like :func:`type_matches`: ``str.upper`` would also turn a dotless i or a long
+    s into ASCII letters, and so make a type that no filter calls HS_ADMIN look like one."""
+    if value_type[2:3] == "_" and value_type[:2] in _HS_HEADS:
+        return value_type.translate(_ASCII_UPPER)
+    return value_type
+
+
+def canonical_value(value: HandleValue) -> HandleValue:
+    """``value`` with its canonical type, and without public rights if it is a secret;
+    ``value`` itself when nothing changes."""
+    value_type = canonical_type(value.type)
+    public = value.permissions & _PUBLIC if value_type in SECRET_TYPES else 0
+    if value_type == value.type and not public:
+        return value
+    return dataclasses.replace(value, type=value_type, permissions=value.permissions & ~public)
+
+
+def is_admin_value(value: HandleValue) -> bool:
+    """Whether ``value`` is an HS_ADMIN: for every guard and every admin lookup (the same
+    answer as a type filter ``HS_ADMIN`` gives, also for values stored in another case)."""
+    return canonical_type(value.type) == ADMIN_TYPE
+
+
 def check_values(values: Iterable[HandleValue], field: str = "values",
                  *, allow_empty: bool = False) -> tuple[HandleValue, ...]:
-    """Checked values with distinct indexes (a handle holds at most one value per index)."""
+    """Checked values with distinct indexes (a handle holds at most one value per index), in
+    canonical form (:func:`canonical_value`)."""
+    global _PLAIN_TYPES  # noqa: PLW0603 - a memo, replaced whole (see its comment)
+    checked = _checked(values, field, allow_empty)
+    types = {v.type for v in checked}
+    if types <= _PLAIN_TYPES:  # the common case, without a call per value
+        return checked
+    if SECRET_TYPES.isdisjoint(types) and all(canonical_type(t) == t for t in types):
+        if len(_PLAIN_TYPES) < _PLAIN_TYPES_MAX:
+            _PLAIN_TYPES = _PLAIN_TYPES | types
+        return checked
+    return tuple(map(canonical_value, checked))
+
+
+def _checked(values: Iterable[HandleValue], field: str,
+             allow_empty: bool) -> tuple[HandleValue, ...]:
     checked = tuple(values)
     if len(checked) > MAX_COUNT:  # what a response (and the stored record) can carry
         raise InvalidValue(f"{len(checked)} values; a handle holds at most {MAX_COUNT}", field)
