@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -18,7 +18,7 @@ import pytest
 from millnet.identifiers import IdentifierService, IdentifierStore, bootstrap_prefix
 from millnet.identifiers.client import Server, admin_request, request, resolution_request
 from millnet.identifiers.delegation import admin_record_value
-from millnet.identifiers.native import NativeHandler
+from millnet.identifiers.native import AdminBody, NativeHandler
 from millnet.identifiers.rest import create_handle_app
 from millnet.identifiers.rest_batch import batch_routes
 from millnet.identifiers.transport import NativeServer
@@ -28,6 +28,7 @@ from millnet.protocols.handle import (
     CreateHandleRequest,
     DeleteHandleRequest,
     HandleValue,
+    Message,
     ModifyValueRequest,
     Permission,
     RemoveValueRequest,
@@ -140,7 +141,8 @@ def test_http_secret_keys_without_permissions_are_not_public(http: httpx.Client)
 
 # ----------------------------------------------------------------------------- native
 
-def _native(store: IdentifierStore, scenario: Any) -> None:
+def _native(store: IdentifierStore,
+            scenario: Callable[[Server], Coroutine[Any, Any, None]]) -> None:
     handler = NativeHandler(_setup(store), SITE)
 
     async def main() -> None:
@@ -150,11 +152,12 @@ def _native(store: IdentifierStore, scenario: Any) -> None:
     asyncio.run(main())
 
 
-def test_native_add_value_cannot_grant_admin(store: IdentifierStore) -> None:
-    operator = {"key_handle": OPERATOR.handle, "key_index": OPERATOR.index,
-                "secret": OPERATOR_SECRET}
-    owner = {"key_handle": OWNER.handle, "key_index": OWNER.index, "secret": OWNER_SECRET}
+async def _as(who: ValueReference, secret: str, body: AdminBody, where: Server) -> Message:
+    return await admin_request(body, where, key_handle=who.handle, key_index=who.index,
+                               secret=secret)
 
+
+def test_native_add_value_cannot_grant_admin(store: IdentifierStore) -> None:
     async def scenario(where: Server) -> None:
         before = store.get(TARGET)
         for body in (AddValueRequest(TARGET, (GRAB,)),
@@ -162,16 +165,16 @@ def test_native_add_value_cannot_grant_admin(store: IdentifierStore) -> None:
                      RemoveValueRequest(TARGET, (100,)),
                      ModifyValueRequest(TARGET, (HandleValue(100, "hs_admin", GRAB.data),)),
                      DeleteHandleRequest(TARGET)):
-            denied = await admin_request(body, where, **operator)
+            denied = await _as(OPERATOR, OPERATOR_SECRET, body, where)
             assert denied.response_code == ResponseCode.NOT_AUTHORIZED, body
         assert store.get(TARGET) == before
         # a plain value is within ADD_VALUE
         note = HandleValue(5, "NOTE", b"checked")
-        ok = await admin_request(AddValueRequest(TARGET, (note,)), where, **operator)
+        ok = await _as(OPERATOR, OPERATOR_SECRET, AddValueRequest(TARGET, (note,)), where)
         assert ok.response_code == ResponseCode.SUCCESS
         # HS_SECKEY with the permissions hdllib sends by default (public read): kept private
-        made = await admin_request(CreateHandleRequest("88.100.5/KEYED", (
-            URL, HandleValue(300, "hs_seckey", b"native-secret"))), where, **owner)
+        made = await _as(OWNER, OWNER_SECRET, CreateHandleRequest("88.100.5/KEYED", (
+            URL, HandleValue(300, "hs_seckey", b"native-secret"))), where)
         assert made.response_code == ResponseCode.SUCCESS
         answer = await request(resolution_request("88.100.5/KEYED"), where)
         assert isinstance(answer.body, ResolutionResponse)
