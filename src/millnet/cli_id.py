@@ -67,6 +67,11 @@ def serve(
         help="the primary's HTTP API (http://host:port): replicate it and refuse writes; "
              "--admin-secret-file must hold the prefix admin's secret on the primary")
     ] = None,
+    trusted_proxy: Annotated[list[str] | None, typer.Option(
+        metavar="ADDR",
+        help="ADDRESS or NETWORK (e.g. 10.0.0.0/24) of a reverse proxy in front of the HTTP "
+             "API whose X-Forwarded-For names the client (repeatable); without it the "
+             "header is ignored and the client is whoever connects")] = None,
 ) -> None:
     """Run an identifier node: native protocol over UDP and TCP, Handle REST API over HTTP."""
     import logging
@@ -90,6 +95,7 @@ def serve(
                                mirror_of=mirror_of, workers=workers,
                                change_interval=follow_changes_every, database=database,
                                advertise=advertise,
+                               trusted_proxies=tuple(trusted_proxy or ()),
                                services=tuple(parse_service(v) for v in service or ()),
                                delegates_via=tuple(parse_delegation_via(v)
                                                    for v in delegate_via or ()))

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr, ValidationError
 
 from millnet.errors import ConfigError
 
@@ -74,6 +74,9 @@ class MqttSection(_Section):
 class ApiSection(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    # Reverse proxies whose X-Forwarded-For names the client (addresses or networks); none
+    # by default: the client is the TCP peer.
+    trusted_proxies: tuple[IPvAnyNetwork, ...] = ()
 
 
 class Settings(_Section):
@@ -214,4 +217,7 @@ qos = 1
 [api]
 host = "127.0.0.1"
 port = 8080
+# Reverse proxies in front of the API whose X-Forwarded-For header names the client, e.g.
+# ["10.0.0.5", "10.1.0.0/24"]. Empty: the client is whoever connects (headers ignored).
+trusted_proxies = []
 """

@@ -70,7 +70,12 @@ from millnet.protocols.handle import (
     address_octets,
     prefix_handle,
 )
-from millnet.serving import embedded_server, event_loop_factory, listening_socket
+from millnet.serving import (
+    embedded_server,
+    event_loop_factory,
+    listening_socket,
+    trusted_proxies,
+)
 
 log = logging.getLogger("millnet.identifiers")
 DATABASE = "identifiers.sqlite"
@@ -115,6 +120,9 @@ class IdServerOptions:
     #: the address clients reach this node at, for its HS_SITE (default: ``host``; needed
     #: when ``host`` is a wildcard such as 0.0.0.0)
     advertise: str | None = None
+    #: reverse proxies (addresses or networks) whose ``X-Forwarded-For`` names the HTTP
+    #: client; none: the client is the TCP peer, whatever the headers say
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def advertised_host(self) -> str:
@@ -138,6 +146,7 @@ class IdServerOptions:
             raise ConfigError("change_interval", f"{self.change_interval} is negative")
         if self.log_keep < 1:
             raise ConfigError("log_keep", f"{self.log_keep} must be at least 1")
+        trusted_proxies(self.trusted_proxies, "trusted_proxy")
         if not 1 <= self.workers <= MAX_WORKERS:
             raise ConfigError("workers", f"{self.workers} is not 1..{MAX_WORKERS}")
         if self.role not in ROLES:
@@ -322,7 +331,8 @@ async def identifier_node(opts: IdServerOptions, *, http: bool = True,
                     yield LiveIdNode(store, service, server.udp_port, server.tcp_port, None,
                                      follower, handler.resolver)
                     return
-                web = embedded_server(_http_app(opts, store, service, fast), http="httptools")
+                web = embedded_server(_http_app(opts, store, service, fast), http="httptools",
+                                      proxies=opts.trusted_proxies)
                 task = asyncio.create_task(web.serve(sockets=[sock]))
                 try:
                     yield LiveIdNode(store, service, server.udp_port, server.tcp_port,
@@ -428,7 +438,8 @@ async def _serve_worker(opts: IdServerOptions, udp_port: int, http_port: int | N
                                 fast=fast, reuse_port=True, tcp=False):
             if http_port is not None:
                 sock = listening_socket(opts.host, http_port, reuse_port=True)
-                web = embedded_server(_http_app(opts, store, service, fast), http="httptools")
+                web = embedded_server(_http_app(opts, store, service, fast), http="httptools",
+                                      proxies=opts.trusted_proxies)
                 task = asyncio.create_task(web.serve(sockets=[sock]))
             while not stop.is_set() and os.getppid() == parent:
                 with contextlib.suppress(TimeoutError):

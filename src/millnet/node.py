@@ -133,7 +133,9 @@ async def running(node: Node, *, api: bool = True) -> AsyncIterator[Node]:
 def _api_server(node: Node) -> tuple[uvicorn.Server, socket.socket]:
     app = create_app(node.registry, node.store, node.metrics, node_name=node.settings.node.name,
                      role=node.settings.node.role)
-    return embedded_server(app), listening_socket(node.settings.api.host, node.settings.api.port)
+    proxies = [str(n) for n in node.settings.api.trusted_proxies]
+    return (embedded_server(app, proxies=proxies),
+            listening_socket(node.settings.api.host, node.settings.api.port))
 
 
 async def run_node(settings: Settings) -> None:

@@ -1,15 +1,25 @@
 """HTTP serving shared by the platform node and the identifier node: uvicorn embedded in an
-event loop the node owns."""
+event loop the node owns.
+
+Client addresses: a request's client is the TCP peer, unless that peer is one of the
+*trusted proxies* configured (``--trusted-proxy`` of ``millnet id serve``, ``api.trusted_proxies``
+of the node's configuration); only then does ``X-Forwarded-For`` name the client (the rightmost
+address in it that is not itself a trusted proxy). uvicorn's own default trusts 127.0.0.1
+(found by review: every local process, and anything relayed through one, could name any client
+address and so escape the failed-authentication throttle)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import uvicorn
+
+from millnet.errors import ConfigError
 
 
 class EmbeddedServer(uvicorn.Server):
@@ -49,8 +59,25 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-def embedded_server(app: Any, **config: Any) -> EmbeddedServer:
-    """A quiet uvicorn server for ``app`` (httptools, no lifespan, no access log)."""
-    options: dict[str, Any] = {"log_level": "warning", "access_log": False, "lifespan": "off"}
+def trusted_proxies(values: Iterable[str], setting: str = "trusted_proxies") -> tuple[str, ...]:
+    """The proxies given, each an IP address or network (``10.0.0.0/8``), in canonical form;
+    ConfigError naming ``setting`` otherwise (uvicorn's ``*``, trust anyone, is refused)."""
+    networks = []
+    for value in values:
+        try:
+            networks.append(ipaddress.ip_network(value.strip(), strict=False))
+        except ValueError:
+            raise ConfigError(setting, f"{value[:60]!r} is not an IP address or network "
+                                       "(e.g. 10.0.0.5 or 10.0.0.0/24)") from None
+    return tuple(str(n) if n.num_addresses > 1 else str(n.network_address) for n in networks)
+
+
+def embedded_server(app: Any, *, proxies: Iterable[str] = (), **config: Any) -> EmbeddedServer:
+    """A quiet uvicorn server for ``app`` (httptools, no lifespan, no access log) that reads
+    ``X-Forwarded-For`` only from the trusted ``proxies`` (none by default)."""
+    trusted = trusted_proxies(proxies)
+    options: dict[str, Any] = {"log_level": "warning", "access_log": False, "lifespan": "off",
+                               "proxy_headers": bool(trusted),
+                               "forwarded_allow_ips": list(trusted) or None}
     options.update(config)
     return EmbeddedServer(uvicorn.Config(app, **options))

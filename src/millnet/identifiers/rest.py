@@ -33,12 +33,10 @@ resolutions on the event loop, for an embedded SQLite store).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl
 
 import msgspec
 from starlette.applications import Starlette
@@ -59,8 +57,9 @@ from millnet.protocols.handle import (
     prefix_handle,
 )
 
+from .basic_auth import PrincipalThrottle, authenticate
 from .delegation import Referral
-from .errors import AuthenticationFailed, AuthenticationNeeded, HandleExists
+from .errors import HandleExists
 from .errors import error_code as _error_code
 from .fastpath import FastResolver
 from .native_auth import AuthThrottle
@@ -155,27 +154,6 @@ class Query:
             raise RequestError("indexes must be integers", "index") from None
 
 
-def parse_basic(header: str) -> tuple[ValueReference, bytes]:
-    """(principal, secret) from ``Basic base64(urlencoded(index:handle):secret)``."""
-    scheme, _, token = header.strip().partition(" ")
-    if scheme.lower() != "basic":
-        raise AuthenticationFailed(f"unsupported authorization scheme {scheme[:20]!r}; "
-                                   "use HTTP Basic with index:handle and the secret key")
-    try:
-        decoded = base64.b64decode(token.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        raise AuthenticationFailed("malformed HTTP Basic credentials") from None
-    user, colon, secret = decoded.partition(b":")
-    try:
-        username = unquote(user.decode("utf-8"), errors="strict")
-    except UnicodeDecodeError:
-        raise AuthenticationFailed("user name is not UTF-8") from None
-    index, sep, handle = username.partition(":")
-    if not (colon and sep and index.isdigit() and handle):
-        raise AuthenticationFailed("the user name must be index:handle, e.g. 300:88.100.5/ADMIN")
-    return ValueReference(handle, int(index)), secret
-
-
 async def read_json(request: Request, max_bytes: int) -> Any:
     """The request's JSON body; RequestError naming what is wrong (media type, size, JSON)."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -196,28 +174,6 @@ async def read_json(request: Request, max_bytes: int) -> Any:
         raise RequestError(f"invalid JSON: {exc}", "body") from None
     except RecursionError:  # found by review: '[' * 100000 was an HTTP 500
         raise RequestError("JSON nested too deeply", "body") from None
-
-
-async def authenticate(request: Request, service: IdentifierService) -> ValueReference:
-    """The principal of a request's HTTP Basic credentials (``index:handle`` and its
-    HS_SECKEY), verified off the event loop; AuthenticationNeeded without credentials,
-    AuthenticationFailed with wrong ones. For every write API of the identifier node."""
-    header = request.headers.get("authorization")
-    if header is None:
-        raise AuthenticationNeeded("this operation needs credentials: HTTP Basic with "
-                                   "index:handle of an admin and its secret key")
-    principal, secret = parse_basic(header)
-    host = request.client.host if request.client is not None else ""
-    throttle: AuthThrottle = request.app.state.throttle
-    throttle.check(host)
-    if not await run_in_threadpool(service.verify_secret, principal.handle, principal.index,
-                                   secret):
-        throttle.failed(host)
-        log.info("HTTP Basic authentication failed for %d:%s", principal.index,
-                 principal.handle)
-        raise AuthenticationFailed(f"secret key of {principal.index}:{principal.handle} "
-                                   "not verified")
-    return principal
 
 
 class HandleApi:
@@ -476,6 +432,8 @@ def create_handle_app(store: IdentifierStore, service: IdentifierService, *,
         Route(f"{base}/handles/{{handle:path}}", api.delete_handle, methods=["DELETE"]),
         *routes,
     ])
-    #: failed HTTP Basic authentications per client host (authenticate() reads it)
+    #: failed HTTP Basic authentications per client host and per principal (authenticate()
+    #: reads them)
     app.state.throttle = AuthThrottle()
+    app.state.principal_throttle = PrincipalThrottle()
     return HotResolution(app, fast, base) if fast is not None else app
