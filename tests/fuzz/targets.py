@@ -12,28 +12,37 @@ Each target takes arbitrary bytes and must neither raise nor break its invariant
 * ``tcp``: a byte stream into the node's TCP protocol (framing, codec, handler).
 * ``rest_json``: a request body for ``PUT /api/handles/...`` through the Handle.Net JSON
   parser.
+* ``rest_put``: the same body sent by the handle's admin to the node's HTTP API (uvicorn in a
+  thread, over a real SQLite store; the first byte picks create, overwrite=false,
+  index=various with and without overwrite, or mintNewSuffix). Invariants: never a 5xx; a
+  refusal carries a message, and a 400 names the field it is about; a refusal leaves the
+  stored handles exactly as they were; what is accepted is stored in canonical form (HS_ types
+  upper case, no secret value public).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 
 from millnet.errors import MillnetError, ProtocolError
 from millnet.identifiers.delegation import admin_record_value, bootstrap_prefix
 from millnet.identifiers.fastpath import FastResolver
 from millnet.identifiers.native import NativeHandler
-from millnet.identifiers.rest import _DECODE
+from millnet.identifiers.rest import _DECODE, create_handle_app
 from millnet.identifiers.rest_json import parse_values
 from millnet.identifiers.service import IdentifierService
 from millnet.identifiers.store import IdentifierStore
 from millnet.identifiers.transport import _TcpProtocol, _UdpProtocol
-from millnet.identifiers.values import check_values
+from millnet.identifiers.values import canonical_value, check_values
 from millnet.protocols.handle import (
     HandleValue,
     Permission,
@@ -45,6 +54,7 @@ from millnet.protocols.handle import (
     decode_message,
 )
 from millnet.protocols.handle.constants import UDP_PACKET_SIZE
+from tests.support.webserver import ThreadedServer
 
 NOW = 1_790_000_000
 SITE = SiteInfo(servers=(ServerRecord(1, address_octets("127.0.0.1")),))
@@ -169,3 +179,58 @@ def rest_json(data: bytes) -> None:
         values, _ = parse_values(body)
         assert all(isinstance(v, HandleValue) for v in values)
         check_values(values)
+
+
+class RestTarget:
+    """``PUT /api/handles/...`` of the node's HTTP API, as the prefix's admin, over a real
+    store in a temporary directory; the target handle is put back before each request."""
+
+    HANDLE = "88.100.5/TARGET"
+    #: what the first byte of an input picks (the rest is the body)
+    TARGETS = (HANDLE, f"{HANDLE}?overwrite=false", f"{HANDLE}?index=various",
+               f"{HANDLE}?index=various&overwrite=false", "88.100.5/M-?mintNewSuffix=true")
+    #: a 400's message starts with the field it is about: values[2].data.value.index, body...
+    FIELD = re.compile(r"^[A-Za-z][\w.\[\]-]*: ")
+
+    def __init__(self) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="millnet-fuzz-rest-")
+        self.store = IdentifierStore.open(f"sqlite:///{Path(self._dir.name) / 'ids.sqlite'}")
+        bootstrap_prefix(self.store, "88.100.5", "fuzz-admin-secret", SITE, now=NOW)
+        self.baseline = (
+            HandleValue(1, "URL", b"https://plant.example/target"),
+            HandleValue(2, "NOTE", SECRET_DATA,
+                        permissions=int(Permission.ADMIN_READ | Permission.ADMIN_WRITE)),
+            admin_record_value(ValueReference("88.100.5/ADMIN", 300)))
+        service = IdentifierService(self.store, ["88.100.5"], clock=lambda: NOW)
+        self.server = ThreadedServer(create_handle_app(self.store, service)).__enter__()
+        self.client = httpx.Client(base_url=self.server.url)
+        token = base64.b64encode(b"300%3A88.100.5%2FADMIN:fuzz-admin-secret").decode()
+        self.headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
+        #: the message of the last refusal ("" after a success)
+        self.last_message = ""
+
+    def close(self) -> None:
+        self.client.close()
+        self.server.__exit__()
+        self.store.close()
+        self._dir.cleanup()
+
+    def put(self, data: bytes) -> int:
+        """One PUT; its HTTP status."""
+        target = self.TARGETS[data[0] % len(self.TARGETS)] if data else self.HANDLE
+        self.store.create_handle(self.HANDLE, self.baseline, overwrite=True)
+        before = self.store.get(self.HANDLE), self.store.count("88.100.5")
+        answer = self.client.put(f"/api/handles/{target}", content=data[1:],
+                                 headers=self.headers)
+        assert answer.status_code < 500, (answer.status_code, answer.text, data)
+        self.last_message = ""
+        if answer.status_code >= 400:
+            message = self.last_message = answer.json()["message"]
+            assert message, answer.text
+            assert answer.status_code != 400 or self.FIELD.match(message), message
+            assert (self.store.get(self.HANDLE), self.store.count("88.100.5")) == before, \
+                (answer.status_code, message)
+        else:
+            stored = self.store.get(self.HANDLE)
+            assert all(canonical_value(v) == v for v in stored), stored
+        return answer.status_code

@@ -45,7 +45,8 @@ ADMIN_SPELLINGS = ("HS_ADMIN", "hs_admin", "Hs_AdMiN", "HS_admin")
 BITS = tuple(P(1 << i) for i in range(12))
 #: the rights each kind of change of an admin value needs (the value right and the admin one)
 NEEDS = {"add": P.ADD_VALUE | P.ADD_ADMIN, "modify": P.MODIFY_VALUE | P.MODIFY_ADMIN,
-         "remove": P.REMOVE_VALUE | P.REMOVE_ADMIN}
+         "remove": P.REMOVE_VALUE | P.REMOVE_ADMIN,
+         "put": P.ADD_VALUE | P.ADD_ADMIN | P.MODIFY_VALUE | P.MODIFY_ADMIN}
 
 
 def _service(store: IdentifierStore) -> IdentifierService:
@@ -70,6 +71,9 @@ def _attempt(service: IdentifierService, op: str, admin_type: str) -> None:
     elif op == "modify":
         service.modify_values(OPERATOR, TARGET, [HandleValue(100, admin_type,
                                                              _grab(admin_type).data)])
+    elif op == "put":  # replace the owner's HS_ADMIN and add one, in one write
+        service.put_values(OPERATOR, TARGET, [
+            HandleValue(100, admin_type, _grab(admin_type).data), _grab(admin_type)])
     else:
         service.remove_values(OPERATOR, TARGET, [100])
 
@@ -159,6 +163,22 @@ def test_secret_keys_are_never_public(store: IdentifierStore) -> None:
         assert key.permissions & Permission.ADMIN_READ
     assert all(v.type != "HS_SECKEY" for v in service.resolve(TARGET))
     assert service.verify_secret(TARGET, 301, "k2")
+
+
+def test_put_values_needs_the_rights_of_what_it_does(store: IdentifierStore) -> None:
+    """PUT ?index= adds and replaces in one write: ADD_VALUE alone cannot replace, and a
+    refused part leaves the other undone."""
+    service = _service(store)
+    _target(store, P.ADD_VALUE)
+    before = store.get(TARGET)
+    note = HandleValue(5, "NOTE", b"new")
+    with pytest.raises(NotAuthorized, match="MODIFY_VALUE"):
+        service.put_values(OPERATOR, TARGET, [note, HandleValue(1, "URL", b"https://evil/")])
+    assert store.get(TARGET) == before
+    assert service.put_values(OPERATOR, TARGET, [note])
+    assert not service.put_values(OWNER, TARGET, [HandleValue(5, "NOTE", b"changed"),
+                                                  HandleValue(6, "NOTE", b"added")])
+    assert [v.data for v in store.get(TARGET, [5, 6])] == [b"changed", b"added"]
 
 
 # ----------------------------------------------------------------------------- every bit

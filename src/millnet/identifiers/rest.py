@@ -297,21 +297,13 @@ class HandleApi:
 
     def _put_values(self, principal: ValueReference, handle: str,
                     values: tuple[HandleValue, ...], overwrite: bool) -> bool:
-        """Add (or, with overwrite, replace) values; True if all were new.
-
-        Two service calls when some values exist and some do not: the modification first,
-        then the addition (not one transaction; see the module's notes)."""
+        """Add (or, with overwrite, replace) values, all or nothing; True if all were new.
+        (Found by fuzzing: a modification then an addition left the modification in place
+        when the addition was refused.)"""
         if not overwrite:
             self.service.add_values(principal, handle, values)
             return True
-        present = {v.index for v in self.store.get(handle, [v.index for v in values])}
-        old = tuple(v for v in values if v.index in present)
-        new = tuple(v for v in values if v.index not in present)
-        if old:
-            self.service.modify_values(principal, handle, old)
-        if new:
-            self.service.add_values(principal, handle, new)
-        return not old
+        return self.service.put_values(principal, handle, values)
 
     # DELETE /api/handles/{handle}
 

@@ -19,6 +19,10 @@ and its ``HandleJsonRestApiServlet``; nothing copied. A value is::
   ``"1110"``) is written only when it differs from that default; a shorter string sets the
   rightmost bits only. ``ttl`` is a number (relative) or an ISO time (absolute).
 * ``timestamp`` is written when non-zero and ignored on input (the service stamps values).
+* Then, as for values of every path (``values.canonical_value``): an ``HS_`` type in any
+  case is stored upper-cased (``hs_admin`` is an HS_ADMIN and needs the admin rights), and a
+  secret (``HS_SECKEY``) never keeps public read or write: sent without ``permissions`` it is
+  stored as ``1100``, readable by admins only.
 
 Every input problem raises :class:`InvalidValue` naming the JSON path, e.g.
 ``values[2].data.value.permissions``.
@@ -59,6 +63,7 @@ from millnet.protocols.handle import (
 )
 
 from .errors import InvalidValue
+from .values import canonical_type
 
 DEFAULT_VALUE_PERMISSIONS = 0b1110  # admin read, admin write, public read
 _ALL_ADMIN = 0x0FFF
@@ -159,7 +164,7 @@ def _server_json(server: ServerRecord) -> dict[str, Any]:
 
 
 def value_data(value: HandleValue) -> JsonData:
-    kind = value.type.upper()
+    kind = canonical_type(value.type)  # ASCII only: as the store and the guards see it
     try:
         if kind == "HS_ADMIN":
             admin = decode_admin(value.data)
@@ -395,6 +400,8 @@ def parse_value(raw: object, field: str) -> HandleValue:
         if key not in obj:
             raise _fail(f"{field}.{key}", "missing")
     value_type = _str(obj["type"], f"{field}.type")
+    if not value_type.strip():  # nothing could ask for it by type, nor say what it holds
+        raise _fail(f"{field}.type", "blank; a value needs a type")
     ttl_type, ttl = TTLType.RELATIVE, 86400
     if obj.get("ttl") is not None:
         if isinstance(obj["ttl"], str) and not obj["ttl"].isdigit():

@@ -324,12 +324,47 @@ class IdentifierService:
                    values: Sequence[HandleValue]) -> None:
         self._writable()
         checked = check_values(values)
-        self._authorize_existing(principal, handle, AdminPermission.ADD_VALUE)
-        if any(map(is_admin_value, checked)):
-            self.authorize(principal, handle, AdminPermission.ADD_ADMIN)
+        self._authorize_add(principal, handle, checked)
         self.store.add_values(handle, self._prepare(handle, checked,
                                                     kept=self._values(handle)))
         self._changed(handle)
+
+    def _authorize_add(self, principal: ValueReference, handle: str,
+                       added: Sequence[HandleValue]) -> None:
+        self._authorize_existing(principal, handle, AdminPermission.ADD_VALUE)
+        if any(map(is_admin_value, added)):
+            self.authorize(principal, handle, AdminPermission.ADD_ADMIN)
+
+    def _authorize_modify(self, principal: ValueReference, handle: str,
+                          changed: Sequence[HandleValue], current: Sequence[HandleValue]
+                          ) -> None:
+        """Rights to replace the ``current`` values by ``changed``: MODIFY_ADMIN too when an
+        HS_ADMIN is on either side (a value turned into, or out of, an HS_ADMIN)."""
+        self._authorize_existing(principal, handle, AdminPermission.MODIFY_VALUE)
+        if any(map(is_admin_value, (*changed, *current))):
+            self.authorize(principal, handle, AdminPermission.MODIFY_ADMIN)
+
+    def put_values(self, principal: ValueReference, handle: str,
+                   values: Sequence[HandleValue]) -> bool:
+        """Add ``values``, replacing those at indexes the handle has, in one write: all or
+        nothing (the HTTP API's ``PUT ?index=``). Needs the rights of both an addition and a
+        modification, as far as the values are new or replace others. True if all were new."""
+        self._writable()
+        checked = check_values(values)
+        stored = self._values(handle)
+        changed = {v.index for v in checked}
+        present = {v.index for v in stored} & changed
+        if present != changed:
+            self._authorize_add(principal, handle,
+                                [v for v in checked if v.index not in present])
+        if present:
+            self._authorize_modify(principal, handle,
+                                   [v for v in checked if v.index in present],
+                                   [v for v in stored if v.index in present])
+        self.store.put_values(handle, self._prepare(
+            handle, checked, kept=[v for v in stored if v.index not in changed]))
+        self._changed(handle)
+        return not present
 
     def remove_values(self, principal: ValueReference, handle: str,
                       indexes: Sequence[int]) -> None:
@@ -347,12 +382,10 @@ class IdentifierService:
                       values: Sequence[HandleValue]) -> None:
         self._writable()
         checked = check_values(values)
-        self._authorize_existing(principal, handle, AdminPermission.MODIFY_VALUE)
         changed = {v.index for v in checked}
         stored = self._values(handle)
-        current = [v for v in stored if v.index in changed]
-        if any(map(is_admin_value, (*checked, *current))):
-            self.authorize(principal, handle, AdminPermission.MODIFY_ADMIN)
+        self._authorize_modify(principal, handle, checked,
+                               [v for v in stored if v.index in changed])
         self.store.modify_values(handle, self._prepare(
             handle, checked, kept=[v for v in stored if v.index not in changed]))
         self._changed(handle)

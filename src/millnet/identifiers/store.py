@@ -347,6 +347,19 @@ class IdentifierStore(SqlStore):
 
         self._run(work, write=True)
 
+    def put_values(self, handle: str, values: Sequence[HandleValue]) -> None:
+        """Add values, replacing those at indexes the handle has: one write."""
+        name, _ = canonical_handle(handle)
+        checked = check_values(values)
+        changed = {v.index for v in checked}
+
+        def work(conn: Connection) -> None:
+            handle_id, held = _load(conn, name, lock=True)
+            _save(conn, handle_id, name,
+                  check_values((*(v for v in held if v.index not in changed), *checked)))
+
+        self._run(work, write=True)
+
     def remove_values(self, handle: str, indexes: Sequence[int]) -> None:
         """Remove the values at ``indexes``; ValueNotFound if one is missing (none removed)."""
         name, _ = canonical_handle(handle)
