@@ -2,7 +2,7 @@
 
     .venv/bin/pip install -e '.[fuzz]'
     .venv/bin/python -m tests.fuzz.run udp -max_total_time=300 [corpus_dir]
-    .venv/bin/python -m tests.fuzz.run tcp|rest_json ...
+    .venv/bin/python -m tests.fuzz.run tcp|rest_json|rest_put ...
 
 Targets and their invariants: :mod:`tests.fuzz.targets`. A corpus directory that is empty is
 first seeded with requests of every kind generated from the codec's hypothesis strategies
@@ -20,17 +20,23 @@ from pathlib import Path
 def main() -> None:
     import atheris  # the optional 'fuzz' extra
 
-    if len(sys.argv) < 2 or sys.argv[1] not in ("udp", "tcp", "rest_json"):
-        sys.exit("usage: python -m tests.fuzz.run udp|tcp|rest_json [libFuzzer options]")
+    if len(sys.argv) < 2 or sys.argv[1] not in ("udp", "tcp", "rest_json", "rest_put"):
+        sys.exit("usage: python -m tests.fuzz.run udp|tcp|rest_json|rest_put [libFuzzer "
+                 "options]")
     name = sys.argv.pop(1)
     with atheris.instrument_imports(include=["millnet"]):  # before anything imports millnet
         from tests.fuzz import targets
     corpus = [a for a in sys.argv[1:] if not a.startswith("-")]
     if corpus and not Path(corpus[0]).is_file():
-        (_seed_json if name == "rest_json" else _seed)(Path(corpus[0]))
+        if name.startswith("rest_"):  # rest_put: a first byte picks the request
+            _seed_json(Path(corpus[0]), b"\0" if name == "rest_put" else b"")
+        else:
+            _seed(Path(corpus[0]))
     one: Callable[[bytes], object]
     if name == "rest_json":
         one = targets.rest_json
+    elif name == "rest_put":
+        one = targets.RestTarget().put
     else:
         node = targets.NativeTarget()
         one = node.udp if name == "udp" else node.tcp
@@ -65,7 +71,7 @@ def _seed(directory: Path, count: int = 400) -> None:
         (directory / f"seed-{i:04d}").write_bytes(seed)
 
 
-def _seed_json(directory: Path) -> None:
+def _seed_json(directory: Path, head: bytes = b"") -> None:
     """PUT bodies in Handle.Net JSON for values of every kind the API writes specially."""
     import msgspec
 
@@ -94,7 +100,7 @@ def _seed_json(directory: Path) -> None:
     bodies = [encode([value_json(v)]) for v in kinds]
     bodies.append(encode({"handle": "88.100.5/X", "values": [value_json(v) for v in kinds]}))
     for i, body in enumerate(bodies):
-        (directory / f"seed-{i:04d}").write_bytes(body)
+        (directory / f"seed-{i:04d}").write_bytes(head + body)
 
 
 if __name__ == "__main__":
