@@ -147,29 +147,38 @@ async def _code(node: LiveIdNode, handle: str, code: int) -> bool:
 
 def test_the_change_feed(tmp_path: Path) -> None:
     opts = _opts(tmp_path, "enterprise", "88.100.5")
+    a, b = change_digest("88.100.5/A"), change_digest("88.100.5/B")
 
     async def scenario() -> None:
         async with identifier_node(opts) as node, httpx.AsyncClient(
                 base_url=f"http://127.0.0.1:{node.http_port}") as http:
             now = (await http.get("/api/changes")).json()
-            assert now["changes"] == [] and now["responseCode"] == 1
+            assert now == {"responseCode": 1, "next": now["next"]}
             position = now["next"]
             for name in ("88.100.5/A", "88.100.5/B"):
                 await asyncio.to_thread(node.store.create_handle, name, [URL_A])
             await asyncio.to_thread(node.store.modify_values, "88.100.5/A", [URL_B])
-            page = (await http.get("/api/changes", params={"since": position})).json()
-            # one digest per handle, no names
-            assert page["changes"] == [change_digest("88.100.5/A"),
-                                       change_digest("88.100.5/B")]
+
+            async def ask(digests: list[str], **more: object) -> Any:
+                return (await http.post("/api/changes", json={
+                    "since": position, "digests": digests, **more})).json()
+
+            page = await ask([a, b, change_digest("88.100.5/NEVER")])
+            assert page["changes"] == [a, b]  # one digest per handle asked about
             assert page["next"] == position + 3 and not page["more"] and not page["reset"]
-            assert "88.100.5/A" not in str(page)
-            two = (await http.get("/api/changes",
-                                  params={"since": position, "limit": 1})).json()
-            assert two["more"] and two["next"] == position + 1
-            ahead = (await http.get("/api/changes", params={"since": position + 99})).json()
+            assert page["others"] == 0
+            only_a = await ask([a])
+            assert only_a["changes"] == [a] and only_a["others"] == 1
+            assert b not in str(only_a) and "88.100.5/A" not in str(only_a)
+            two = await ask([a, b], limit=1)
+            assert two["more"] and two["next"] == position + 1 and two["changes"] == [a]
+            ahead = await ask([], since=position + 99)
             assert ahead["reset"]  # a position this log never reached: a replaced store
-            bad = await http.get("/api/changes", params={"since": "x"})
-            assert bad.status_code == 400 and "since" in bad.json()["message"]
+            for bad, field in (({"since": "x", "digests": []}, "since"),
+                               ({"since": 0, "digests": ["d"] * 10_001}, "digests"),
+                               ({"since": 0}, "digests")):
+                answer = await http.post("/api/changes", json=bad)
+                assert answer.status_code == 400 and field in answer.json()["message"]
 
     asyncio.run(scenario())
 
@@ -219,14 +228,15 @@ def test_a_bad_feed_does_not_stop_following_the_others() -> None:
         return RedirectResponse("http://169.254.169.254/latest/meta-data/")
 
     async def good(request: Request) -> Response:
-        since = request.query_params.get("since")
-        if since is None or not changed["now"]:
-            return JSONResponse({"changes": [], "next": 7, "more": False, "reset": False})
-        return JSONResponse({"changes": [change_digest("88.100.7/B")], "next": 8,
-                             "more": False, "reset": False})
+        if request.method == "GET":
+            return JSONResponse({"next": 8 if changed["now"] else 7})
+        asked = (await request.json())["digests"]
+        news = [d for d in [change_digest("88.100.7/B")] if d in asked]
+        return JSONResponse({"changes": news, "next": 8, "more": False, "reset": False,
+                             "others": 0})
 
     def app(endpoint: Callable[[Request], Awaitable[Response]]) -> Starlette:
-        return Starlette(routes=[Route("/api/changes", endpoint)])
+        return Starlette(routes=[Route("/api/changes", endpoint, methods=["GET", "POST"])])
 
     async def scenario(urls: dict[Server, str]) -> None:
         cache = ResolverCache()

@@ -34,7 +34,7 @@ import hashlib
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
 from millnet.errors import InvalidInput
@@ -63,8 +63,8 @@ class Cached:
 
 def change_digest(handle: str) -> str:
     """The short name of a handle in a change feed (:mod:`.freshness`): 16 hex digits of the
-    SHA-256 of its canonical name, which tells a node whether a handle it already knows
-    changed without listing the names of a prefix to anyone who asks."""
+    SHA-256 of its canonical name. Not a secret: anyone can compute it for a name they guess,
+    so the feed answers only about digests it is asked about."""
     return hashlib.sha256(handle.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
@@ -106,6 +106,7 @@ class ResolverCache:
         self._entries: OrderedDict[Key, Cached] = OrderedDict()
         self._by_name: dict[str, set[Key]] = {}
         self._by_digest: dict[str, str] = {}
+        self._digest_of: dict[str, str] = {}  # name -> change digest, of every cached name
         self._by_source: dict[Hashable, set[Key]] = {}
         self._lock = threading.RLock()
         # Invalidation tickets: a counter bumped by every invalidation, the counter at which
@@ -186,7 +187,8 @@ class ResolverCache:
         keys = self._by_name.get(name)
         if keys is None:
             keys = self._by_name[name] = set()
-            self._by_digest[change_digest(name)] = name
+            digest = self._digest_of[name] = change_digest(name)
+            self._by_digest[digest] = name
         keys.add(key)
         if entry.source is not None:
             self._by_source.setdefault(entry.source, set()).add(key)
@@ -200,7 +202,7 @@ class ResolverCache:
         keys.discard(key)
         if not keys:
             del self._by_name[name]
-            digest = change_digest(name)
+            digest = self._digest_of.pop(name)
             if self._by_digest.get(digest) == name:  # (another name could share a digest)
                 del self._by_digest[digest]
         if entry.source is not None:
@@ -240,6 +242,29 @@ class ResolverCache:
                     self._invalidated()
         return dropped
 
+    def digests_from(self, source: Hashable) -> list[str]:
+        """The change digests of the handles with entries from ``source`` (what a follower
+        asks that server's change feed about)."""
+        with self._lock:
+            return list({self._digest_of[k[0]] for k in self._by_source.get(source, ())})
+
+    def invalidate_changes(self, source: Hashable, asked: Collection[str],
+                           changed: Iterable[str], *, others: bool) -> int:
+        """Apply a change feed's answer from ``source`` to a question about the digests
+        ``asked``: drop the ``changed`` handles (only those asked about: a server cannot
+        evict the answers of others); when ``others`` changed too, also what nobody asked
+        about: answers on their way (their tickets turn stale) and entries of ``source``
+        stored since the question. The number of entries dropped."""
+        with self._lock:
+            dropped = self.invalidate_digests(d for d in changed if d in asked)
+            if others:
+                self._invalidated()
+                late = {k[0] for k in self._by_source.get(source, ())
+                        if self._digest_of[k[0]] not in asked}
+                for name in late:
+                    dropped += self.invalidate(name)
+            return dropped
+
     def holds_from(self, source: Hashable) -> bool:
         """True while some entry came from ``source``."""
         with self._lock:
@@ -259,6 +284,7 @@ class ResolverCache:
             self._entries.clear()
             self._by_name.clear()
             self._by_digest.clear()
+            self._digest_of.clear()
             self._by_source.clear()
             self._invalidated()
 
