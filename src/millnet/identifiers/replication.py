@@ -46,9 +46,10 @@ from millnet.errors import InvalidInput, MillnetError
 from millnet.protocols.handle import HandleValue, ValueReference, prefix_handle
 from millnet.protocols.handle.constants import ALL_ADMIN_PERMISSIONS
 
+from .basic_auth import authenticate
 from .errors import HandleNotFound
 from .freshness import fetch_json
-from .rest import authenticate, error_response
+from .rest import error_response
 from .rest_json import parse_value, value_json
 from .schema import handles
 from .service import IdentifierService

@@ -26,7 +26,8 @@ from starlette.routing import Route
 from millnet.errors import InvalidInput, MillnetError
 from millnet.protocols.handle import HandleValue
 
-from .rest import authenticate, error_response, read_json
+from .basic_auth import authenticate
+from .rest import error_response, read_json
 from .rest_json import parse_value
 from .service import IdentifierService
 from .store import MAX_BATCH
