@@ -43,6 +43,7 @@ from millnet.protocols.handle import (
 
 from .native_auth import PUBLIC_KEY_TYPE, SECRET_KEY_TYPE, challenge_version, sign_secret_key
 from .pubkey import sign_challenge
+from .transport import is_truncation_notice
 
 AdminBody = (CreateHandleRequest | DeleteHandleRequest | AddValueRequest | RemoveValueRequest
              | ModifyValueRequest | ListHandlesRequest)
@@ -69,9 +70,15 @@ class _UdpExchange(asyncio.DatagramProtocol):
     def __init__(self, request_id: int) -> None:
         self._request_id = request_id
         self._reassembler = UdpReassembler(max_pending=4)
-        self.answer: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        #: the answer, or None when the server said it is too large for UDP
+        self.answer: asyncio.Future[Message | None] = \
+            asyncio.get_running_loop().create_future()
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if is_truncation_notice(data):  # over the server's UDP budget: ask over TCP now
+            if data[8:12] == self._request_id.to_bytes(4, "big") and not self.answer.done():
+                self.answer.set_result(None)
+            return
         try:
             msg = self._reassembler.receive_datagram(data, addr)
         except ProtocolError:
@@ -83,7 +90,8 @@ class _UdpExchange(asyncio.DatagramProtocol):
 
 async def request_udp(msg: Message, server: Server, *, timeout: float = 1.0,
                       attempts: int = 2) -> Message | None:
-    """The response over UDP, or None when none completed in ``attempts`` tries."""
+    """The response over UDP, or None when none completed in ``attempts`` tries or the
+    server sent a truncation notice (the answer is larger than its UDP budget)."""
     loop = asyncio.get_running_loop()
     data = encode_message(msg)
     transport, proto = await loop.create_datagram_endpoint(

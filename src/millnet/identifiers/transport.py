@@ -9,10 +9,17 @@ without asking other servers (a recursive resolution): it then returns an awaita
 of the list, which the server awaits in a task of its own and answers when it completes; the
 task is cancelled when the server stops.
 
-UDP and amplification: a UDP response may be at most ``udp_amplification`` times the size of
-the datagram that asked for it (the request's size being what a spoofed source pays). A larger
-response is not fragmented to the victim: the client receives the first fragment only, flagged
-truncated, cannot complete it, and retries over TCP as Handle clients do.
+UDP and amplification: everything sent in answer to one UDP request, every datagram of every
+reply counted with its envelope, is at most ``udp_amplification`` (4) times the size of the
+datagram that asked for it: the request's size is what a spoofed source pays, so the node never
+reflects more than four times what it receives. A reply that does not fit is not sent over UDP:
+neither a single datagram above the budget (an 80-byte request used to get up to 512 bytes)
+nor its first fragment alone (found by review: 512 bytes, 6.4 times an 80-byte request, and
+useless, since no client can complete a message from one fragment). Instead the client gets a
+*truncation notice* (:func:`truncation_notice`): the reply's 20-octet envelope alone, TC set,
+announcing the whole length and carrying none of it. :mod:`.client` asks over TCP at once; a
+Handle.Net client cannot complete the message and asks over TCP after its UDP timeout, as it
+would after silence (docs/handle-protocol.md, "UDP amplification").
 """
 
 from __future__ import annotations
@@ -38,7 +45,7 @@ from millnet.protocols.handle import (
     error_reply,
     udp_packets,
 )
-from millnet.protocols.handle.constants import UDP_PACKET_SIZE
+from millnet.protocols.handle.constants import ENVELOPE_SIZE, UDP_PACKET_SIZE, EnvelopeFlag
 
 log = logging.getLogger("millnet.identifiers")
 
@@ -104,6 +111,7 @@ def _error(exc: MessageError) -> list[bytes]:
 class UdpStats:
     requests: int = 0
     malformed: int = 0
+    #: replies withheld: larger than the amplification budget (the client asks over TCP)
     truncated: int = 0
 
 
@@ -131,8 +139,9 @@ class _UdpProtocol(asyncio.DatagramProtocol):
             reply = self._fast(data)
             if reply is not None:
                 self.stats.requests += 1
-                if len(reply) <= UDP_PACKET_SIZE:  # one datagram, within any budget
-                    transport.sendto(reply, addr)
+                if len(reply) <= UDP_PACKET_SIZE \
+                        and len(reply) <= len(data) * self._amplification:
+                    transport.sendto(reply, addr)  # one datagram within the budget: the usual
                 else:
                     self._send([reply], addr, len(data))
                 return
@@ -156,17 +165,41 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self._send(replies, addr, len(data))
 
     def _send(self, replies: list[bytes], addr: Peer, request_size: int) -> None:
+        """Send the replies that fit the amplification budget (see the module's docstring),
+        in order; the first that does not fit and all after it are withheld."""
         transport = self._transport
         if transport is None or transport.is_closing():
             return
-        budget = max(request_size * self._amplification, 512)
+        budget = request_size * self._amplification
         for reply in replies:
             packets = udp_packets(reply)
-            if len(reply) > budget and len(packets) > 1:
+            size = sum(map(len, packets))
+            if size > budget:
                 self.stats.truncated += 1
-                packets = packets[:1]
+                log.debug("withheld a UDP reply of %d bytes to a %d-byte request from %s",
+                          size, request_size, addr[0])
+                if budget >= ENVELOPE_SIZE:
+                    transport.sendto(truncation_notice(reply), addr)
+                return
+            budget -= size
             for packet in packets:
                 transport.sendto(packet, addr)
+
+
+def truncation_notice(reply: bytes) -> bytes:
+    """What a UDP client gets instead of a reply above the amplification budget: the reply's
+    envelope alone (20 octets), TC set, sequence 0, MessageLength the whole reply's. It says
+    "the answer is this long, ask over TCP", and costs less than any request."""
+    head = bytearray(reply[:ENVELOPE_SIZE])
+    head[2] |= EnvelopeFlag.TC
+    head[12:16] = bytes(4)
+    return bytes(head)
+
+
+def is_truncation_notice(datagram: bytes) -> bool:
+    """A :func:`truncation_notice`: an envelope with TC set and no octet of the message."""
+    return len(datagram) == ENVELOPE_SIZE and bool(datagram[2] & EnvelopeFlag.TC) \
+        and int.from_bytes(datagram[16:20], "big") > 0
 
 
 @dataclass
