@@ -33,7 +33,7 @@ def _settings(config: Path | None) -> Settings:
     try:
         return load_settings(config)
     except ConfigError as exc:
-        console.print(f"[red]configuration error[/red] {exc}")
+        console.print(f"[red]configuration error[/red] {exc}", soft_wrap=True)
         raise typer.Exit(2) from exc
 
 
@@ -68,7 +68,7 @@ def node(config: ConfigOpt = None,
     except KeyboardInterrupt:
         pass
     except MillnetError as exc:
-        console.print(f"[red]error[/red] {exc}")
+        console.print(f"[red]error[/red] {exc}", soft_wrap=True)
         raise typer.Exit(1) from exc
 
 
@@ -95,7 +95,7 @@ def demo(
     except KeyboardInterrupt:
         console.print("stopped")
     except MillnetError as exc:
-        console.print(f"[red]error[/red] {exc}")
+        console.print(f"[red]error[/red] {exc}", soft_wrap=True)
         raise typer.Exit(1) from exc
 
 
@@ -106,14 +106,18 @@ def bench_ingest(
     metrics_per_message: Annotated[int, typer.Option()] = 100,
     devices: Annotated[int, typer.Option(help="devices per publisher")] = 10,
     qos: Annotated[int, typer.Option(help="publish QoS: 1 paces end to end, 0 as Sparkplug")] = 1,
+    cpu_hogs: Annotated[int, typer.Option(help="busy processes beside the node")] = 0,
+    limit: Annotated[float, typer.Option(help="seconds allowed from first publish")] = 120.0,
     as_json: Annotated[bool, typer.Option("--json", help="end with one JSON line")] = False,
 ) -> None:
-    """Sparkplug B through a real Mosquitto into a node: points/s, bytes/point, peak RSS."""
+    """Sparkplug B through a real Mosquitto into a node: points/s, bytes/point, peak RSS.
+
+    Exits 1 when a point is lost or duplicated, anything is rejected, or the limit passes."""
     from millnet.bench.ingest import run_ingest_bench
 
     _run_bench(lambda out: run_ingest_bench(
-        points=points, publishers=publishers, devices=devices, qos=qos,
-        metrics_per_message=metrics_per_message, console=out), as_json)
+        points=points, publishers=publishers, devices=devices, qos=qos, cpu_hogs=cpu_hogs,
+        metrics_per_message=metrics_per_message, console=out, limit_s=limit), as_json)
 
 
 @bench_app.command("resolve")
@@ -148,6 +152,9 @@ def _run_bench(run: Callable[[Console], dict[str, Any]], as_json: bool) -> None:
         print(json.dumps(result))
     else:
         console.print_json(data=result)
+    if result.get("ok") is False:  # lost, duplicated or rejected data, or out of time
+        console.print(f"[red]failed[/red] {'; '.join(result.get('failures', []))}")
+        raise typer.Exit(1)
 
 
 @token_app.command("create")

@@ -6,6 +6,12 @@ a checkpoint: ``bytes_per_point_hot`` as ingested, in arrival order; ``bytes_per
 compaction the node's maintenance applies to closed days), and the node process's peak resident
 memory. Publishers run in separate processes; the broker is a private
 Mosquitto on a free port; the node runs in this process with its API off.
+
+The run fails (``ok`` false, the reasons in ``failures``, exit code 1 from the CLI) when a point is
+lost (``lost_points``: expected minus distinct (series, timestamp) stored), stored twice
+(``duplicate_points``), when any message or metric is rejected, or when the time limit passes:
+a benchmark that loses data reports no rate. ``cpu_hogs`` starts busy processes beside the node
+so that the run shows whether the node keeps up on a busy machine.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from millnet.bench.edge_load import LoadResult, publish_load
+from millnet.bench.versions import versions
 from millnet.config import load_settings
 from millnet.connectivity.broker import Mosquitto, find_mosquitto
 from millnet.errors import MillnetError
@@ -35,7 +42,8 @@ from millnet.telemetry.retention import NS_PER_DAY
 
 def run_ingest_bench(*, points: int = 6_000_000, publishers: int = 1,
                      metrics_per_message: int = 100, devices: int = 10, qos: int = 1,
-                     console: Console | None = None, limit_s: float = 120.0) -> dict[str, Any]:
+                     console: Console | None = None, limit_s: float = 120.0,
+                     cpu_hogs: int = 0) -> dict[str, Any]:
     binary = find_mosquitto()
     if binary is None:
         raise MillnetError("bench ingest needs the mosquitto binary (apt-get install mosquitto)")
@@ -43,11 +51,24 @@ def run_ingest_bench(*, points: int = 6_000_000, publishers: int = 1,
     with tempfile.TemporaryDirectory(prefix="millnet-bench-") as tmp:
         broker = Mosquitto(binary, Path(tmp) / "mosquitto")
         broker.start()
+        hogs = [mp.get_context("spawn").Process(target=_spin, daemon=True)
+                for _ in range(cpu_hogs)]
+        for hog in hogs:
+            hog.start()
         try:
-            return asyncio.run(_run(broker.port, Path(tmp) / "node", points, publishers,
-                                    metrics_per_message, devices, qos, console, limit_s))
+            result = asyncio.run(_run(broker.port, Path(tmp) / "node", points, publishers,
+                                      metrics_per_message, devices, qos, console, limit_s))
         finally:
+            for hog in hogs:
+                hog.kill()
             broker.stop()
+    result["cpu_hogs"] = cpu_hogs
+    return result
+
+
+def _spin() -> None:
+    while True:
+        pass
 
 
 async def _run(port: int, data_dir: Path, points: int, publishers: int, mpm: int, devices: int,
@@ -73,15 +94,30 @@ async def _run(port: int, data_dir: Path, points: int, publishers: int, mpm: int
         first = min(r.first_publish for r in loads)
         stored = await _wait_stored(node, expected, first + limit_s, console)
         done = time.time()
+        total, distinct = await asyncio.to_thread(node.store.count_samples)
         hot = await asyncio.to_thread(_bytes_per_point, node.store)
         # What the node's daily maintenance does to closed days, applied to the whole run.
         await asyncio.to_thread(node.store.compact, time.time_ns() + 2 * NS_PER_DAY)
         compacted = await asyncio.to_thread(_bytes_per_point, node.store)
     elapsed = done - first
+    rejected = _rejected(node)
+    failures = []
+    if distinct < expected:
+        failures.append(f"{expected - distinct} points lost")
+    if total > distinct:
+        failures.append(f"{total - distinct} points stored twice")
+    if rejected:
+        failures.append(f"rejected: {rejected}")
+    if stored < expected:
+        failures.append(f"time limit of {limit_s:.0f} s passed")
     return {
-        "points_per_second": round(stored / elapsed),
+        "ok": not failures,
+        "failures": failures,
+        "points_per_second": round(stored / elapsed) if not failures else None,
         "points": stored,
         "expected_points": expected,
+        "lost_points": expected - distinct,
+        "duplicate_points": total - distinct,
         "seconds": round(elapsed, 3),
         "bytes_per_point": compacted,
         "bytes_per_point_hot": hot,
@@ -90,9 +126,10 @@ async def _run(port: int, data_dir: Path, points: int, publishers: int, mpm: int
         "metrics_per_message": mpm,
         "qos": qos,
         "messages": sum(r.messages for r in loads),
-        "rejected": _rejected(node),
+        "rejected": rejected,
         "cpus": os.cpu_count(),
         "machine": platform.machine(),
+        "versions": versions(),
     }
 
 

@@ -16,6 +16,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from millnet.config import MqttSection
+from millnet.connectivity.flow import FlowControlledClient
 from millnet.errors import StorageError
 from millnet.ingest.binder import SeriesBinder
 from millnet.ingest.metrics import IngestMetrics
@@ -23,12 +24,13 @@ from millnet.ingest.pipeline import IngestPipeline
 
 log = logging.getLogger("millnet.mqtt")
 
-# Messages the broker may send before we acknowledge (MQTT 5 Receive Maximum). The pipeline
-# seals a batch before this many acknowledgements are pending, so the broker never stalls.
+# Messages the broker may send before we acknowledge (MQTT 5 Receive Maximum). A hint only:
+# brokers do not all honour it, so the client also stops reading its socket when its queue is
+# full (connectivity.flow); nothing is dropped for being busy.
 RECEIVE_MAXIMUM = 10_000
-# Messages queued in the client beyond this many are dropped by aiomqtt (counted by us). QoS 1
-# never gets there (Receive Maximum is lower); a QoS 0 flood does, as QoS 0 allows.
-MAX_QUEUED_INCOMING = 2 * RECEIVE_MAXIMUM
+# Messages (and payload bytes) queued in the client before it stops reading the socket.
+QUEUE_HIGH_WATER = 2_000
+QUEUE_HIGH_BYTES = 32 << 20
 
 
 @dataclass(frozen=True)
@@ -48,24 +50,9 @@ class Broker:
         return f"Broker({self.host}:{self.port}, user={self.username!r})"
 
 
-def _counting_queue(on_drop: Callable[[], None]) -> type[asyncio.Queue[aiomqtt.Message]]:
-    """aiomqtt's incoming queue class, bounded, reporting every message it has to drop."""
-
-    class CountingQueue(asyncio.Queue[aiomqtt.Message]):
-        def put_nowait(self, item: aiomqtt.Message) -> None:
-            try:
-                super().put_nowait(item)
-            except asyncio.QueueFull:
-                on_drop()
-                raise
-
-    return CountingQueue
-
-
 def make_client(
-    broker: Broker, client_id: str, *, persistent: bool, on_drop: Callable[[], None],
-    will: aiomqtt.Will | None = None,
-) -> aiomqtt.Client:
+    broker: Broker, client_id: str, *, persistent: bool, will: aiomqtt.Will | None = None,
+) -> FlowControlledClient:
     """A MQTT 5 client that acknowledges QoS 1 messages only through :func:`acknowledger`.
 
     ``persistent``: the broker keeps the session (subscriptions and unacknowledged QoS 1
@@ -73,12 +60,11 @@ def make_client(
     props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     props.ReceiveMaximum = RECEIVE_MAXIMUM
     props.SessionExpiryInterval = 3600 if persistent else 0
-    client = aiomqtt.Client(
+    client = FlowControlledClient(
         broker.host, broker.port, username=broker.username, password=broker.password,
         identifier=client_id, protocol=aiomqtt.ProtocolVersion.V5, keepalive=broker.keepalive,
         clean_start=not persistent, properties=props, will=will,
-        queue_type=_counting_queue(on_drop),
-        max_queued_incoming_messages=MAX_QUEUED_INCOMING,
+        high_water=QUEUE_HIGH_WATER, high_bytes=QUEUE_HIGH_BYTES,
     )
     client._client.manual_ack_set(True)
     return client
@@ -123,16 +109,14 @@ class MqttSource:
         self._metrics = metrics
         self.connected = asyncio.Event()
 
-    def _dropped(self) -> None:
-        self._metrics.reject("overload", f"{self.name}: MQTT client queue full, message dropped")
-
 
 OnConnect = Callable[[aiomqtt.Client], Awaitable[None]]
 OnMessage = Callable[[aiomqtt.Client, aiomqtt.Message], Awaitable[None]]
 
 
 async def run_forever(
-    name: str, connect: Callable[[], aiomqtt.Client], subscriptions: Sequence[tuple[str, int]],
+    name: str, connect: Callable[[], FlowControlledClient],
+    subscriptions: Sequence[tuple[str, int]],
     on_connect: OnConnect, on_message: OnMessage, before_read: Callable[[], Awaitable[None]],
     metrics: IngestMetrics, connected: asyncio.Event,
 ) -> None:
@@ -149,6 +133,7 @@ async def run_forever(
                 for topic, qos in subscriptions:
                     await client.subscribe(topic, qos=qos)
                 await on_connect(client)
+                client.start_flow_control()
                 log.info("%s: connected and subscribed", name)
                 metrics.connected.labels(name).set(1)
                 connected.set()

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 import aiomqtt
 
 from millnet.config import MqttSection
+from millnet.connectivity.flow import FlowControlledClient
 from millnet.connectivity.mqtt import MqttSource, acknowledger, make_client, run_forever
 from millnet.ingest.binder import DevicePath, SeriesBinder
 from millnet.ingest.metrics import IngestMetrics
@@ -69,13 +70,13 @@ class SparkplugSource(MqttSource):
             self._metrics, self.connected,
         )
 
-    def _connect(self) -> aiomqtt.Client:
+    def _connect(self) -> FlowControlledClient:
         # 3.0: the will and the online message carry the same timestamp.
         self._online_ts = int(time.time() * 1000)
         topic = state_topic(self._settings.sparkplug_host_id)
         will = aiomqtt.Will(topic, state_payload(False, self._online_ts), qos=1, retain=True)
         return make_client(self._broker, f"{self._settings.client_id}-spb", persistent=False,
-                           will=will, on_drop=self._dropped)
+                           will=will)
 
     async def _on_connect(self, client: aiomqtt.Client) -> None:
         await client.publish(state_topic(self._settings.sparkplug_host_id),

@@ -405,6 +405,19 @@ class DuckDBTelemetryStore:
         with self._cursor() as cur:
             cur.execute("CHECKPOINT")
 
+    def count_samples(self) -> tuple[int, int]:
+        """Hot numeric and text samples stored, and how many distinct (series, timestamp)
+        pairs they hold (benchmarks and tests use the difference to find duplicates)."""
+        with self._cursor() as cur:
+            total, distinct = cur.execute(
+                f"""SELECT (SELECT count(*) FROM {sql.NUMERIC})
+                         + (SELECT count(*) FROM text_samples),
+                    (SELECT count(*) FROM (SELECT DISTINCT series_id, ts_ms, ts_us
+                                            FROM {sql.NUMERIC}))
+                    + (SELECT count(*) FROM (SELECT DISTINCT series_id, ts FROM text_samples))"""
+            ).fetchall()[0]
+        return int(total), int(distinct)
+
     def stats(self) -> StoreStats:
         with self._cursor() as cur:
             rows, text_rows = cur.execute(
