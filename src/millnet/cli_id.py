@@ -25,14 +25,17 @@ console = Console()
 
 @id_app.command("serve")
 def serve(
-    prefix: Annotated[str, typer.Option(help="the prefix this node serves, e.g. 88.100.5")],
-    data: Annotated[Path, typer.Option(help="data directory")],
-    admin_secret_file: Annotated[Path, typer.Option(help="file holding the admin secret")],
-    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
-    udp_port: Annotated[int, typer.Option()] = 2641,
-    tcp_port: Annotated[int, typer.Option()] = 2641,
-    http_port: Annotated[int, typer.Option()] = 8000,
-    role: Annotated[str, typer.Option(help="enterprise | secondary | national")] = "enterprise",
+    prefix: Annotated[str | None, typer.Option(
+        help="the prefix this node serves, e.g. 88.100.5 (identifiers.prefix)")] = None,
+    data: Annotated[Path | None, typer.Option(help="data directory (node.data_dir)")] = None,
+    admin_secret_file: Annotated[Path | None, typer.Option(
+        help="file holding the admin secret (identifiers.admin_secret_file)")] = None,
+    host: Annotated[str | None, typer.Option(help="address to listen on")] = None,
+    udp_port: Annotated[int | None, typer.Option()] = None,
+    tcp_port: Annotated[int | None, typer.Option()] = None,
+    http_port: Annotated[int | None, typer.Option()] = None,
+    role: Annotated[str | None, typer.Option(
+        help="enterprise | secondary | national (node.role)")] = None,
     parent: Annotated[str | None, typer.Option(
         help="parent node host:port (or host:udp/tcp): unknown prefixes are referred there")
     ] = None,
@@ -45,9 +48,10 @@ def serve(
     delegate_via: Annotated[list[str] | None, typer.Option(
         help="PREFIX=SERVICE_HANDLE: delegate a child prefix through a service handle "
              "(HS_SERV; repeatable)")] = None,
-    recursive: Annotated[bool, typer.Option(
+    recursive: Annotated[bool | None, typer.Option(
+        "--recursive/--no-recursive",
         help="follow referrals for requests with the REC flag (with a resolver cache)")
-    ] = False,
+    ] = None,
     advertise: Annotated[str | None, typer.Option(
         help="the IP address clients reach this node at, written into its HS_SITE (default: "
              "--host; required when --host is 0.0.0.0 or ::)")] = None,
@@ -56,13 +60,13 @@ def serve(
         help="identifier database URL, e.g. postgresql+psycopg://user@host/ids (default: "
              "SQLite in --data); prefer the environment variable when it holds a password")
     ] = None,
-    follow_changes_every: Annotated[float, typer.Option(
+    follow_changes_every: Annotated[float | None, typer.Option(
         help="with --recursive: seconds between polls of the change feeds of the nodes whose "
              "answers are cached, to drop changed handles (0: keep answers until their TTL)")
-    ] = 2.0,
-    workers: Annotated[int, typer.Option(
+    ] = None,
+    workers: Annotated[int | None, typer.Option(
         help="processes answering UDP and HTTP on the same ports (SO_REUSEPORT); more than 1 "
-             "uses more cores when many clients resolve at once")] = 1,
+             "uses more cores when many clients resolve at once")] = None,
     mirror_of: Annotated[str | None, typer.Option(
         help="the primary's HTTP API (http://host:port): replicate it and refuse writes; "
              "--admin-secret-file must hold the prefix admin's secret on the primary")
@@ -72,38 +76,43 @@ def serve(
         help="ADDRESS or NETWORK (e.g. 10.0.0.0/24) of a reverse proxy in front of the HTTP "
              "API whose X-Forwarded-For names the client (repeatable); without it the "
              "header is ignored and the client is whoever connects")] = None,
+    config: Annotated[Path | None, typer.Option(
+        "--config", "-c", help="node.toml to read; the options above override it")] = None,
 ) -> None:
-    """Run an identifier node: native protocol over UDP and TCP, Handle REST API over HTTP."""
+    """Run only the identifier service of a node: native protocol over UDP and TCP, Handle REST
+    API over HTTP. Configured like `millnet node` (the [identifiers] section of --config and
+    MILLNET_IDENTIFIERS__* variables); each option overrides its key."""
     import logging
 
-    from millnet.idnode import (
-        IdServerOptions,
-        parse_delegation,
-        parse_delegation_via,
-        parse_service,
-        serve_identifiers,
-    )
+    from millnet.config import load_settings
+    from millnet.node import run_node
     from millnet.serving import event_loop_factory
 
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    ids = _given(prefix=prefix, admin_secret_file=admin_secret_file, host=host,
+                 udp_port=udp_port, tcp_port=tcp_port, http_port=http_port, parent=parent,
+                 delegates=delegate, services=service, delegates_via=delegate_via,
+                 recursive=recursive, advertise=advertise, database=database,
+                 follow_changes_every=follow_changes_every, workers=workers,
+                 mirror_of=mirror_of)
+    overrides = {"node": {"platform": False, **_given(role=role, data_dir=data)},
+                 "identifiers": {"enabled": True, **ids},
+                 "api": _given(trusted_proxies=trusted_proxy)}
     try:
-        opts = IdServerOptions(prefix, data, admin_secret_file, host, udp_port, tcp_port,
-                               http_port, role, parent,
-                               tuple(parse_delegation(d) for d in delegate or ()), recursive,
-                               mirror_of=mirror_of, workers=workers,
-                               change_interval=follow_changes_every, database=database,
-                               advertise=advertise,
-                               trusted_proxies=tuple(trusted_proxy or ()),
-                               services=tuple(parse_service(v) for v in service or ()),
-                               delegates_via=tuple(parse_delegation_via(v)
-                                                   for v in delegate_via or ()))
+        settings = load_settings(config, overrides=overrides)
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-            runner.run(serve_identifiers(opts))
+            runner.run(run_node(settings))
     except MillnetError as exc:
-        console.print(f"[red]error[/red] {exc}")
+        console.print(f"[red]error[/red] {exc}", soft_wrap=True)
         raise typer.Exit(1) from exc
+
+
+def _given(**options: object) -> dict[str, object]:
+    """The options given on the command line, as settings overrides (paths as strings)."""
+    return {key: str(value) if isinstance(value, Path) else value
+            for key, value in options.items() if value is not None and value != []}
 
 
 @id_app.command("resolve")

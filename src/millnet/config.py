@@ -29,6 +29,8 @@ class NodeSection(_Section):
     role: Literal["enterprise", "secondary", "national"] = "enterprise"
     name: str = "millnet-node"
     data_dir: Path = Path("./millnet-data")
+    # The platform (ingest, store, API); None: by role (not on a national node).
+    platform: bool | None = None
 
 
 class RegistrySection(_Section):
@@ -79,6 +81,30 @@ class ApiSection(_Section):
     trusted_proxies: tuple[IPvAnyNetwork, ...] = ()
 
 
+class IdentifiersSection(_Section):
+    """The identifier service (``millnet id serve`` is a node with only this section)."""
+
+    enabled: bool = False
+    prefix: str = ""
+    host: str = "127.0.0.1"
+    udp_port: int = Field(default=2641, ge=1, le=65535)
+    tcp_port: int = Field(default=2641, ge=1, le=65535)
+    http_port: int = Field(default=8000, ge=0, le=65535)
+    admin_secret_file: Path | None = None
+    # Empty: SQLite identifiers.sqlite in node.data_dir.
+    database: str = ""
+    # host:port (or host:udp/tcp) of the parent node; none on a national node.
+    parent: str = ""
+    delegates: tuple[str, ...] = ()
+    services: tuple[str, ...] = ()
+    delegates_via: tuple[str, ...] = ()
+    recursive: bool = False
+    follow_changes_every: float = Field(default=2.0, ge=0)
+    workers: int = Field(default=1, ge=1, le=64)
+    mirror_of: str = ""
+    advertise: str = ""
+
+
 class Settings(_Section):
     node: NodeSection = NodeSection()
     registry: RegistrySection = RegistrySection()
@@ -86,6 +112,12 @@ class Settings(_Section):
     ingest: IngestSection = IngestSection()
     mqtt: MqttSection = MqttSection()
     api: ApiSection = ApiSection()
+    identifiers: IdentifiersSection = IdentifiersSection()
+
+    @property
+    def runs_platform(self) -> bool:
+        platform = self.node.platform
+        return self.node.role != "national" if platform is None else platform
 
     @property
     def registry_url(self) -> str:
@@ -151,11 +183,36 @@ def load_settings(
     if overrides:
         data = _merge(data, overrides)
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"])
         raise ConfigError(key, f"{err['msg']} (got {err.get('input')!r})") from exc
+    _check_services(settings)
+    return settings
+
+
+def _check_services(settings: Settings) -> None:
+    """What single keys cannot say: the services of one node must fit together."""
+    ids = settings.identifiers
+    if not ids.enabled:
+        return
+    if not ids.prefix:
+        raise ConfigError("identifiers.prefix", "the prefix this node serves, e.g. 88.100.5")
+    if ids.admin_secret_file is None:
+        raise ConfigError("identifiers.admin_secret_file", "the file holding the prefix "
+                                                           "admin's secret is required")
+    if settings.node.role == "national" and ids.parent:
+        raise ConfigError("identifiers.parent", "a national node is the root: it has no parent")
+    # TCP listeners of one process need distinct ports (UDP has only one listener).
+    taken: dict[int, str] = {}
+    listeners = [("identifiers.tcp_port", ids.tcp_port), ("identifiers.http_port", ids.http_port)]
+    if settings.runs_platform:
+        listeners.insert(0, ("api.port", settings.api.port))
+    for key, port in listeners:
+        if port and port in taken:
+            raise ConfigError(key, f"port {port} is also {taken[port]}")
+        taken[port] = key
 
 
 DEFAULT_CONFIG = """\
@@ -167,8 +224,10 @@ DEFAULT_CONFIG = """\
 # enterprise | secondary | national
 role = "enterprise"
 name = "millnet-node"
-# Where the embedded stores live (SQLite registry, DuckDB telemetry, Parquet archive).
+# Where the embedded stores live (SQLite registry and identifiers, DuckDB telemetry, Parquet).
 data_dir = "./millnet-data"
+# Run the platform (ingest, store, API)? Unset: yes, except on a national node.
+# platform = true
 
 [registry]
 # Empty: SQLite in data_dir. PostgreSQL: "postgresql+psycopg://millnet@db.plant.local:5432/millnet"
@@ -220,4 +279,36 @@ port = 8080
 # Reverse proxies in front of the API whose X-Forwarded-For header names the client, e.g.
 # ["10.0.0.5", "10.1.0.0/24"]. Empty: the client is whoever connects (headers ignored).
 trusted_proxies = []
+
+[identifiers]
+# The identifier service (Handle protocol over UDP/TCP, Handle REST API over HTTP) in this
+# node's process; node.role is its role. `millnet id serve` runs only this service.
+enabled = false
+prefix = ""                    # the prefix this node serves, e.g. "88.100.5"
+# admin_secret_file = "/etc/millnet/prefix-admin.secret"   # required when enabled
+host = "127.0.0.1"
+udp_port = 2641
+tcp_port = 2641
+http_port = 8000
+# Empty: SQLite in data_dir. PostgreSQL: "postgresql+psycopg://ids@db.plant.local/ids"
+database = ""
+# The parent node (host:port or host:udp/tcp): unknown prefixes are referred there.
+parent = ""
+# Child prefixes delegated to replicas: ["88.100.5=10.0.0.7:2641,10.0.0.8:2641"]
+delegates = []
+# Service handles kept here, ["88.100/SERV.A=10.0.0.7:2641"], and prefixes delegated
+# through them, ["88.100.7=88.100/SERV.A"].
+services = []
+delegates_via = []
+# Follow referrals for clients that ask (REC), with a cache that polls the change feeds
+# of the nodes it caches from every follow_changes_every seconds (0: TTLs only).
+recursive = false
+follow_changes_every = 2.0
+# Processes answering UDP and HTTP on the same ports (SO_REUSEPORT).
+workers = 1
+# The primary's HTTP API (http://host:port): replicate it and refuse writes.
+mirror_of = ""
+# The IP address clients reach this node at, written into its HS_SITE (default: host).
+advertise = ""
+# The identifier HTTP API trusts the proxies of api.trusted_proxies.
 """

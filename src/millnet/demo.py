@@ -19,7 +19,7 @@ from millnet.demo_ids import (
     ENTERPRISE,
     IdHierarchy,
     ProductLink,
-    identifier_hierarchy,
+    hierarchy_plan,
     machine_handle,
     machine_item,
     product_items,
@@ -27,7 +27,7 @@ from millnet.demo_ids import (
     today,
 )
 from millnet.errors import NotFound
-from millnet.node import Node, build_node, running
+from millnet.node import LiveServices, Node, build_services, serving
 from millnet.sim.edge import EdgeFleet
 from millnet.sim.factory import FactorySignals, Machine, plant_layout
 from millnet.sim.publisher import run_fleet_inprocess, run_fleet_mqtt
@@ -73,17 +73,24 @@ async def run_demo(config: Path | None, *, duration: float | None, data_dir: Pat
     if data_dir is not None or config is None:
         overrides["node"] = {"data_dir": str(data_dir or Path("millnet-demo"))}
     settings = load_settings(config, overrides=overrides)
+    plan = hierarchy_plan(settings.node.data_dir / "identifiers")
+    # The national and secondary nodes are the demo's own: the environment is not theirs.
+    national = build_services(load_settings(None, environ={}, overrides=plan.national))
+    secondary = build_services(load_settings(None, environ={}, overrides=plan.secondary))
     async with _broker(config, base, console, in_process) as broker:
         mqtt: dict[str, object] = {"enabled": broker is not None}
         if broker is not None:
             mqtt |= {"host": broker.host, "port": broker.port}
-        settings = load_settings(config, overrides={**overrides, "mqtt": mqtt})
-        node = build_node(settings)
-        token, _ = node.registry.create_token(None, "admin", "demo")
+        settings = load_settings(config, overrides={**overrides, "mqtt": mqtt,
+                                                    "identifiers": plan.enterprise})
+        services = build_services(settings)
+        assert services.platform is not None
+        token, _ = services.platform.registry.create_token(None, "admin", "demo")
         machines = plant_layout()
         fleet = EdgeFleet(FactorySignals(machines))
-        async with running(node) as live, \
-                identifier_hierarchy(settings.node.data_dir / "identifiers") as ids:
+        async with serving(national) as n, serving(secondary) as s, serving(services) as e:
+            live, ids = e.platform, _hierarchy(n, s, e, plan.secret_file)
+            assert live is not None and live.sparkplug is not None
             url = f"http://{settings.api.host}:{live.api_port}"
             # The plant's tenant registers its identifiers under the enterprise prefix.
             await asyncio.to_thread(live.registry.set_identifier_prefixes, live.tenant_id,
@@ -93,18 +100,21 @@ async def run_demo(config: Path | None, *, duration: float | None, data_dir: Pat
             made = await register(ids.enterprise, items)
             _banner(console, url, token, settings, len(machines), len(fleet.signals.values))
             _id_banner(console, ids, made)
-            assert live.sparkplug is not None
             sim = (run_fleet_mqtt(fleet, broker) if broker is not None
                    else run_fleet_inprocess(fleet, live.sparkplug.handle))
-            sim_task = asyncio.create_task(sim)
-            link_task = asyncio.create_task(_identify_machines(console, live, ids, machines, url))
-            try:
+            async with asyncio.TaskGroup() as tg:
+                background = [tg.create_task(sim), tg.create_task(
+                    _identify_machines(console, live, ids, machines, url))]
                 await _report(console, live, duration)
-            finally:
-                for task in (sim_task, link_task):
+                for task in background:
                     task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+
+
+def _hierarchy(national: LiveServices, secondary: LiveServices, enterprise: LiveServices,
+               secret_file: Path) -> IdHierarchy:
+    assert national.identifiers and secondary.identifiers and enterprise.identifiers
+    return IdHierarchy(national.identifiers, secondary.identifiers, enterprise.identifiers,
+                       secret_file)
 
 
 def _banner(console: Console, url: str, token: str, settings: Settings, machines: int,

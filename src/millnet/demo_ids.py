@@ -1,6 +1,7 @@
 """The demo's identifier hierarchy: a national (88), a secondary (88.100) and an enterprise
 (88.100.5) identifier node in this process, each on its own ports, with the plant's
-products, batches and machines registered at the enterprise node.
+products, batches and machines registered at the enterprise node. Each is a node built from
+its settings (:func:`hierarchy_plan`); the enterprise one is the demo's platform node.
 
 The national node delegates 88.100 to the secondary node, which delegates 88.100.5 to the
 enterprise node and publishes the industry templates; the national and secondary nodes
@@ -12,18 +13,18 @@ against templates it fetches from the secondary node, which is served by this sa
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import secrets
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from millnet.connectivity.broker import free_port
 from millnet.files import private_dir, write_private
 from millnet.identifiers.templates import DATA_TYPE, TEMPLATE_TYPE
-from millnet.idnode import IdServerOptions, LiveIdNode, identifier_node
+from millnet.idnode import LiveIdNode
 from millnet.protocols.handle import HandleValue, ValueReference
 from millnet.sim.factory import Machine
 
@@ -47,6 +48,17 @@ class IdHierarchy:
         return f"{ENTERPRISE}/PUMP-000123"
 
 
+@dataclass(frozen=True)
+class HierarchyPlan:
+    """Settings overrides of the three identifier nodes: the national and the secondary node
+    whole, and the ``[identifiers]`` section of the enterprise (platform) node."""
+
+    national: dict[str, Any]
+    secondary: dict[str, Any]
+    enterprise: dict[str, Any]
+    secret_file: Path
+
+
 def _secret(data_dir: Path, name: str) -> Path:
     private_dir(data_dir)
     path = data_dir / f"{name}.secret"
@@ -55,27 +67,27 @@ def _secret(data_dir: Path, name: str) -> Path:
     return path
 
 
-@contextlib.asynccontextmanager
-async def identifier_hierarchy(data_dir: Path, host: str = "127.0.0.1",
-                               ) -> AsyncIterator[IdHierarchy]:
+def hierarchy_plan(data_dir: Path, host: str = "127.0.0.1") -> HierarchyPlan:
+    """Free ports and admin secrets for the three nodes, each node's data in ``data_dir``."""
     ports = {name: free_port() for name in ("national", "secondary", "enterprise")}
 
-    def opts(name: str, prefix: str, role: str, *, recursive: bool = False,
-             parent: str | None = None,
-             delegates: tuple[tuple[str, tuple[str, ...]], ...] = ()) -> IdServerOptions:
-        return IdServerOptions(prefix, data_dir / name, _secret(data_dir, name), host,
-                               ports[name], ports[name], 0, role, parent, delegates, recursive)
+    def ids(name: str, prefix: str, **more: object) -> dict[str, Any]:
+        return {"enabled": True, "prefix": prefix, "host": host, "udp_port": ports[name],
+                "tcp_port": ports[name], "http_port": 0,
+                "admin_secret_file": str(_secret(data_dir, name)), **more}
 
-    national = opts("national", NATIONAL, "national", recursive=True, delegates=(
-        (SECONDARY, (f"{host}:{ports['secondary']}",)),))
-    secondary = opts("secondary", SECONDARY, "secondary", recursive=True,
-                     parent=f"{host}:{ports['national']}",
-                     delegates=((ENTERPRISE, (f"{host}:{ports['enterprise']}",)),))
-    enterprise = opts("enterprise", ENTERPRISE, "enterprise",
-                      parent=f"{host}:{ports['secondary']}")
-    async with identifier_node(national) as n, identifier_node(secondary) as s, \
-            identifier_node(enterprise) as e:
-        yield IdHierarchy(n, s, e, enterprise.admin_secret_file)
+    def node(name: str, role: str) -> dict[str, Any]:
+        return {"role": role, "name": f"demo-{name}", "platform": False,
+                "data_dir": str(data_dir / name)}
+
+    national = {"node": node("national", "national"), "identifiers": ids(
+        "national", NATIONAL, recursive=True,
+        delegates=[f"{SECONDARY}={host}:{ports['secondary']}"])}
+    secondary = {"node": node("secondary", "secondary"), "identifiers": ids(
+        "secondary", SECONDARY, recursive=True, parent=f"{host}:{ports['national']}",
+        delegates=[f"{ENTERPRISE}={host}:{ports['enterprise']}"])}
+    enterprise = ids("enterprise", ENTERPRISE, parent=f"{host}:{ports['secondary']}")
+    return HierarchyPlan(national, secondary, enterprise, data_dir / "enterprise.secret")
 
 
 #: (handle, serial number, batch handle) -> the URL of the product's live record, if any
@@ -140,12 +152,25 @@ def _typed(template: str, data: dict[str, object]) -> list[HandleValue]:
 
 
 async def register(node: LiveIdNode, items: list[tuple[str, list[HandleValue]]]) -> int:
-    """Batch-register ``items`` (skipping those already there: the demo may restart on the
-    same data directory); how many were new."""
+    """Batch-register ``items``; those already there (the demo may restart on the same data
+    directory) only get their URL brought up to date: the API may listen elsewhere now. How
+    many were new."""
     fresh = [item for item in items if not node.store.exists(item[0])]
     if fresh:
         await asyncio.to_thread(node.service.create_many, ADMIN, fresh)
+    made = {handle for handle, _ in fresh}
+    await asyncio.to_thread(_relink, node, [i for i in items if i[0] not in made])
     return len(fresh)
+
+
+def _relink(node: LiveIdNode, items: list[tuple[str, list[HandleValue]]]) -> None:
+    for handle, values in items:
+        for url in (v for v in values if v.type == "URL"):
+            stored = node.store.get(handle, indexes=(url.index,))
+            if not stored:
+                node.service.add_values(ADMIN, handle, [url])
+            elif stored[0].data != url.data:
+                node.service.modify_values(ADMIN, handle, [url])
 
 
 def today() -> datetime:

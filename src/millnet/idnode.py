@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import make_url
 from starlette.types import ASGIApp
 
@@ -59,7 +60,7 @@ from millnet.identifiers.templates import (
     remote_fetcher,
     trusted_prefixes,
 )
-from millnet.identifiers.transport import NativeServer
+from millnet.identifiers.transport import NativeServer, udp_socket
 from millnet.protocols.handle import (
     ServerRecord,
     ServiceInterface,
@@ -76,10 +77,12 @@ from millnet.serving import (
     listening_socket,
     trusted_proxies,
 )
+from millnet.supervise import supervise
 
 log = logging.getLogger("millnet.identifiers")
 DATABASE = "identifiers.sqlite"
 MAX_WORKERS = 64
+SECRET_KEY = "identifiers.admin_secret_file"  # noqa: S105 - a setting's name
 
 
 @dataclass(frozen=True)
@@ -136,37 +139,40 @@ class IdServerOptions:
         try:
             address = ipaddress.ip_address(self.advertised_host)
         except ValueError:
-            field = "advertise" if self.advertise else "host"
+            field = "identifiers.advertise" if self.advertise else "identifiers.host"
             raise ConfigError(field, f"{self.advertised_host!r} is not an IP address (HS_SITE "
                                      "carries addresses, not names)") from None
         if address.is_unspecified:
-            raise ConfigError("advertise", f"listening on {self.host}: give the address "
-                                           "clients reach this node at (--advertise)")
+            raise ConfigError("identifiers.advertise", f"listening on {self.host}: give the "
+                                                       "address clients reach this node at")
         if self.change_interval < 0:
-            raise ConfigError("change_interval", f"{self.change_interval} is negative")
+            raise ConfigError("identifiers.follow_changes_every",
+                              f"{self.change_interval} is negative")
         if self.log_keep < 1:
-            raise ConfigError("log_keep", f"{self.log_keep} must be at least 1")
-        trusted_proxies(self.trusted_proxies, "trusted_proxy")
+            raise ConfigError("identifiers.log_keep", f"{self.log_keep} must be at least 1")
+        trusted_proxies(self.trusted_proxies, "api.trusted_proxies")
         if not 1 <= self.workers <= MAX_WORKERS:
-            raise ConfigError("workers", f"{self.workers} is not 1..{MAX_WORKERS}")
+            raise ConfigError("identifiers.workers", f"{self.workers} is not 1..{MAX_WORKERS}")
         if self.role not in ROLES:
-            raise ConfigError("role", f"{self.role!r} is not one of {', '.join(ROLES)}")
+            raise ConfigError("node.role", f"{self.role!r} is not one of {', '.join(ROLES)}")
         if self.role == "national" and self.parent:
-            raise ConfigError("parent", "a national node is the root: it has no parent")
+            raise ConfigError("identifiers.parent", "a national node is the root: it has no parent")
         if self.parent:
-            Endpoint.parse(self.parent, "parent")
+            Endpoint.parse(self.parent, "identifiers.parent")
         for child, servers in (*self.delegates, *self.services):
             if not servers:
-                raise ConfigError("delegate", f"no server given for {child}")
+                raise ConfigError("identifiers.delegates", f"no server given for {child}")
             for server in servers:
-                Endpoint.parse(server, "delegate")
+                Endpoint.parse(server, "identifiers.delegates")
+        read_secret(self.admin_secret_file)
 
 
 def parse_delegation(text: str) -> tuple[str, tuple[str, ...]]:
     """``88.100.5=host:port[,host:port...]`` (replicas separated by commas)."""
     child, sep, servers = text.partition("=")
     if not sep or not child.strip() or not servers.strip():
-        raise ConfigError("delegate", f"{text!r} is not PREFIX=HOST:PORT[,HOST:PORT...]")
+        raise ConfigError("identifiers.delegates",
+                          f"{text!r} is not PREFIX=HOST:PORT[,HOST:PORT...]")
     return prefix_key(child.strip()), tuple(s.strip() for s in servers.split(",") if s.strip())
 
 
@@ -174,7 +180,8 @@ def parse_service(text: str) -> tuple[str, tuple[str, ...]]:
     """``88.100/SERV.A=host:port[,host:port...]``: a service handle and its replicas."""
     handle, sep, servers = text.partition("=")
     if not sep or "/" not in handle or not servers.strip():
-        raise ConfigError("service", f"{text!r} is not HANDLE=HOST:PORT[,HOST:PORT...]")
+        raise ConfigError("identifiers.services",
+                          f"{text!r} is not HANDLE=HOST:PORT[,HOST:PORT...]")
     return handle.strip(), tuple(s.strip() for s in servers.split(",") if s.strip())
 
 
@@ -182,7 +189,7 @@ def parse_delegation_via(text: str) -> tuple[str, str]:
     """``88.100.5=88.100/SERV.A``: a child prefix delegated through a service handle."""
     child, sep, handle = text.partition("=")
     if not sep or not child.strip() or "/" not in handle:
-        raise ConfigError("delegate_via", f"{text!r} is not PREFIX=SERVICE_HANDLE")
+        raise ConfigError("identifiers.delegates_via", f"{text!r} is not PREFIX=SERVICE_HANDLE")
     return prefix_key(child.strip()), handle.strip()
 
 
@@ -190,9 +197,9 @@ def read_secret(path: Path) -> bytes:
     try:
         secret = path.read_bytes().strip()
     except OSError as exc:
-        raise ConfigError("admin_secret_file", f"cannot read {path}: {exc.strerror}") from exc
+        raise ConfigError(SECRET_KEY, f"cannot read {path}: {exc.strerror}") from exc
     if len(secret) < 8:
-        raise ConfigError("admin_secret_file", f"{path}: the secret needs at least 8 bytes")
+        raise ConfigError(SECRET_KEY, f"{path}: the secret needs at least 8 bytes")
     return secret
 
 
@@ -218,14 +225,14 @@ def open_identifier_node(opts: IdServerOptions, *, setup: bool = True, http: boo
     opts.check()
     private_umask()
     private_dir(opts.data_dir)
-    store = IdentifierStore.open(opts.database_url, setting="database")
+    store = IdentifierStore.open(opts.database_url, setting="identifiers.database")
     site = site_info(opts.advertised_host, opts.udp_port, opts.tcp_port,
                      opts.http_port if http else None)
     if setup:
         _setup(store, opts, site)
     fetch = None
     if opts.parent:
-        parent = Endpoint.parse(opts.parent, "parent")
+        parent = Endpoint.parse(opts.parent, "identifiers.parent")
         fetch = remote_fetcher(Server(parent.host, parent.udp_port, parent.tcp_port))
     checks = (check_layouts, TemplateCheck(store, fetch, trusted=trusted_prefixes(opts.prefix)))
     return store, IdentifierService(store, [opts.prefix], value_checks=checks,
@@ -238,12 +245,12 @@ def _setup(store: IdentifierStore, opts: IdServerOptions, site: SiteInfo) -> Non
         log.info("created 0.NA/%s and %s/ADMIN (HS_SECKEY at index 300)", opts.prefix,
                  opts.prefix)
     for child, servers in opts.delegates:
-        replicas = site_of([Endpoint.parse(s, "delegate") for s in servers])
+        replicas = site_of([Endpoint.parse(s, "identifiers.delegates") for s in servers])
         register_delegation(store, opts.prefix, child, [replicas], now=int(time.time()))
         log.info("delegating %s to %s", child, ", ".join(servers))
     admin = ValueReference(f"{prefix_key(opts.prefix)}/{ADMIN_SUFFIX}", SECKEY_INDEX)
     for handle, servers in opts.services:
-        register_service(store, handle, [site_of([Endpoint.parse(s, "service")
+        register_service(store, handle, [site_of([Endpoint.parse(s, "identifiers.services")
                                                   for s in servers])], admin,
                          now=int(time.time()))
         log.info("service %s: %s", handle, ", ".join(servers))
@@ -257,7 +264,7 @@ def _setup(store: IdentifierStore, opts: IdServerOptions, site: SiteInfo) -> Non
 
 def node_handler(opts: IdServerOptions, service: IdentifierService,
                  site: SiteInfo) -> NativeHandler:
-    parent = site_of([Endpoint.parse(opts.parent, "parent")]) if opts.parent else None
+    parent = site_of([Endpoint.parse(opts.parent, "identifiers.parent")]) if opts.parent else None
     resolver = RecursiveResolver(ResolverCache(opts.cache_size, opts.negative_ttl),
                                  max_recursion=opts.max_recursion,
                                  follow_changes=opts.change_interval > 0,
@@ -295,90 +302,105 @@ class LiveIdNode:
 
 @contextlib.asynccontextmanager
 async def identifier_node(opts: IdServerOptions, *, http: bool = True,
-                          ) -> AsyncIterator[LiveIdNode]:
+                          restarts: Counter | None = None) -> AsyncIterator[LiveIdNode]:
     """Run an identifier node (native UDP/TCP, and the HTTP JSON API unless ``http`` is
     false) while the context is open. Port 0 picks a free HTTP port (the native ports must
-    be given: the node's site information names them before they are bound)."""
+    be given: the node's site information names them before they are bound). The mirror and
+    the log trimmer are restarted when they fail, counted in ``restarts``."""
     opts.check()  # before binding anything
-    sock = _http_socket(opts) if http else None
-    if sock is not None:
-        opts = replace(opts, http_port=sock.getsockname()[1])
-    try:
-        store, service, site = open_identifier_node(opts, http=http)
-    except BaseException:
+    restarts = restarts if restarts is not None else task_restarts()
+    with contextlib.ExitStack() as closing:
+        sock = _http_socket(opts) if http else None
         if sock is not None:
-            sock.close()
-        raise
-    fast: FastResolver | None = None
-    follower: Mirror | None = None
-    mirror = trimmer = None
-    handler: NativeHandler | None = None
-    try:  # everything opened from here on is closed below, whatever fails
+            closing.callback(sock.close)
+            opts = replace(opts, http_port=sock.getsockname()[1])
+        store, service, site = open_identifier_node(opts, http=http)
+        closing.callback(store.close)
         fast = fast_resolver(opts, service)
-        if opts.mirror_of:
-            key = prefix_key(opts.prefix)
-            follower = Mirror(store, opts.mirror_of,
-                              ValueReference(f"{key}/{ADMIN_SUFFIX}", SECKEY_INDEX),
-                              read_secret(opts.admin_secret_file), opts.data_dir,
-                              prefix_handle(key))
-            mirror = asyncio.create_task(follower.run())
-        trimmer = asyncio.create_task(_trim_forever(store, opts))
+        if fast is not None:
+            closing.callback(fast.close)
         handler = node_handler(opts, service, site)
-        async with _native_server(opts, handler, fast) as server:
+        async with contextlib.AsyncExitStack() as stack:
+            if handler.resolver is not None:
+                stack.push_async_callback(handler.resolver.aclose)
+            server = await stack.enter_async_context(_native_server(opts, handler, fast))
             http_port = opts.http_port if sock is not None else None
-            async with workers(opts, server.udp_port, http_port):
-                if sock is None:
-                    yield LiveIdNode(store, service, server.udp_port, server.tcp_port, None,
-                                     follower, handler.resolver)
-                    return
-                web = embedded_server(_http_app(opts, store, service, fast), http="httptools",
-                                      proxies=opts.trusted_proxies)
-                task = asyncio.create_task(web.serve(sockets=[sock]))
+            await stack.enter_async_context(workers(opts, server.udp_port, http_port))
+            mirror = _mirror(opts, store)
+            async with asyncio.TaskGroup() as tg:
+                background = [tg.create_task(supervise(
+                    "identifier-log-trim", lambda: _trim_forever(store, opts), restarts))]
+                if mirror is not None:
+                    background.append(tg.create_task(supervise("mirror", mirror.run, restarts)))
+                web = None
+                if sock is not None:
+                    web = embedded_server(_http_app(opts, store, service, fast),
+                                          http="httptools", proxies=opts.trusted_proxies)
+                    tg.create_task(web.serve(sockets=[sock]))
                 try:
                     yield LiveIdNode(store, service, server.udp_port, server.tcp_port,
-                                     http_port, follower, handler.resolver)
+                                     http_port, mirror, handler.resolver)
                 finally:
-                    web.should_exit = True
-                    await task
-    finally:
-        if sock is not None:
-            sock.close()
-        for background in (mirror, trimmer):
-            if background is not None:
-                background.cancel()
-                # A task that died of an error must not stop the rest of the cleanup.
-                await asyncio.gather(background, return_exceptions=True)
-        if handler is not None and handler.resolver is not None:
-            await handler.resolver.aclose()
-        if fast is not None:
-            fast.close()
-        store.close()
+                    if web is not None:
+                        web.should_exit = True
+                    for task in background:
+                        task.cancel()
+
+
+def task_restarts() -> Counter:
+    """A restart counter of its own, for a node that exports no platform metrics."""
+    return Counter("millnet_task_restarts", "Background tasks restarted after a failure",
+                   ["task"], registry=CollectorRegistry())
+
+
+def _mirror(opts: IdServerOptions, store: IdentifierStore) -> Mirror | None:
+    if not opts.mirror_of:
+        return None
+    key = prefix_key(opts.prefix)
+    return Mirror(store, opts.mirror_of, ValueReference(f"{key}/{ADMIN_SUFFIX}", SECKEY_INDEX),
+                  read_secret(opts.admin_secret_file), opts.data_dir, prefix_handle(key))
 
 
 def _http_socket(opts: IdServerOptions) -> socket.socket:
     try:
         return listening_socket(opts.host, opts.http_port, reuse_port=opts.workers > 1)
     except OSError as exc:
-        raise ConfigError("http_port", f"cannot listen on {opts.host}:{opts.http_port}: "
-                                       f"{exc.strerror or exc}") from None
+        raise ConfigError("identifiers.http_port",
+                          f"cannot listen on {opts.host}:{opts.http_port} (TCP): "
+                          f"{exc.strerror or exc}") from None
 
 
 @contextlib.asynccontextmanager
 async def _native_server(opts: IdServerOptions, handler: NativeHandler,
                          fast: FastResolver | None) -> AsyncIterator[NativeServer]:
     """The node's UDP and TCP listeners while the context is open; ConfigError naming the
-    ports when they cannot be bound."""
+    key and port that cannot be bound."""
     server = NativeServer(handler, opts.host, opts.udp_port, opts.tcp_port, fast=fast,
                           reuse_port=opts.workers > 1)
     try:
         await server.__aenter__()
     except OSError as exc:
-        raise ConfigError("udp_port", f"cannot listen on {opts.host} UDP {opts.udp_port} / "
-                                      f"TCP {opts.tcp_port}: {exc.strerror or exc}") from None
+        # UDP is bound first: if its port is free now, TCP was the one refused.
+        udp = not _udp_free(opts.host, opts.udp_port, reuse_port=opts.workers > 1)
+        key, proto, port = (("identifiers.udp_port", "UDP", opts.udp_port) if udp else
+                            ("identifiers.tcp_port", "TCP", opts.tcp_port))
+        raise ConfigError(key, f"cannot listen on {opts.host}:{port} ({proto}): "
+                               f"{exc.strerror or exc}") from None
     try:
         yield server
     finally:
         await server.__aexit__(None, None, None)
+        # A closed transport lets go of its socket on the loop's next turn: give it that
+        # turn, so the ports are free again when this context is left.
+        await asyncio.sleep(0)
+
+
+def _udp_free(host: str, port: int, *, reuse_port: bool) -> bool:
+    try:
+        udp_socket(host, port, reuse_port=reuse_port).close()
+    except OSError:
+        return False
+    return True
 
 
 async def _trim_forever(store: IdentifierStore, opts: IdServerOptions) -> None:
@@ -431,23 +453,22 @@ async def _serve_worker(opts: IdServerOptions, udp_port: int, http_port: int | N
     fast = fast_resolver(opts, service)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    web = task = None
     handler = node_handler(opts, service, site)
     try:
-        async with NativeServer(handler, opts.host, udp_port, 0,
-                                fast=fast, reuse_port=True, tcp=False):
+        async with NativeServer(handler, opts.host, udp_port, 0, fast=fast, reuse_port=True,
+                                tcp=False), asyncio.TaskGroup() as tg:
+            web = None
             if http_port is not None:
                 sock = listening_socket(opts.host, http_port, reuse_port=True)
                 web = embedded_server(_http_app(opts, store, service, fast), http="httptools",
                                       proxies=opts.trusted_proxies)
-                task = asyncio.create_task(web.serve(sockets=[sock]))
+                tg.create_task(web.serve(sockets=[sock]))
             while not stop.is_set() and os.getppid() == parent:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1.0)
+            if web is not None:
+                web.should_exit = True
     finally:
-        if web is not None and task is not None:
-            web.should_exit = True
-            await task
         if handler.resolver is not None:
             await handler.resolver.aclose()
         if fast is not None:
@@ -455,19 +476,10 @@ async def _serve_worker(opts: IdServerOptions, udp_port: int, http_port: int | N
         store.close()
 
 
-async def serve_identifiers(opts: IdServerOptions, ready: asyncio.Event | None = None) -> None:
-    """Serve until SIGINT/SIGTERM (or cancellation)."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    async with identifier_node(opts) as live:
-        log.info("identifier node %s (%s%s) on udp/%d tcp/%d http/%s%s%s", opts.prefix,
-                 opts.role, ", recursive" if opts.recursive else "", live.udp_port,
-                 live.tcp_port, live.http_port, f", parent {opts.parent}" if opts.parent else "",
-                 f", mirror of {opts.mirror_of}" if opts.mirror_of else "")
-        log.info("identifier database %s", make_url(opts.database_url)
-                 .render_as_string(hide_password=True))
-        if ready is not None:
-            ready.set()
-        await stop.wait()
+def describe(opts: IdServerOptions, live: LiveIdNode) -> str:
+    """One log line saying what the identifier service serves and where."""
+    return (f"identifier node {opts.prefix} ({opts.role}{', recursive' if opts.recursive else ''}"
+            f") on udp/{live.udp_port} tcp/{live.tcp_port} http/{live.http_port}"
+            f"{f', parent {opts.parent}' if opts.parent else ''}"
+            f"{f', mirror of {opts.mirror_of}' if opts.mirror_of else ''}; identifier database "
+            f"{make_url(opts.database_url).render_as_string(hide_password=True)}")

@@ -1,6 +1,9 @@
 """The composition root: builds a node from its settings and runs it.
 
-This is the one place that creates objects; everything else receives what it needs.
+This is the one place that creates objects; everything else receives what it needs. A node
+runs the services of its role from one :class:`~millnet.config.Settings`: the platform
+(ingest, store, API; :func:`build_node`, :func:`running`) and the identifier service
+(:mod:`millnet.idnode`, configured by the ``[identifiers]`` section); :func:`serving` runs both.
 """
 
 from __future__ import annotations
@@ -16,11 +19,21 @@ from dataclasses import dataclass, field
 import uvicorn
 
 from millnet.api.app import create_app
-from millnet.config import Settings
+from millnet.config import ApiSection, Settings
 from millnet.connectivity.base import Source
 from millnet.connectivity.json_mqtt import JsonMqttSource
 from millnet.connectivity.sparkplug_mqtt import SparkplugSource
+from millnet.errors import ConfigError
 from millnet.files import private_dir, private_umask
+from millnet.idnode import (
+    IdServerOptions,
+    LiveIdNode,
+    describe,
+    identifier_node,
+    parse_delegation,
+    parse_delegation_via,
+    parse_service,
+)
 from millnet.ingest.binder import Quotas, SeriesBinder
 from millnet.ingest.metrics import IngestMetrics
 from millnet.ingest.pipeline import IngestPipeline
@@ -102,6 +115,11 @@ def create_token(settings: Settings, tenant: str | None, role: str, name: str) -
 async def running(node: Node, *, api: bool = True) -> AsyncIterator[Node]:
     """Run the node's pipeline, sources and API while the context is open; drain on exit."""
     server: uvicorn.Server | None = None
+    try:  # bound first: a busy port stops the node before anything runs
+        sock = api_socket(node.settings.api) if api else None
+    except ConfigError:
+        node.close()
+        raise
     async with asyncio.TaskGroup() as tg:
         pipe = tg.create_task(node.pipeline.run())
         # A source or maintenance job that fails is restarted: the API, the pipeline and the
@@ -110,8 +128,8 @@ async def running(node: Node, *, api: bool = True) -> AsyncIterator[Node]:
         srcs = [tg.create_task(supervise(s.name, s.run, restarts)) for s in node.sources]
         srcs.append(tg.create_task(supervise(
             "maintenance", lambda: run_maintenance(node.store, node.retention_plan), restarts)))
-        if api:
-            server, sock = _api_server(node)
+        if sock is not None:
+            server = _api_server(node)
             tg.create_task(server.serve(sockets=[sock]))
             node.api_port = sock.getsockname()[1]
         try:
@@ -130,23 +148,97 @@ async def running(node: Node, *, api: bool = True) -> AsyncIterator[Node]:
     node.close()
 
 
-def _api_server(node: Node) -> tuple[uvicorn.Server, socket.socket]:
+def _api_server(node: Node) -> uvicorn.Server:
     app = create_app(node.registry, node.store, node.metrics, node_name=node.settings.node.name,
                      role=node.settings.node.role)
-    proxies = [str(n) for n in node.settings.api.trusted_proxies]
-    return (embedded_server(app, proxies=proxies),
-            listening_socket(node.settings.api.host, node.settings.api.port))
+    return embedded_server(app, proxies=[str(n) for n in node.settings.api.trusted_proxies])
+
+
+def api_socket(api: ApiSection) -> socket.socket:
+    try:
+        return listening_socket(api.host, api.port)
+    except OSError as exc:
+        raise ConfigError("api.port", f"cannot listen on {api.host}:{api.port} (TCP): "
+                                      f"{exc.strerror or exc}") from None
+
+
+def identifier_options(settings: Settings) -> IdServerOptions:
+    """The identifier service's options: the ``[identifiers]`` section, ``node.role`` and
+    ``node.data_dir``, and the API's trusted proxies (they front both HTTP APIs)."""
+    ids = settings.identifiers
+    if ids.admin_secret_file is None:
+        raise ConfigError("identifiers.admin_secret_file", "required")
+    return IdServerOptions(
+        ids.prefix, settings.node.data_dir, ids.admin_secret_file, ids.host, ids.udp_port,
+        ids.tcp_port, ids.http_port, settings.node.role, ids.parent or None,
+        tuple(parse_delegation(d) for d in ids.delegates), ids.recursive,
+        change_interval=ids.follow_changes_every, mirror_of=ids.mirror_of or None,
+        workers=ids.workers, services=tuple(parse_service(v) for v in ids.services),
+        delegates_via=tuple(parse_delegation_via(v) for v in ids.delegates_via),
+        database=ids.database or None, advertise=ids.advertise or None,
+        trusted_proxies=tuple(str(n) for n in settings.api.trusted_proxies))
+
+
+@dataclass
+class Services:
+    """What a node runs, built but not started: the platform, the identifier service."""
+
+    settings: Settings
+    platform: Node | None
+    identifiers: IdServerOptions | None
+
+
+@dataclass
+class LiveServices:
+    platform: Node | None
+    identifiers: LiveIdNode | None
+
+
+def build_services(settings: Settings) -> Services:
+    """Check every service's configuration (files, addresses), then open the platform's
+    stores; starts nothing."""
+    if not settings.runs_platform and not settings.identifiers.enabled:
+        raise ConfigError("identifiers.enabled", f"a {settings.node.role} node without the "
+                          "platform (node.platform) runs nothing unless identifiers are enabled")
+    ids = identifier_options(settings) if settings.identifiers.enabled else None
+    if ids is not None:
+        ids.check()
+    return Services(settings, build_node(settings) if settings.runs_platform else None, ids)
+
+
+@contextlib.asynccontextmanager
+async def serving(services: Services) -> AsyncIterator[LiveServices]:
+    """Run the node's services while the context is open: the identifier service first (the
+    platform links to it), then the platform; stopped in the reverse order."""
+    platform, options = services.platform, services.identifiers
+    async with contextlib.AsyncExitStack() as stack:
+        ids = None
+        if options is not None:
+            restarts = platform.metrics.restarts if platform is not None else None
+            try:
+                ids = await stack.enter_async_context(
+                    identifier_node(options, restarts=restarts))
+            except BaseException:
+                if platform is not None:
+                    platform.close()
+                raise
+        if platform is not None:
+            await stack.enter_async_context(running(platform))
+        yield LiveServices(platform, ids)
 
 
 async def run_node(settings: Settings) -> None:
     """Run until SIGINT or SIGTERM, then stop reading, drain the pipeline and close the stores."""
-    node = build_node(settings)
+    services = build_services(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with running(node):
-        log.info("node %s (%s) serving API on http://%s:%s", settings.node.name,
-                 settings.node.role, settings.api.host, node.api_port)
+    async with serving(services) as live:
+        if live.identifiers is not None and services.identifiers is not None:
+            log.info("%s", describe(services.identifiers, live.identifiers))
+        if live.platform is not None:
+            log.info("node %s (%s) serving API on http://%s:%s", settings.node.name,
+                     settings.node.role, settings.api.host, live.platform.api_port)
         await stop.wait()
-        log.info("stopping: draining the ingest pipeline")
+        log.info("stopping")

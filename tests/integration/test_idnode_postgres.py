@@ -64,4 +64,4 @@ def test_an_unsupported_database_url_names_the_option(tmp_path: Path) -> None:
                            database="mysql://ids@db.plant.example/ids")
     with pytest.raises(ConfigError, match="unsupported database 'mysql'") as caught:
         open_identifier_node(opts)
-    assert caught.value.key == "database"
+    assert caught.value.key == "identifiers.database"
