@@ -24,6 +24,7 @@ that it can remove and restore it. Tested against the pinned aiomqtt (see the lo
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import aiomqtt
@@ -59,13 +60,13 @@ class FlowControlledClient(aiomqtt.Client):
     """An aiomqtt client whose socket is read only while its message queue has room."""
 
     def __init__(self, *args: Any, high_water: int = 1_000, high_bytes: int = 32 << 20,
-                 **kwargs: Any) -> None:
+                 on_pause: Callable[[int], None] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, queue_type=_Queue, max_queued_incoming_messages=0, **kwargs)
         self._high = high_water
         self._high_bytes = high_bytes
         self._reader: tuple[int, Any] | None = None
         self.paused = False
-        self.pauses = 0
+        self._on_pause = on_pause
         self._flow = False
         self._incoming.on_get = self._maybe_resume
 
@@ -112,7 +113,8 @@ class FlowControlledClient(aiomqtt.Client):
             if self._flow and not self.paused and self._full():
                 self._loop.remove_reader(fd)
                 self.paused = True
-                self.pauses += 1
+                if self._on_pause is not None:
+                    self._on_pause(self._incoming.qsize())
 
         def register() -> None:
             self._reader = (fd, read)

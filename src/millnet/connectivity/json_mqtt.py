@@ -24,7 +24,8 @@ class JsonMqttSource(MqttSource):
     async def run(self) -> None:
         await run_forever(
             self.name,
-            lambda: make_client(self._broker, f"{self._settings.client_id}-json", persistent=True),
+            lambda: make_client(self._broker, f"{self._settings.client_id}-json", persistent=True,
+                                on_pause=self._paused),
             [(f"{self._settings.json_topic_root}/#", self._settings.qos)],
             self._on_connect, self._on_message, self._pipeline.wait_capacity,
             self._metrics, self.connected,

@@ -52,6 +52,7 @@ class Broker:
 
 def make_client(
     broker: Broker, client_id: str, *, persistent: bool, will: aiomqtt.Will | None = None,
+    on_pause: Callable[[int], None] | None = None,
 ) -> FlowControlledClient:
     """A MQTT 5 client that acknowledges QoS 1 messages only through :func:`acknowledger`.
 
@@ -64,7 +65,7 @@ def make_client(
         broker.host, broker.port, username=broker.username, password=broker.password,
         identifier=client_id, protocol=aiomqtt.ProtocolVersion.V5, keepalive=broker.keepalive,
         clean_start=not persistent, properties=props, will=will,
-        high_water=QUEUE_HIGH_WATER, high_bytes=QUEUE_HIGH_BYTES,
+        high_water=QUEUE_HIGH_WATER, high_bytes=QUEUE_HIGH_BYTES, on_pause=on_pause,
     )
     client._client.manual_ack_set(True)
     return client
@@ -108,6 +109,13 @@ class MqttSource:
         self._binder = binder
         self._metrics = metrics
         self.connected = asyncio.Event()
+
+    def _paused(self, queued: int) -> None:
+        """The client stopped reading its socket, holding ``queued`` messages."""
+        self._metrics.read_pauses.labels(self.name).inc()
+        peak = self._metrics.queue_peak.labels(self.name)
+        if queued > peak._value.get():
+            peak.set(queued)
 
 
 OnConnect = Callable[[aiomqtt.Client], Awaitable[None]]

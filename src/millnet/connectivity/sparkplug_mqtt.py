@@ -76,7 +76,7 @@ class SparkplugSource(MqttSource):
         topic = state_topic(self._settings.sparkplug_host_id)
         will = aiomqtt.Will(topic, state_payload(False, self._online_ts), qos=1, retain=True)
         return make_client(self._broker, f"{self._settings.client_id}-spb", persistent=False,
-                           will=will)
+                           will=will, on_pause=self._paused)
 
     async def _on_connect(self, client: aiomqtt.Client) -> None:
         await client.publish(state_topic(self._settings.sparkplug_host_id),

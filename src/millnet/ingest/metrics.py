@@ -46,6 +46,12 @@ class IngestMetrics:
         self.store_errors = Counter(
             "millnet_ingest_store_errors", "Batch writes that failed and were retried",
             registry=r)
+        self.read_pauses = Counter(
+            "millnet_source_read_pauses", "Times a source stopped reading its connection "
+            "because the node was busy (backpressure)", ["source"], registry=r)
+        self.queue_peak = Gauge(
+            "millnet_source_queue_peak_messages", "Most messages a source held when it paused",
+            ["source"], registry=r)
         self.restarts = Counter(
             "millnet_task_restarts", "Background tasks restarted after a failure, by task",
             ["task"], registry=r)
