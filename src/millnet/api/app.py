@@ -12,7 +12,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from millnet import __version__
-from millnet.api import hot
+from millnet.api import contract, hot
 from millnet.api.auth import Authenticator
 from millnet.api.context import ApiContext
 from millnet.api.errors import install_error_handlers
@@ -36,7 +36,13 @@ equipment and alarms, `admin` also manages tokens. Objects of another tenant ans
 epoch milliseconds (`ts_ms`). Bucket widths are a number and a unit: `500ms`, `15s`, `1m`, `1h`,
 `1d`.
 
-**Errors** answer `{"error": code, "detail": text, "field": parameter-or-null}`.
+**Errors** answer `{"error": code, "detail": text, "field": parameter-or-null}` (the
+`ErrorBody` schema): 400 for a value this document cannot rule out (a series list over the
+node's limit, a time that does not parse), 401 without a valid token, 403 when the token may
+not do this (including a node-wide token that does not name `tenant_id` where a tenant token
+defaults to its own), 404 for what does not exist or belongs to another tenant, 405 (with
+`Allow`) for a method the path does not serve, 409 for a conflict with what exists, 422 for a
+request that does not match this document.
 """
 
 _TAGS = [
@@ -62,6 +68,7 @@ def create_app(
         limits=limits or Limits(),
         auth=Authenticator(registry.verify_token, ttl=token_cache_seconds))
     install_error_handlers(app)
+    app.openapi = lambda: contract.document(app, limits or Limits())  # type: ignore[method-assign]
     # Order matters: the hot last-values route must precede its documented FastAPI twin.
     app.router.routes.append(hot.route(f"{API_PREFIX}/telemetry/last"))
     app.include_router(ops.router)

@@ -9,6 +9,7 @@ NotFound               404   ``not_found``
 Conflict               409   ``conflict``
 InvalidInput           400   ``invalid_input``
 request schema error   422   ``invalid_input``
+method not allowed     405   ``method_not_allowed`` (``Allow`` lists every method of the path)
 StorageError           503   ``storage_unavailable``
 anything else          500   ``internal_error``   (logged with its traceback)
 =====================  ====  ====================
@@ -19,6 +20,7 @@ Out-of-tenant objects answer exactly like missing ones (404), so existence does 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -68,7 +70,8 @@ _DESCRIPTIONS = {
     403: "The token's role does not allow this",
     404: "Not found, or not visible to the token's tenant",
     409: "Already exists",
-    422: "Request body or parameters do not match the schema",
+    422: "Request body or parameters do not match this document (``field`` names the first)",
+    500: "A bug, logged on the node",
     503: "A store is unavailable",
 }
 
@@ -79,7 +82,7 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 # What every authenticated route can answer besides its success.
-AUTH_ERRORS = (401, 403, 422)
+AUTH_ERRORS = (401, 403, 422, 500, 503)
 
 
 def error_response(status: int, error: str, detail: str, field: str | None = None) -> Response:
@@ -119,13 +122,27 @@ async def _on_validation_error(request: Request, exc: Exception) -> Response:
 
 async def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
-    codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthenticated",
-             403: "permission_denied"}
+    codes = {400: "invalid_input", 404: "not_found", 405: "method_not_allowed",
+             401: "unauthenticated", 403: "permission_denied"}
     code = codes.get(exc.status_code, "http_error")
     response = error_response(exc.status_code, code, str(exc.detail))
     if exc.headers:
         response.headers.update(exc.headers)
+    if exc.status_code == 405:
+        response.headers["Allow"] = ", ".join(allowed_methods(request))
     return response
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods the OpenAPI document lists for the request's path. Starlette's own ``Allow``
+    names only the methods of the first route whose path matched, and FastAPI makes one route
+    per method."""
+    doc: dict[str, Any] = request.app.openapi()
+    path = request.url.path
+    for template, operations in doc["paths"].items():
+        if re.fullmatch(re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)), path):
+            return sorted(method.upper() for method in operations)
+    return []
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:

@@ -14,18 +14,24 @@ from typing import Annotated
 
 from fastapi import Path
 
-from millnet.errors import InvalidInput
+from millnet.errors import InvalidInput, NotFound
 from millnet.model.limits import ascii_digits
 
 NS_PER_MS = 1_000_000
 _UNIT_NS = {"ms": NS_PER_MS, "s": 1_000_000_000, "m": 60_000_000_000, "h": 3_600_000_000_000,
             "d": 86_400_000_000_000}
+# The OpenAPI document states these patterns, and the server checks exactly them: a request
+# the document calls valid is parsed, one it calls invalid is refused (see api/contract.py).
 # ASCII digits only, and few of them: int() of thousands of digits raises (and is slow).
-_WIDTH = re.compile(r"^\s*([0-9]{1,15})\s*(ms|s|m|h|d)\s*$")
-_EPOCH_MS = re.compile(r"^(-?)([0-9]+)(?:\.([0-9]{1,6}))?$")
-_MAX_WIDTH_NS = 36_500 * 86_400_000_000_000  # a century: the store computes in int64 ns
-_MAX_EPOCH_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+# At most 99999 of a unit, and of days at most 36500 (a century: the store computes in int64 ns).
+WIDTH_PATTERN = (r"^([1-9][0-9]{0,4})(ms|s|m|h)$|"
+                 r"^([1-9][0-9]{0,3}|[12][0-9]{4}|3[0-5][0-9]{3}|36[0-4][0-9]{2}|36500)(d)$")
+_WIDTH = re.compile(WIDTH_PATTERN)
+EPOCH_MS_PATTERN = r"^-?[0-9]{1,15}(\.[0-9]{1,6})?$"
+_EPOCH_MS = re.compile(r"^(-?)([0-9]{1,15})(?:\.([0-9]{1,6}))?$")
 INT32_MAX = 2**31 - 1  # registry ids are 32-bit integers
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+SERIES_PATTERN = r"^[0-9]{1,10}(,[0-9]{1,10})*$"
 
 ObjectId = Annotated[int, Path(ge=1, le=INT32_MAX, description="Id of the object")]
 
@@ -46,15 +52,15 @@ def parse_time(raw: str, field: str) -> int:
     """ISO 8601 (naive means UTC) or epoch milliseconds -> epoch nanoseconds.
 
     Epoch milliseconds may carry a fraction (``1700000000123.456``), as telemetry answers do.
+    Well-formed times beyond what int64 nanoseconds hold (before 1677, after 2262) are clamped
+    to those bounds: no sample lies there, and the document allows any year.
     """
     text = raw.strip()
-    epoch = _EPOCH_MS.match(text)
+    epoch = _EPOCH_MS.fullmatch(text)
     if epoch is not None:
         sign, whole, frac = epoch.groups()
-        if len(whole) > 15 or int(whole) > _MAX_EPOCH_MS:
-            raise InvalidInput(f"epoch milliseconds out of range: {text[:40]}", field)
         ns = int(whole) * NS_PER_MS + int((frac or "").ljust(6, "0"))
-        return -ns if sign else ns
+        return _clamp(-ns if sign else ns)
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -63,49 +69,49 @@ def parse_time(raw: str, field: str) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
-    if not -(2**63) <= ns < 2**63:
-        raise InvalidInput(f"time out of range (1677 to 2262): {text[:40]!r}", field)
-    return ns
+    return _clamp((delta.days * 86_400 + delta.seconds) * 1_000_000_000
+                  + delta.microseconds * 1_000)
+
+
+def _clamp(ns: int) -> int:
+    return min(max(ns, _INT64_MIN), _INT64_MAX)
 
 
 def parse_width(raw: str, field: str = "width") -> int:
     """A bucket width such as ``15s``, ``1m``, ``1h``, ``500ms``, ``1d`` -> nanoseconds."""
-    match = _WIDTH.match(raw)
+    match = _WIDTH.fullmatch(raw)
     if match is None:
         raise InvalidInput(
-            f"bucket width must be a number and a unit (ms, s, m, h, d), e.g. 1m; got "
-            f"{raw[:20]!r}", field)
-    width = int(match.group(1)) * _UNIT_NS[match.group(2)]
-    if width <= 0:
-        raise InvalidInput("bucket width must be positive", field)
-    if width > _MAX_WIDTH_NS:
-        raise InvalidInput("bucket width must be at most 36500d", field)
-    return width
+            "bucket width must be a number (1 to 99999; days at most 36500) and a unit "
+            f"(ms, s, m, h, d), e.g. 1m; got {raw[:20]!r}", field)
+    number, unit = (match.group(1), match.group(2)) if match.group(1) else match.group(3, 4)
+    return int(number) * _UNIT_NS[unit]
 
 
 def time_range(start: str | None, end: str | None, limits: Limits) -> tuple[int, int]:
     """Half-open ``[start, end)`` in nanoseconds; ``end`` defaults to now, ``start`` to an hour
-    before ``end``."""
+    before ``end``. A ``start`` at or after ``end`` is an empty range, answered empty."""
     end_ns = parse_time(end, "end") if end is not None else time.time_ns()
     start_ns = (parse_time(start, "start") if start is not None
                 else end_ns - limits.default_range_ns)
-    if start_ns >= end_ns:
-        raise InvalidInput("start must be before end", "start")
-    return start_ns, end_ns
+    return start_ns, max(start_ns, end_ns)
 
 
 def parse_series(values: Iterable[str], max_series: int, field: str = "series") -> list[int]:
-    """Series ids from repeated and/or comma-separated parameters, deduplicated, in order."""
+    """Series ids from repeated and/or comma-separated parameters, deduplicated, in order.
+
+    Ids are 1 to 10 ASCII digits; an id above the registry's range is answered like any id that
+    does not exist (404), since the document states no upper bound a client could check.
+    """
     ids: dict[int, None] = {}
     for value in values:
-        for part in value.split(","):
-            token = part.strip()
-            if not token:
-                continue
-            if not ascii_digits(token, 10) or int(token) > INT32_MAX:
+        for token in value.split(","):
+            if not ascii_digits(token, 10):
                 raise InvalidInput(
-                    f"series ids are integers from 0 to {INT32_MAX}; got {token[:20]!r}", field)
+                    f"series ids are comma-separated integers from 0 to {INT32_MAX}; got "
+                    f"{token[:20]!r}", field)
+            if int(token) > INT32_MAX:
+                raise NotFound(f"series {token} not found")
             ids[int(token)] = None
             if len(ids) > max_series:
                 raise InvalidInput(
@@ -115,27 +121,25 @@ def parse_series(values: Iterable[str], max_series: int, field: str = "series") 
     return list(ids)
 
 
-def check_buckets(start_ns: int, end_ns: int, width_ns: int, limits: Limits) -> int:
-    count = -(-(end_ns - start_ns) // width_ns)
-    if count > limits.max_buckets:
-        raise InvalidInput(
-            f"{count} buckets requested, at most {limits.max_buckets}: widen the bucket or "
-            "shorten the range", "width")
-    return count
+def bucket_range(start_ns: int, end_ns: int, width_ns: int, limits: Limits) -> tuple[int, bool]:
+    """The end of the range the answer covers, and whether that cuts the requested range: at
+    most ``max_buckets`` buckets, the answer's ``end_ms`` saying where to continue."""
+    first = start_ns - start_ns % width_ns  # buckets are aligned to the epoch
+    last_end = first + limits.max_buckets * width_ns
+    if end_ns <= last_end:
+        return end_ns, False
+    return last_end, True
 
 
 def raw_limit(limit: int | None, n_series: int, limits: Limits) -> int:
-    """Rows per series: at most ``max_raw_rows`` over all the series of one request."""
-    most = limits.max_raw_rows // n_series
+    """Rows per series: ``limit``, at most ``max_raw_rows`` over all the series of one request
+    (a larger ``limit`` is lowered; the answer's ``limit`` says what was applied)."""
+    most = max(1, limits.max_raw_rows // n_series)
     if limit is None:
-        return max(1, min(limits.default_raw_rows, most))
+        return min(limits.default_raw_rows, most)
     if limit < 1:
         raise InvalidInput("limit must be at least 1", "limit")
-    if limit > most:
-        raise InvalidInput(
-            f"limit × series must not exceed {limits.max_raw_rows}: at most {most} rows per "
-            f"series for {n_series} series", "limit")
-    return limit
+    return min(limit, most)
 
 
 def to_ms(ts_ns: int) -> float:

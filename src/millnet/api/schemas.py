@@ -2,13 +2,50 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from millnet.api.params import INT32_MAX
 from millnet.model import AssetKind, DataType
 from millnet.registry import Asset, AssetNode, Point, Product, Role, Tenant, TokenInfo
+
+# What the registry accepts, stated as patterns: pydantic checks them (422), the document shows
+# them, and anything that matches is stored (a name: no control characters, not blank).
+_CONTROL = r"\x00-\x1f\x7f-\x9f"
+NAME_PATTERN = rf"^[^\s{_CONTROL}][^{_CONTROL}]*$"
+ASSET_NAME_PATTERN = rf"^[^\s{_CONTROL}/][^{_CONTROL}/]*$"
+TEXT_PATTERN = r"^[^\x00]*$"
+REQUIRED_TEXT_PATTERN = rf"^[^\s{_CONTROL}][^\x00]*$"
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+HANDLE_PATTERN = r"^[^\x00]*/[^\x00]*$"
+PREFIX_PATTERN = r"^[!-.0-~]{1,255}$"  # printable ASCII but space and '/'
+
+
+_IN = ConfigDict(extra="forbid")
+
+
+def _json_typed(kind: type | tuple[type, ...], name: str) -> Callable[[object], object]:
+    """A check that the JSON value is of the documented type: pydantic's lax mode would turn
+    ``"1"`` into 1 and ``0`` into False, accepting what the document calls invalid."""
+
+    def check(value: object) -> object:
+        if value is not None and (not isinstance(value, kind) or
+                                  (kind is not bool and isinstance(value, bool))):
+            raise ValueError(f"must be {name}")
+        return value
+
+    return check
+
+
+# JSON Schema's integer includes 1.0; pydantic turns an integral float into an int.
+_INTEGER = BeforeValidator(_json_typed((int, float), "an integer"))
+JsonId = Annotated[int, Field(ge=1, le=INT32_MAX), _INTEGER]
+JsonDays = Annotated[int, Field(ge=1), _INTEGER]
+JsonBool = Annotated[bool, BeforeValidator(_json_typed(bool, "true or false"))]
+JsonTime = Annotated[datetime, BeforeValidator(_json_typed(str, "an RFC 3339 date-time"))]
 
 
 class _Out(BaseModel):
@@ -29,30 +66,33 @@ class TenantOut(_Out):
 
 
 class TenantIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _IN
 
-    name: str = Field(description="1 to 63 of a-z, 0-9, '-', '_'", examples=["acme"])
-    display_name: str | None = Field(default=None, examples=["ACME Steel"])
-    retention_days: int | None = Field(
-        default=None, ge=1, description="Telemetry retention override; null: the node's default")
+    name: str = Field(pattern=SLUG_PATTERN, description="1 to 63 of a-z, 0-9, '-', '_'",
+                      examples=["acme"])
+    display_name: str | None = Field(default=None, max_length=200, pattern=NAME_PATTERN,
+                                     examples=["ACME Steel"])
+    retention_days: JsonDays | None = Field(
+        default=None, description="Telemetry retention override; null: the node's default")
 
 
 class IdentifierPrefixes(BaseModel):
     """Identifier prefixes of a tenant (``88.100.5``): its records link to handles under
     these only."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _IN
 
-    prefixes: list[str] = Field(max_length=100, examples=[["88.100.5"]])
+    prefixes: list[Annotated[str, Field(pattern=PREFIX_PATTERN)]] = Field(
+        max_length=100, examples=[["88.100.5"]])
 
 
 class TenantSettings(BaseModel):
     """Tenant settings an admin of the tenant may change."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _IN
 
-    retention_days: int | None = Field(
-        ge=1, description="Telemetry retention override; null: the node's default")
+    retention_days: JsonDays | None = Field(
+        description="Telemetry retention override; null: the node's default")
 
 
 class AssetOut(_Out):
@@ -91,16 +131,20 @@ class AssetTreeOut(BaseModel):
 
 
 class AssetIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _IN
 
-    parent_id: int | None = Field(
-        ge=1, le=INT32_MAX, description="The parent asset; null for a root (an enterprise)")
-    kind: AssetKind = Field(description="One level below the parent's kind")
-    name: str = Field(description="Unique among its siblings; no '/'", examples=["line-3"])
-    description: str | None = None
-    tenant_id: int | None = Field(
-        default=None, ge=1, le=INT32_MAX,
-        description="Defaults to the caller's tenant; node-wide admins name one")
+    parent_id: JsonId | None = Field(
+        description="The parent asset; null for a root (an enterprise)")
+    kind: AssetKind = Field(
+        description="One level below the parent's kind (an enterprise for a root); another "
+                    "kind answers 409")
+    name: str = Field(max_length=200, pattern=ASSET_NAME_PATTERN,
+                      description="Unique among its siblings; no '/'", examples=["line-3"])
+    description: str | None = Field(default=None, pattern=TEXT_PATTERN)
+    tenant_id: JsonId | None = Field(
+        default=None,
+        description="Defaults to the caller's tenant; a node-wide token must name one (403 "
+                    "otherwise)")
 
 
 class PointOut(_Out):
@@ -129,17 +173,20 @@ class DeviceOut(AssetOut):
 
 
 class ProductIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _IN
 
-    serial: str = Field(min_length=1, max_length=128, examples=["SN260000123"])
-    model: str = Field(min_length=1, max_length=128, examples=["P-200"])
-    line_id: int | None = Field(default=None, ge=1, le=INT32_MAX,
-                                description="The line that made it")
-    batch: str | None = Field(default=None, max_length=2048,
+    serial: str = Field(min_length=1, max_length=128, pattern=REQUIRED_TEXT_PATTERN,
+                        examples=["SN260000123"])
+    model: str = Field(min_length=1, max_length=128, pattern=REQUIRED_TEXT_PATTERN,
+                       examples=["P-200"])
+    line_id: JsonId | None = Field(
+        default=None, description="The line that made it (404 unless a line)")
+    batch: str | None = Field(default=None, max_length=2048, pattern=TEXT_PATTERN,
                               description="Its batch (an identifier, e.g. 88.100.5/BATCH-...)")
-    produced_at: datetime | None = Field(default=None, description="Default: now")
-    tenant_id: int | None = Field(default=None, ge=1, le=INT32_MAX,
-                                  description="Node-wide tokens must name the tenant")
+    produced_at: JsonTime | None = Field(default=None, description="Default: now")
+    tenant_id: JsonId | None = Field(
+        default=None, description="Defaults to the caller's tenant; a node-wide "
+                                              "token must name one (403 otherwise)")
 
 
 class ProductOut(_Out):
@@ -159,9 +206,11 @@ class ProductOut(_Out):
 
 
 class IdentifierIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _IN
 
-    handle: str = Field(min_length=3, max_length=2048, description="prefix/suffix",
+    handle: str = Field(min_length=3, max_length=2048, pattern=HANDLE_PATTERN,
+                        description="prefix/suffix, under one of the tenant's identifier "
+                                    "prefixes (403 otherwise)",
                         examples=["88.100.5/EQ-SUZHOU-L1-CNC-101"])
 
 
@@ -181,16 +230,17 @@ class TokenOut(_Out):
 
 
 class TokenIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _IN
 
-    name: str = Field(min_length=1, max_length=100, examples=["grafana"])
+    name: str = Field(min_length=1, max_length=100, pattern=NAME_PATTERN, examples=["grafana"])
     role: Role = Field(examples=["viewer"])
-    tenant_id: int | None = Field(
-        default=None, ge=1, le=INT32_MAX,
+    tenant_id: JsonId | None = Field(
+        default=None,
         description="Tenant of the new token; defaults to the caller's own tenant. A node-wide "
-                    "admin must name a tenant, or set node_wide")
-    node_wide: bool = Field(
-        default=False, description="Create a node-wide token (node-wide admins only)")
+                    "admin must name a tenant (403 otherwise), or set node_wide")
+    node_wide: JsonBool = Field(
+        default=False, description="Create a node-wide token (node-wide admins only, 403 "
+                                   "otherwise); with a tenant_id it answers 409")
 
 
 class TokenCreated(BaseModel):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from millnet.api.auth import Caller
 from millnet.api.context import ApiContext
-from millnet.errors import InvalidInput, NotFound
+from millnet.errors import NotFound, PermissionDenied
 from millnet.model import AssetKind
 from millnet.registry import Asset, Point, Tenant
 
@@ -17,14 +17,16 @@ def tenant_of_request(ctx: ApiContext, caller: Caller, tenant_id: int | None) ->
     """The tenant a collection request is about.
 
     A tenant token defaults to its own tenant and may name only that one; a node-wide token must
-    name an existing tenant.
+    name an existing tenant: without one it answers 403, like any request the token (not the
+    request's form) does not allow, so a client that follows the document is not refused a
+    request the document calls valid.
     """
     if caller.tenant_id is not None:
         if tenant_id is not None and tenant_id != caller.tenant_id:
             raise NotFound(f"tenant {tenant_id} not found")
         return caller.tenant_id
     if tenant_id is None:
-        raise InvalidInput("a node-wide token must name the tenant", "tenant_id")
+        raise PermissionDenied("a node-wide token must name the tenant (tenant_id)")
     visible_tenant(ctx, caller, tenant_id)
     return tenant_id
 

@@ -10,18 +10,21 @@ from millnet.api.errors import AUTH_ERRORS, responses
 from millnet.api.params import INT32_MAX, ObjectId
 from millnet.api.schemas import AssetIn, AssetOut, AssetTreeOut
 from millnet.api.scope import tenant_of_request, visible_asset
-from millnet.errors import InvalidInput
+from millnet.errors import Conflict, NotFound
+from millnet.model import AssetKind
+from millnet.registry.assets import child_kind
 
 router = APIRouter(tags=["assets"])
 
 TENANT_QUERY = Query(
     default=None, ge=1, le=INT32_MAX,
-    description="Tenant to read; defaults to the token's own. Node-wide tokens must name one.")
+    description="Tenant to read; defaults to the token's own. A node-wide token must name one "
+                "(403 otherwise).")
 
 
 @router.get("/assets", response_model=AssetTreeOut,
             summary="The tenant's asset tree: enterprise > site > area > line > device",
-            responses=responses(*AUTH_ERRORS, 400, 404))
+            responses=responses(*AUTH_ERRORS, 404))
 def asset_tree(ctx: Ctx, caller: Viewer, tenant_id: int | None = TENANT_QUERY) -> AssetTreeOut:
     tenant = tenant_of_request(ctx, caller, tenant_id)
     return AssetTreeOut.of(tenant, ctx.registry.asset_tree(tenant))
@@ -29,14 +32,24 @@ def asset_tree(ctx: Ctx, caller: Viewer, tenant_id: int | None = TENANT_QUERY) -
 
 @router.post("/assets", response_model=AssetOut, status_code=status.HTTP_201_CREATED,
              summary="Add an asset under a parent (admins)",
-             responses=responses(*AUTH_ERRORS, 400, 404, 409))
+             responses=responses(*AUTH_ERRORS, 404, 409))
 def create_asset(ctx: Ctx, caller: Admin, body: AssetIn) -> AssetOut:
+    """The kind must be the level below the parent's (an enterprise for a root): another kind
+    conflicts with the tree as it is (409). A parent of another tenant than ``tenant_id``
+    answers 404, like a parent that does not exist."""
+    parent_kind: AssetKind | None = None
     if body.parent_id is None:
         tenant = tenant_of_request(ctx, caller, body.tenant_id)
     else:
-        tenant = visible_asset(ctx, caller, body.parent_id).tenant_id
+        parent = visible_asset(ctx, caller, body.parent_id)
+        tenant, parent_kind = parent.tenant_id, parent.kind
         if body.tenant_id is not None and body.tenant_id != tenant:
-            raise InvalidInput("the parent asset belongs to another tenant", "tenant_id")
+            raise NotFound(f"asset {body.parent_id} not found in tenant {body.tenant_id}")
+    expected = child_kind(parent_kind)
+    if body.kind is not expected:
+        under = f"under a {parent_kind.value}" if parent_kind else "at the root"
+        wanted = f"{expected.value}s" if expected else "none"
+        raise Conflict(f"kind: {body.kind.value} {under}; the tree allows {wanted} there")
     asset = ctx.registry.create_asset(tenant, body.parent_id, body.kind, body.name,
                                       body.description)
     return AssetOut.of(asset)

@@ -27,7 +27,7 @@ def _device_ids(nodes: Any) -> Iterator[int]:
 
 
 @router.get("/devices", response_model=list[AssetOut], summary="The tenant's devices",
-            responses=responses(*AUTH_ERRORS, 400, 404))
+            responses=responses(*AUTH_ERRORS, 404))
 def list_devices(ctx: Ctx, caller: Viewer, tenant_id: int | None = TENANT_QUERY
                  ) -> list[AssetOut]:
     tenant = tenant_of_request(ctx, caller, tenant_id)
@@ -49,7 +49,7 @@ def get_device(ctx: Ctx, caller: Viewer, device_id: ObjectId) -> DeviceOut:
 
 @router.put("/devices/{device_id}/identifier", response_model=DeviceOut,
             summary="Link a device to its global identifier (operators)",
-            responses=responses(*AUTH_ERRORS, 400, 404, 409))
+            responses=responses(*AUTH_ERRORS, 404, 409))
 def set_device_identifier(ctx: Ctx, caller: Operator, device_id: ObjectId,
                           body: IdentifierIn) -> DeviceOut:
     """Record which identifier (registered at an identifier node, e.g. with ``millnet id
@@ -67,7 +67,7 @@ def list_device_points(ctx: Ctx, caller: Viewer, device_id: ObjectId) -> list[Po
 
 
 @router.get("/points", response_model=list[PointOut], summary="All points of the tenant",
-            responses=responses(*AUTH_ERRORS, 400, 404))
+            responses=responses(*AUTH_ERRORS, 404))
 def list_points(ctx: Ctx, caller: Viewer, tenant_id: int | None = TENANT_QUERY
                 ) -> list[PointOut]:
     tenant = tenant_of_request(ctx, caller, tenant_id)

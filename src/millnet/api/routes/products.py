@@ -11,8 +11,9 @@ from millnet.api.errors import AUTH_ERRORS, responses
 from millnet.api.params import INT32_MAX, ObjectId
 from millnet.api.routes.assets import TENANT_QUERY
 from millnet.api.schemas import IdentifierIn, ProductIn, ProductOut
-from millnet.api.scope import tenant_of_request
+from millnet.api.scope import tenant_of_request, visible_asset
 from millnet.errors import NotFound
+from millnet.model import AssetKind
 
 router = APIRouter(tags=["products"])
 
@@ -25,7 +26,7 @@ def _visible(ctx: Ctx, caller: Viewer, product_id: int) -> ProductOut:
 
 
 @router.get("/products", response_model=list[ProductOut], summary="The tenant's products",
-            responses=responses(*AUTH_ERRORS, 400, 404))
+            responses=responses(*AUTH_ERRORS, 404))
 def list_products(ctx: Ctx, caller: Viewer, tenant_id: int | None = TENANT_QUERY,
                   after: int = Query(default=0, ge=0, le=INT32_MAX,
                                      description="Ids after this one (paging)"),
@@ -37,9 +38,13 @@ def list_products(ctx: Ctx, caller: Viewer, tenant_id: int | None = TENANT_QUERY
 
 @router.post("/products", response_model=ProductOut, status_code=status.HTTP_201_CREATED,
              summary="Record a product (operators)",
-             responses=responses(*AUTH_ERRORS, 400, 404, 409))
+             responses=responses(*AUTH_ERRORS, 404, 409))
 def create_product(ctx: Ctx, caller: Operator, body: ProductIn) -> ProductOut:
     tenant = tenant_of_request(ctx, caller, body.tenant_id)
+    if body.line_id is not None:
+        line = visible_asset(ctx, caller, body.line_id)
+        if line.tenant_id != tenant or line.kind is not AssetKind.LINE:
+            raise NotFound(f"line {body.line_id} not found")
     return ProductOut.of(ctx.registry.create_product(
         tenant, body.serial, body.model, line_id=body.line_id, batch=body.batch,
         produced_at=body.produced_at))
@@ -53,7 +58,7 @@ def get_product(ctx: Ctx, caller: Viewer, product_id: ObjectId) -> ProductOut:
 
 @router.put("/products/{product_id}/identifier", response_model=ProductOut,
             summary="Link a product to its global identifier (operators)",
-            responses=responses(*AUTH_ERRORS, 400, 404, 409))
+            responses=responses(*AUTH_ERRORS, 404, 409))
 def set_product_identifier(ctx: Ctx, caller: Operator, product_id: ObjectId,
                            body: IdentifierIn) -> ProductOut:
     tenant = _visible(ctx, caller, product_id).tenant_id

@@ -19,7 +19,8 @@ from millnet.api.context import Ctx
 from millnet.api.errors import AUTH_ERRORS, responses
 from millnet.api.hot import last_values_body
 from millnet.api.params import (
-    check_buckets,
+    WIDTH_PATTERN,
+    bucket_range,
     parse_series,
     parse_width,
     raw_limit,
@@ -36,14 +37,23 @@ _encode = msgspec.json.Encoder().encode
 TS_DOC = "Epoch milliseconds (UTC); the fraction carries microseconds"
 QUALITY_DOC = "0 good, 1 uncertain, 2 bad, 3 stale (the source went away)"
 
+# ``series`` is parsed by hand (repeated and comma-separated forms, 400 naming the parameter);
+# api/contract.py documents it as a required array of series ids.
 SeriesQuery = Annotated[list[str] | None, Query(
     description="Series ids (a point's series_id), repeated or comma-separated: "
                 "`series=1&series=2` or `series=1,2`")]
 StartQuery = Annotated[str | None, Query(
-    description="Inclusive start: ISO 8601 or epoch ms; default one hour before end",
-    examples=["2025-01-31T08:00:00Z"])]
+    description="Inclusive start: ISO 8601 or epoch ms; default one hour before end. A start "
+                "at or after end selects nothing", examples=["2025-01-31T08:00:00Z"])]
 EndQuery = Annotated[str | None, Query(
     description="Exclusive end: ISO 8601 or epoch ms; default now", examples=["1738310400000"])]
+LimitQuery = Annotated[int | None, Query(
+    ge=1, description="Rows per series at most; lowered so that limit × series stays within "
+                      "the node's maximum (the answer's ``limit`` is the one applied)")]
+WidthQuery = Annotated[str, Query(
+    pattern=WIDTH_PATTERN,
+    description="Bucket width: a number and a unit, e.g. 500ms, 15s, 1m, 1h, 1d (days at "
+                "most 36500)")]
 
 
 class RawSeries(BaseModel):
@@ -76,8 +86,12 @@ class BucketSeries(BaseModel):
 
 class BucketAnswer(BaseModel):
     start_ms: float
-    end_ms: float
+    end_ms: float = Field(description="Where this answer ends: the requested end, or, when "
+                                      "``truncated``, the ``start`` that continues")
     width_ms: float
+    truncated: bool = Field(
+        description="The range held more buckets than the node answers at once (10,000 by "
+                    "default)")
     series: list[BucketSeries] = Field(
         description="In the order requested; buckets without samples are left out")
 
@@ -116,11 +130,10 @@ def _raw_series(sid: int, rows: list[SamplePoint], limit: int) -> dict[str, Any]
     "/raw", response_model=RawAnswer, summary="Raw samples of one or more series",
     responses=responses(*AUTH_ERRORS, 400, 404),
     description="Samples in ``[start, end)`` in time order, at most ``limit`` per series; "
-                "``limit`` × series may not exceed the node's maximum (100,000 by default).")
+                "``limit`` × series is at most the node's maximum (100,000 by default).")
 def raw(
     ctx: Ctx, caller: Viewer, series: SeriesQuery = None, start: StartQuery = None,
-    end: EndQuery = None,
-    limit: Annotated[int | None, Query(description="Rows per series at most")] = None,
+    end: EndQuery = None, limit: LimitQuery = None,
 ) -> Response:
     ids = parse_series(series or [], ctx.limits.max_series)
     start_ns, end_ns = time_range(start, end, ctx.limits)
@@ -141,6 +154,8 @@ def _rows_per_series(
     series id, so the series from the one it stopped in onwards may be incomplete, and only
     those are asked again, one by one.
     """
+    if start_ns == end_ns:  # an empty range
+        return {sid: [] for sid in ids}
     overall = per_series * len(ids)
     rows = store.query_range(ids, start_ns, end_ns, limit=overall + 1)
     grouped: dict[int, list[SamplePoint]] = {sid: [] for sid in ids}
@@ -172,20 +187,22 @@ def _bucket_series(sid: int, buckets: list[Bucket]) -> dict[str, Any]:
 def buckets(
     ctx: Ctx, caller: Viewer, series: SeriesQuery = None, start: StartQuery = None,
     end: EndQuery = None,
-    width: Annotated[str, Query(description="Bucket width: 500ms, 15s, 1m, 1h, 1d")] = "1m",
+    width: WidthQuery = "1m",
 ) -> Response:
     ids = parse_series(series or [], ctx.limits.max_series)
     start_ns, end_ns = time_range(start, end, ctx.limits)
     width_ns = parse_width(width)
-    check_buckets(start_ns, end_ns, width_ns, ctx.limits)
+    end_ns, truncated = bucket_range(start_ns, end_ns, width_ns, ctx.limits)
     check_series(ctx, caller, ids)
     by_series: dict[int, list[Bucket]] = defaultdict(list)
-    for bucket in ctx.store.query_buckets(ids, start_ns, end_ns, width_ns):
+    found = ctx.store.query_buckets(ids, start_ns, end_ns, width_ns) if start_ns < end_ns else []
+    for bucket in found:
         by_series[bucket.series_id].append(bucket)
     answer = [_bucket_series(sid, sorted(by_series.get(sid, []), key=lambda b: b.start_ns))
               for sid in ids]
     return _json(_encode({"start_ms": to_ms(start_ns), "end_ms": to_ms(end_ns),
-                          "width_ms": to_ms(width_ns), "series": answer}))
+                          "width_ms": to_ms(width_ns), "truncated": truncated,
+                          "series": answer}))
 
 
 @router.get(

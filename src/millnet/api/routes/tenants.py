@@ -33,7 +33,7 @@ def list_tenants(ctx: Ctx, caller: Viewer) -> list[TenantOut]:
 
 @router.post("/tenants", response_model=TenantOut, status_code=status.HTTP_201_CREATED,
              summary="Create a tenant (node-wide admins)",
-             responses=responses(*AUTH_ERRORS, 400, 409))
+             responses=responses(*AUTH_ERRORS, 409))
 def create_tenant(ctx: Ctx, caller: Admin, body: TenantIn) -> TenantOut:
     if caller.tenant_id is not None:
         raise PermissionDenied("only a node-wide admin creates tenants")
@@ -50,7 +50,7 @@ def get_tenant(ctx: Ctx, caller: Viewer, tenant_id: ObjectId) -> TenantOut:
 
 @router.patch("/tenants/{tenant_id}", response_model=TenantOut,
               summary="Change tenant settings (admins of the tenant)",
-              responses=responses(*AUTH_ERRORS, 400, 404))
+              responses=responses(*AUTH_ERRORS, 404))
 def update_tenant(
     ctx: Ctx, caller: Admin, tenant_id: ObjectId, body: TenantSettings,
 ) -> TenantOut:
@@ -69,7 +69,7 @@ def get_identifier_prefixes(ctx: Ctx, caller: Viewer, tenant_id: ObjectId,
 
 @router.put("/tenants/{tenant_id}/identifier-prefixes", response_model=IdentifierPrefixes,
             summary="Assign the tenant's identifier prefixes (node-wide admins)",
-            responses=responses(*AUTH_ERRORS, 400, 404, 409))
+            responses=responses(*AUTH_ERRORS, 404, 409))
 def set_identifier_prefixes(ctx: Ctx, caller: Admin, tenant_id: ObjectId,
                             body: IdentifierPrefixes) -> IdentifierPrefixes:
     """A tenant links its devices and products only to handles under its own prefixes; a

@@ -14,18 +14,19 @@ from millnet.api.errors import AUTH_ERRORS, responses
 from millnet.api.params import INT32_MAX, ObjectId
 from millnet.api.schemas import TokenCreated, TokenIn, TokenOut
 from millnet.api.scope import tenant_of_request, visible_tenant
-from millnet.errors import InvalidInput, NotFound, PermissionDenied
+from millnet.errors import Conflict, NotFound, PermissionDenied
 
 router = APIRouter(tags=["tokens"])
 
 
 @router.get("/tokens", response_model=list[TokenOut],
             summary="Tokens of the tenant (or node-wide tokens)",
-            responses=responses(*AUTH_ERRORS, 400, 404))
+            responses=responses(*AUTH_ERRORS, 404))
 def list_tokens(
     ctx: Ctx, caller: Admin,
     tenant_id: int | None = Query(default=None, ge=1, le=INT32_MAX,
-                                  description="Defaults to the caller's tenant"),
+                                  description="Defaults to the caller's tenant; a node-wide "
+                                              "token must name one (403 otherwise)"),
     node_wide: bool = Query(default=False, description="List node-wide tokens instead "
                                                        "(node-wide admins only)"),
 ) -> list[TokenOut]:
@@ -39,14 +40,14 @@ def list_tokens(
 
 @router.post("/tokens", response_model=TokenCreated, status_code=status.HTTP_201_CREATED,
              summary="Create a token; its secret is in this answer only",
-             responses=responses(*AUTH_ERRORS, 400, 404))
+             responses=responses(*AUTH_ERRORS, 404, 409))
 def create_token(ctx: Ctx, caller: Admin, body: TokenIn) -> TokenCreated:
     tenant: int | None
     if body.node_wide:
         if caller.tenant_id is not None:
             raise PermissionDenied("only a node-wide admin creates node-wide tokens")
         if body.tenant_id is not None:
-            raise InvalidInput("a node-wide token has no tenant", "tenant_id")
+            raise Conflict("a node-wide token has no tenant: give node_wide or tenant_id")
         tenant = None
     else:
         tenant = tenant_of_request(ctx, caller, body.tenant_id)
