@@ -60,7 +60,7 @@ from millnet.identifiers.templates import (
     remote_fetcher,
     trusted_prefixes,
 )
-from millnet.identifiers.transport import NativeServer, udp_socket
+from millnet.identifiers.transport import NativeServer
 from millnet.protocols.handle import (
     ServerRecord,
     ServiceInterface,
@@ -327,6 +327,7 @@ async def identifier_node(opts: IdServerOptions, *, http: bool = True,
             http_port = opts.http_port if sock is not None else None
             await stack.enter_async_context(workers(opts, server.udp_port, http_port))
             mirror = _mirror(opts, store)
+            failed: Exception | None = None
             async with asyncio.TaskGroup() as tg:
                 background = [tg.create_task(supervise(
                     "identifier-log-trim", lambda: _trim_forever(store, opts), restarts))]
@@ -340,11 +341,15 @@ async def identifier_node(opts: IdServerOptions, *, http: bool = True,
                 try:
                     yield LiveIdNode(store, service, server.udp_port, server.tcp_port,
                                      http_port, mirror, handler.resolver)
+                except Exception as exc:  # noqa: BLE001 - the caller's, raised below, ungrouped
+                    failed = exc
                 finally:
                     if web is not None:
                         web.should_exit = True
                     for task in background:
                         task.cancel()
+            if failed is not None:
+                raise failed
 
 
 def task_restarts() -> Counter:
@@ -380,8 +385,8 @@ async def _native_server(opts: IdServerOptions, handler: NativeHandler,
     try:
         await server.__aenter__()
     except OSError as exc:
-        # UDP is bound first: if its port is free now, TCP was the one refused.
-        udp = not _udp_free(opts.host, opts.udp_port, reuse_port=opts.workers > 1)
+        # UDP is bound first: TCP was refused if its port is taken.
+        udp = _tcp_free(opts.host, opts.tcp_port)
         key, proto, port = (("identifiers.udp_port", "UDP", opts.udp_port) if udp else
                             ("identifiers.tcp_port", "TCP", opts.tcp_port))
         raise ConfigError(key, f"cannot listen on {opts.host}:{port} ({proto}): "
@@ -395,9 +400,9 @@ async def _native_server(opts: IdServerOptions, handler: NativeHandler,
         await asyncio.sleep(0)
 
 
-def _udp_free(host: str, port: int, *, reuse_port: bool) -> bool:
+def _tcp_free(host: str, port: int) -> bool:
     try:
-        udp_socket(host, port, reuse_port=reuse_port).close()
+        listening_socket(host, port).close()
     except OSError:
         return False
     return True

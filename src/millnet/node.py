@@ -115,6 +115,7 @@ def create_token(settings: Settings, tenant: str | None, role: str, name: str) -
 async def running(node: Node, *, api: bool = True) -> AsyncIterator[Node]:
     """Run the node's pipeline, sources and API while the context is open; drain on exit."""
     server: uvicorn.Server | None = None
+    failed: Exception | None = None
     try:  # bound first: a busy port stops the node before anything runs
         sock = api_socket(node.settings.api) if api else None
     except ConfigError:
@@ -134,6 +135,8 @@ async def running(node: Node, *, api: bool = True) -> AsyncIterator[Node]:
             node.api_port = sock.getsockname()[1]
         try:
             yield node
+        except Exception as exc:  # noqa: BLE001 - the caller's, raised below, ungrouped
+            failed = exc
         finally:
             for task in srcs:
                 task.cancel()
@@ -146,6 +149,8 @@ async def running(node: Node, *, api: bool = True) -> AsyncIterator[Node]:
             if server is not None:
                 server.should_exit = True
     node.close()
+    if failed is not None:
+        raise failed
 
 
 def _api_server(node: Node) -> uvicorn.Server:

@@ -374,9 +374,13 @@ class NativeServer:
         self._tcp: asyncio.Server | None = None
         if self.tcp:
             limits = Slots(self.max_tcp_connections, self.max_tcp_per_host)
-            self._tcp = await loop.create_server(
-                lambda: _TcpProtocol(self.handler, self.tcp_idle_timeout, self._tasks, limits),
-                self.host, self.tcp_port)
+            try:
+                self._tcp = await loop.create_server(
+                    lambda: _TcpProtocol(self.handler, self.tcp_idle_timeout, self._tasks,
+                                         limits), self.host, self.tcp_port)
+            except OSError:
+                udp.close()  # a half-started server keeps no port
+                raise
             self.tcp_port = self._tcp.sockets[0].getsockname()[1]
         return self
 
