@@ -140,6 +140,26 @@ def bench_resolve(
         workers=workers, connections=connections, console=out), as_json)
 
 
+@bench_app.command("flood")
+def bench_flood(
+    seconds: Annotated[float, typer.Option(help="seconds of each phase")] = 10.0,
+    flood_kib: Annotated[float, typer.Option(help="KiB/s of deep-prefix requests")] = 58.0,
+    probe_rate: Annotated[float, typer.Option(help="normal resolutions per second")] = 100.0,
+    handles: Annotated[int, typer.Option(help="handles stored")] = 10_000,
+    workers: Annotated[int, typer.Option(help="the node's processes")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="end with one JSON line")] = False,
+) -> None:
+    """Normal resolutions before, during and after a deep-prefix UDP flood; exit 1 on loss."""
+    from millnet.bench.flood import run_flood_bench
+
+    result: dict[str, Any] = {}
+    _run_bench(lambda out: result.update(run_flood_bench(
+        handles=handles, seconds=seconds, flood_kib=flood_kib, probe_rate=probe_rate,
+        workers=workers, console=out)) or result, as_json)
+    if not result.get("ok"):
+        raise typer.Exit(1)
+
+
 def _run_bench(run: Callable[[Console], dict[str, Any]], as_json: bool) -> None:
     """Run a benchmark, its progress on stderr with ``--json`` so that stdout ends with the one
     JSON line; errors as a message and exit code 1."""
