@@ -87,6 +87,8 @@ def test_parse_series() -> None:
     for bad in (["x"], ["1.5"], ["-2"], [], [","], [" 4"], ["1,"], ["12345678901"]):
         with pytest.raises(InvalidInput):
             parse_series(bad, 10)
+    with pytest.raises(InvalidInput, match="at most 2"):  # the ids given count, as documented
+        parse_series(["1", "1", "1"], 2)
     with pytest.raises(NotFound):  # a well-formed id no series can have
         parse_series(["2147483648"], 10)
 

@@ -98,14 +98,21 @@ def time_range(start: str | None, end: str | None, limits: Limits) -> tuple[int,
 
 
 def parse_series(values: Iterable[str], max_series: int, field: str = "series") -> list[int]:
-    """Series ids from repeated and/or comma-separated parameters, deduplicated, in order.
+    """Series ids from repeated and/or comma-separated parameters (at most ``max_series``
+    given), deduplicated, in order.
 
     Ids are 1 to 10 ASCII digits; an id above the registry's range is answered like any id that
     does not exist (404), since the document states no upper bound a client could check.
     """
     ids: dict[int, None] = {}
+    given = 0
     for value in values:
         for token in value.split(","):
+            # Ids given, not distinct ids, count: the document bounds the array's length.
+            given += 1
+            if given > max_series:
+                raise InvalidInput(
+                    f"too many series in one request (at most {max_series})", field)
             if not ascii_digits(token, 10):
                 raise InvalidInput(
                     f"series ids are comma-separated integers from 0 to {INT32_MAX}; got "
@@ -113,9 +120,6 @@ def parse_series(values: Iterable[str], max_series: int, field: str = "series") 
             if int(token) > INT32_MAX:
                 raise NotFound(f"series {token} not found")
             ids[int(token)] = None
-            if len(ids) > max_series:
-                raise InvalidInput(
-                    f"too many series in one request (at most {max_series})", field)
     if not ids:
         raise InvalidInput("at least one series id is required", field)
     return list(ids)
