@@ -93,3 +93,48 @@ def test_demo_streams_the_plant_into_the_api(tmp_path: Path, transport: str) -> 
     finally:
         rest = proc.communicate(timeout=60)[0]
     assert proc.returncode == 0, rest[-2000:]
+
+
+def _demo_api_port(data_dir: Path) -> int:
+    """Run `millnet demo --port 0` briefly; the port its API listened on."""
+    out = subprocess.run([sys.executable, "-m", "millnet", "demo", "--duration", "1", "--port",
+                          "0", "--in-process", "--data-dir", str(data_dir)],
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    found = re.search(r"API http://127\.0\.0\.1:(\d+)  token", out.stdout)
+    assert found is not None, out.stdout
+    return int(found.group(1))
+
+
+def test_registered_urls_name_the_port_the_api_listens_on(tmp_path: Path) -> None:
+    """Found by review: a demo restarted on its data with another port kept registering the
+    first run's URLs (http://127.0.0.1:8080/... while the API listened elsewhere)."""
+    from millnet.identifiers.store import IdentifierStore
+
+    data = tmp_path / "demo"
+    ports = [_demo_api_port(data), _demo_api_port(data)]
+    store = IdentifierStore.open(f"sqlite:///{data / 'identifiers.sqlite'}")
+    try:
+        url = store.get("88.100.5/PUMP-000123", indexes=(1,))[0].data.decode()
+    finally:
+        store.close()
+    assert url.startswith(f"http://127.0.0.1:{ports[1]}/api/v1/products/"), (ports, url)
+
+
+def test_a_second_demo_on_a_busy_port_says_so_in_one_line(tmp_path: Path) -> None:
+    """Found by review: a second `millnet demo` while one ran printed a 60-line traceback."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        out = subprocess.run([sys.executable, "-m", "millnet", "demo", "--duration", "1",
+                              "--port", str(busy), "--in-process", "--data-dir",
+                              str(tmp_path / "demo")],
+                             capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 1
+    assert "Traceback" not in out.stdout + out.stderr
+    named = [line for line in out.stdout.splitlines() if "api.port" in line]
+    assert named == [f"error api.port: cannot listen on 127.0.0.1:{busy} (TCP): "
+                     "Address already in use"], out.stdout

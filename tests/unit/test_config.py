@@ -66,3 +66,66 @@ def test_paths_default_into_data_dir() -> None:
     s = load_settings(None, environ={"MILLNET_NODE__DATA_DIR": "/var/lib/millnet"})
     assert s.telemetry_path == Path("/var/lib/millnet/telemetry.duckdb")
     assert s.registry_url == "sqlite:////var/lib/millnet/registry.sqlite"
+
+
+def _identifiers(tmp_path: Path, **keys: str) -> dict[str, str]:
+    secret = tmp_path / "admin.secret"
+    secret.write_text("s3cret-admin-key\n")
+    env = {"MILLNET_IDENTIFIERS__ENABLED": "true", "MILLNET_IDENTIFIERS__PREFIX": "88.100.5",
+           "MILLNET_IDENTIFIERS__ADMIN_SECRET_FILE": str(secret)}
+    return env | {f"MILLNET_{k}": v for k, v in keys.items()}
+
+
+def test_identifier_service_from_the_environment(tmp_path: Path) -> None:
+    from millnet.node import identifier_options
+
+    env = _identifiers(tmp_path, IDENTIFIERS__UDP_PORT="3641", IDENTIFIERS__TCP_PORT="3642",
+                       IDENTIFIERS__HTTP_PORT="0", IDENTIFIERS__PARENT="10.0.0.1:2641",
+                       IDENTIFIERS__DELEGATES='["88.100.5.1=10.0.0.9:2641,10.0.0.10:2641"]',
+                       IDENTIFIERS__RECURSIVE="true", IDENTIFIERS__WORKERS="2",
+                       IDENTIFIERS__FOLLOW_CHANGES_EVERY="0.5", NODE__ROLE="secondary",
+                       NODE__DATA_DIR=str(tmp_path / "d"), API__TRUSTED_PROXIES='["10.0.0.5"]')
+    opts = identifier_options(load_settings(None, environ=env))
+    assert (opts.prefix, opts.role, opts.udp_port, opts.tcp_port, opts.http_port) == (
+        "88.100.5", "secondary", 3641, 3642, 0)
+    assert opts.parent == "10.0.0.1:2641" and opts.recursive and opts.workers == 2
+    assert opts.delegates == (("88.100.5.1", ("10.0.0.9:2641", "10.0.0.10:2641")),)
+    assert opts.change_interval == 0.5 and opts.trusted_proxies == ("10.0.0.5/32",)
+    assert opts.database_url == f"sqlite:///{tmp_path / 'd' / 'identifiers.sqlite'}"
+    opts.check()
+
+
+@pytest.mark.parametrize(("keys", "named"), [
+    ({"IDENTIFIERS__HTTP_PORT": "8080"}, "identifiers.http_port"),  # api.port's default
+    ({"IDENTIFIERS__TCP_PORT": "9000", "API__PORT": "9000"}, "identifiers.tcp_port"),
+    ({"IDENTIFIERS__PREFIX": ""}, "identifiers.prefix"),
+    ({"NODE__ROLE": "national", "IDENTIFIERS__PARENT": "10.0.0.1:2641"}, "identifiers.parent"),
+    ({"IDENTIFIERS__UDP_PORT": "0"}, "identifiers.udp_port"),
+])
+def test_services_that_do_not_fit_together_are_named(tmp_path: Path, keys: dict[str, str],
+                                                     named: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(None, environ=_identifiers(tmp_path, **keys))
+    assert err.value.key == named
+
+
+def test_a_national_node_has_no_platform_so_its_ports_are_free(tmp_path: Path) -> None:
+    env = _identifiers(tmp_path, NODE__ROLE="national", IDENTIFIERS__HTTP_PORT="8080")
+    settings = load_settings(None, environ=env)
+    assert not settings.runs_platform
+    assert load_settings(None, environ={}).runs_platform
+
+
+def test_a_missing_secret_file_is_named_before_anything_opens(tmp_path: Path) -> None:
+    from millnet.node import build_services
+
+    env = _identifiers(tmp_path, IDENTIFIERS__ADMIN_SECRET_FILE=str(tmp_path / "nope"),
+                       NODE__DATA_DIR=str(tmp_path / "d"))
+    with pytest.raises(ConfigError) as err:
+        build_services(load_settings(None, environ=env))
+    assert err.value.key == "identifiers.admin_secret_file"
+    assert not (tmp_path / "d").exists()
+    unset = {k: v for k, v in env.items() if "SECRET" not in k}
+    with pytest.raises(ConfigError) as err:
+        load_settings(None, environ=unset)
+    assert err.value.key == "identifiers.admin_secret_file"
