@@ -1,4 +1,5 @@
-"""kill -9 of a node under QoS 1 JSON load loses no acknowledged message.
+"""kill -9 of a node (platform and identifier service) under QoS 1 JSON load loses no
+acknowledged message.
 
 The node acknowledges a QoS 1 message only after its samples are committed, and keeps a
 persistent MQTT session: whatever it had not acknowledged when killed is redelivered by the
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -55,14 +57,18 @@ def _wait(predicate: object, timeout: float, what: str) -> None:
 
 
 def test_kill_9_loses_no_acknowledged_message(mosquitto: Mosquitto, tmp_path: Path) -> None:
-    api_port = free_port()
+    api_port, native = free_port(), free_port()
     data = tmp_path / "data"
     config = tmp_path / "node.toml"
-    config.write_text(
+    secret = tmp_path / "admin.secret"
+    secret.write_text("s3cret-admin-key\n")
+    config.write_text(  # the whole node: platform and identifier service in one process
         f'[node]\ndata_dir = "{data}"\n'
         f'[mqtt]\nport = {mosquitto.port}\nclient_id = "crash-test"\nsparkplug = false\n'
         f"[ingest]\nbatch_max_delay_ms = 50\n"
         f"[api]\nport = {api_port}\n"
+        f'[identifiers]\nenabled = true\nprefix = "88.100.5"\nadmin_secret_file = "{secret}"\n'
+        f"udp_port = {native}\ntcp_port = {native}\nhttp_port = 0\n"
     )
     log = tmp_path / "node.log"
     node = _start_node(config, log)
@@ -109,6 +115,10 @@ def test_kill_9_loses_no_acknowledged_message(mosquitto: Mosquitto, tmp_path: Pa
     node.send_signal(signal.SIGTERM)
     assert node.wait(30) == 0, log.read_text()[-2000:]
 
+    # The identifier service of the killed node came back on its store too.
+    ids = sqlite3.connect(data / "identifiers.sqlite")
+    assert ids.execute("SELECT count(*) FROM handles").fetchone() == (2,)
+    ids.close()
     con = duckdb.connect(str(data / "telemetry.duckdb"), read_only=True)
     distinct = con.execute(
         "SELECT count(*) FROM (SELECT DISTINCT series_id, ts FROM samples)").fetchone()
