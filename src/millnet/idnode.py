@@ -1,4 +1,5 @@
-"""Composition root of a standalone identifier node (``millnet id serve``).
+"""The identifier service of a node: built by :mod:`millnet.node` from the ``[identifiers]``
+section (as :class:`IdServerOptions`), run by :func:`identifier_node`.
 
 Opens the identifier store in the data directory, creates the node's prefix record and admin
 handle on first start (``0.NA/<prefix>`` with HS_ADMIN pointing at ``<prefix>/ADMIN`` index 300,
