@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from millnet.errors import MillnetError
+from millnet.model.limits import ascii_digits
 from millnet.protocols.handle import ErrorResponse, HandleValue
 
 if TYPE_CHECKING:
@@ -182,7 +183,7 @@ def _where(server: str) -> Server:
 
 def _credentials(auth: str, secret_file: Path) -> tuple[str, int, bytes]:
     index, sep, handle = auth.partition(":")
-    if not sep or not index.isdigit() or not handle:
+    if not sep or not ascii_digits(index, 10) or not handle:
         console.print(f"[red]error[/red] --auth {auth!r} is not INDEX:HANDLE, "
                       "e.g. 300:88.100.5/ADMIN")
         raise typer.Exit(1)
@@ -219,7 +220,7 @@ def parse_value_option(text: str, index: int) -> HandleValue:
         raise typer.BadParameter(f"{text!r} is not TYPE=DATA or INDEX:TYPE=DATA",
                                  param_hint="--value")
     at, colon, kind = head.partition(":")
-    if colon and at.isdigit():
+    if colon and ascii_digits(at, 10):
         index, head = int(at), kind
     return HandleValue(index, head, data.encode("utf-8"))
 

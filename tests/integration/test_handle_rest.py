@@ -175,3 +175,14 @@ def test_listing_pages_through_a_prefix(server: ThreadedServer) -> None:
     denied = httpx.get(f"{server.url}/api/handles?prefix=88.100.6",
                        headers=_basic("300:88.100.5/ADMIN", SECRET_5))
     assert denied.status_code == 403
+
+
+@pytest.mark.parametrize("index", ["²", "٣", "3" * 50])
+def test_unicode_or_huge_digits_in_credentials_are_refused_not_500(
+        server: ThreadedServer, index: str) -> None:
+    """'²'.isdigit() is true and int('²') raises: these answered 500 (issue 9)."""
+    url = f"{server.url}/api/handles/88.100.5/DIGITS"
+    body = {"values": [{"index": 1, "type": "URL", "data": "https://x.example/"}]}
+    r = httpx.put(url, json=body, headers=_basic(f"{index}:88.100.5/ADMIN", SECRET_5))
+    assert r.status_code == 401, r.text
+    assert httpx.get(f"{url}?index={index}").status_code < 500

@@ -33,6 +33,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from millnet.errors import InvalidInput
+from millnet.model.limits import ascii_digits
 from millnet.protocols.handle import ValueReference, normalize_handle
 
 from .errors import AuthenticationFailed, AuthenticationNeeded
@@ -61,7 +62,7 @@ def parse_basic(header: str) -> tuple[ValueReference, bytes]:
     except UnicodeDecodeError:
         raise AuthenticationFailed("user name is not UTF-8") from None
     index, sep, handle = username.partition(":")
-    if not (colon and sep and index.isdigit() and handle):
+    if not (colon and sep and ascii_digits(index, 10) and handle):
         raise AuthenticationFailed("the user name must be index:handle, e.g. 300:88.100.5/ADMIN")
     return ValueReference(handle, int(index)), secret
 

@@ -53,6 +53,7 @@ from millnet.identifiers.pubkey import verify_challenge
 from millnet.identifiers.resolver import RecursiveResolver
 from millnet.identifiers.service import IdentifierService
 from millnet.identifiers.transport import Slots, TcpPeer
+from millnet.model.limits import ascii_digits
 from millnet.protocols.handle import (
     AddValueRequest,
     ChallengeAnswer,
@@ -301,7 +302,7 @@ class NativeHandler:
         held at that index, in clear text as the SDK sends it (use TLS or a private link)."""
         tcp = _tcp_only(peer)
         index_text, sep, handle = body.username.partition(":")
-        if not (sep and index_text.isdigit()):
+        if not (sep and ascii_digits(index_text, 10)):
             index_text, handle = str(SECKEY_INDEX), body.username
         principal = ValueReference(handle, int(index_text))
         self.throttle.check(peer[0])

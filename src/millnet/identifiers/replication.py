@@ -43,6 +43,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from millnet.errors import InvalidInput, MillnetError
+from millnet.model.limits import ascii_digits
 from millnet.protocols.handle import HandleValue, ValueReference, prefix_handle
 from millnet.protocols.handle.constants import ALL_ADMIN_PERMISSIONS
 
@@ -150,7 +151,7 @@ def replication_routes(service: IdentifierService, prefix: str,
 
 
 def _int(text: str, field: str) -> int:
-    if not text.isdigit():
+    if not ascii_digits(text, 20):
         raise InvalidInput(f"{text[:20]!r} is not a non-negative integer", field)
     return int(text)
 

@@ -48,6 +48,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from millnet.errors import InvalidInput, MillnetError
+from millnet.model.limits import ascii_digits
 from millnet.protocols.handle import (
     AdminPermission,
     HandleValue,
@@ -161,7 +162,7 @@ async def read_json(request: Request, max_bytes: int) -> Any:
         raise RequestError(f"unsupported media type {kind[:40]!r}; send application/json",
                            "Content-Type")
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+    if declared is not None and ascii_digits(declared, 20) and int(declared) > max_bytes:
         raise RequestError(f"body larger than {max_bytes} bytes", "body")
     raw = bytearray()
     async for chunk in request.stream():

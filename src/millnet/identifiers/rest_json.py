@@ -41,6 +41,7 @@ from typing import Any
 import msgspec
 
 from millnet.errors import ProtocolError
+from millnet.model.limits import ascii_digits
 from millnet.protocols.handle import (
     AdminRecord,
     HandleValue,
@@ -207,7 +208,7 @@ def _fail(field: str, message: str) -> InvalidValue:
 def _int(raw: object, field: str, maximum: int = 0xFFFFFFFF) -> int:
     if isinstance(raw, bool):
         raise _fail(field, "expected an integer, got a boolean")
-    if isinstance(raw, str) and raw.strip().isdigit():
+    if isinstance(raw, str) and ascii_digits(raw.strip(), 20):
         raw = int(raw.strip())
     if not isinstance(raw, int):
         raise _fail(field, f"expected an integer, got {type(raw).__name__}")
@@ -300,7 +301,7 @@ def _site(raw: object, field: str) -> bytes:
     if "protocolVersion" in obj:
         version = _str(obj["protocolVersion"], f"{field}.protocolVersion")
         head, dot, tail = version.partition(".")
-        if not (dot and head.isdigit() and tail.isdigit()) or max(len(head), len(tail)) > 3:
+        if not (dot and ascii_digits(head, 3) and ascii_digits(tail, 3)):
             raise _fail(f"{field}.protocolVersion", "expected major.minor, e.g. 2.10")
         major, minor = int(head), int(tail)
         if max(major, minor) > 0xFF:  # found by fuzzing: the site encoder raised
@@ -404,7 +405,7 @@ def parse_value(raw: object, field: str) -> HandleValue:
         raise _fail(f"{field}.type", "blank; a value needs a type")
     ttl_type, ttl = TTLType.RELATIVE, 86400
     if obj.get("ttl") is not None:
-        if isinstance(obj["ttl"], str) and not obj["ttl"].isdigit():
+        if isinstance(obj["ttl"], str) and not ascii_digits(obj["ttl"], 20):
             ttl_type, ttl = TTLType.ABSOLUTE, _time(obj["ttl"], f"{field}.ttl")
         else:
             ttl = _int(obj["ttl"], f"{field}.ttl")

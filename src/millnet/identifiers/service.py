@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 
 from millnet.errors import InvalidInput, ProtocolError
+from millnet.model.limits import ascii_digits
 from millnet.protocols.handle import (
     ALL_ADMIN_PERMISSIONS,
     AdminPermission,
@@ -435,7 +436,7 @@ def _repointed(exc: InvalidInput, change: tuple[HandleValue, ...],
     field = exc.field or ""
     head, bracket, rest = field.partition("[")
     number, close, tail = rest.partition("]")
-    if head != "values" or not bracket or not close or not number.isdigit() \
+    if head != "values" or not bracket or not close or not ascii_digits(number, 10) \
             or int(number) < len(change) or int(number) >= len(merged):
         return exc
     message = str(exc).removeprefix(f"{exc.field}: ")
