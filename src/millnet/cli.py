@@ -152,12 +152,9 @@ def bench_flood(
     """Normal resolutions before, during and after a deep-prefix UDP flood; exit 1 on loss."""
     from millnet.bench.flood import run_flood_bench
 
-    result: dict[str, Any] = {}
-    _run_bench(lambda out: result.update(run_flood_bench(
+    _run_bench(lambda out: run_flood_bench(
         handles=handles, seconds=seconds, flood_kib=flood_kib, probe_rate=probe_rate,
-        workers=workers, console=out)) or result, as_json)
-    if not result.get("ok"):
-        raise typer.Exit(1)
+        workers=workers, console=out), as_json)
 
 
 def _run_bench(run: Callable[[Console], dict[str, Any]], as_json: bool) -> None:
