@@ -25,11 +25,9 @@ from millnet.connectivity.json_mqtt import JsonMqttSource
 from millnet.connectivity.sparkplug_mqtt import SparkplugSource
 from millnet.errors import ConfigError
 from millnet.files import private_dir, private_umask
-from millnet.idnode import (
+from millnet.idnode import LiveIdNode, describe, identifier_node
+from millnet.idoptions import (
     IdServerOptions,
-    LiveIdNode,
-    describe,
-    identifier_node,
     parse_delegation,
     parse_delegation_via,
     parse_service,
