@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 import uvicorn
 
-from millnet.api.app import create_app
 from millnet.config import ApiSection, Settings
 from millnet.connectivity.base import Source
 from millnet.connectivity.json_mqtt import JsonMqttSource
@@ -152,6 +151,10 @@ async def running(node: Node, *, api: bool = True) -> AsyncIterator[Node]:
 
 
 def _api_server(node: Node) -> uvicorn.Server:
+    # Imported here: FastAPI is most of the start-up time of a node that serves no API
+    # (`millnet id serve`).
+    from millnet.api.app import create_app
+
     app = create_app(node.registry, node.store, node.metrics, node_name=node.settings.node.name,
                      role=node.settings.node.role)
     return embedded_server(app, proxies=[str(n) for n in node.settings.api.trusted_proxies])
