@@ -22,10 +22,11 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from millnet.errors import InvalidInput
+from millnet.errors import ConfigError, InvalidInput
 from millnet.identifiers import IdentifierService, IdentifierStore
 from millnet.identifiers.client import Server, request, request_udp, resolution_request
 from millnet.identifiers.delegation import (
+    MAX_DELEGATION_DEPTH,
     Local,
     Referral,
     bootstrap_prefix,
@@ -35,7 +36,11 @@ from millnet.identifiers.delegation import (
 )
 from millnet.identifiers.errors import NotResponsible
 from millnet.identifiers.fastpath import FastResolver
-from millnet.identifiers.hierarchy import register_service, register_service_delegation
+from millnet.identifiers.hierarchy import (
+    register_delegation,
+    register_service,
+    register_service_delegation,
+)
 from millnet.identifiers.transport import (
     NativeServer,
     Peer,
@@ -135,6 +140,23 @@ def test_answers_are_those_of_the_prefix_walk(store: IdentifierStore) -> None:
         where("89/X")
     with pytest.raises(NotResponsible):
         where("0.NA/89")
+
+
+def test_prefixes_deeper_than_the_delegation_depth(store: IdentifierStore) -> None:
+    """Records of prefixes deeper than MAX_DELEGATION_DEPTH labels are not looked for (and
+    cannot be registered as delegations); deep served prefixes are still served."""
+    bootstrap_prefix(store, "88.100", "s3cret", SITE)
+    deepest = "88.100" + ".1" * (MAX_DELEGATION_DEPTH - 2)  # 16 labels: delegable
+    too_deep = f"{deepest}.1"
+    store.create_handle(prefix_handle(deepest), [site_value(OTHER)])
+    store.create_handle(prefix_handle(too_deep), [site_value(OTHER)])
+    assert locate(store, {"88.100"}, f"{too_deep}.5/X") == Referral(deepest, (site_value(OTHER),))
+    served_deep = f"{too_deep}.2.2"
+    assert locate(store, {"88.100", served_deep}, f"{served_deep}.3/X") == Local(served_deep)
+    assert locate(store, {"88.100"}, f"0.NA/{too_deep}") == Local("0.NA")  # held here
+    with pytest.raises(ConfigError, match="labels"):
+        register_delegation(store, "88.100", too_deep, [OTHER])
+    register_delegation(store, "88.100", deepest, [OTHER])
 
 
 def test_a_service_handle_delegation_costs_one_more_read(store: IdentifierStore) -> None:

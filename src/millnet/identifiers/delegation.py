@@ -54,10 +54,15 @@ GLOBAL_PREFIX = "0.NA"
 #: Value types that say who serves a prefix; "HS_SITE." also matches HS_SITE.PREFIX.
 DELEGATION_TYPES = ("HS_SITE.", "HS_SERV")
 
-#: names :func:`held_records` looks up at once: the record asked for and the records of every
-#: ancestor of a prefix of :data:`PREFIX_MAX` characters ("1.1.1..." has 128)
+#: Prefixes deeper than this many labels are not delegated: :func:`locate` does not look for
+#: their prefix records, and :func:`~.hierarchy.register_delegation` refuses them. A handle's
+#: prefix may have 128 labels (255 characters, "1.1.1..."), and looking up the record of
+#: every ancestor was work an unauthenticated request could multiply; real prefixes have a
+#: few labels (``20.500.12345``, ``88.100.5``).
+MAX_DELEGATION_DEPTH = 16
+#: names :func:`held_records` looks up at once: the record asked for and the prefix records of
+#: every ancestor of a prefix of :data:`PREFIX_MAX` characters ("1.1.1..." has 128)
 MAX_CANDIDATES = 1 + (PREFIX_MAX + 1) // 2
-_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 
 PUBLIC = Permission.PUBLIC_READ | Permission.ADMIN_READ | Permission.ADMIN_WRITE
 PRIVATE = Permission.ADMIN_READ | Permission.ADMIN_WRITE
@@ -226,27 +231,29 @@ def locate(store: IdentifierStore, served: Collection[str], handle: str) -> Loca
 
     Cost (found by review: one query per ancestor let a 317-byte UDP request for a
     255-character prefix ``1.1.1...`` hold the event loop for 32 ms): the name is bounded by
-    :func:`canonical_handle` before anything else (2,048 bytes, a prefix of 255 characters,
-    so at most 128 ancestors); the ancestors below the longest served prefix need no lookup,
-    and the prefix records of the others, with the record asked for itself, are looked up
-    together in one indexed statement (:func:`held_records`). Only a referral through an
-    HS_SERV value reads one more handle (its service handle)."""
+    :func:`canonical_handle` before anything else (2,048 bytes, a prefix of 255 characters);
+    only ancestors that are served here or at most :data:`MAX_DELEGATION_DEPTH` labels deep
+    are considered (:func:`candidates`); those longer than the longest served one, with the
+    record asked for itself, are looked up together in one indexed statement
+    (:func:`held_records`), and a handle under a served prefix with no longer candidate
+    costs no lookup. Only a referral through an HS_SERV value reads one more handle (its
+    service handle)."""
     name, prefix = canonical_handle(handle)
     own: list[str] = []
     if prefix == GLOBAL_PREFIX:
         own = [name]  # the record itself: answered here when held
-        candidates = ancestors(prefix_key(name.partition("/")[2]))[1:]
+        found_in = candidates(prefix_key(name.partition("/")[2]), served, proper=True)
     else:
-        candidates = ancestors(prefix)
+        found_in = candidates(prefix, served)
     longer: list[str] = []  # prefixes longer than the longest served one: maybe delegated
     local: str | None = None
-    for candidate in candidates:
+    for candidate in found_in:
         if candidate in served:
             local = candidate
             break
         longer.append(candidate)
-    spelled = ancestors(_upper(longer[0]))[:len(longer)] if longer else []
-    records = [f"{GLOBAL_PREFIX}/{p}" for p in spelled]
+    # Canonical prefix keys are ASCII upper-case already: 0.NA/<key> is the record's name.
+    records = [f"{GLOBAL_PREFIX}/{p}" for p in longer]
     found = held_records(store, own + records)
     if own and name in found:
         return Local(GLOBAL_PREFIX)
@@ -260,7 +267,13 @@ def locate(store: IdentifierStore, served: Collection[str], handle: str) -> Loca
     raise NotResponsible(f"no prefix of {name} is served or delegated here")
 
 
-def _upper(prefix: str) -> str:
-    """A canonical prefix key as it is spelled in ``0.NA/<prefix>`` (what
-    :func:`prefix_handle` gives, without validating the name again: the key is valid)."""
-    return prefix.translate(_ASCII_UPPER)
+def candidates(prefix: str, served: Collection[str], *, proper: bool = False) -> list[str]:
+    """The ancestors of ``prefix`` (itself first unless ``proper``) that may answer for a
+    handle under it, longest first: those served here, and those of at most
+    :data:`MAX_DELEGATION_DEPTH` labels (which may be delegated). At most that many plus the
+    number of served prefixes, whatever the depth of ``prefix`` (up to 128 labels)."""
+    labels = prefix.split(".")
+    top = len(labels) - 1 if proper else len(labels)
+    depths = set(range(1, min(top, MAX_DELEGATION_DEPTH) + 1))
+    depths.update(d for p in served if (d := p.count(".") + 1) <= top)
+    return [".".join(labels[:d]) for d in sorted(depths, reverse=True)]

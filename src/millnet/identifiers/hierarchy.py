@@ -37,6 +37,7 @@ from .client import Server
 from .delegation import (
     ADMIN_SUFFIX,
     DELEGATION_TYPES,
+    MAX_DELEGATION_DEPTH,
     SECKEY_INDEX,
     SITE_INDEX,
     Referral,
@@ -130,15 +131,25 @@ def parent_referral(parent: SiteInfo | None, handle: str) -> Referral | None:
     return Referral(handle.partition("/")[0], (site_value(parent),))
 
 
+def _delegable(parent_prefix: str, child_prefix: str) -> tuple[str, str]:
+    """(parent, child) as prefix keys; ConfigError unless the child is below the parent and
+    at most :data:`~.delegation.MAX_DELEGATION_DEPTH` labels deep (deeper records would never
+    be followed)."""
+    parent, child = prefix_key(parent_prefix), prefix_key(child_prefix)
+    if parent not in ancestors(child)[1:]:
+        raise ConfigError("delegate", f"{child} is not below {parent}")
+    if child.count(".") >= MAX_DELEGATION_DEPTH:
+        raise ConfigError("delegate", f"{child} has more than {MAX_DELEGATION_DEPTH} labels")
+    return parent, child
+
+
 def register_delegation(store: IdentifierStore, parent_prefix: str, child_prefix: str,
                         sites: Sequence[SiteInfo], *, now: int = 0) -> bool:
     """Make this (parent) node delegate ``child_prefix``: ``0.NA/<child>`` with one HS_SITE
     per site (indexes 1, 2, ...) and an HS_ADMIN naming the parent's admin
     (``300:<parent>/ADMIN``), who may change or withdraw the delegation. Idempotent: the
     HS_SITE values are brought up to ``sites``. True if the record was created."""
-    parent, child = prefix_key(parent_prefix), prefix_key(child_prefix)
-    if parent not in ancestors(child)[1:]:
-        raise ConfigError("delegate", f"{child} is not below {parent}")
+    parent, child = _delegable(parent_prefix, child_prefix)
     if not sites:
         raise ConfigError("delegate", f"no server given for {child}")
     wanted = tuple(site_value(site, SITE_INDEX + i, timestamp=now)
@@ -165,9 +176,7 @@ def register_service_delegation(store: IdentifierStore, parent_prefix: str, chil
     value naming ``service_handle``, whose HS_SITE values (kept with
     :func:`register_service`) list the servers. Several prefixes served by the same replicas
     then change servers in one place. Idempotent."""
-    parent, child = prefix_key(parent_prefix), prefix_key(child_prefix)
-    if parent not in ancestors(child)[1:]:
-        raise ConfigError("delegate", f"{child} is not below {parent}")
+    parent, child = _delegable(parent_prefix, child_prefix)
     record = prefix_handle(child)
     serv = HandleValue(SITE_INDEX, "HS_SERV", encode_serv(service_handle), timestamp=now,
                        permissions=int(Permission.PUBLIC_READ | Permission.ADMIN_READ
