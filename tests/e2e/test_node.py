@@ -129,3 +129,24 @@ def test_a_busy_port_is_one_line_naming_key_and_port(tmp_path: Path, key: str) -
         dotted = key.lower().replace("__", ".")
         line = _fails(env, dotted, busy, "in use")
     assert f"{dotted}: cannot listen on 127.0.0.1:{busy}" in line
+
+
+def test_id_serve_is_the_same_settings_with_flags_as_overrides(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    http = free_port()  # the flag wins over MILLNET_IDENTIFIERS__HTTP_PORT
+    proc = subprocess.Popen([sys.executable, "-m", "millnet", "id", "serve", "--http-port",
+                             str(http)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_port(int(env["MILLNET_IDENTIFIERS__TCP_PORT"]), 30)
+        wait_for_port(http, 30)
+        rest = httpx.get(f"http://127.0.0.1:{http}/api/handles/0.NA/{PREFIX}")
+        assert rest.status_code == 200, rest.text
+        with pytest.raises(httpx.ConnectError):  # only the identifier service runs
+            httpx.get(f"http://127.0.0.1:{env['MILLNET_API__PORT']}/metrics")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=30)[0]
+    assert proc.returncode == 0, out
+    assert f"http/{http}" in out
+    assert not (tmp_path / "data" / "registry.sqlite").exists()
