@@ -204,15 +204,21 @@ def _check_services(settings: Settings) -> None:
                                                            "admin's secret is required")
     if settings.node.role == "national" and ids.parent:
         raise ConfigError("identifiers.parent", "a national node is the root: it has no parent")
-    # TCP listeners of one process need distinct ports (UDP has only one listener).
-    taken: dict[int, str] = {}
-    listeners = [("identifiers.tcp_port", ids.tcp_port), ("identifiers.http_port", ids.http_port)]
+    # TCP listeners of one process need distinct ports (UDP has only one listener), unless
+    # they listen on different addresses.
+    listeners = [("identifiers.tcp_port", ids.host, ids.tcp_port),
+                 ("identifiers.http_port", ids.host, ids.http_port)]
     if settings.runs_platform:
-        listeners.insert(0, ("api.port", settings.api.port))
-    for key, port in listeners:
-        if port and port in taken:
-            raise ConfigError(key, f"port {port} is also {taken[port]}")
-        taken[port] = key
+        listeners.insert(0, ("api.port", settings.api.host, settings.api.port))
+    for i, (key, host, port) in enumerate(listeners):
+        for other, other_host, other_port in listeners[:i]:
+            if port and port == other_port and _overlap(host, other_host):
+                raise ConfigError(key, f"port {port} is also {other}")
+
+
+def _overlap(a: str, b: str) -> bool:
+    wildcard = ("", "0.0.0.0", "::")  # noqa: S104 - addresses compared, not bound
+    return a == b or a in wildcard or b in wildcard
 
 
 DEFAULT_CONFIG = """\

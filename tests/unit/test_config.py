@@ -129,3 +129,12 @@ def test_a_missing_secret_file_is_named_before_anything_opens(tmp_path: Path) ->
     with pytest.raises(ConfigError) as err:
         load_settings(None, environ=unset)
     assert err.value.key == "identifiers.admin_secret_file"
+
+
+def test_the_same_port_on_different_addresses_is_no_conflict(tmp_path: Path) -> None:
+    env = _identifiers(tmp_path, IDENTIFIERS__HTTP_PORT="8080", IDENTIFIERS__HOST="10.0.0.7")
+    assert load_settings(None, environ=env).identifiers.http_port == 8080
+    env["MILLNET_API__HOST"] = "0.0.0.0"
+    with pytest.raises(ConfigError) as err:
+        load_settings(None, environ=env)
+    assert err.value.key == "identifiers.http_port"
