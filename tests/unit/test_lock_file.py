@@ -15,9 +15,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _locked() -> dict[str, str]:
-    pins = {}
-    for line in (ROOT / "requirements.lock").read_text().splitlines():
-        line = line.strip()
+    pins: dict[str, str] = {}
+    for raw in (ROOT / "requirements.lock").read_text().splitlines():
+        line = raw.strip()
         if line and not line.startswith("#") and "==" in line:
             name, version = line.split("==", 1)
             pins[canonicalize_name(name)] = version.split()[0]
