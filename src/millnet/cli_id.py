@@ -81,7 +81,7 @@ def serve(
         "--config", "-c", help="node.toml to read; the options above override it")] = None,
 ) -> None:
     """Run only the identifier service of a node: native protocol over UDP and TCP, Handle REST
-    API over HTTP. Configured like `millnet node` (the [identifiers] section of --config and
+    API over HTTP. Configured like `millnet node` (section identifiers of --config, and
     MILLNET_IDENTIFIERS__* variables); each option overrides its key."""
     import logging
 
