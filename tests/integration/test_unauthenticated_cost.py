@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import event
 
 from millnet.errors import ConfigError, InvalidInput
@@ -29,9 +31,12 @@ from millnet.identifiers.delegation import (
     MAX_DELEGATION_DEPTH,
     Local,
     Referral,
+    ancestors,
     bootstrap_prefix,
+    delegation,
     held_records,
     locate,
+    prefix_key,
     site_value,
 )
 from millnet.identifiers.errors import NotResponsible
@@ -47,6 +52,7 @@ from millnet.identifiers.transport import (
     is_truncation_notice,
     truncation_notice,
 )
+from millnet.identifiers.values import canonical_handle
 from millnet.protocols.handle import (
     ErrorResponse,
     HandleValue,
@@ -283,3 +289,60 @@ def test_a_truncation_notice_is_an_envelope_alone() -> None:
     assert len(notice) == ENVELOPE_SIZE and is_truncation_notice(notice)
     assert int.from_bytes(notice[16:20], "big") == len(reply) - ENVELOPE_SIZE
     assert not is_truncation_notice(reply[:ENVELOPE_SIZE])  # no TC: a plain envelope
+
+
+# Property: the one-statement locate answers as the walk over every ancestor did.
+
+_LABELS = st.sampled_from(["88", "100", "5", "7", "1", "A", "b"])
+_PREFIXES = st.lists(_LABELS, min_size=1, max_size=40).map(".".join).filter(
+    lambda p: len(p) <= 255)
+
+
+def _walk(ids: IdentifierStore, served: set[str], handle: str) -> Local | Referral:
+    """The old locate: one lookup per ancestor, longest first (within the delegation depth,
+    or served)."""
+    name, prefix = canonical_handle(handle)
+    if prefix == "0.NA":
+        if ids.exists(name):
+            return Local("0.NA")
+        walk = ancestors(prefix_key(name.partition("/")[2]))[1:]
+    else:
+        walk = ancestors(prefix)
+    for candidate in walk:
+        if candidate in served:
+            return Local(candidate)
+        if candidate.count(".") < MAX_DELEGATION_DEPTH:
+            referral = delegation(ids, candidate)
+            if referral is not None:
+                return referral
+    raise NotResponsible(name)
+
+
+@pytest.fixture(scope="module")
+def delegating(tmp_path_factory: pytest.TempPathFactory) -> Iterator[IdentifierStore]:
+    url = f"sqlite:///{tmp_path_factory.mktemp('prop') / 'ids.sqlite'}"
+    with IdentifierStore.open(url) as ids:
+        bootstrap_prefix(ids, "88.100", "s3cret", SITE)
+        for child in ("88.100.5", "88.100.5.7.1", "88.100.A", "7.1", "1.1.1.1.1.1.1.1"):
+            ids.create_handle(prefix_handle(child), [site_value(OTHER)])
+        yield ids
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(prefix=_PREFIXES, record=st.booleans(), served=st.sets(_PREFIXES, max_size=3))
+def test_locate_answers_as_the_walk(delegating: IdentifierStore, prefix: str, record: bool,
+                                    served: set[str]) -> None:
+    handle = f"0.NA/{prefix}" if record else f"{prefix}/x"
+    served = {prefix_key(p) for p in served} | {"88.100"}
+    try:
+        expected: Local | Referral | None = _walk(delegating, served, handle)
+    except NotResponsible:
+        expected = None
+    with statements(delegating) as seen:
+        try:
+            got: Local | Referral | None = locate(delegating, served, handle)
+        except NotResponsible:
+            got = None
+    assert got == expected
+    assert len(seen) <= 1
