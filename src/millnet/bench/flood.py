@@ -44,6 +44,7 @@ LOST_AFTER = 1.0
 #: the flood's prefix: 128 labels, the longest a handle may have (255 characters)
 DEEP_LABELS = 128
 _TICK = 0.01  # the flooder sends every 10 ms
+_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _REQUEST_ID = slice(8, 12)
 _RESPONSE_CODE = slice(24, 28)
 _SUCCESS = (1).to_bytes(4, "big")
@@ -52,12 +53,13 @@ PHASES = ("baseline", "flood", "after")
 
 def deep_requests(count: int) -> list[bytes]:
     """``count`` RESOLUTION requests, each for a handle under its own 255-character prefix
-    (``7.1.1...``, ``8.1.1...``: no two alike); 317 octets each."""
-    tail = ".1" * (DEEP_LABELS - 2)
+    of 128 labels (``0.0.0.1.1...``, ``1.0.0.1.1...``: no two alike among the first 46,656);
+    317 octets each."""
+    tail = ".1" * (DEEP_LABELS - 3)
     out = []
     for i in range(count):
-        head = f"{100 + i % 900}.{i // 900 % 10}"  # 5 characters, like "1.1.1"'s first
-        prefix = f"{head}{tail}"[:255]
+        head = ".".join(_ALPHABET[i // 36 ** k % 36] for k in range(3))  # 46,656 of them
+        prefix = f"{head}{tail}"
         msg = Message(ResolutionRequest(f"{prefix}/x", (), ()), Header(),
                       Envelope(2, 10, 2, 10, 0, i + 1))
         out.append(encode_message(msg))
