@@ -275,5 +275,17 @@ def candidates(prefix: str, served: Collection[str], *, proper: bool = False) ->
     labels = prefix.split(".")
     top = len(labels) - 1 if proper else len(labels)
     depths = set(range(1, min(top, MAX_DELEGATION_DEPTH) + 1))
-    depths.update(d for p in served if (d := p.count(".") + 1) <= top)
+    depths.update(d for d in _served_depths(served) if d <= top)
     return [".".join(labels[:d]) for d in sorted(depths, reverse=True)]
+
+
+def _served_depths(served: Collection[str]) -> frozenset[int]:
+    """How many labels the served prefixes have (computed once per served set)."""
+    if isinstance(served, frozenset):
+        return _frozen_depths(served)
+    return frozenset(p.count(".") + 1 for p in served)
+
+
+@functools.lru_cache(maxsize=16)
+def _frozen_depths(served: frozenset[str]) -> frozenset[int]:
+    return frozenset(p.count(".") + 1 for p in served)
