@@ -5,15 +5,24 @@ with a node-wide admin token and with a tenant admin token.
 Every phase runs (examples, coverage, fuzzing, stateful): schema-valid requests are accepted,
 schema-violating ones refused, every status and body is documented, 405 answers carry the
 path's ``Allow``. The default run is small and seeded (well under a minute);
-``MILLNET_CONTRACT_EXAMPLES=300`` or the ``slow`` test run more, with a random seed.
+``MILLNET_CONTRACT_EXAMPLES=300`` or the ``slow`` test run more, with a random seed
+(``MILLNET_CONTRACT_SEED`` fixes it).
+
+A failure keeps everything needed to reproduce it: schemathesis' full output, its JUnit and
+pytest reports and what the app logged at ERROR (every 500 with its traceback) stay in the
+test's temporary directory; the message names them, the seed and the command to run it again,
+and shows the failures with their curl reproductions.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import random
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -23,6 +32,8 @@ from tests.support.webserver import ThreadedServer
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 EXAMPLES = int(os.environ.get("MILLNET_CONTRACT_EXAMPLES", "10"))
+# The long run's seed: random unless given (each failure message names the one it used).
+SEED = os.environ.get("MILLNET_CONTRACT_SEED")
 
 pytestmark = pytest.mark.skipif(not SCHEMATHESIS.exists(),
                                 reason="schemathesis not installed (the dev extra)")
@@ -46,17 +57,66 @@ def _run(w: World, url: str, who: str, tmp: Path, examples: int, seed: int | Non
     config = tmp / "schemathesis.toml"
     config.write_text('[[operations]]\ninclude-name = "DELETE /api/v1/tokens/{token_id}"\n'
                       f'parameters = {{ "path.token_id" = {decoy} }}\n')
+    # A random run still has a seed, chosen here so that the failure message can name it.
+    seed = random.randrange(2**31) if seed is None else seed
     command = [str(SCHEMATHESIS), "--config-file", str(config), "--no-color", "run",
                f"{url}/openapi.json", "--checks", "all", "--max-examples", str(examples),
-               "--workers", "1", "-H", f"Authorization: Bearer {token}"]
-    if seed is not None:
-        command += ["--seed", str(seed)]
-    done = subprocess.run(command, cwd=tmp, capture_output=True, text=True, timeout=600,
-                          check=False)
-    assert done.returncode == 0, done.stdout[-20_000:] + done.stderr[-2_000:]
+               "--workers", "1", "-H", f"Authorization: Bearer {token}", "--seed", str(seed),
+               "--report", "junit,pytest", "--report-dir", str(tmp / "report")]
+    output = tmp / "schemathesis.log"
+    with _server_errors(tmp / "server-errors.log") as errors, output.open("w") as out:
+        try:
+            code = subprocess.run(command, cwd=tmp, stdout=out, stderr=subprocess.STDOUT,
+                                  timeout=_timeout(examples) - 30, check=False).returncode
+        except subprocess.TimeoutExpired:
+            code = -1
+    if code != 0 or errors.stat().st_size:
+        pytest.fail(_failure_message(output, errors, tmp / "report", seed, examples, who),
+                    pytrace=False)
     # The run tested the API, not its 401s: the token still works.
     me = w.client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
     assert me.status_code == 200, me.text
+
+
+def _timeout(examples: int) -> int:
+    """Seconds a run of this many examples per operation may take (both tokens take about a
+    second per example on two shared cores)."""
+    return max(300, 3 * examples + 120)
+
+
+@contextmanager
+def _server_errors(path: Path) -> Iterator[Path]:
+    """What the app logs at ERROR (every 500 with its traceback) while the run lasts."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setLevel(logging.ERROR)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+    logger = logging.getLogger("millnet")
+    logger.addHandler(handler)
+    try:
+        yield path
+    finally:
+        logger.removeHandler(handler)
+        handler.close()
+
+
+def _failure_message(output: Path, errors: Path, report: Path, seed: int, examples: int,
+                     who: str) -> str:
+    """Where everything is, how to run it again, and the failures (the full output can be
+    megabytes; the failures section is at its end)."""
+    text = output.read_text(encoding="utf-8", errors="replace")
+    cut = text.find(" FAILURES ")
+    failures = text[text.rfind("\n", 0, cut) + 1:] if cut >= 0 else text[-8_000:]
+    if len(failures) > 30_000:
+        failures = failures[:25_000] + "\n[...]\n" + failures[-5_000:]
+    server = errors.read_text(encoding="utf-8", errors="replace")
+    return "\n".join([
+        f"schemathesis ({who}, seed {seed}, {examples} examples) failed; full output: {output}",
+        f"reports (JUnit, pytest reproduction): {report}",
+        f"server errors logged: {errors} ({len(server)} characters)",
+        f"again: MILLNET_CONTRACT_SEED={seed} MILLNET_CONTRACT_EXAMPLES={examples} "
+        "pytest tests/integration/test_api_contract.py -m slow",
+        failures,
+        server[-10_000:]])
 
 
 @pytest.mark.parametrize("who", ["node-admin", "tenant-admin"])
@@ -67,8 +127,9 @@ def test_the_api_holds_to_its_document(node: tuple[World, str], who: str,
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(_timeout(max(EXAMPLES, 200)))
 @pytest.mark.parametrize("who", ["node-admin", "tenant-admin"])
 def test_the_api_holds_to_its_document_at_length(node: tuple[World, str], who: str,
                                                  tmp_path: Path) -> None:
     w, url = node
-    _run(w, url, who, tmp_path, max(EXAMPLES, 200), seed=None)
+    _run(w, url, who, tmp_path, max(EXAMPLES, 200), seed=int(SEED) if SEED else None)
