@@ -240,6 +240,22 @@ def test_udp_answers_stay_within_four_times_the_request(handle: str) -> None:
     asyncio.run(scenario())
 
 
+def test_a_truncation_notice_is_never_answered() -> None:
+    """A notice is a response: answering it (with a PROTOCOL_ERROR over the budget, so with
+    a notice) would let two nodes, or a node and its own forged address, bounce notices for
+    ever."""
+    async def scenario() -> None:
+        async with NativeServer(_resolver, udp_port=0, tcp_port=0) as server:
+            reply = encode_message(make_response(
+                resolution_request("88.100.5/BIG"),
+                ResolutionResponse("88.100.5/BIG", BIG["88.100.5/BIG"]), now=0))
+            notice = truncation_notice(reply)
+            assert await asyncio.to_thread(_exchange, server.udp_port, notice) == []
+            assert server.udp_stats.malformed == 1
+
+    asyncio.run(scenario())
+
+
 def test_the_client_asks_over_tcp_on_a_truncation_notice() -> None:
     async def scenario() -> None:
         async with NativeServer(_resolver, udp_port=0, tcp_port=0) as server:

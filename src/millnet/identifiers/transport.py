@@ -133,7 +133,11 @@ class _UdpProtocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Peer) -> None:
         transport = self._transport
-        if transport is None:
+        if transport is None or is_truncation_notice(data):
+            # Never answer a notice (it is a response, and the error a server would send for
+            # an empty fragment is itself over the budget: two nodes, or a node and a forged
+            # copy of itself, would send each other notices for ever).
+            self.stats.malformed += transport is not None
             return
         if self._fast is not None:
             reply = self._fast(data)
