@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,6 +39,24 @@ def test_tenants(w: World) -> None:
                 json={"retention_days": 0})
     assert r.status_code == 422 and r.json()["field"] == "retention_days"
 
+
+
+@pytest.mark.parametrize("days", [36_501, 2**31, 2**63, 10**30])
+def test_retention_beyond_a_century_is_refused(w: World, days: int) -> None:
+    """Found by the slow contract run: ``retention_days`` had no upper bound, so 2**63 reached
+    SQLite (OverflowError, 500); and a retention of 2**31 days puts the archive cutoff before
+    what int64 nanoseconds hold. At most 36,500 days (a century), stated in the document."""
+    c = TestClient(w.client.app, raise_server_exceptions=False)
+    url = f"/api/v1/tenants/{w.acme.tenant_id}"
+    r = c.patch(url, headers=w.acme.auth("admin"), json={"retention_days": days})
+    assert r.status_code == 422 and r.json()["field"] == "retention_days", r.text
+    r = c.post("/api/v1/tenants", headers=w.node_auth(),
+               json={"name": f"long-{days % 1000}", "retention_days": days})
+    assert r.status_code == 422 and r.json()["field"] == "retention_days", r.text
+    r = c.patch(url, headers=w.acme.auth("admin"), json={"retention_days": 36_500})
+    assert r.status_code == 200 and r.json()["retention_days"] == 36_500
+    schema = c.get("/openapi.json").json()["components"]["schemas"]["TenantSettings"]
+    assert schema["properties"]["retention_days"]["anyOf"][0]["maximum"] == 36_500
 
 def test_asset_tree(w: World) -> None:
     r = w.client.get("/api/v1/assets", headers=w.acme.auth("viewer"))
@@ -333,3 +352,39 @@ def test_products_and_their_identifiers(w: World) -> None:
     page = c.get(f"/api/v1/products?after={product['id']}&limit=1",
                  headers=w.acme.auth("viewer")).json()
     assert [p["serial"] for p in page] == ["SN-3"]
+
+
+@pytest.mark.parametrize("produced_at", [
+    "0001-01-01T00:00:00+01:00",  # before datetime.min once in UTC: OverflowError, was 500
+    "9999-12-31T23:59:59-01:00",  # after datetime.max once in UTC: OverflowError, was 500
+    "2025-01-01T00:00:00",  # no offset: not RFC 3339, reached the UTC column (500)
+    "2025-01-01",  # a date: not a date-time (was stored as naive midnight, 500)
+    "1735689600",  # epoch seconds: pydantic's lax mode took them (201 for invalid input)
+    "0999-06-01T00:00:00Z",  # before the document's years
+])
+def test_product_times_the_document_rules_out_are_refused(w: World, produced_at: str) -> None:
+    """Found by the slow contract run: schemathesis' date-times range over every year with
+    every offset, and a product produced at 0001-01-01T00:00:00+01:00 answered 500."""
+    c = TestClient(w.client.app, raise_server_exceptions=False)
+    r = c.post("/api/v1/products", json={"serial": f"T-{produced_at}", "model": "M",
+                                         "produced_at": produced_at},
+               headers=w.acme.auth("operator"))
+    assert r.status_code == 422 and r.json()["field"] == "produced_at", r.text
+
+
+@pytest.mark.parametrize(("produced_at", "stored"), [
+    ("1000-01-01T00:00:00+23:59", "0999-12-31T00:01:00Z"),
+    ("9998-12-31T23:59:59-23:59", "9999-01-01T23:58:59Z"),
+    ("2025-01-01t08:00:00.5+08:00", "2025-01-01T00:00:00.500000Z"),
+    ("2025-01-01T00:00:00z", "2025-01-01T00:00:00Z"),
+])
+def test_product_times_the_document_allows_are_stored(w: World, produced_at: str,
+                                                      stored: str) -> None:
+    r = w.client.post("/api/v1/products", json={"serial": f"T-{produced_at}", "model": "M",
+                                                "produced_at": produced_at},
+                      headers=w.acme.auth("operator"))
+    assert r.status_code == 201, r.text
+    assert r.json()["produced_at"] == stored
+    prop = w.client.get("/openapi.json").json()["components"]["schemas"]["ProductIn"][
+        "properties"]["produced_at"]["anyOf"][0]
+    assert prop["format"] == "date-time" and re.match(prop["pattern"], produced_at)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from millnet.api.params import INT32_MAX
 from millnet.model import AssetKind, DataType
+from millnet.model.limits import RETENTION_DAYS_MAX
 from millnet.registry import Asset, AssetNode, Point, Product, Role, Tenant, TokenInfo
 
 # What the registry accepts, stated as patterns: pydantic checks them (422), the document shows
@@ -22,6 +24,13 @@ REQUIRED_TEXT_PATTERN = rf"^[^\s{_CONTROL}][^\x00]*$"
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 HANDLE_PATTERN = r"^[^\x00]*/[^\x00]*$"
 PREFIX_PATTERN = r"^[!-.0-~]{1,255}$"  # printable ASCII but space and '/'
+# Date-times in bodies: RFC 3339 (the document's ``format: date-time``, so an offset), of the
+# years 1000 to 9998, so that every offset keeps the moment within Python's datetime in UTC
+# (0001-01-01T00:00:00+01:00 is a valid RFC 3339 date-time before datetime.min).
+TIME_PATTERN = r"^([1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-"
+_RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+                      r"([Zz]|[+-][0-9]{2}:[0-9]{2})")
+_TIME = re.compile(TIME_PATTERN)
 
 
 _IN = ConfigDict(extra="forbid")
@@ -43,9 +52,22 @@ def _json_typed(kind: type | tuple[type, ...], name: str) -> Callable[[object], 
 # JSON Schema's integer includes 1.0; pydantic turns an integral float into an int.
 _INTEGER = BeforeValidator(_json_typed((int, float), "an integer"))
 JsonId = Annotated[int, Field(ge=1, le=INT32_MAX), _INTEGER]
-JsonDays = Annotated[int, Field(ge=1), _INTEGER]
+JsonDays = Annotated[int, Field(ge=1, le=RETENTION_DAYS_MAX), _INTEGER]
 JsonBool = Annotated[bool, BeforeValidator(_json_typed(bool, "true or false"))]
-JsonTime = Annotated[datetime, BeforeValidator(_json_typed(str, "an RFC 3339 date-time"))]
+
+
+def _rfc3339(value: object) -> object:
+    """Only what the document calls a date-time: pydantic's lax mode would also take a date, a
+    time without offset (naive, which no UTC column stores) or epoch seconds."""
+    if not isinstance(value, str) or not _RFC3339.fullmatch(value) or not _TIME.match(value):
+        raise ValueError("must be an RFC 3339 date-time with an offset (Z or +hh:mm), of the "
+                         "years 1000 to 9998")
+    return value
+
+
+JsonTime = Annotated[datetime, BeforeValidator(_rfc3339),
+                     WithJsonSchema({"type": "string", "format": "date-time",
+                                     "pattern": TIME_PATTERN})]
 
 
 class _Out(BaseModel):

@@ -14,6 +14,8 @@ UNIT_MAX = 64  # a point's engineering unit
 # Latest epoch millisecond whose nanoseconds still fit an int64 (2262-04-11T23:47:16.854Z).
 MAX_TS_MS = (2**63 - 1) // 1_000_000
 MAX_TS_NS = MAX_TS_MS * 1_000_000
+# A tenant's telemetry retention: at most a century (its cutoff stays within int64 nanoseconds).
+RETENTION_DAYS_MAX = 36_500
 # C0 and C1 control characters, DEL, and lone surrogates (which cannot be stored as UTF-8).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _NUL_OR_SURROGATE = re.compile(r"[\x00\ud800-\udfff]")

@@ -14,7 +14,7 @@ from millnet.registry.prefixes import require_own_identifier
 from millnet.registry.records import Product
 from millnet.registry.schema import AnyRow, products
 from millnet.registry.tenants import require_tenant
-from millnet.registry.validation import check_text
+from millnet.registry.validation import check_text, check_time
 
 _COLUMNS = (products.c.id, products.c.tenant_id, products.c.serial, products.c.model,
             products.c.line_id, products.c.batch, products.c.produced_at,
@@ -40,6 +40,7 @@ def create_product(conn: Connection, tenant_id: int, serial: str, model: str,
     require_tenant(conn, tenant_id)
     serial, model = _required(serial, "serial"), _required(model, "model")
     batch = check_text(batch, "batch", 2048)
+    produced_at = check_time(produced_at, "produced_at")
     if line_id is not None and get_asset(conn, line_id, tenant_id, "line_id").kind \
             != AssetKind.LINE:
         raise InvalidInput(f"asset {line_id} is not a line", "line_id")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import UTC, datetime
 
 from millnet.errors import InvalidInput
-from millnet.model.limits import UNIT_MAX, name_problem, text_problem
+from millnet.model.limits import RETENTION_DAYS_MAX, UNIT_MAX, name_problem, text_problem
 
-__all__ = ["UNIT_MAX", "check_asset_name", "check_finite", "check_name", "check_retention",
-           "check_slug", "check_text"]
+__all__ = ["RETENTION_DAYS_MAX", "UNIT_MAX", "check_asset_name", "check_finite", "check_name",
+           "check_retention", "check_slug", "check_text", "check_time"]
 
 _SLUG = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 
@@ -58,6 +59,19 @@ def check_finite(value: float | None, field: str) -> float | None:
 def check_retention(value: int | None, field: str = "retention_days") -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InvalidInput(f"must be a positive number of days or null, not {value!r}", field)
+    if isinstance(value, bool) or not isinstance(value, int) or \
+            not 1 <= value <= RETENTION_DAYS_MAX:
+        raise InvalidInput(
+            f"must be 1 to {RETENTION_DAYS_MAX} days or null, not {str(value)[:20]}", field)
     return value
+
+
+def check_time(value: datetime, field: str) -> datetime:
+    """A moment for a UTC column: aware, and within datetime's range once in UTC (0001-01-01
+    at +01:00 is not)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInput("must have a UTC offset", field)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(f"out of range in UTC: {value.isoformat()}", field) from None
