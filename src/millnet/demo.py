@@ -27,7 +27,7 @@ from millnet.demo_ids import (
     today,
 )
 from millnet.errors import NotFound
-from millnet.node import LiveServices, Node, build_services, serving
+from millnet.node import LiveServices, Node, build_services, mqtt_options, serving
 from millnet.sim.edge import EdgeFleet
 from millnet.sim.factory import FactorySignals, Machine, plant_layout
 from millnet.sim.publisher import run_fleet_inprocess, run_fleet_mqtt
@@ -48,7 +48,7 @@ async def _broker(config: Path | None, settings: Settings, console: Console, in_
         return
     if _broker_configured(config):
         console.print(f"MQTT: the configured broker {settings.mqtt.host}:{settings.mqtt.port}")
-        yield Broker.from_settings(settings.mqtt)
+        yield mqtt_options(settings).broker
         return
     binary = find_mosquitto()
     if binary is None:

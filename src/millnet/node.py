@@ -21,6 +21,7 @@ import uvicorn
 from millnet.config import ApiSection, Settings
 from millnet.connectivity.base import Source
 from millnet.connectivity.json_mqtt import JsonMqttSource
+from millnet.connectivity.mqtt import Broker, MqttOptions
 from millnet.connectivity.sparkplug_mqtt import SparkplugSource
 from millnet.errors import ConfigError
 from millnet.files import private_dir, private_umask
@@ -86,16 +87,23 @@ def build_node(settings: Settings) -> Node:
     node = Node(settings, registry, store, metrics, pipeline, tenant.id)
     binder = SeriesBinder(registry, tenant.id, enterprise=tenant.name, quotas=Quotas(
         ing.max_devices_per_tenant, ing.max_points_per_tenant))
+    mqtt = mqtt_options(settings)
     if settings.mqtt.sparkplug:
         # Built even without MQTT: the demo's in-process transport calls its ``handle``.
-        node.sparkplug = SparkplugSource(settings.mqtt, ing.max_payload_bytes, pipeline, binder,
-                                         metrics)
+        node.sparkplug = SparkplugSource(mqtt, pipeline, binder, metrics)
     if settings.mqtt.enabled:
-        node.sources.append(JsonMqttSource(settings.mqtt, ing.max_payload_bytes, pipeline, binder,
-                                           metrics))
+        node.sources.append(JsonMqttSource(mqtt, pipeline, binder, metrics))
         if node.sparkplug is not None:
             node.sources.append(node.sparkplug)
     return node
+
+
+def mqtt_options(settings: Settings) -> MqttOptions:
+    m = settings.mqtt
+    secret = m.password.get_secret_value() if m.password else None
+    return MqttOptions(Broker(m.host, m.port, m.username, secret, m.keepalive), m.client_id,
+                       m.json_topic_root, m.qos, m.sparkplug_host_id,
+                       settings.ingest.max_payload_bytes)
 
 
 def create_token(settings: Settings, tenant: str | None, role: str, name: str) -> str:

@@ -12,7 +12,12 @@ import time
 
 import aiomqtt
 
-from millnet.connectivity.mqtt import MqttSource, acknowledger, make_client, run_forever
+from millnet.connectivity.mqtt import (
+    MqttSource,
+    acknowledger,
+    make_client,
+    run_forever,
+)
 from millnet.errors import RejectedMessage
 from millnet.model import DataType, PointSpec, TextSample
 from millnet.protocols.json_telemetry import JsonSample, decode_payload, parse_topic
@@ -24,9 +29,9 @@ class JsonMqttSource(MqttSource):
     async def run(self) -> None:
         await run_forever(
             self.name,
-            lambda: make_client(self._broker, f"{self._settings.client_id}-json", persistent=True,
+            lambda: make_client(self._broker, f"{self._options.client_id}-json", persistent=True,
                                 on_pause=self._paused),
-            [(f"{self._settings.json_topic_root}/#", self._settings.qos)],
+            [(f"{self._options.json_topic_root}/#", self._options.qos)],
             self._on_connect, self._on_message, self._pipeline.wait_capacity,
             self._metrics, self.connected,
         )
@@ -46,7 +51,7 @@ class JsonMqttSource(MqttSource):
             raise RejectedMessage("malformed", "payload is not bytes")
         if len(payload) > self._max_payload:
             raise RejectedMessage("oversized", f"{len(payload)} bytes > {self._max_payload}")
-        path = parse_topic(topic, self._settings.json_topic_root)
+        path = parse_topic(topic, self._options.json_topic_root)
         device = (path.site, path.area, path.line, path.device)
         samples = decode_payload(bytes(payload), time.time_ns())
         ids = self._binder.known(device)

@@ -15,7 +15,6 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from millnet.config import MqttSection
 from millnet.connectivity.flow import FlowControlledClient
 from millnet.errors import StorageError
 from millnet.ingest.binder import SeriesBinder
@@ -41,13 +40,20 @@ class Broker:
     password: str | None = None
     keepalive: int = 30
 
-    @staticmethod
-    def from_settings(mqtt: MqttSection) -> Broker:
-        secret = mqtt.password.get_secret_value() if mqtt.password else None
-        return Broker(mqtt.host, mqtt.port, mqtt.username, secret, mqtt.keepalive)
-
     def __repr__(self) -> str:  # never show the password
         return f"Broker({self.host}:{self.port}, user={self.username!r})"
+
+
+@dataclass(frozen=True)
+class MqttOptions:
+    """What the MQTT sources need to know (the node builds it from its settings)."""
+
+    broker: Broker
+    client_id: str = "millnet-host"
+    json_topic_root: str = "millnet"
+    qos: int = 1
+    sparkplug_host_id: str = "millnet"
+    max_payload: int = 1_048_576
 
 
 def make_client(
@@ -99,12 +105,12 @@ class MqttSource:
     name = "mqtt"
 
     def __init__(
-        self, settings: MqttSection, max_payload: int, pipeline: IngestPipeline,
-        binder: SeriesBinder, metrics: IngestMetrics,
+        self, options: MqttOptions, pipeline: IngestPipeline, binder: SeriesBinder,
+        metrics: IngestMetrics,
     ) -> None:
-        self._settings = settings
-        self._broker = Broker.from_settings(settings)
-        self._max_payload = max_payload
+        self._options = options
+        self._broker = options.broker
+        self._max_payload = options.max_payload
         self._pipeline = pipeline
         self._binder = binder
         self._metrics = metrics

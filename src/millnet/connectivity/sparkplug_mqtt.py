@@ -24,9 +24,14 @@ from collections.abc import Awaitable, Callable
 
 import aiomqtt
 
-from millnet.config import MqttSection
 from millnet.connectivity.flow import FlowControlledClient
-from millnet.connectivity.mqtt import MqttSource, acknowledger, make_client, run_forever
+from millnet.connectivity.mqtt import (
+    MqttOptions,
+    MqttSource,
+    acknowledger,
+    make_client,
+    run_forever,
+)
 from millnet.ingest.binder import DevicePath, SeriesBinder
 from millnet.ingest.metrics import IngestMetrics
 from millnet.ingest.pipeline import IngestPipeline
@@ -54,11 +59,11 @@ class SparkplugSource(MqttSource):
     name = "sparkplug"
 
     def __init__(
-        self, settings: MqttSection, max_payload: int, pipeline: IngestPipeline,
-        binder: SeriesBinder, metrics: IngestMetrics,
+        self, options: MqttOptions, pipeline: IngestPipeline, binder: SeriesBinder,
+        metrics: IngestMetrics,
     ) -> None:
-        super().__init__(settings, max_payload, pipeline, binder, metrics)
-        self.host = SparkplugHost(settings.sparkplug_host_id)
+        super().__init__(options, pipeline, binder, metrics)
+        self.host = SparkplugHost(options.sparkplug_host_id)
         self._edges: set[tuple[str, str]] = set()
         self._online_ts = 0
 
@@ -73,13 +78,13 @@ class SparkplugSource(MqttSource):
     def _connect(self) -> FlowControlledClient:
         # 3.0: the will and the online message carry the same timestamp.
         self._online_ts = int(time.time() * 1000)
-        topic = state_topic(self._settings.sparkplug_host_id)
+        topic = state_topic(self._options.sparkplug_host_id)
         will = aiomqtt.Will(topic, state_payload(False, self._online_ts), qos=1, retain=True)
-        return make_client(self._broker, f"{self._settings.client_id}-spb", persistent=False,
+        return make_client(self._broker, f"{self._options.client_id}-spb", persistent=False,
                            will=will, on_pause=self._paused)
 
     async def _on_connect(self, client: aiomqtt.Client) -> None:
-        await client.publish(state_topic(self._settings.sparkplug_host_id),
+        await client.publish(state_topic(self._options.sparkplug_host_id),
                              state_payload(True, self._online_ts), qos=1, retain=True)
         now_ms = int(time.time() * 1000)
         for group, edge in sorted(self._edges):
