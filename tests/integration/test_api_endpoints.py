@@ -388,3 +388,47 @@ def test_product_times_the_document_allows_are_stored(w: World, produced_at: str
     prop = w.client.get("/openapi.json").json()["components"]["schemas"]["ProductIn"][
         "properties"]["produced_at"]["anyOf"][0]
     assert prop["format"] == "date-time" and re.match(prop["pattern"], produced_at)
+
+
+# Error answers that are not an ErrorBody, each for a reason the document states.
+NOT_ERROR_BODIES = {("/healthz", "get", "503")}  # the health report itself, naming what failed
+
+
+def test_every_error_answer_is_an_error_body(w: World) -> None:
+    paths = w.client.get("/openapi.json").json()["paths"]
+    error_body = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    for path, operations in paths.items():
+        for method, op in operations.items():
+            for code, response in op["responses"].items():
+                if code[0] in "45" and (path, method, code) not in NOT_ERROR_BODIES:
+                    assert response.get("content") == error_body, (method, path, code)
+    health = paths["/healthz"]["get"]["responses"]["503"]["content"]["application/json"]
+    assert health["schema"]["$ref"].endswith("/Health")
+
+
+def test_links_lead_to_operations_and_their_parameters(w: World) -> None:
+    """The document's links (what schemathesis' stateful phase follows) name operations that
+    exist, with parameters they have, and the answers they follow hold those ids."""
+    paths = w.client.get("/openapi.json").json()["paths"]
+    followed: set[str] = set()
+    for operations in paths.values():
+        for op in operations.values():
+            for response in op["responses"].values():
+                for link in response.get("links", {}).values():
+                    pointer = link["operationRef"].removeprefix("#/paths/")
+                    target_path, method = pointer.rsplit("/", 1)
+                    target = paths[target_path.replace("~1", "/").replace("~0", "~")][method]
+                    names = {f"{p['in']}.{p['name']}" for p in target.get("parameters", [])}
+                    assert set(link["parameters"]) <= names, link
+                    followed.add(target["operationId"])
+    assert {"get_asset_api_v1_assets__asset_id__get",
+            "set_device_identifier_api_v1_devices__device_id__identifier_put",
+            "raw_api_v1_telemetry_raw_get"} <= followed
+    # Followed by hand: the created asset, and the first device of the list.
+    made = w.client.post("/api/v1/assets", headers=w.acme.auth("admin"), json={
+        "parent_id": w.acme.line_id, "kind": "device", "name": "linked-press"}).json()
+    assert w.client.get(f"/api/v1/assets/{made['id']}",
+                        headers=w.acme.auth("viewer")).status_code == 200
+    first = w.client.get("/api/v1/devices", headers=w.acme.auth("viewer")).json()[0]["id"]
+    assert w.client.get(f"/api/v1/devices/{first}",
+                        headers=w.acme.auth("viewer")).status_code == 200

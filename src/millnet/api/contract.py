@@ -7,7 +7,10 @@ FastAPI's generated document is close; this module states what it cannot infer:
   bad id answers 400 naming it) is a required array of ids, at most the node's limit;
 * ``start`` and ``end`` are RFC 3339 date-times or epoch milliseconds;
 * every 4xx and 5xx answer refers to the ``ErrorBody`` component (FastAPI would document its
-  own validation-error shape for 422, which the API never sends).
+  own validation-error shape for 422, which the API never sends);
+* OpenAPI links: where the ids of an answer lead (a created asset to ``GET /assets/{asset_id}``,
+  a device list to its devices, a point to its telemetry), for readers and for schemathesis'
+  stateful phase, which otherwise guesses ids that mostly do not exist.
 
 ``tests/integration/test_api_contract.py`` runs schemathesis with all its checks against a
 node served by uvicorn to hold the API to this document.
@@ -55,6 +58,99 @@ def _fix_responses(operation: dict[str, Any]) -> None:
         response["content"] = {"application/json": {"schema": ERROR_REF}}
 
 
+_V1 = "/api/v1"
+# (operation, status) -> {link name: (target operation, {parameter: runtime expression})}.
+# Expressions into list answers name the first item; an empty list leaves the parameter to the
+# client. No link leaves a nullable field (a node-wide token's tenant_id is null).
+_LINKS: dict[tuple[str, str], dict[str, tuple[str, dict[str, str]]]] = {
+    (f"get {_V1}/tenants", "200"): {
+        "GetTenant": (f"get {_V1}/tenants/{{tenant_id}}",
+                      {"path.tenant_id": "$response.body#/0/id"}),
+        "AssetTree": (f"get {_V1}/assets", {"query.tenant_id": "$response.body#/0/id"}),
+        "Devices": (f"get {_V1}/devices", {"query.tenant_id": "$response.body#/0/id"}),
+        "Points": (f"get {_V1}/points", {"query.tenant_id": "$response.body#/0/id"}),
+        "Products": (f"get {_V1}/products", {"query.tenant_id": "$response.body#/0/id"}),
+    },
+    (f"post {_V1}/tenants", "201"): {
+        "GetTenant": (f"get {_V1}/tenants/{{tenant_id}}",
+                      {"path.tenant_id": "$response.body#/id"}),
+        "ChangeTenant": (f"patch {_V1}/tenants/{{tenant_id}}",
+                         {"path.tenant_id": "$response.body#/id"}),
+        "IdentifierPrefixes": (f"put {_V1}/tenants/{{tenant_id}}/identifier-prefixes",
+                               {"path.tenant_id": "$response.body#/id"}),
+    },
+    (f"get {_V1}/assets", "200"): {
+        "GetRoot": (f"get {_V1}/assets/{{asset_id}}",
+                    {"path.asset_id": "$response.body#/roots/0/id"}),
+        "RootChildren": (f"get {_V1}/assets/{{asset_id}}/children",
+                         {"path.asset_id": "$response.body#/roots/0/id"}),
+    },
+    (f"post {_V1}/assets", "201"): {
+        "GetAsset": (f"get {_V1}/assets/{{asset_id}}", {"path.asset_id": "$response.body#/id"}),
+        "Children": (f"get {_V1}/assets/{{asset_id}}/children",
+                     {"path.asset_id": "$response.body#/id"}),
+    },
+    (f"get {_V1}/assets/{{asset_id}}/children", "200"): {
+        "GetChild": (f"get {_V1}/assets/{{asset_id}}",
+                     {"path.asset_id": "$response.body#/0/id"}),
+    },
+    (f"get {_V1}/devices", "200"): {
+        "GetDevice": (f"get {_V1}/devices/{{device_id}}",
+                      {"path.device_id": "$response.body#/0/id"}),
+        "DevicePoints": (f"get {_V1}/devices/{{device_id}}/points",
+                         {"path.device_id": "$response.body#/0/id"}),
+        "LinkIdentifier": (f"put {_V1}/devices/{{device_id}}/identifier",
+                           {"path.device_id": "$response.body#/0/id"}),
+    },
+    (f"get {_V1}/devices/{{device_id}}", "200"): {
+        "LinkIdentifier": (f"put {_V1}/devices/{{device_id}}/identifier",
+                           {"path.device_id": "$response.body#/id"}),
+        "GetPoint": (f"get {_V1}/points/{{series_id}}",
+                     {"path.series_id": "$response.body#/points/0/series_id"}),
+    },
+    (f"get {_V1}/points", "200"): {
+        "GetPoint": (f"get {_V1}/points/{{series_id}}",
+                     {"path.series_id": "$response.body#/0/series_id"}),
+        "GetDevice": (f"get {_V1}/devices/{{device_id}}",
+                      {"path.device_id": "$response.body#/0/device_id"}),
+        "Raw": (f"get {_V1}/telemetry/raw", {"query.series": "$response.body#/0/series_id"}),
+        "Buckets": (f"get {_V1}/telemetry/buckets",
+                    {"query.series": "$response.body#/0/series_id"}),
+        "Last": (f"get {_V1}/telemetry/last", {"query.series": "$response.body#/0/series_id"}),
+    },
+    (f"get {_V1}/points/{{series_id}}", "200"): {
+        "Raw": (f"get {_V1}/telemetry/raw", {"query.series": "$response.body#/series_id"}),
+        "Buckets": (f"get {_V1}/telemetry/buckets",
+                    {"query.series": "$response.body#/series_id"}),
+        "Last": (f"get {_V1}/telemetry/last", {"query.series": "$response.body#/series_id"}),
+    },
+    (f"get {_V1}/products", "200"): {
+        "GetProduct": (f"get {_V1}/products/{{product_id}}",
+                       {"path.product_id": "$response.body#/0/id"}),
+    },
+    (f"post {_V1}/products", "201"): {
+        "GetProduct": (f"get {_V1}/products/{{product_id}}",
+                       {"path.product_id": "$response.body#/id"}),
+        "LinkIdentifier": (f"put {_V1}/products/{{product_id}}/identifier",
+                           {"path.product_id": "$response.body#/id"}),
+    },
+}
+
+
+def _operation_ref(operation: str) -> str:
+    method, path = operation.split(" ", 1)
+    return "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method
+
+
+def _add_links(paths: dict[str, Any]) -> None:
+    for (operation, status), links in _LINKS.items():
+        method, path = operation.split(" ", 1)
+        response = paths[path][method]["responses"][status]
+        response["links"] = {
+            name: {"operationRef": _operation_ref(target), "parameters": params}
+            for name, (target, params) in links.items()}
+
+
 def document(app: FastAPI, limits: Limits) -> dict[str, Any]:
     """The app's OpenAPI document, made exact (built once, then cached on the app)."""
     if app.openapi_schema is not None:
@@ -65,6 +161,7 @@ def document(app: FastAPI, limits: Limits) -> dict[str, Any]:
         for operation in operations.values():
             _fix_parameters(path, operation, limits)
             _fix_responses(operation)
+    _add_links(doc["paths"])
     schemas = doc.setdefault("components", {}).setdefault("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
         schemas.pop(unused, None)
