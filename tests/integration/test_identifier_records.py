@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import Engine, inspect, text
 
+from millnet.db.engine import create_db_engine
+from millnet.db.migrate import downgrade, upgrade
 from millnet.identifiers import IdentifierStore
 from millnet.identifiers.fastpath import FastResolver, sqlite_path
 from millnet.identifiers.values import stored_forms
 from millnet.protocols.handle import HandleValue, Permission, ValueReference
-from millnet.registry.engine import create_registry_engine
-from millnet.registry.migrate import downgrade, upgrade
 from tests.integration.registry_fixtures import registry_url
 
 __all__ = ["registry_url"]  # fixture
@@ -54,7 +54,7 @@ def _value_rows(engine: Engine) -> list[tuple[object, ...]]:
 
 
 def test_value_rows_become_records_and_come_back(registry_url: str) -> None:
-    engine = create_registry_engine(registry_url)
+    engine = create_db_engine(registry_url)
     try:
         upgrade(engine, "0006")
         _seed_0006(engine)

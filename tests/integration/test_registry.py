@@ -16,12 +16,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event, func, inspect, select
 
+import millnet.identifiers.schema  # noqa: F401 - its tables share the metadata
+from millnet.db.engine import create_db_engine, writer
+from millnet.db.migrate import VERSION_TABLE, current_revision, downgrade, head_revision
+from millnet.db.schema import metadata
 from millnet.errors import ConfigError, Conflict, InvalidInput, NotFound, StorageError
 from millnet.model import AssetKind, DataType, PointSpec
 from millnet.registry import Registry
-from millnet.registry.engine import create_registry_engine, writer
-from millnet.registry.migrate import VERSION_TABLE, current_revision, downgrade, head_revision
-from millnet.registry.schema import assets, metadata, points
+from millnet.registry.schema import assets, points
 from tests.integration.registry_fixtures import DEVICE_PATH, registry, registry_url
 
 __all__ = ["registry", "registry_url"]  # fixtures, imported to be found by pytest
@@ -53,7 +55,7 @@ def _device(reg: Registry, tenant: str = "acme") -> tuple[int, int]:
 
 def test_open_migrates_an_empty_database_to_head_and_reopening_is_a_noop(
         registry_url: str) -> None:
-    engine = create_registry_engine(registry_url)
+    engine = create_db_engine(registry_url)
     try:
         assert current_revision(engine) is None
         with Registry.open(registry_url) as reg:
@@ -76,7 +78,7 @@ def test_migrated_schema_matches_the_metadata(registry: Registry) -> None:
 
 def test_downgrade_to_base_drops_everything_and_open_recreates_it(registry_url: str) -> None:
     Registry.open(registry_url).close()
-    engine = create_registry_engine(registry_url)
+    engine = create_db_engine(registry_url)
     try:
         downgrade(engine, "base")
         assert current_revision(engine) is None

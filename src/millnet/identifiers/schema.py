@@ -1,4 +1,4 @@
-"""The identifier tables, on the registry's metadata: one database, one migration chain.
+"""The identifier tables, on the shared metadata of :mod:`millnet.db`: one database, one chain.
 
 ``handles`` holds one row per handle in its canonical form (:func:`normalize_handle`: prefix
 ASCII upper-cased, suffix as given), so ``88.100.5/PUMP-1`` and ``88.100.5/pump-1`` are two
@@ -30,7 +30,7 @@ from sqlalchemy import (
     Text,
 )
 
-from millnet.registry.schema import UtcDateTime, metadata
+from millnet.db.schema import UtcDateTime, metadata
 
 #: PostgreSQL refuses B-tree index entries above ~2700 bytes; millnet stores handles up to
 #: this many UTF-8 bytes (the codec accepts 4096) so the unique index can hold every one.

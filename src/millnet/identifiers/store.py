@@ -1,6 +1,6 @@
 """The identifier store: handles and their values in the registry's database.
 
-:class:`IdentifierStore` is synchronous and thread-safe like :class:`millnet.registry.Registry`:
+:class:`IdentifierStore` is synchronous and thread-safe like the registry (a :class:`SqlStore`):
 each method is one short transaction on a pooled connection (async servers call it through
 ``asyncio.to_thread``). Writes are all-or-nothing. Handles are stored in the canonical form of
 :func:`millnet.protocols.handle.normalize_handle` (prefix ASCII upper-cased, suffix kept as
@@ -32,9 +32,9 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from millnet.db.sqlstore import SqlStore
 from millnet.errors import InvalidInput, StorageError
 from millnet.protocols.handle import HandleValue
-from millnet.registry.sqlstore import SqlStore
 
 from .bulk import DuplicateHandle, insert_new, lock_log
 from .errors import HandleExists, HandleNotFound, ValueExists, ValueNotFound

@@ -12,11 +12,12 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Connection, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
+from millnet.db.schema import AnyRow
 from millnet.errors import Conflict, InvalidInput, NotFound
 from millnet.model import AssetKind
 from millnet.registry.prefixes import require_own_identifier
 from millnet.registry.records import Asset, AssetNode
-from millnet.registry.schema import AnyRow, asset_identifiers, assets
+from millnet.registry.schema import asset_identifiers, assets
 from millnet.registry.tenants import require_tenant
 from millnet.registry.validation import check_asset_name, check_text
 

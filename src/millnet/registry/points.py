@@ -16,11 +16,12 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, select, update
 
+from millnet.db.schema import AnyRow
 from millnet.errors import InvalidInput, NotFound
 from millnet.model import AssetKind, DataType, PointSpec
 from millnet.registry.assets import get_asset
 from millnet.registry.records import Point
-from millnet.registry.schema import AnyRow, points
+from millnet.registry.schema import points
 from millnet.registry.tenants import require_tenant
 from millnet.registry.validation import UNIT_MAX, check_finite, check_name, check_text
 

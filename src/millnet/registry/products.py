@@ -7,12 +7,13 @@ from datetime import datetime
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from millnet.db.schema import AnyRow
 from millnet.errors import Conflict, InvalidInput, NotFound
 from millnet.model import AssetKind
 from millnet.registry.assets import get_asset
 from millnet.registry.prefixes import require_own_identifier
 from millnet.registry.records import Product
-from millnet.registry.schema import AnyRow, products
+from millnet.registry.schema import products
 from millnet.registry.tenants import require_tenant
 from millnet.registry.validation import check_text, check_time
 

@@ -17,6 +17,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from millnet.db.sqlstore import SqlStore
 from millnet.errors import Conflict, QuotaExceeded, StorageError
 from millnet.model import AssetKind, PointSpec
 from millnet.registry import assets, points, products, tenants, tokens
@@ -31,7 +32,6 @@ from millnet.registry.records import (
     Tenant,
     TokenInfo,
 )
-from millnet.registry.sqlstore import SqlStore
 
 log = logging.getLogger("millnet.registry")
 

@@ -1,74 +1,30 @@
-"""The registry's tables as SQLAlchemy Core metadata.
+"""The registry's tables, on the database's shared metadata (:mod:`millnet.db.schema`).
 
-The migrations in ``migrations/versions`` create these tables; they are written out by hand (a
-migration must not change when this file does) and a test compares the migrated database with
-this metadata, so the two cannot drift apart unnoticed.
+The migrations in ``millnet/db/migrations/versions`` create these tables; they are written out
+by hand (a migration must not change when this file does) and a test compares the migrated
+database with this metadata, so the two cannot drift apart unnoticed.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any, TypeAlias
-
 from sqlalchemy import (
     CheckConstraint,
     Column,
-    DateTime,
-    Dialect,
     Float,
     ForeignKey,
     Index,
     Integer,
-    MetaData,
-    Row,
     String,
     Table,
     Text,
-    TypeDecorator,
     UniqueConstraint,
 )
 
+from millnet.db.schema import UtcDateTime, metadata
 from millnet.model.limits import NAME_MAX
-
-# A result row of any shape (rows are read by attribute).
-AnyRow: TypeAlias = Row[*tuple[Any, ...]]
 
 KINDS = ("enterprise", "site", "area", "line", "device")
 ROLES = ("admin", "operator", "viewer")
-
-# Constraint names are explicit so later migrations (and SQLite batch mode) can refer to them.
-metadata = MetaData(naming_convention={
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-})
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes on every backend.
-
-    SQLite has no time zones (its values come back naive) and PostgreSQL answers in the session's
-    zone; this stores UTC and always returns aware UTC datetimes, so records compare equal
-    across backends.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 tenants = Table(

@@ -7,9 +7,10 @@ from datetime import datetime
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from millnet.db.schema import AnyRow
 from millnet.errors import Conflict, NotFound
 from millnet.registry.records import Tenant
-from millnet.registry.schema import AnyRow, tenants
+from millnet.registry.schema import tenants
 from millnet.registry.validation import check_name, check_retention, check_slug
 
 

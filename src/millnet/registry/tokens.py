@@ -21,9 +21,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, insert, select, update
 
+from millnet.db.schema import AnyRow
 from millnet.errors import InvalidInput, NotFound
 from millnet.registry.records import Principal, Role, TokenInfo
-from millnet.registry.schema import AnyRow, api_tokens
+from millnet.registry.schema import api_tokens
 from millnet.registry.tenants import require_tenant
 from millnet.registry.validation import check_name
 

@@ -15,12 +15,13 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
 
-from millnet.registry.engine import writer
+from millnet.db.engine import writer
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-# Not "alembic_version": other millnet stores may migrate the same PostgreSQL database.
+# Not "alembic_version": other programs may migrate the same PostgreSQL database. The name
+# predates millnet.db (the chain began as the registry's) and stays: databases record it.
 VERSION_TABLE = "registry_alembic_version"
-# Arbitrary constant naming the registry's migration lock among PostgreSQL advisory locks.
+# Arbitrary constant naming millnet's migration lock among PostgreSQL advisory locks.
 _PG_LOCK_KEY = 0x6D696C6C_6E6574 & 0x7FFFFFFF_FFFFFFFF
 
 
@@ -43,14 +44,14 @@ def _locked(connection: Connection) -> None:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the registry schema up to ``revision``; a no-op when it is there already."""
+    """Bring the schema up to ``revision``; a no-op when it is there already."""
     with writer(engine).begin() as connection:
         _locked(connection)
         command.upgrade(alembic_config(connection), revision)
 
 
 def downgrade(engine: Engine, revision: str = "base") -> None:
-    """Take the schema down to ``revision`` ("base" drops every registry table)."""
+    """Take the schema down to ``revision`` ("base" drops every millnet table)."""
     with writer(engine).begin() as connection:
         _locked(connection)
         command.downgrade(alembic_config(connection), revision)

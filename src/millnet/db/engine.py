@@ -1,4 +1,5 @@
-"""Engines for the registry: SQLite (WAL, foreign keys, busy timeout) or PostgreSQL via psycopg.
+"""Engines for the millnet database: SQLite (WAL, foreign keys, busy timeout) or PostgreSQL
+via psycopg.
 
 SQLite transactions are begun by us rather than by the sqlite3 module, for two reasons: the
 module does not begin a transaction before a SELECT (so a read-then-write is not atomic), and a
@@ -44,8 +45,8 @@ def parse_url(url: str, setting: str = URL_SETTING) -> URL:
     return parsed
 
 
-def create_registry_engine(url: str, setting: str = URL_SETTING) -> Engine:
-    """An engine for ``url`` with the per-backend settings the registry relies on."""
+def create_db_engine(url: str, setting: str = URL_SETTING) -> Engine:
+    """An engine for ``url`` with the per-backend settings every store relies on."""
     parsed = parse_url(url, setting)
     # hide_parameters: errors and logs must never show bound values (token hashes among them).
     options: dict[str, Any] = {"hide_parameters": True}

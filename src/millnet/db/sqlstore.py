@@ -1,4 +1,4 @@
-"""What every store on the registry's database shares: opening (and migrating) its engine,
+"""What every store on the millnet database shares: opening (and migrating) its engine,
 closing it, and a repr that never shows a password."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from typing import ClassVar, Self
 from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from millnet.db import migrate
+from millnet.db.engine import URL_SETTING, create_db_engine, writer
 from millnet.errors import StorageError
-from millnet.registry import migrate
-from millnet.registry.engine import URL_SETTING, create_registry_engine, writer
 
 
 class SqlStore:
@@ -20,7 +20,7 @@ class SqlStore:
     label: ClassVar[str] = "database"
 
     def __init__(self, engine: Engine) -> None:
-        """Wrap an engine made by ``create_registry_engine`` whose schema is at head."""
+        """Wrap an engine made by ``create_db_engine`` whose schema is at head."""
         self._engine = engine
         self._writer = writer(engine)
 
@@ -28,7 +28,7 @@ class SqlStore:
     def open(cls, url: str, *, setting: str = URL_SETTING) -> Self:
         """Connect to ``url`` (sqlite:///path or postgresql+psycopg://...) and migrate to head;
         configuration errors name ``setting``, where the URL came from."""
-        engine = create_registry_engine(url, setting)
+        engine = create_db_engine(url, setting)
         try:
             migrate.upgrade(engine)
         except (OperationalError, InterfaceError) as exc:
