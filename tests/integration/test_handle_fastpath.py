@@ -98,11 +98,11 @@ def test_same_bytes_as_the_general_path(node: tuple[IdentifierService, NativeHan
     _request("88.100.5/NOPE"),  # not found: the general path answers 100
     _request("88.100.5/HIDDEN"),  # no public value: 200
     _request("88.100.5/\x00bad"),  # invalid handle
-    _request("0.NA/88.100.5"),  # 0.NA is not served here: referral logic
+    _request("0.NA/88.100.7"),  # a prefix record not held here: the parent's referral logic
     _request("88.100.5.9/X"),  # a delegated prefix: a referral
     _request("88.200/X"),  # no prefix of it here
-    _request("88.100.5/PUMP-1", indexes=(1,)),
-    _request("88.100.5/PUMP-1", types=("URL",)),
+    _request("88.100.5/PUMP-1", types=("NOPE",)),  # nothing selected: 200
+    _request("88.100.5/PUMP-1", indexes=tuple(range(40))),  # a long filter: the codec's
     _request("88.100.5/PUMP-1", flags=int(OpFlag.CT)),
     _request("88.100.5/PUMP-1", credential=b"\x00" * 8),
     _request("88.100.5/PUMP-1") + b"\0",  # trailing garbage

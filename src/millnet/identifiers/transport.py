@@ -19,7 +19,10 @@ useless, since no client can complete a message from one fragment). Instead the 
 *truncation notice* (:func:`truncation_notice`): the reply's 20-octet envelope alone, TC set,
 announcing the whole length and carrying none of it. :mod:`.client` asks over TCP at once; a
 Handle.Net client cannot complete the message and asks over TCP after its UDP timeout, as it
-would after silence (docs/handle-protocol.md, "UDP amplification").
+would after silence. The exception is the server's :class:`~.udpgrace.ReflectionLimiter`:
+a reply of at most four datagrams over the budget is still sent whole while the source's
+network and the process have octets left in their token buckets (docs/handle-protocol.md,
+"UDP amplification").
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ from millnet.protocols.handle import (
     udp_packets,
 )
 from millnet.protocols.handle.constants import ENVELOPE_SIZE, UDP_PACKET_SIZE, EnvelopeFlag
+
+from .udpgrace import ReflectionLimiter
 
 log = logging.getLogger("millnet.identifiers")
 
@@ -113,13 +118,16 @@ class UdpStats:
     malformed: int = 0
     #: replies withheld: larger than the amplification budget (the client asks over TCP)
     truncated: int = 0
+    #: replies larger than the budget sent all the same, within the reflection limiter
+    graced: int = 0
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
     def __init__(self, handler: Handler, amplification: int, tasks: Tasks,
-                 fast: FastPath | None = None) -> None:
+                 fast: FastPath | None = None, grace: ReflectionLimiter | None = None) -> None:
         self._handler = handler
         self._fast = fast
+        self._grace = grace
         self._amplification = amplification
         self._tasks = tasks
         # Large requests belong on TCP: 256 partial messages of at most 64 KiB bound what
@@ -169,8 +177,9 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self._send(replies, addr, len(data))
 
     def _send(self, replies: list[bytes], addr: Peer, request_size: int) -> None:
-        """Send the replies that fit the amplification budget (see the module's docstring),
-        in order; the first that does not fit and all after it are withheld."""
+        """Send the replies that fit the amplification budget (see the module's docstring) or
+        the reflection limiter's grace, in order; the first that fits neither and all after
+        it are withheld."""
         transport = self._transport
         if transport is None or transport.is_closing():
             return
@@ -178,6 +187,10 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         for reply in replies:
             packets = udp_packets(reply)
             size = sum(map(len, packets))
+            if size > budget and self._grace is not None \
+                    and self._grace.allow(addr[0], size):
+                self.stats.graced += 1
+                budget = size  # spent whole: a further reply needs grace of its own
             if size > budget:
                 self.stats.truncated += 1
                 log.debug("withheld a UDP reply of %d bytes to a %d-byte request from %s",
@@ -358,6 +371,8 @@ class NativeServer:
     max_tcp_connections: int = MAX_TCP_CONNECTIONS
     max_tcp_per_host: int = MAX_TCP_PER_HOST
     fast: FastPath | None = None
+    #: answers over the amplification budget allowed at a bounded rate (None: never)
+    udp_grace: ReflectionLimiter | None = field(default_factory=ReflectionLimiter)
 
     #: bind UDP with SO_REUSEPORT: several processes then share the port, the kernel
     #: spreading datagrams by source address (``millnet id serve --workers``)
@@ -370,7 +385,8 @@ class NativeServer:
         self._tasks: Tasks = set()
         sock = udp_socket(self.host, self.udp_port, reuse_port=self.reuse_port)
         udp, proto = await loop.create_datagram_endpoint(
-            lambda: _UdpProtocol(self.handler, self.udp_amplification, self._tasks, self.fast),
+            lambda: _UdpProtocol(self.handler, self.udp_amplification, self._tasks, self.fast,
+                                 self.udp_grace),
             sock=sock)
         self._udp = udp
         self.udp_port = udp.get_extra_info("sockname")[1]
