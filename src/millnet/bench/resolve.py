@@ -6,13 +6,20 @@
    A ``--data-dir`` that already holds them is reused: only a sample of 50,000 new handles is
    registered then, to measure the rate.
 2. A real ``millnet id serve`` is started as its own process on that data.
-3. UDP: this process (the load process) sends native RESOLUTION requests for random handles
-   from one socket, keeping ``window`` requests outstanding, and times each from send to
-   receive (latency includes queueing behind the window).
+3. UDP: this process (the load process) sends native RESOLUTION requests from ``sockets``
+   sockets, keeping ``window`` requests outstanding on each, and times each from send to
+   receive (latency includes queueing behind the window), in four phases with the same
+   generator: a trivial UDP responder (:mod:`.trivial_udp`, as many processes as the node),
+   random benchmark handles (``udp``), the prefix record ``0.NA/88.100.5`` asked as hdllib
+   asks for it before anything else (HS_SITE, HS_SITE.6, HS_SERV, HS_NAMESPACE; REC|CA|PO;
+   ``prefix``), and the trivial responder again. Each rate is also given as a ratio to the
+   trivial responder's (the mean of its two phases): a figure that stops swinging with the
+   machine and its other load.
 4. REST: ``GET /api/handles/{handle}`` for random handles over HTTP/1.1 keep-alive
    connections, one request outstanding per connection, from this process.
 
-All figures are measured here; nothing is extrapolated.
+All figures are measured here; nothing is extrapolated. A request lost in any measured phase
+fails the run (``ok`` false: exit 1), as does an answer other than SUCCESS.
 """
 
 from __future__ import annotations
@@ -29,15 +36,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+from millnet.bench import load
+from millnet.bench.load import BenchError, Latencies, close_all
+from millnet.bench.trivial_udp import TrivialResponder
+from millnet.bench.versions import versions
 from millnet.connectivity.broker import free_port, wait_for_port
-from millnet.errors import MillnetError
 from millnet.identifiers.delegation import bootstrap_prefix
 from millnet.identifiers.service import IdentifierService
 from millnet.identifiers.store import MAX_BATCH, IdentifierStore
@@ -46,12 +54,15 @@ from millnet.protocols.handle import (
     HandleValue,
     Header,
     Message,
+    OpFlag,
     ResolutionRequest,
+    ResolutionResponse,
     ServerRecord,
     SiteInfo,
     ValueReference,
     address_octets,
     encode_message,
+    make_response,
 )
 
 PREFIX = "88.100.5"
@@ -60,43 +71,11 @@ ADMIN = ValueReference(f"{PREFIX}/ADMIN", 300)
 SAMPLE = 50_000
 #: seconds of unmeasured load before each measurement
 WARM_UP = 1.0
-_REQUEST_ID = slice(8, 12)
-_RESPONSE_CODE = slice(24, 28)  # the message header's response code
-_SUCCESS = (1).to_bytes(4, "big")
-#: seconds after which an unanswered UDP request counts as lost
-UDP_LOST_AFTER = 0.5
+#: what hdllib asks a prefix record for (``HandleResolver.buildPrefixResolutionRequest``)
+PREFIX_TYPES = ("HS_SITE", "HS_SITE.6", "HS_SERV", "HS_NAMESPACE")
+_HDLLIB_FLAGS = int(OpFlag.REC | OpFlag.CA | OpFlag.PO)
 
-
-class BenchError(MillnetError):
-    pass
-
-
-@dataclass
-class Latencies:
-    count: int
-    seconds: float
-    samples: list[float]
-    lost: int = 0
-    #: CPU seconds the load generator itself used: near ``seconds`` means it, not the
-    #: server, was the limit
-    load_cpu: float | None = None
-    #: answers that came after their request was counted lost (not counted as resolutions)
-    late: int = 0
-
-    def summary(self, name: str) -> dict[str, Any]:
-        ordered = sorted(self.samples)
-
-        def pct(q: float) -> float | None:
-            if not ordered:
-                return None
-            return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1e3, 3)
-
-        return {f"{name}_per_second": round(self.count / self.seconds) if self.seconds else None,
-                f"{name}_p50_ms": pct(0.50), f"{name}_p99_ms": pct(0.99),
-                f"{name}_requests": self.count, f"{name}_lost": self.lost,
-                f"{name}_late": self.late,
-                f"{name}_load_cpu_share": round(self.load_cpu / self.seconds, 2)
-                if self.load_cpu is not None and self.seconds else None}
+__all__ = ["BenchError", "Latencies", "rest_load", "run_resolve_bench", "udp_load"]
 
 
 def handle_name(i: int) -> str:
@@ -204,102 +183,27 @@ def _udp_requests(handles: int, count: int) -> list[bytes]:
     return out
 
 
-def _udp_clients(port: int, count: int, sel: selectors.BaseSelector) -> list[socket.socket]:
-    socks = []
-    for _ in range(count):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-        sock.connect(("127.0.0.1", port))
-        sock.setblocking(False)
-        sel.register(sock, selectors.EVENT_READ)
-        socks.append(sock)
-    return socks
+def prefix_requests(count: int = 1024) -> list[bytes]:
+    """``0.NA/88.100.5`` as hdllib asks for it before resolving any handle under the prefix:
+    the location types, REC|CA|PO, recursion count 1, 2.10 suggesting 2.11."""
+    body = ResolutionRequest(f"0.NA/{PREFIX}", (), PREFIX_TYPES)
+    header = Header(_HDLLIB_FLAGS, 0xFFFF, 1)
+    return [encode_message(Message(body, header, Envelope(2, 10, 2, 11, 0, request_id)))
+            for request_id in range(count)]
 
 
-def _close_all(sel: selectors.BaseSelector, socks: Iterable[socket.socket]) -> None:
-    for sock in socks:
-        sel.unregister(sock)
-        sock.close()
-
-
-class _UdpLoad:
-    """The UDP load's bookkeeping: every request tracked by its own id until answered or
-    lost (see :func:`udp_load`)."""
-
-    def __init__(self, requests: list[bytes], end: float) -> None:
-        self.requests, self.end = requests, end
-        self.in_flight: dict[int, tuple[socket.socket, float]] = {}  # id -> (socket, sent)
-        self.samples: list[float] = []
-        self.next_id = 1
-        self.lost = self.late = self.errors = 0
-
-    def send(self, sock: socket.socket) -> None:
-        request_id = self.next_id
-        self.next_id = request_id + 1 if request_id < 0x7FFFFFFF else 1
-        template = self.requests[request_id % len(self.requests)]
-        self.in_flight[request_id] = (sock, time.perf_counter())
-        sock.send(b"".join((template[:8], request_id.to_bytes(4, "big"), template[12:])))
-
-    def receive(self, sock: socket.socket) -> None:
-        while True:
-            try:
-                reply = sock.recv(65_536)
-            except BlockingIOError:
-                return
-            now = time.perf_counter()
-            entry = self.in_flight.pop(int.from_bytes(reply[_REQUEST_ID], "big"), None)
-            if entry is None:
-                self.late += 1  # already counted lost (or not ours)
-                continue
-            if reply[_RESPONSE_CODE] != _SUCCESS:
-                self.errors += 1
-            else:
-                self.samples.append(now - entry[1])
-            if now < self.end:
-                self.send(sock)
-
-    def expire(self) -> None:
-        now = time.perf_counter()
-        while self.in_flight:  # the oldest first: dicts keep insertion order
-            request_id, (sock, sent) = next(iter(self.in_flight.items()))
-            if now - sent < UDP_LOST_AFTER:
-                return
-            del self.in_flight[request_id]
-            self.lost += 1
-            if now < self.end:
-                self.send(sock)
+def _trivial_answer() -> bytes:
+    """What the trivial responder sends: an ordinary resolution's answer, as large."""
+    values = tuple(_values(0))
+    return encode_message(make_response(
+        Message(ResolutionRequest(handle_name(0), (), ()), Header(), Envelope(2, 10, 2, 10)),
+        ResolutionResponse(handle_name(0), values), now=int(time.time())))
 
 
 def udp_load(port: int, handles: int, seconds: float, window: int,
              sockets: int = 4) -> Latencies:
-    """Resolutions over UDP from ``sockets`` client sockets (as many clients would: the
-    server's SO_REUSEPORT workers are chosen by source address), each keeping ``window``
-    requests outstanding, for ``seconds``.
-
-    Every request carries its own id and is tracked until answered: an answer counts only if
-    it names a request in flight and says SUCCESS (any other code fails the run: every
-    handle asked for exists); a request unanswered for :data:`UDP_LOST_AFTER` seconds counts
-    as lost, is replaced at once, and its answer, should it come later, is ignored (found by
-    review: losses were only noticed when everything went silent, and late answers were
-    counted twice)."""
-    sel = selectors.DefaultSelector()
-    socks = _udp_clients(port, sockets, sel)
-    start = time.perf_counter()
-    load = _UdpLoad(_udp_requests(handles, 65_536), start + seconds)
-    for sock in socks:
-        for _ in range(window):
-            load.send(sock)
-    cpu0 = time.process_time()
-    while load.in_flight:
-        for key, _ in sel.select(0.05):
-            load.receive(key.fileobj)  # type: ignore[arg-type]
-        load.expire()
-    elapsed = time.perf_counter() - start
-    load_cpu = time.process_time() - cpu0
-    _close_all(sel, socks)
-    if load.errors:
-        raise BenchError(f"{load.errors} UDP resolutions did not answer SUCCESS")
-    return Latencies(len(load.samples), elapsed, load.samples, load.lost, load_cpu, load.late)
+    """Resolutions of random benchmark handles (:func:`.load.udp_load`)."""
+    return load.udp_load(port, _udp_requests(handles, 65_536), seconds, window, sockets)
 
 
 def _response(buf: bytes) -> tuple[bool, int] | None:
@@ -360,7 +264,7 @@ def rest_load(port: int, handles: int, seconds: float, connections: int) -> Late
             if not data:  # the server closed it: its request is lost (found by review)
                 lost, pending = lost + 1, pending - 1
                 del state[sock]
-                _close_all(sel, [sock])
+                close_all(sel, [sock])
                 continue
             entry[0] += data
             done = _response(entry[0])
@@ -380,10 +284,38 @@ def rest_load(port: int, handles: int, seconds: float, connections: int) -> Late
             break
     elapsed = clock() - start
     load_cpu = time.process_time() - cpu0
-    _close_all(sel, state)
+    close_all(sel, state)
     if errors:
         raise BenchError(f"{errors} REST resolutions did not answer 200")
     return Latencies(len(samples), elapsed, samples, lost, load_cpu)
+
+
+def _udp_phases(port: int, trivial_port: int, handles: int, seconds: float, window: int,
+                sockets: int, console: Console) -> dict[str, Latencies]:
+    """The UDP phases, each after an unmeasured warm-up second (processes, page cache): the
+    trivial responder, ordinary handles, prefix records, the trivial responder again."""
+    ordinary, prefix = _udp_requests(handles, 65_536), prefix_requests()
+    plan = (("trivial_before", trivial_port, ordinary), ("udp", port, ordinary),
+            ("prefix", port, prefix), ("trivial_after", trivial_port, ordinary))
+    phases = {}
+    for name, target, requests in plan:
+        load.udp_load(target, requests, WARM_UP, window, sockets)
+        phases[name] = measured = load.udp_load(target, requests, seconds, window, sockets)
+        console.print(f"  {name}: {measured.count / measured.seconds:,.0f}/s, "
+                      f"{measured.lost} lost")
+    return phases
+
+
+def losses(measured: dict[str, Latencies]) -> list[str]:
+    """One failure per measured phase that lost requests: a benchmark that loses requests
+    measures something else than it says, so the run fails (exit 1)."""
+    return [f"{name}: {phase.lost} of {phase.count + phase.lost} requests lost"
+            for name, phase in measured.items() if phase.lost]
+
+
+def _ratios(rates: dict[str, float | None], trivial: float) -> dict[str, float | None]:
+    return {f"{name}_vs_trivial": round(rate / trivial, 3) if rate and trivial else None
+            for name, rate in rates.items()}
 
 
 def run_resolve_bench(*, handles: int = 1_000_000, seconds: float = 4.0,
@@ -397,28 +329,39 @@ def run_resolve_bench(*, handles: int = 1_000_000, seconds: float = 4.0,
         t0 = time.perf_counter()
         rate, registered, secret = prepare(where, handles, console)
         console.print(f"registered {registered:,} handles at {rate:,.0f}/s")
-        with _Node(where, secret, workers) as node:
+        with _Node(where, secret, workers) as node, \
+                TrivialResponder(_trivial_answer(), workers) as trivial:
             time.sleep(1.0)  # the UDP worker processes start after the port opens
             console.print(f"node pid {node.pid} udp/tcp {node.port} http {node.http_port}, "
-                          f"{workers} node processes; UDP load {seconds:.0f} s from "
-                          f"{sockets} sockets, {window} outstanding each")
-            # An unmeasured second first: the node's processes and the page cache warm up.
-            udp_load(node.port, handles, WARM_UP, window, sockets)
-            udp = udp_load(node.port, handles, seconds, window, sockets)
-            console.print(f"UDP {udp.count / udp.seconds:,.0f} resolutions/s")
+                          f"{workers} node processes; UDP load {seconds:.0f} s per phase "
+                          f"from {sockets} sockets, {window} outstanding each")
+            udp = _udp_phases(node.port, trivial.port, handles, seconds, window, sockets,
+                              console)
             console.print(f"REST load {seconds:.0f} s, {connections} connections")
             rest_load(node.http_port, handles, WARM_UP, connections)
             rest = rest_load(node.http_port, handles, seconds, connections)
             console.print(f"REST {rest.count / rest.seconds:,.0f} resolutions/s")
+        measured = {**udp, "rest": rest}
+        rates = {name: phase.count / phase.seconds for name, phase in measured.items()}
+        trivial_rate = (rates["trivial_before"] + rates["trivial_after"]) / 2
+        failures = losses(measured)
+        summaries = {key: value for name, phase in measured.items()
+                     for key, value in phase.summary(name).items()}
         result: dict[str, Any] = {
-            "benchmark": "resolve", "handles": handles,
-            **udp.summary("udp"), **rest.summary("rest"),
+            "benchmark": "resolve", "ok": not failures, "failures": failures,
+            "handles": handles, **summaries,
+            "trivial_per_second": round(trivial_rate),
+            **_ratios({"udp": rates["udp"], "prefix": rates["prefix"], "rest": rates["rest"]},
+                      trivial_rate),
+            "prefix_vs_udp": round(rates["prefix"] / rates["udp"], 3) if rates["udp"] else None,
             "register_per_second": round(rate), "registered": registered,
             "warm_up_seconds": WARM_UP, "udp_window": window, "udp_sockets": sockets,
             "workers": workers,
             "rest_connections": connections, "seconds_each": seconds,
             "cpus": os.cpu_count(), "machine": platform.machine(),
             "python": platform.python_version(),
+            "load_average": [round(x, 2) for x in os.getloadavg()],
+            "versions": versions(),
             "wall_seconds": round(time.perf_counter() - t0, 1),
         }
     return result
