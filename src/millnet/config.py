@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr, ValidationError
 
 from millnet.errors import ConfigError
+from millnet.model.limits import RETENTION_DAYS_MAX
 
 ENV_PREFIX = "MILLNET_"
 
@@ -43,7 +44,7 @@ class TelemetrySection(_Section):
     # Empty means <data_dir>/telemetry.duckdb and <data_dir>/archive
     path: str = ""
     archive_dir: str = ""
-    retention_days: int = Field(default=30, ge=1)
+    retention_days: int = Field(default=30, ge=1, le=RETENTION_DAYS_MAX)
     memory_limit: str = "1GB"
 
 
