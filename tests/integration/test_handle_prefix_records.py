@@ -121,6 +121,20 @@ def test_prefix_records_take_the_fast_path(node: tuple[NativeHandler, FastResolv
         assert got == want
 
 
+def test_a_changed_record_is_answered_at_once(node: tuple[NativeHandler, FastResolver],
+                                              tmp_path: Path) -> None:
+    """The remembered selection is used only with the stored form it was made from."""
+    handler, fast = node
+    data = hdllib_request("0.NA/88.100.5")
+    before = fast(data)
+    assert before is not None and before == fast(data)  # the second from the memo
+    moved = SiteInfo(servers=(ServerRecord(1, address_octets("192.0.2.9")),))
+    with IdentifierStore.open(f"sqlite:///{tmp_path / 'ids.sqlite'}") as store:
+        store.modify_values("0.NA/88.100.5", [site_value(moved)])
+    after = fast(data)
+    assert after is not None and after != before and after == general(handler, data)
+
+
 @settings(max_examples=150, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(handle=st.sampled_from(["0.NA/88.100.5", "0.NA/88.100.5.9", "88.100.5/PUMP-1",

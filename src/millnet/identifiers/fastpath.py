@@ -13,7 +13,8 @@ the same bytes :func:`~millnet.protocols.handle.make_response` and the codec wou
 
 Filters (indexes, types, and id-pointer-sdk's empty "auth bytes" trailer) select from the
 stored values as :func:`~.values.select_values` does; a selection is remembered per (filter,
-stored form), so a repeated prefix lookup costs what an unfiltered one does.
+name) with the stored form it came from, so a repeated prefix lookup costs what an unfiltered
+one does.
 
 Anything else returns None and takes the general path, which then also produces every error:
 other opcodes or flags (CT, ENC), credentials, fragments, versions the codec refuses,
@@ -24,7 +25,7 @@ answered here, :func:`~.delegation.locate`).
 
 Consistency: there is no cache of answers here; every answer reads the committed database, so
 a write through any path is visible to the next resolution (WAL readers see the last commit).
-The remembered selections are keyed by the stored form itself, so a write changes the key.
+A remembered selection is used only while the stored form is the one it was made from.
 """
 
 from __future__ import annotations
@@ -67,10 +68,11 @@ MMAP_BYTES = 1 << 30
 _WIRE = "SELECT wire FROM handles WHERE handle = ?"
 #: id-pointer-sdk's resolution requests end with an empty octet string ("auth bytes")
 _NO_AUTH_BYTES = b"\0" * 4
+_RECORD = f"{GLOBAL_PREFIX}/".encode()
 _VALUE_HEAD = struct.Struct(">IIBIBI")  # index, timestamp, TTL type, TTL, permissions, type
 #: filters longer than this (indexes or types) take the general path
 MAX_FAST_FILTERS = 32
-#: remembered selections (filter, stored form) -> answer; stored forms above
+#: remembered selections (filter, name) -> (stored form, answer); stored forms above
 #: MEMO_WIRE_MAX octets are selected every time
 MEMO_SIZE, MEMO_WIRE_MAX = 4096, 4096
 
@@ -89,7 +91,7 @@ class FastResolver:
         self._cursor = self._db.cursor()  # reused: one less object per request
         self._served = frozenset(served)
         self._clock = clock or time.time
-        self._memo: dict[tuple[bytes, bytes], bytes | None] = {}
+        self._memo: dict[tuple[bytes, bytes], tuple[bytes, bytes | None]] = {}
         self.answered = 0
 
     def close(self) -> None:
@@ -121,7 +123,7 @@ class FastResolver:
             return None
         filters = data[end:body_end]
         if filters != _EMPTY_FILTERS and filters != _EMPTY_FILTERS + _NO_AUTH_BYTES:
-            values = self._selected(filters, values)
+            values = self._selected(filters, raw, values)
             if values is None:
                 return None
         # The answer: make_response's version, flags, digest and expiration, then the body.
@@ -161,21 +163,28 @@ class FastResolver:
             name = raw.decode("utf-8")
         except UnicodeDecodeError:
             return None
+        if raw[:5] == _RECORD and raw == raw.upper():
+            # A prefix record as hdllib sends it (upper-cased whole): canonical already, so
+            # the lookup needs no normalization (an invalid name matches no stored row).
+            return self._lookup(name) if _record_name(name) else None
         return self._wire(name, records=True)
 
-    def _selected(self, filters: bytes, wire: bytes) -> bytes | None:
+    def _selected(self, filters: bytes, name: bytes, wire: bytes) -> bytes | None:
         """The values of ``wire`` the request's ``filters`` (index list, type list, optional
-        empty auth bytes) select, encoded as a value list; None for the general path."""
-        key = (filters, wire)
+        empty auth bytes) select, encoded as a value list; None for the general path.
+        Remembered per (filters, name) with the stored form it was made from: a write
+        changes the stored form, and the selection is made again."""
+        key = (filters, name)
         memo = self._memo
-        if key in memo:
-            return memo[key]
+        known = memo.get(key)
+        if known is not None and known[0] == wire:
+            return known[1]
         wanted = parse_filters(filters)
         chosen = select_wire(wire, *wanted) if wanted is not None else None
         if len(wire) <= MEMO_WIRE_MAX:
             if len(memo) >= MEMO_SIZE:
                 memo.clear()  # crude but bounded: refilled by the next requests
-            memo[key] = chosen
+            memo[key] = (wire, chosen)
         return chosen
 
     def _wire(self, name: str, *, records: bool = False) -> bytes | None:
@@ -191,6 +200,10 @@ class FastResolver:
             if prefix not in self._served and not (records and prefix == GLOBAL_PREFIX
                                                    and _record_name(name)):
                 return None
+        return self._lookup(name)
+
+    def _lookup(self, name: str) -> bytes | None:
+        """The stored public form of the canonical ``name``; None when missing or empty."""
         try:
             found = self._cursor.execute(_WIRE, (name,)).fetchone()
             if found is None:
