@@ -46,6 +46,7 @@ from millnet.identifiers.hierarchy import (
     site_of,
 )
 from millnet.identifiers.native import NativeHandler
+from millnet.identifiers.offload import Offload
 from millnet.identifiers.replication import Mirror, replication_routes, trim_log
 from millnet.identifiers.resolver import RecursiveResolver
 from millnet.identifiers.rest import create_handle_app
@@ -140,15 +141,15 @@ def _setup(store: IdentifierStore, opts: IdServerOptions, site: SiteInfo) -> Non
             log.info("published template %s", made)
 
 
-def node_handler(opts: IdServerOptions, service: IdentifierService,
-                 site: SiteInfo) -> NativeHandler:
+def node_handler(opts: IdServerOptions, service: IdentifierService, site: SiteInfo,
+                 offload: Offload) -> NativeHandler:
     parent = site_of([Endpoint.parse(opts.parent, "identifiers.parent")]) if opts.parent else None
     resolver = RecursiveResolver(ResolverCache(opts.cache_size, opts.negative_ttl),
                                  max_recursion=opts.max_recursion,
                                  follow_changes=opts.change_interval > 0,
                                  change_interval=opts.change_interval or CHANGE_INTERVAL,
                                  ) if opts.recursive else None
-    return NativeHandler(service, site, parent=parent, resolver=resolver)
+    return NativeHandler(service, site, parent=parent, resolver=resolver, offload=offload)
 
 
 def fast_resolver(opts: IdServerOptions, service: IdentifierService) -> FastResolver | None:
@@ -168,6 +169,8 @@ class LiveIdNode:
     http_port: int | None
     mirror: Mirror | None = None
     resolver: RecursiveResolver | None = None
+    #: where the node's writes, listings and secret checks run
+    offload: Offload | None = None
 
     @property
     def resolver_cache(self) -> ResolverCache | None:
@@ -197,10 +200,10 @@ async def identifier_node(opts: IdServerOptions, *, http: bool = True,
         fast = fast_resolver(opts, service)
         if fast is not None:
             closing.callback(fast.close)
-        handler = node_handler(opts, service, site)
         async with contextlib.AsyncExitStack() as stack:
-            if handler.resolver is not None:
-                stack.push_async_callback(handler.resolver.aclose)
+            # Writes, listings and secret checks of both protocols (closed after the servers)
+            offload = await stack.enter_async_context(Offload())
+            handler = node_handler(opts, service, site, offload)
             server = await stack.enter_async_context(_native_server(opts, handler, fast))
             http_port = opts.http_port if sock is not None else None
             await stack.enter_async_context(workers(opts, server.udp_port, http_port))
@@ -211,14 +214,15 @@ async def identifier_node(opts: IdServerOptions, *, http: bool = True,
                     "identifier-log-trim", lambda: _trim_forever(store, opts), restarts))]
                 if mirror is not None:
                     background.append(tg.create_task(supervise("mirror", mirror.run, restarts)))
+                background += _follow_changes(tg, handler, restarts)
                 web = None
                 if sock is not None:
-                    web = embedded_server(_http_app(opts, store, service, fast),
+                    web = embedded_server(_http_app(opts, store, service, fast, offload),
                                           http="httptools", proxies=opts.trusted_proxies)
                     tg.create_task(web.serve(sockets=[sock]))
                 try:
                     yield LiveIdNode(store, service, server.udp_port, server.tcp_port,
-                                     http_port, mirror, handler.resolver)
+                                     http_port, mirror, handler.resolver, offload)
                 except Exception as exc:  # noqa: BLE001 - the caller's, raised below, ungrouped
                     failed = exc
                 finally:
@@ -295,10 +299,19 @@ async def _trim_forever(store: IdentifierStore, opts: IdServerOptions) -> None:
 
 
 def _http_app(opts: IdServerOptions, store: IdentifierStore, service: IdentifierService,
-              fast: FastResolver | None) -> ASGIApp:
+              fast: FastResolver | None, offload: Offload) -> ASGIApp:
     routes = [*batch_routes(service), *replication_routes(service, opts.prefix),
               *change_routes(store)]
-    return create_handle_app(store, service, fast=fast, routes=routes)
+    return create_handle_app(store, service, fast=fast, routes=routes, offload=offload)
+
+
+def _follow_changes(tg: asyncio.TaskGroup, handler: NativeHandler,
+                    restarts: Counter) -> list[asyncio.Task[None]]:
+    """The resolver's change follower, in the node's task group (restarted if it fails)."""
+    follower = handler.resolver.follower if handler.resolver is not None else None
+    if follower is None:
+        return []
+    return [tg.create_task(supervise("change-follower", follower.run, restarts))]
 
 
 @contextlib.asynccontextmanager
@@ -336,24 +349,26 @@ async def _serve_worker(opts: IdServerOptions, udp_port: int, http_port: int | N
     fast = fast_resolver(opts, service)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    handler = node_handler(opts, service, site)
     try:
-        async with NativeServer(handler, opts.host, udp_port, 0, fast=fast, reuse_port=True,
-                                tcp=False), asyncio.TaskGroup() as tg:
-            web = None
-            if http_port is not None:
-                sock = listening_socket(opts.host, http_port, reuse_port=True)
-                web = embedded_server(_http_app(opts, store, service, fast), http="httptools",
-                                      proxies=opts.trusted_proxies)
-                tg.create_task(web.serve(sockets=[sock]))
-            while not stop.is_set() and os.getppid() == parent:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 1.0)
-            if web is not None:
-                web.should_exit = True
+        async with Offload() as offload:
+            handler = node_handler(opts, service, site, offload)
+            async with NativeServer(handler, opts.host, udp_port, 0, fast=fast, reuse_port=True,
+                                    tcp=False), asyncio.TaskGroup() as tg:
+                background = _follow_changes(tg, handler, task_restarts())
+                web = None
+                if http_port is not None:
+                    sock = listening_socket(opts.host, http_port, reuse_port=True)
+                    web = embedded_server(_http_app(opts, store, service, fast, offload),
+                                          http="httptools", proxies=opts.trusted_proxies)
+                    tg.create_task(web.serve(sockets=[sock]))
+                while not stop.is_set() and os.getppid() == parent:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), 1.0)
+                if web is not None:
+                    web.should_exit = True
+                for task in background:
+                    task.cancel()
     finally:
-        if handler.resolver is not None:
-            await handler.resolver.aclose()
         if fast is not None:
             fast.close()
         store.close()

@@ -246,16 +246,18 @@ def test_a_bad_feed_does_not_stop_following_the_others() -> None:
             return urls[server]
 
         follower._discover = discover  # type: ignore[method-assign]
-        for n, server in enumerate(urls):
-            cache.put_values(cache_key(f"88.100.{5 + n}/B"), [URL_A], source=server)
-            follower.watch(server)
-        await _until(lambda: _true(follower.polls >= 6), "polls of every server")
-        assert cache.get(cache_key("88.100.7/B")) is None  # dropped at the first poll
-        cache.put_values(cache_key("88.100.7/B"), [URL_A], source=list(urls)[2])
-        changed["now"] = True
-        await _until(lambda: _true(cache.get(cache_key("88.100.7/B")) is None),
-                     "the good server's change, after the bad ones")
-        await follower.aclose()
+        async with asyncio.TaskGroup() as tg:
+            polling = tg.create_task(follower.run())
+            for n, server in enumerate(urls):
+                cache.put_values(cache_key(f"88.100.{5 + n}/B"), [URL_A], source=server)
+                follower.watch(server)
+            await _until(lambda: _true(follower.polls >= 6), "polls of every server")
+            assert cache.get(cache_key("88.100.7/B")) is None  # dropped at the first poll
+            cache.put_values(cache_key("88.100.7/B"), [URL_A], source=list(urls)[2])
+            changed["now"] = True
+            await _until(lambda: _true(cache.get(cache_key("88.100.7/B")) is None),
+                         "the good server's change, after the bad ones")
+            polling.cancel()
 
     with ThreadedServer(app(bad)) as s1, ThreadedServer(app(redirect)) as s2, \
             ThreadedServer(app(good)) as s3:

@@ -29,7 +29,6 @@ from collections.abc import Callable
 from itertools import islice
 from urllib.parse import unquote
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from millnet.errors import InvalidInput
@@ -38,6 +37,7 @@ from millnet.protocols.handle import ValueReference, normalize_handle
 
 from .errors import AuthenticationFailed, AuthenticationNeeded
 from .native_auth import AuthThrottle, TooManyFailures, client_key
+from .offload import Offload
 from .service import IdentifierService
 
 log = logging.getLogger("millnet.identifiers.rest")
@@ -140,9 +140,9 @@ class PrincipalThrottle:
 
 async def authenticate(request: Request, service: IdentifierService) -> ValueReference:
     """The principal of a request's HTTP Basic credentials (``index:handle`` and its
-    HS_SECKEY), verified off the event loop; AuthenticationNeeded without credentials,
-    AuthenticationFailed with wrong ones (TooManyFailures, unchecked, while either throttle
-    refuses). For every write API of the identifier node."""
+    HS_SECKEY), verified in the app's offload (Busy beyond its bound); AuthenticationNeeded
+    without credentials, AuthenticationFailed with wrong ones (TooManyFailures, unchecked,
+    while either throttle refuses). For every write API of the identifier node."""
     header = request.headers.get("authorization")
     if header is None:
         raise AuthenticationNeeded("this operation needs credentials: HTTP Basic with "
@@ -154,8 +154,8 @@ async def authenticate(request: Request, service: IdentifierService) -> ValueRef
     key = principal_key(principal)
     hosts.check(host)
     token = principals.attempt(key, host)
-    if not await run_in_threadpool(service.verify_secret, principal.handle, principal.index,
-                                   secret):
+    offload: Offload = request.app.state.offload
+    if not await offload.run(service.verify_secret, principal.handle, principal.index, secret):
         hosts.failed(host)
         log.info("HTTP Basic authentication failed for %d:%s", principal.index,
                  principal.handle)

@@ -47,7 +47,6 @@ So a change at the responsible node reaches a recursing node's clients within ab
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -167,26 +166,23 @@ class ChangeFollower:
         self.timeout = timeout
         self.clock = clock
         self._feeds: dict[Server, _Feed] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._followed = asyncio.Event()  # set while there is a server to follow
         self.polls = 0
         self.dropped = 0
 
     def watch(self, server: Server) -> None:
-        """Follow ``server`` (the cache now holds an answer from it); starts the polling
-        task on the running loop if it is not running."""
+        """Follow ``server`` (the cache now holds an answer from it): :meth:`run` polls it."""
         self._feeds.setdefault(server, _Feed())
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
+        self._followed.set()
 
-    async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
-        while self._feeds:
+    async def run(self) -> None:
+        """Poll every ``interval`` seconds while servers are followed, and wait for one
+        otherwise; until cancelled. The node runs it in its task group (it used to start a
+        task of its own on the first ``watch``, which nothing awaited)."""
+        while True:
+            if not self._feeds:
+                self._followed.clear()
+                await self._followed.wait()
             await asyncio.sleep(self.interval)
             await self.poll()
 

@@ -20,6 +20,15 @@ RESOLUTION carrying the REC opflag that would be referred is followed instead: a
 from the resolver's cache when it can be, otherwise the handler returns an awaitable (the
 transport awaits it in a task) and the resolver asks the other nodes. Local answers stay
 synchronous. At most ``max_pending`` recursions run at once; beyond, SERVER_BUSY.
+
+What runs on the event loop and what does not: resolutions, site information, referrals and
+challenges are answered synchronously (one indexed read, or none). Everything that may write,
+list, check a secret (PBKDF2 against the stored HS_SECKEY, an HS_PUBKEY signature) or fetch a
+template runs in the :class:`~.offload.Offload`'s worker threads and is answered when it is
+done (the handler returns an awaitable, as for a recursion): a write waiting on the database's
+lock must not hold up resolutions. Beyond the offload's bound, SERVER_BUSY. What a challenge
+answer or a login may change here (the pending challenge taken, the throttle, the logins of a
+connection) is done on the loop, before and after the job.
 """
 
 from __future__ import annotations
@@ -45,14 +54,16 @@ from millnet.identifiers.native_auth import (
     SECRET_KEY_TYPE,
     AuthThrottle,
     ChallengeTable,
+    Pending,
     UnableToAuthenticate,
     Verifier,
     check_secret_key,
 )
+from millnet.identifiers.offload import Offload
 from millnet.identifiers.pubkey import verify_challenge
 from millnet.identifiers.resolver import RecursiveResolver
 from millnet.identifiers.service import IdentifierService
-from millnet.identifiers.transport import Slots, TcpPeer
+from millnet.identifiers.transport import Replies, Slots, TcpPeer
 from millnet.model.limits import ascii_digits
 from millnet.protocols.handle import (
     AddValueRequest,
@@ -112,8 +123,12 @@ class NativeHandler:
                  verifiers: Mapping[str, Verifier] | None = None,
                  parent: SiteInfo | None = None,
                  resolver: RecursiveResolver | None = None,
-                 max_pending: int = MAX_PENDING) -> None:
+                 max_pending: int = MAX_PENDING,
+                 offload: Offload | None = None) -> None:
         self._service = service
+        #: where writes, lists and secret checks run (see the module); the node passes the
+        #: one its HTTP API shares and closes it
+        self.offload = offload if offload is not None else Offload()
         self.parent = parent
         self.resolver = resolver
         self.max_pending = max_pending
@@ -127,6 +142,10 @@ class NativeHandler:
         self._clock = clock
         #: IDIS logins: the identity of each logged-in TCP connection (dropped at its close)
         self._logins: dict[TcpPeer, ValueReference] = {}
+        #: logins being checked in a worker thread: a token per connection, dropped at its
+        #: close, so that a check finishing after the close logs in nobody (a new connection
+        #: may come from the same address and port)
+        self._logging_in: dict[TcpPeer, object] = {}
         self.challenges = challenges if challenges is not None else ChallengeTable()
         #: failed authentications per host (challenge answers and IDIS logins)
         self.throttle = AuthThrottle()
@@ -147,8 +166,7 @@ class NativeHandler:
             if isinstance(body, ChallengeAnswer):
                 return self._answer_challenge(msg, body, peer, now)
             if isinstance(body, PasswordLoginRequest):
-                reply = self._password_login(body, peer)
-                return [make_response(msg, reply, now=now)]
+                return self._password_login(msg, body, peer)
             if isinstance(body, PublicKeyLoginRequest):
                 _tcp_only(peer)
                 return [self.challenges.challenge(msg, peer[0], now=now)]
@@ -158,12 +176,12 @@ class NativeHandler:
                     return [make_response(msg, referral, now=now)]
                 who = self._logins.get(peer) if isinstance(peer, TcpPeer) else None
                 if who is not None:  # an IDIS login on this connection: no challenge
-                    return self._respond_all(msg, self._administer(who, msg, body), now)
+                    return self._finish(msg, msg.opcode,
+                                        self.offload.submit(self._administer, who, msg, body))
                 return [self.challenges.challenge(msg, peer[0], now=now,
                                                   udp=not isinstance(peer, TcpPeer))]
             if isinstance(body, VerifyChallengeRequest):
-                reply = self._verify_for(body, peer)
-                return [make_response(msg, reply, now=now)]
+                return self._verify_for(msg, body, peer)
             if isinstance(body, ResolutionRequest) and isinstance(peer, TcpPeer) \
                     and not msg.header.opflags & _PO and peer in self._logins:
                 reply = self._restricted(msg.opcode, body, self._logins[peer])
@@ -255,10 +273,10 @@ class NativeHandler:
             return ServiceReferral(opcode, body.handle, where.values)
         return None
 
-    # Authenticated
+    # Authenticated: checked and carried out in the offload's threads
 
     def _answer_challenge(self, msg: Message, answer: ChallengeAnswer, peer: tuple[str, int],
-                          now: int) -> list[Message]:
+                          now: int) -> Replies:
         pending = self.challenges.take(msg.envelope.session_id, peer[0])
         original = pending.request
         opcode = original.opcode
@@ -267,23 +285,62 @@ class NativeHandler:
             if verify is None:
                 raise UnableToAuthenticate(f"{answer.auth_type} answers are not supported")
             self.throttle.check(peer[0])
-            if not verify(answer.key_handle, answer.key_index, pending.nonce, pending.digest,
-                          answer.signed_response):
+            principal = ValueReference(answer.key_handle, answer.key_index)
+            login = original.body if isinstance(original.body, PublicKeyLoginRequest) else None
+            if login is not None:
+                _tcp_only(peer)
+            job = self.offload.submit(self._verified, verify, answer, pending,
+                                      None if login is not None else principal)
+            token = self._login_started(peer) if login is not None else None
+        except MillnetError as exc:
+            return self._respond_all(msg, [ErrorResponse(opcode, error_code(exc), str(exc))],
+                                     now)
+        return self._finish(msg, opcode, self._challenge_answered(
+            job, answer, peer, opcode, login, token))
+
+    def _verified(self, verify: Verifier, answer: ChallengeAnswer, pending: Pending,
+                  principal: ValueReference | None) -> list[Body] | None:
+        """In a worker thread: None when the answer is wrong; else the original operation
+        carried out as ``principal`` (nothing to carry out for a login)."""
+        if not verify(answer.key_handle, answer.key_index, pending.nonce, pending.digest,
+                      answer.signed_response):
+            return None
+        if principal is None:
+            return []
+        original = pending.request
+        assert isinstance(original.body, _ADMIN_TYPES)
+        return self._administer(principal, original, original.body)
+
+    async def _challenge_answered(self, job: Awaitable[list[Body] | None],
+                                  answer: ChallengeAnswer, peer: tuple[str, int], opcode: int,
+                                  login: PublicKeyLoginRequest | None,
+                                  token: object | None) -> list[Body]:
+        try:
+            bodies = await job
+            if bodies is None:
                 self.throttle.failed(peer[0])
                 log.info("authentication of %d:%s failed for %s", answer.key_index,
                          answer.key_handle, peer[0])
-                return [make_response(msg, ErrorResponse(
-                    opcode, ResponseCode.AUTHEN_FAILED, "the challenge answer is not valid"),
-                    now=now)]
-            principal = ValueReference(answer.key_handle, answer.key_index)
-            if isinstance(original.body, PublicKeyLoginRequest):
-                bodies = [self._logged_in(original.body, principal, peer)]
-            else:
-                assert isinstance(original.body, _ADMIN_TYPES)
-                bodies = self._administer(principal, original, original.body)
-        except MillnetError as exc:
-            bodies = [ErrorResponse(opcode, error_code(exc), str(exc))]
-        return self._respond_all(msg, bodies, now)
+                return [ErrorResponse(opcode, ResponseCode.AUTHEN_FAILED,
+                                      "the challenge answer is not valid")]
+            if login is not None:
+                principal = ValueReference(answer.key_handle, answer.key_index)
+                return [self._logged_in(login, principal, peer, token)]
+            return bodies
+        finally:
+            if token is not None:
+                self._login_ended(peer, token)
+
+    def _finish(self, msg: Message, opcode: int,
+                work: Awaitable[list[Body] | None]) -> Awaitable[list[Message]]:
+        """The answers to ``msg`` once ``work`` is done (errors as ``opcode``'s)."""
+        async def answer() -> list[Message]:
+            try:
+                bodies = await work or []
+            except MillnetError as exc:
+                bodies = [ErrorResponse(opcode, error_code(exc), str(exc))]
+            return self._respond_all(msg, bodies, int(self._clock()))
+        return answer()
 
     @staticmethod
     def _respond_all(msg: Message, bodies: list[Body], now: int) -> list[Message]:
@@ -296,34 +353,64 @@ class NativeHandler:
     def connection_closed(self, peer: tuple[str, int]) -> None:
         if isinstance(peer, TcpPeer):
             self._logins.pop(peer, None)
+            self._logging_in.pop(peer, None)
 
-    def _password_login(self, body: PasswordLoginRequest, peer: tuple[str, int]) -> Body:
+    def _login_started(self, peer: tuple[str, int]) -> object:
+        token = object()
+        self._logging_in[_tcp_only(peer)] = token
+        return token
+
+    def _login_ended(self, peer: tuple[str, int], token: object | None) -> None:
+        if isinstance(peer, TcpPeer) and self._logging_in.get(peer) is token:
+            del self._logging_in[peer]
+
+    def _bind_login(self, peer: tuple[str, int], token: object | None,
+                    principal: ValueReference) -> None:
+        tcp = _tcp_only(peer)
+        if self._logging_in.get(tcp) is not token:
+            raise AuthenticationFailed("the connection closed during the login")
+        self._logins[tcp] = principal
+
+    def _password_login(self, msg: Message, body: PasswordLoginRequest,
+                        peer: tuple[str, int]) -> Replies:
         """LOGIN (2000): user ``index:handle`` (index 300 when left out) and the secret key
         held at that index, in clear text as the SDK sends it (use TLS or a private link)."""
-        tcp = _tcp_only(peer)
+        _tcp_only(peer)
         index_text, sep, handle = body.username.partition(":")
         if not (sep and ascii_digits(index_text, 10)):
             index_text, handle = str(SECKEY_INDEX), body.username
         principal = ValueReference(handle, int(index_text))
         self.throttle.check(peer[0])
-        if not self._service.verify_secret(principal.handle, principal.index, body.password):
-            self.throttle.failed(peer[0])
-            log.info("IDIS login of %d:%s failed for %s", principal.index, principal.handle,
-                     peer[0])
-            raise AuthenticationFailed(f"login of {principal.index}:{principal.handle} failed")
-        self._logins[tcp] = principal
-        return PasswordLoginResponse(principal.handle)
+        job = self.offload.submit(self._service.verify_secret, principal.handle,
+                                  principal.index, body.password)
+        token = self._login_started(peer)
+
+        async def logged_in() -> list[Body]:
+            try:
+                if not await job:
+                    self.throttle.failed(peer[0])
+                    log.info("IDIS login of %d:%s failed for %s", principal.index,
+                             principal.handle, peer[0])
+                    raise AuthenticationFailed(
+                        f"login of {principal.index}:{principal.handle} failed")
+                self._bind_login(peer, token, principal)
+            finally:
+                self._login_ended(peer, token)
+            return [PasswordLoginResponse(principal.handle)]
+
+        return self._finish(msg, msg.opcode, logged_in())
 
     def _logged_in(self, login: PublicKeyLoginRequest, principal: ValueReference,
-                   peer: tuple[str, int]) -> Body:
+                   peer: tuple[str, int], token: object | None) -> Body:
         """LOGIN_ID_SYSTEM (2001) after its challenge was answered with the key it named."""
         if (login.key_handle, login.key_index) != (principal.handle, principal.index):
             raise AuthenticationFailed("the challenge was answered for another key than the "
                                        "login named")
-        self._logins[_tcp_only(peer)] = principal
+        self._bind_login(peer, token, principal)
         return GenericResponse(OpCode.LOGIN_ID_SYSTEM)
 
-    def _verify_for(self, body: VerifyChallengeRequest, peer: tuple[str, int]) -> Body:
+    def _verify_for(self, msg: Message, body: VerifyChallengeRequest,
+                    peer: tuple[str, int]) -> Replies:
         """VERIFY_RESPONSE: another server checks an HS_SECKEY answer against a key held
         here. Over TCP only (a forged UDP source could make the node hash for anyone) and
         throttled like every other check of a secret: without both it was an open oracle for
@@ -331,11 +418,16 @@ class NativeHandler:
         if not isinstance(peer, TcpPeer):
             raise OperationDenied("VERIFY_RESPONSE is served over TCP only")
         self.throttle.check(peer[0])
-        ok = self._check_secret_key(body.key_handle, body.key_index, body.nonce,
-                                    body.digest.digest, body.signed_response)
-        if not ok:
-            self.throttle.failed(peer[0])
-        return VerifyChallengeResponse(ok)
+        job = self.offload.submit(self._check_secret_key, body.key_handle, body.key_index,
+                                  body.nonce, body.digest.digest, body.signed_response)
+
+        async def verified() -> list[Body]:
+            ok = await job
+            if not ok:
+                self.throttle.failed(peer[0])
+            return [VerifyChallengeResponse(ok)]
+
+        return self._finish(msg, msg.opcode, verified())
 
     def _check_secret_key(self, key_handle: str, key_index: int, nonce: bytes, digest: bytes,
                           signed_response: bytes) -> bool:

@@ -25,7 +25,8 @@ Answers of the responsible node (values, HANDLE_NOT_FOUND, VALUE_NOT_FOUND) are 
 :class:`~.cache.ResolverCache` when one is given, each with the server that gave it;
 :meth:`RecursiveResolver.cached` is the synchronous lookup the request handler tries before
 going asynchronous. With ``follow_changes`` a :class:`~.freshness.ChangeFollower` drops those
-entries when the servers change the handles (see :mod:`.freshness`).
+entries when the servers change the handles (see :mod:`.freshness`); its owner runs
+``follower.run()`` in a task group.
 """
 
 from __future__ import annotations
@@ -100,11 +101,6 @@ class RecursiveResolver:
         self.tcp_timeout = tcp_timeout
         self.udp = udp
         self.stats = ResolverStats()
-
-    async def aclose(self) -> None:
-        """Stop following change feeds."""
-        if self.follower is not None:
-            await self.follower.aclose()
 
     def cached(self, body: ResolutionRequest) -> Body | None:
         """The cached answer to ``body``, None when there is none (or it expired)."""

@@ -64,6 +64,7 @@ from .errors import HandleExists
 from .errors import error_code as _error_code
 from .fastpath import FastResolver
 from .native_auth import AuthThrottle
+from .offload import Busy, Offload
 from .rest_json import parse_values, value_json
 from .service import IdentifierService
 from .store import IdentifierStore
@@ -111,6 +112,8 @@ def _same_handle(a: str, b: str) -> bool:
 
 def error_response(exc: MillnetError, handle: str | None = None) -> Response:
     code = error_code(exc)
+    if isinstance(exc, Busy):  # the node's offload is full: come back in a moment
+        return _json(429, {"responseCode": code, "message": str(exc)}, {"Retry-After": "1"})
     if code == ResponseCode.ERROR:
         log.error("handle API request for %r failed: %s", handle, exc)
     body: dict[str, Any] = {"responseCode": code}
@@ -181,15 +184,22 @@ class HandleApi:
     """The endpoints; one instance per app."""
 
     def __init__(self, store: IdentifierStore, service: IdentifierService, *,
-                 max_page_size: int, max_body_bytes: int, inline_reads: bool) -> None:
+                 max_page_size: int, max_body_bytes: int, inline_reads: bool,
+                 offload: Offload) -> None:
         self.store = store
         self.service = service
+        self.offload = offload
         self.max_page_size = max_page_size
         self.max_body_bytes = max_body_bytes
         self.inline_reads = inline_reads
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A read in Starlette's thread pool."""
         return await run_in_threadpool(fn, *args, **kwargs)
+
+    async def _admin(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A write or a listing in the node's bounded offload (Busy, 429, beyond it)."""
+        return await self.offload.run(fn, *args, **kwargs)
 
     async def _principal(self, request: Request, *, required: bool) -> ValueReference | None:
         if not required and "authorization" not in request.headers:
@@ -252,21 +262,22 @@ class HandleApi:
             values = await self._body_values(request, handle)
             overwrite = query.flag("overwrite", default=True)
             if query.flag("mintNewSuffix"):
-                minted = await self._run(self._mint, principal, handle, values)
+                minted = await self._admin(self._mint, principal, handle, values)
                 return _json(201, {"responseCode": 1, "handle": minted})
             if not handle:
                 raise InvalidInput("empty handle", "handle")
             wanted = query.all("index")
             if not wanted:
-                await self._run(self.service.create_handle, principal, handle, values,
-                                overwrite=overwrite)
+                await self._admin(self.service.create_handle, principal, handle, values,
+                                  overwrite=overwrite)
                 return _json(200 if overwrite else 201, {"responseCode": 1, "handle": handle})
             if wanted != ["various"]:
                 indexes = query.indexes()
                 if set(indexes) != {v.index for v in values}:
                     raise RequestError("the index parameters must list exactly the indexes of "
                                        "the values sent", "index")
-            created = await self._run(self._put_values, principal, handle, values, overwrite)
+            created = await self._admin(self._put_values, principal, handle, values,
+                                        overwrite)
             return _json(201 if created else 200, {"responseCode": 1, "handle": handle})
         except MillnetError as exc:
             return error_response(exc, handle)
@@ -317,9 +328,10 @@ class HandleApi:
             if not handle:
                 raise InvalidInput("empty handle", "handle")
             if query.all("index"):
-                await self._run(self.service.remove_values, principal, handle, query.indexes())
+                await self._admin(self.service.remove_values, principal, handle,
+                                  query.indexes())
             else:
-                await self._run(self.service.delete_handle, principal, handle)
+                await self._admin(self.service.delete_handle, principal, handle)
             return _json(200, {"responseCode": 1, "handle": handle})
         except MillnetError as exc:
             return error_response(exc, handle)
@@ -343,9 +355,9 @@ class HandleApi:
                 raise InvalidInput(f"page above {MAX_PAGE}", "page")
             principal = await self._principal(request, required=True)
             assert principal is not None
-            handles, total = await self._run(self._list, principal, prefix,
-                                             max(page, 0) if paged else 0,
-                                             size if paged else self.max_page_size)
+            handles, total = await self._admin(self._list, principal, prefix,
+                                               max(page, 0) if paged else 0,
+                                               size if paged else self.max_page_size)
         except MillnetError as exc:
             return error_response(exc, given)
         body: dict[str, Any] = {"responseCode": 1, "prefix": given, "totalCount": str(total)}
@@ -408,15 +420,18 @@ def create_handle_app(store: IdentifierStore, service: IdentifierService, *,
                       path_prefix: str = "/api", max_page_size: int = 10_000,
                       max_body_bytes: int = 1 << 20, inline_reads: bool = False,
                       routes: Sequence[BaseRoute] = (),
-                      fast: FastResolver | None = None) -> ASGIApp:
+                      fast: FastResolver | None = None,
+                      offload: Offload | None = None) -> ASGIApp:
     """The HTTP JSON API over ``service`` (and its ``store``), under ``path_prefix``, with
     ``routes`` appended (other APIs of the identifier node); with a ``fast`` reader, plain
     resolutions take :class:`HotResolution`.
 
     Without ``page``/``pageSize`` a listing returns at most ``max_page_size`` handles
-    (``totalCount`` tells whether there are more)."""
+    (``totalCount`` tells whether there are more). Writes, listings and secret checks run
+    in ``offload`` (the node shares one with its native handler and closes it)."""
+    offload = offload if offload is not None else Offload()
     api = HandleApi(store, service, max_page_size=max_page_size,
-                    max_body_bytes=max_body_bytes, inline_reads=inline_reads)
+                    max_body_bytes=max_body_bytes, inline_reads=inline_reads, offload=offload)
     base = path_prefix.rstrip("/")
     app = Starlette(exception_handlers={HTTPException: _http_error, 500: _server_error}, routes=[
         Route(f"{base}/handles", api.list_handles, methods=["GET"]),
@@ -429,4 +444,5 @@ def create_handle_app(store: IdentifierStore, service: IdentifierService, *,
     #: reads them)
     app.state.throttle = AuthThrottle()
     app.state.principal_throttle = PrincipalThrottle()
+    app.state.offload = offload  # authenticate() and the batch route run there
     return HotResolution(app, fast, base) if fast is not None else app

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -27,6 +26,7 @@ from millnet.errors import InvalidInput, MillnetError
 from millnet.protocols.handle import HandleValue
 
 from .basic_auth import authenticate
+from .offload import Offload
 from .rest import error_response, read_json
 from .rest_json import parse_value
 from .service import IdentifierService
@@ -78,7 +78,8 @@ def batch_routes(service: IdentifierService, base: str = "/api") -> list[Route]:
                                                   f"{MAX_BATCH} per call"}),
                     413, media_type="application/json")
             items = [parse_item(raw, i) for i, raw in enumerate(raw_items)]
-            created = await run_in_threadpool(service.create_many, principal, items)
+            offload: Offload = request.app.state.offload
+            created = await offload.run(service.create_many, principal, items)
         except MillnetError as exc:
             return error_response(exc)
         return Response(json.dumps({"responseCode": 1, "handles": created}), 201,

@@ -4,10 +4,13 @@ All protocol work is the sans-IO codec's (:mod:`millnet.protocols.handle`); this
 bytes. A server is given one :data:`Handler`: a request message in, the response messages out
 (usually one; several for a continued LIST_HANDLES). Handlers are synchronous on purpose: a
 resolution is a dictionary or database lookup of microseconds, and a thread hop per datagram
-would cost more than the work. The one exception is a request the handler cannot answer
-without asking other servers (a recursive resolution): it then returns an awaitable instead
-of the list, which the server awaits in a task of its own and answers when it completes; the
-task is cancelled when the server stops.
+would cost more than the work. The exceptions are requests the handler cannot answer
+without asking other servers (a recursive resolution) or without blocking work (writes,
+lists, secret checks: :mod:`.native` runs them in worker threads): it then returns an
+awaitable instead of the list, which the server awaits in a task of its own and answers when
+it completes; the task is cancelled (and awaited) when the server stops. On TCP the
+connection's later requests wait for that answer (answers stay in request order, and a
+request after a login or a write sees it); UDP requests are independent.
 
 UDP and amplification: everything sent in answer to one UDP request, every datagram of every
 reply counted with its envelope, is at most ``udp_amplification`` (4) times the size of the
@@ -94,12 +97,14 @@ def _answers(handler: Handler, msg: Message,
 
 def _defer(tasks: Tasks, pending: Awaitable[list[Message]],
            send: Callable[[list[bytes]], None]) -> None:
+    """Await ``pending`` in a task of ``tasks`` (cancelled and awaited when the server
+    stops), then ``send`` its answers (none if it failed)."""
     async def answer() -> None:
         try:
             replies = await pending
         except Exception:  # a handler bug must not kill the server
             log.exception("a deferred answer failed")
-            return
+            replies = []
         send([encode_message(reply) for reply in replies])
 
     task = asyncio.get_running_loop().create_task(answer())
@@ -269,6 +274,9 @@ class _TcpProtocol(asyncio.Protocol):
         self._admitted = False
         self._queue: deque[Message] = deque()
         self._paused = False
+        #: an answer is awaited (a write, a login...): the connection's later requests wait
+        #: for it, so that they are answered in order and see what it did
+        self._deferred = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
@@ -289,7 +297,8 @@ class _TcpProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._paused = False
-        if self._transport is not None and not self._transport.is_closing():
+        if self._transport is not None and not self._transport.is_closing() \
+                and not self._deferred:
             self._transport.resume_reading()
             self._serve_queue()
 
@@ -340,22 +349,28 @@ class _TcpProtocol(asyncio.Protocol):
         that pipelines thousands of requests and reads nothing holds at most one read's worth
         of requests and a write buffer's worth of answers."""
         transport = self._transport
-        while self._queue and not self._paused and transport is not None \
-                and not transport.is_closing():
+        while self._queue and not self._paused and not self._deferred \
+                and transport is not None and not transport.is_closing():
             msg = self._queue.popleft()
             answers = _answers(self._handler, msg, self._peer)
             if isinstance(answers, list):
                 for reply in answers:
                     transport.write(reply)
             else:
+                self._deferred = True
+                transport.pause_reading()
                 _defer(self._tasks, answers, self._write)
 
     def _write(self, replies: list[bytes]) -> None:
+        self._deferred = False
         transport = self._transport
         if transport is None or transport.is_closing():
             return
         for reply in replies:
             transport.write(reply)
+        if not self._paused:
+            transport.resume_reading()
+            self._serve_queue()
 
 
 @dataclass
@@ -407,6 +422,7 @@ class NativeServer:
     async def __aexit__(self, *exc: object) -> None:
         for task in list(self._tasks):
             task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._udp.close()
         if self._tcp is not None:
             self._tcp.close()
