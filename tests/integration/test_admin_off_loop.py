@@ -28,11 +28,16 @@ from millnet.identifiers.client import (
     request_udp,
     resolution_request,
 )
+from millnet.identifiers.delegation import bootstrap_prefix
 from millnet.identifiers.fastpath import sqlite_path
-from millnet.identifiers.native import AdminBody
+from millnet.identifiers.native import AdminBody, NativeHandler
 from millnet.identifiers.offload import Busy, Offload
+from millnet.identifiers.service import IdentifierService
+from millnet.identifiers.store import IdentifierStore
+from millnet.identifiers.transport import TcpPeer
 from millnet.idnode import IdServerOptions, identifier_node
 from millnet.protocols.handle import (
+    Challenge,
     CreateHandleRequest,
     GetSiteInfoRequest,
     GetSiteInfoResponse,
@@ -41,10 +46,12 @@ from millnet.protocols.handle import (
     ListHandlesRequest,
     ListHandlesResponse,
     Message,
+    PasswordLoginRequest,
     ResolutionResponse,
     ResponseCode,
+    SiteInfo,
 )
-from millnet.protocols.handle.codec import Envelope
+from millnet.protocols.handle.codec import Envelope, decode_message, encode_message
 
 SECRET = "enterprise-admin-secret"
 URL = HandleValue(1, "URL", b"https://plant.example/pumps/1")
@@ -183,3 +190,35 @@ def test_the_offload_refuses_beyond_its_bound_and_closes() -> None:
             offload.submit(wait)
 
     asyncio.run(scenario())
+
+
+def test_a_login_checked_after_its_connection_closed_binds_nobody(tmp_path: Path) -> None:
+    """The secret is checked in a thread; the connection may close meanwhile, and a new one
+    may come from the same address and port: it must not find itself logged in."""
+    store = IdentifierStore.open(f"sqlite:///{tmp_path / 'ids.sqlite'}")
+    bootstrap_prefix(store, "88.100.5", SECRET, SiteInfo())
+    handler = NativeHandler(IdentifierService(store, ["88.100.5"]), SiteInfo())
+    peer = TcpPeer(("127.0.0.1", 40000))
+    login = Message(PasswordLoginRequest("300:88.100.5/ADMIN", SECRET), Header(0), Envelope())
+
+    async def scenario() -> None:
+        async with handler.offload:
+            pending = handler(login, peer)
+            assert not isinstance(pending, list)  # checked off the loop
+            handler.connection_closed(peer)
+            again = TcpPeer(("127.0.0.1", 40000))
+            [answer] = await pending
+            assert answer.response_code == ResponseCode.AUTHEN_FAILED
+            create = Message(CreateHandleRequest("88.100.5/X", (URL,)), Header(0), Envelope())
+            made = handler(decode_message(encode_message(create)), again)
+            assert isinstance(made, list) and isinstance(made[0].body, Challenge)
+            # Kept open, the same login binds the connection.
+            ok = handler(login, again)
+            assert not isinstance(ok, list)
+            [answer] = await ok
+            assert answer.response_code == ResponseCode.SUCCESS
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        store.close()
