@@ -147,7 +147,7 @@ async def running(node: Node, *, api: bool = True) -> AsyncIterator[Node]:
                 task.cancel()
             await asyncio.gather(*srcs, return_exceptions=True)
             # Drain, unless the pipeline itself has failed (then the task group reports why).
-            drain = asyncio.ensure_future(node.pipeline.drain())
+            drain = tg.create_task(node.pipeline.drain())  # the group awaits it if cancelled
             await asyncio.wait([drain, pipe], return_when=asyncio.FIRST_COMPLETED)
             drain.cancel()
             pipe.cancel()
