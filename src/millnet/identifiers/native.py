@@ -37,18 +37,18 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
-from millnet.errors import InvalidInput, MillnetError
+from millnet.errors import MillnetError
 from millnet.identifiers.client import Server
-from millnet.identifiers.delegation import GLOBAL_PREFIX, SECKEY_INDEX, Local, Referral
+from millnet.identifiers.delegation import SECKEY_INDEX, Local, Referral
 from millnet.identifiers.errors import (
     AuthenticationFailed,
-    HandleExists,
     NotAuthorized,
     NotResponsible,
     OperationDenied,
     error_code,
 )
 from millnet.identifiers.hierarchy import parent_referral, servers_of
+from millnet.identifiers.native_admin import ADMIN_TYPES, AdminBody, administer, listed_prefix
 from millnet.identifiers.native_auth import (
     PUBLIC_KEY_TYPE,
     SECRET_KEY_TYPE,
@@ -59,6 +59,7 @@ from millnet.identifiers.native_auth import (
     Verifier,
     check_secret_key,
 )
+from millnet.identifiers.native_logins import ConnectionLogins, tcp_only
 from millnet.identifiers.offload import Offload
 from millnet.identifiers.pubkey import verify_challenge
 from millnet.identifiers.resolver import RecursiveResolver
@@ -66,25 +67,18 @@ from millnet.identifiers.service import IdentifierService
 from millnet.identifiers.transport import Replies, Slots, TcpPeer
 from millnet.model.limits import ascii_digits
 from millnet.protocols.handle import (
-    AddValueRequest,
     ChallengeAnswer,
-    CreateHandleRequest,
-    CreateHandleResponse,
-    DeleteHandleRequest,
     ErrorResponse,
     GenericResponse,
     GetSiteInfoRequest,
     GetSiteInfoResponse,
     ListHandlesRequest,
-    ListHandlesResponse,
     Message,
-    ModifyValueRequest,
     OpCode,
     OpFlag,
     PasswordLoginRequest,
     PasswordLoginResponse,
     PublicKeyLoginRequest,
-    RemoveValueRequest,
     ResolutionRequest,
     ResolutionResponse,
     ResponseCode,
@@ -99,12 +93,6 @@ from millnet.protocols.handle.responses import Body
 
 log = logging.getLogger("millnet.identifiers")
 
-AdminBody = (CreateHandleRequest | DeleteHandleRequest | AddValueRequest | RemoveValueRequest
-             | ModifyValueRequest | ListHandlesRequest)
-_ADMIN_TYPES = (CreateHandleRequest, DeleteHandleRequest, AddValueRequest, RemoveValueRequest,
-                ModifyValueRequest, ListHandlesRequest)
-_OW, _MINT = int(OpFlag.OW), int(OpFlag.MINT)
-_MINT_ATTEMPTS = 3
 #: LIST_HANDLE answers in messages of this many handles (CN set on all but the last)...
 LIST_BATCH = 1000
 #: ...and stops after this many: larger prefixes are listed with the REST API's paging.
@@ -141,11 +129,7 @@ class NativeHandler:
         self._site = site
         self._clock = clock
         #: IDIS logins: the identity of each logged-in TCP connection (dropped at its close)
-        self._logins: dict[TcpPeer, ValueReference] = {}
-        #: logins being checked in a worker thread: a token per connection, dropped at its
-        #: close, so that a check finishing after the close logs in nobody (a new connection
-        #: may come from the same address and port)
-        self._logging_in: dict[TcpPeer, object] = {}
+        self._logins = ConnectionLogins()
         self.challenges = challenges if challenges is not None else ChallengeTable()
         #: failed authentications per host (challenge answers and IDIS logins)
         self.throttle = AuthThrottle()
@@ -168,13 +152,13 @@ class NativeHandler:
             if isinstance(body, PasswordLoginRequest):
                 return self._password_login(msg, body, peer)
             if isinstance(body, PublicKeyLoginRequest):
-                _tcp_only(peer)
+                tcp_only(peer)
                 return [self.challenges.challenge(msg, peer[0], now=now)]
-            if isinstance(body, _ADMIN_TYPES):
+            if isinstance(body, ADMIN_TYPES):
                 referral = self._referral(msg.opcode, body)
                 if referral is not None:
                     return [make_response(msg, referral, now=now)]
-                who = self._logins.get(peer) if isinstance(peer, TcpPeer) else None
+                who = self._logins.of(peer)
                 if who is not None:  # an IDIS login on this connection: no challenge
                     return self._finish(msg, msg.opcode,
                                         self.offload.submit(self._administer, who, msg, body))
@@ -182,9 +166,10 @@ class NativeHandler:
                                                   udp=not isinstance(peer, TcpPeer))]
             if isinstance(body, VerifyChallengeRequest):
                 return self._verify_for(msg, body, peer)
-            if isinstance(body, ResolutionRequest) and isinstance(peer, TcpPeer) \
-                    and not msg.header.opflags & _PO and peer in self._logins:
-                reply = self._restricted(msg.opcode, body, self._logins[peer])
+            who = self._logins.of(peer) if isinstance(body, ResolutionRequest) \
+                and not msg.header.opflags & _PO else None
+            if isinstance(body, ResolutionRequest) and who is not None:
+                reply = self._restricted(msg.opcode, body, who)
             else:
                 reply = self._answer(msg.opcode, body)
         except MillnetError as exc:
@@ -264,7 +249,7 @@ class NativeHandler:
     def _referral(self, opcode: int, body: AdminBody) -> ServiceReferral | None:
         """A referral when another node answers for the handle; NotResponsible propagates."""
         if isinstance(body, ListHandlesRequest):
-            probe = f"{_listed_prefix(body.handle)}/x"
+            probe = f"{listed_prefix(body.handle)}/x"
         else:  # a MINT request may name just the prefix, "88.100.5/" or "88.100.5"
             prefix, _, suffix = body.handle.partition("/")
             probe = body.handle if suffix else f"{prefix}/x"
@@ -288,10 +273,10 @@ class NativeHandler:
             principal = ValueReference(answer.key_handle, answer.key_index)
             login = original.body if isinstance(original.body, PublicKeyLoginRequest) else None
             if login is not None:
-                _tcp_only(peer)
+                tcp_only(peer)
             job = self.offload.submit(self._verified, verify, answer, pending,
                                       None if login is not None else principal)
-            token = self._login_started(peer) if login is not None else None
+            token = self._logins.started(peer) if login is not None else None
         except MillnetError as exc:
             return self._respond_all(msg, [ErrorResponse(opcode, error_code(exc), str(exc))],
                                      now)
@@ -308,7 +293,7 @@ class NativeHandler:
         if principal is None:
             return []
         original = pending.request
-        assert isinstance(original.body, _ADMIN_TYPES)
+        assert isinstance(original.body, ADMIN_TYPES)
         return self._administer(principal, original, original.body)
 
     async def _challenge_answered(self, job: Awaitable[list[Body] | None],
@@ -329,7 +314,7 @@ class NativeHandler:
             return bodies
         finally:
             if token is not None:
-                self._login_ended(peer, token)
+                self._logins.ended(peer, token)
 
     def _finish(self, msg: Message, opcode: int,
                 work: Awaitable[list[Body] | None]) -> Awaitable[list[Message]]:
@@ -351,31 +336,13 @@ class NativeHandler:
     # IDIS logins (the CAICT SDK): an identity for the rest of a TCP connection
 
     def connection_closed(self, peer: tuple[str, int]) -> None:
-        if isinstance(peer, TcpPeer):
-            self._logins.pop(peer, None)
-            self._logging_in.pop(peer, None)
-
-    def _login_started(self, peer: tuple[str, int]) -> object:
-        token = object()
-        self._logging_in[_tcp_only(peer)] = token
-        return token
-
-    def _login_ended(self, peer: tuple[str, int], token: object | None) -> None:
-        if isinstance(peer, TcpPeer) and self._logging_in.get(peer) is token:
-            del self._logging_in[peer]
-
-    def _bind_login(self, peer: tuple[str, int], token: object | None,
-                    principal: ValueReference) -> None:
-        tcp = _tcp_only(peer)
-        if self._logging_in.get(tcp) is not token:
-            raise AuthenticationFailed("the connection closed during the login")
-        self._logins[tcp] = principal
+        self._logins.closed(peer)
 
     def _password_login(self, msg: Message, body: PasswordLoginRequest,
                         peer: tuple[str, int]) -> Replies:
         """LOGIN (2000): user ``index:handle`` (index 300 when left out) and the secret key
         held at that index, in clear text as the SDK sends it (use TLS or a private link)."""
-        _tcp_only(peer)
+        tcp_only(peer)
         index_text, sep, handle = body.username.partition(":")
         if not (sep and ascii_digits(index_text, 10)):
             index_text, handle = str(SECKEY_INDEX), body.username
@@ -383,7 +350,7 @@ class NativeHandler:
         self.throttle.check(peer[0])
         job = self.offload.submit(self._service.verify_secret, principal.handle,
                                   principal.index, body.password)
-        token = self._login_started(peer)
+        token = self._logins.started(peer)
 
         async def logged_in() -> list[Body]:
             try:
@@ -393,9 +360,9 @@ class NativeHandler:
                              principal.handle, peer[0])
                     raise AuthenticationFailed(
                         f"login of {principal.index}:{principal.handle} failed")
-                self._bind_login(peer, token, principal)
+                self._logins.bind(peer, token, principal)
             finally:
-                self._login_ended(peer, token)
+                self._logins.ended(peer, token)
             return [PasswordLoginResponse(principal.handle)]
 
         return self._finish(msg, msg.opcode, logged_in())
@@ -406,7 +373,7 @@ class NativeHandler:
         if (login.key_handle, login.key_index) != (principal.handle, principal.index):
             raise AuthenticationFailed("the challenge was answered for another key than the "
                                        "login named")
-        self._bind_login(peer, token, principal)
+        self._logins.bind(peer, token, principal)
         return GenericResponse(OpCode.LOGIN_ID_SYSTEM)
 
     def _verify_for(self, msg: Message, body: VerifyChallengeRequest,
@@ -447,71 +414,8 @@ class NativeHandler:
         return verify_challenge(key, nonce, digest, signed_response)
 
     def _administer(self, who: ValueReference, original: Message, body: AdminBody) -> list[Body]:
-        service, flags = self._service, original.header.opflags
-        if isinstance(body, CreateHandleRequest):
-            if flags & _MINT:
-                return [CreateHandleResponse(self._mint(who, body))]
-            service.create_handle(who, body.handle, body.values, overwrite=bool(flags & _OW))
-            return [CreateHandleResponse()]
-        if isinstance(body, DeleteHandleRequest):
-            service.delete_handle(who, body.handle)
-        elif isinstance(body, AddValueRequest):
-            service.add_values(who, body.handle, body.values)
-        elif isinstance(body, RemoveValueRequest):
-            service.remove_values(who, body.handle, body.indexes)
-        elif isinstance(body, ModifyValueRequest):
-            service.modify_values(who, body.handle, body.values)
-        else:
-            return self._list(who, _listed_prefix(body.handle))
-        return [GenericResponse(original.opcode)]
-
-    def _mint(self, who: ValueReference, body: CreateHandleRequest) -> str:
-        """MINT: the handle sent is ``prefix/`` or ``prefix/stem``; the minted suffix is
-        appended to the stem (Handle.Net appends its suffix to what the client sent)."""
-        prefix, _, stem = body.handle.partition("/")
-        if not stem:
-            return self._service.mint_handle(who, prefix, body.values)
-        for _ in range(_MINT_ATTEMPTS):
-            suffix = self._service.store.mint_suffix(prefix)
-            try:
-                return self._service.create_handle(who, f"{prefix}/{stem}{suffix}", body.values)
-            except HandleExists:
-                continue
-        raise HandleExists(f"could not mint a free suffix under {body.handle}")
-
-    def _list(self, who: ValueReference, prefix: str) -> list[Body]:
-        batches: list[Body] = []
-        listed = 0
-        while listed < MAX_LISTED:
-            handles = self._service.list_handles(who, prefix, page=len(batches),
-                                                 limit=LIST_BATCH)
-            if handles or not batches:
-                batches.append(ListHandlesResponse(tuple(handles)))
-            listed += len(handles)
-            if len(handles) < LIST_BATCH:
-                break
-        else:
-            log.warning("LIST_HANDLE of %s stopped after %d handles", prefix, MAX_LISTED)
-        return batches
+        return administer(self._service, who, original, body, list_batch=LIST_BATCH,
+                          max_listed=MAX_LISTED)
 
 
-def _tcp_only(peer: tuple[str, int]) -> TcpPeer:
-    """IDIS logins bind an identity to a TCP connection; a UDP source address proves
-    nothing."""
-    if not isinstance(peer, TcpPeer):
-        raise OperationDenied("log in over TCP: a login binds the connection")
-    return peer
-
-
-def _listed_prefix(handle: str) -> str:
-    """LIST_HANDLE names the prefix record ``0.NA/<prefix>``; a bare prefix is accepted."""
-    head, slash, tail = handle.partition("/")
-    if not slash:
-        return head
-    if head.upper() == GLOBAL_PREFIX and tail:
-        return tail
-    raise InvalidInput(f"LIST_HANDLE names a prefix record 0.NA/<prefix>, not {handle}",
-                       field="handle")
-
-
-__all__ = ["LIST_BATCH", "MAX_LISTED", "MAX_PENDING", "NativeHandler"]
+__all__ = ["LIST_BATCH", "MAX_LISTED", "MAX_PENDING", "AdminBody", "NativeHandler"]
