@@ -70,6 +70,7 @@ class _Sink:
     def __init__(self) -> None:
         self.sent: list[bytes] = []
         self.closed = False
+        self.reading = True
 
     def sendto(self, data: bytes, addr: Any = None) -> None:
         self.sent.append(bytes(data))
@@ -82,6 +83,12 @@ class _Sink:
 
     def close(self) -> None:
         self.closed = True
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return PEER if name == "peername" else default
