@@ -93,7 +93,7 @@ def time_range(start: str | None, end: str | None, limits: Limits) -> tuple[int,
     before ``end``. A ``start`` at or after ``end`` is an empty range, answered empty."""
     end_ns = parse_time(end, "end") if end is not None else time.time_ns()
     start_ns = (parse_time(start, "start") if start is not None
-                else end_ns - limits.default_range_ns)
+                else _clamp(end_ns - limits.default_range_ns))
     return start_ns, max(start_ns, end_ns)
 
 
@@ -129,7 +129,7 @@ def bucket_range(start_ns: int, end_ns: int, width_ns: int, limits: Limits) -> t
     """The end of the range the answer covers, and whether that cuts the requested range: at
     most ``max_buckets`` buckets, the answer's ``end_ms`` saying where to continue."""
     first = start_ns - start_ns % width_ns  # buckets are aligned to the epoch
-    last_end = first + limits.max_buckets * width_ns
+    last_end = _clamp(first + limits.max_buckets * width_ns)
     if end_ns <= last_end:
         return end_ns, False
     return last_end, True
