@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from millnet.identifiers.store import MAX_BATCH, IdentifierStore
+from millnet.identifiers.core.store import MAX_BATCH, IdentifierStore
 from millnet.protocols.handle import AdminRecord, HandleValue, encode_admin
 
 ADMIN = HandleValue(100, "HS_ADMIN", encode_admin(AdminRecord(0x0FFF, "88.100.5/ADMIN", 300)))

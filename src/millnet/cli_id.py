@@ -16,8 +16,8 @@ from millnet.model.limits import ascii_digits
 from millnet.protocols.handle import ErrorResponse, HandleValue
 
 if TYPE_CHECKING:
-    from millnet.identifiers.client import Server
-    from millnet.identifiers.native import AdminBody
+    from millnet.identifiers.hierarchy.client import Server
+    from millnet.identifiers.native.handler import AdminBody
     from millnet.protocols.handle import Message
 
 id_app = typer.Typer(no_args_is_help=True, help="Identifier resolution (Handle-compatible).")
@@ -128,8 +128,8 @@ def resolve(
     ] = False,
 ) -> None:
     """Resolve an identifier against a node, UDP first then TCP."""
-    from millnet.identifiers.client import request, resolution_request
-    from millnet.identifiers.resolver import RecursiveResolver
+    from millnet.identifiers.hierarchy.client import request, resolution_request
+    from millnet.identifiers.hierarchy.resolver import RecursiveResolver
     from millnet.protocols.handle import (
         ErrorResponse,
         ResolutionRequest,
@@ -170,8 +170,8 @@ def resolve(
 
 
 def _where(server: str) -> Server:
-    from millnet.identifiers.client import Server
-    from millnet.identifiers.hierarchy import Endpoint
+    from millnet.identifiers.hierarchy.client import Server
+    from millnet.identifiers.hierarchy.hierarchy import Endpoint
 
     try:
         ep = Endpoint.parse(server, "server")
@@ -197,7 +197,7 @@ def _credentials(auth: str, secret_file: Path) -> tuple[str, int, bytes]:
 
 def _admin(body: AdminBody, server: str, auth: str, secret_file: Path,
            opflags: int = 0) -> Message:
-    from millnet.identifiers.client import admin_request
+    from millnet.identifiers.hierarchy.client import admin_request
 
     handle, index, secret = _credentials(auth, secret_file)
     try:
@@ -245,7 +245,7 @@ def register(
     mint: Annotated[bool, typer.Option(help="let the node choose the suffix")] = False,
 ) -> None:
     """Register one identifier (native protocol, authenticated with the admin's secret key)."""
-    from millnet.identifiers.templates import DATA_TYPE, TEMPLATE_TYPE
+    from millnet.identifiers.hierarchy.templates import DATA_TYPE, TEMPLATE_TYPE
     from millnet.protocols.handle import CreateHandleRequest, CreateHandleResponse, OpFlag
 
     values = [parse_value_option(v, i) for i, v in enumerate(value or (), 1)]
@@ -297,7 +297,7 @@ def register_batch(
     import urllib.request
     from urllib.parse import quote
 
-    from millnet.identifiers.store import MAX_BATCH
+    from millnet.identifiers.core.store import MAX_BATCH
 
     handle, index, secret = _credentials(auth, secret_file)
     token = base64.b64encode(quote(f"{index}:{handle}").encode() + b":" + secret).decode()

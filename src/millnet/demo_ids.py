@@ -23,7 +23,7 @@ from typing import Any
 
 from millnet.connectivity.broker import free_port
 from millnet.files import private_dir, write_private
-from millnet.identifiers.templates import DATA_TYPE, TEMPLATE_TYPE
+from millnet.identifiers.hierarchy.templates import DATA_TYPE, TEMPLATE_TYPE
 from millnet.idnode import LiveIdNode
 from millnet.protocols.handle import HandleValue, ValueReference
 from millnet.sim.factory import Machine

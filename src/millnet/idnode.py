@@ -5,12 +5,13 @@ Opens the identifier store in the data directory, creates the node's prefix reco
 handle on first start (``0.NA/<prefix>`` with HS_ADMIN pointing at ``<prefix>/ADMIN`` index 300,
 whose HS_SECKEY holds the admin secret), and serves the native protocol over UDP and TCP.
 
-Hierarchy (:mod:`millnet.identifiers.hierarchy`): ``delegates`` are the child prefixes this node
-delegates (each to one or more replica servers): ``0.NA/<child>`` with their HS_SITE is written
-at every start. ``parent`` is where unknown prefixes are referred (root hints); ``recursive``
-makes the node follow referrals itself for requests with the REC flag, with a resolver cache
-that follows the change feeds of the nodes it caches from (``change_interval``, see
-:mod:`millnet.identifiers.freshness`); every node publishes its own feed on its HTTP API.
+Hierarchy (:mod:`millnet.identifiers.hierarchy.hierarchy`): ``delegates`` are the child
+prefixes this node delegates (each to one or more replica servers): ``0.NA/<child>`` with their
+HS_SITE is written at every start. ``parent`` is where unknown prefixes are referred (root
+hints); ``recursive`` makes the node follow referrals itself for requests with the REC flag,
+with a resolver cache that follows the change feeds of the nodes it caches from
+(``change_interval``, see :mod:`millnet.identifiers.hierarchy.freshness`); every node
+publishes its own feed on its HTTP API (:mod:`millnet.identifiers.http.changes`).
 """
 
 from __future__ import annotations
@@ -32,34 +33,40 @@ from starlette.types import ASGIApp
 
 from millnet.errors import ConfigError
 from millnet.files import private_dir, private_umask
-from millnet.identifiers.cache import ResolverCache
-from millnet.identifiers.client import Server
-from millnet.identifiers.delegation import ADMIN_SUFFIX, SECKEY_INDEX, bootstrap_prefix, prefix_key
-from millnet.identifiers.fastpath import FastResolver, sqlite_path
-from millnet.identifiers.freshness import INTERVAL as CHANGE_INTERVAL
-from millnet.identifiers.freshness import ChangeFollower, change_routes
-from millnet.identifiers.hierarchy import (
+from millnet.identifiers.core.delegation import (
+    ADMIN_SUFFIX,
+    SECKEY_INDEX,
+    bootstrap_prefix,
+    prefix_key,
+)
+from millnet.identifiers.core.fastpath import FastResolver, sqlite_path
+from millnet.identifiers.core.offload import Offload
+from millnet.identifiers.core.service import IdentifierService, check_layouts
+from millnet.identifiers.core.store import IdentifierStore
+from millnet.identifiers.hierarchy.cache import ResolverCache
+from millnet.identifiers.hierarchy.client import Server
+from millnet.identifiers.hierarchy.freshness import INTERVAL as CHANGE_INTERVAL
+from millnet.identifiers.hierarchy.freshness import ChangeFollower
+from millnet.identifiers.hierarchy.hierarchy import (
     Endpoint,
     register_delegation,
     register_service,
     register_service_delegation,
     site_of,
 )
-from millnet.identifiers.native import NativeHandler
-from millnet.identifiers.offload import Offload
-from millnet.identifiers.replication import Mirror, replication_routes, trim_log
-from millnet.identifiers.resolver import RecursiveResolver
-from millnet.identifiers.rest import create_handle_app
-from millnet.identifiers.rest_batch import batch_routes
-from millnet.identifiers.service import IdentifierService, check_layouts
-from millnet.identifiers.store import IdentifierStore
-from millnet.identifiers.templates import (
+from millnet.identifiers.hierarchy.resolver import RecursiveResolver
+from millnet.identifiers.hierarchy.templates import (
     TemplateCheck,
     publish_builtin,
     remote_fetcher,
     trusted_prefixes,
 )
-from millnet.identifiers.transport import NativeServer
+from millnet.identifiers.http.changes import change_routes
+from millnet.identifiers.http.rest import create_handle_app
+from millnet.identifiers.http.rest_batch import batch_routes
+from millnet.identifiers.native.handler import NativeHandler
+from millnet.identifiers.replication.replication import Mirror, replication_routes, trim_log
+from millnet.identifiers.wire.transport import NativeServer
 from millnet.idoptions import IdServerOptions, read_secret
 from millnet.protocols.handle import (
     ServerRecord,
@@ -218,7 +225,7 @@ async def identifier_node(opts: IdServerOptions, *, http: bool = True,
                 web = None
                 if sock is not None:
                     web = embedded_server(_http_app(opts, store, service, fast, offload),
-                                          http="httptools", proxies=opts.trusted_proxies)
+                                          proxies=opts.trusted_proxies)
                     tg.create_task(web.serve(sockets=[sock]))
                 try:
                     yield LiveIdNode(store, service, server.udp_port, server.tcp_port,
@@ -359,7 +366,7 @@ async def _serve_worker(opts: IdServerOptions, udp_port: int, http_port: int | N
                 if http_port is not None:
                     sock = listening_socket(opts.host, http_port, reuse_port=True)
                     web = embedded_server(_http_app(opts, store, service, fast, offload),
-                                          http="httptools", proxies=opts.trusted_proxies)
+                                          proxies=opts.trusted_proxies)
                     tg.create_task(web.serve(sockets=[sock]))
                 while not stop.is_set() and os.getppid() == parent:
                     with contextlib.suppress(TimeoutError):

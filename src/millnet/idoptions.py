@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from millnet.errors import ConfigError
-from millnet.identifiers.cache import MAX_ENTRIES, NEGATIVE_TTL
-from millnet.identifiers.delegation import prefix_key
-from millnet.identifiers.freshness import INTERVAL as CHANGE_INTERVAL
-from millnet.identifiers.hierarchy import ROLES, Endpoint
-from millnet.identifiers.resolver import MAX_RECURSION
+from millnet.identifiers.core.delegation import prefix_key
+from millnet.identifiers.hierarchy.cache import MAX_ENTRIES, NEGATIVE_TTL
+from millnet.identifiers.hierarchy.freshness import INTERVAL as CHANGE_INTERVAL
+from millnet.identifiers.hierarchy.hierarchy import ROLES, Endpoint
+from millnet.identifiers.hierarchy.resolver import MAX_RECURSION
 from millnet.serving import trusted_proxies
 
 DATABASE = "identifiers.sqlite"

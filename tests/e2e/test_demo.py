@@ -109,7 +109,7 @@ def _demo_api_port(data_dir: Path) -> int:
 def test_registered_urls_name_the_port_the_api_listens_on(tmp_path: Path) -> None:
     """Found by review: a demo restarted on its data with another port kept registering the
     first run's URLs (http://127.0.0.1:8080/... while the API listened elsewhere)."""
-    from millnet.identifiers.store import IdentifierStore
+    from millnet.identifiers.core.store import IdentifierStore
 
     data = tmp_path / "demo"
     ports = [_demo_api_port(data), _demo_api_port(data)]

@@ -75,7 +75,7 @@ def _seed_json(directory: Path, head: bytes = b"") -> None:
     """PUT bodies in Handle.Net JSON for values of every kind the API writes specially."""
     import msgspec
 
-    from millnet.identifiers.rest_json import value_json
+    from millnet.identifiers.http.rest_json import value_json
     from millnet.protocols import handle as h
 
     directory.mkdir(parents=True, exist_ok=True)

@@ -34,15 +34,15 @@ import httpx
 import msgspec
 
 from millnet.errors import MillnetError, ProtocolError
-from millnet.identifiers.delegation import admin_record_value, bootstrap_prefix
-from millnet.identifiers.fastpath import FastResolver
-from millnet.identifiers.native import NativeHandler
-from millnet.identifiers.rest import _DECODE, create_handle_app
-from millnet.identifiers.rest_json import parse_values
-from millnet.identifiers.service import IdentifierService
-from millnet.identifiers.store import IdentifierStore
-from millnet.identifiers.transport import _TcpProtocol, _UdpProtocol
-from millnet.identifiers.values import canonical_value, check_values
+from millnet.identifiers.core.delegation import admin_record_value, bootstrap_prefix
+from millnet.identifiers.core.fastpath import FastResolver
+from millnet.identifiers.core.service import IdentifierService
+from millnet.identifiers.core.store import IdentifierStore
+from millnet.identifiers.core.values import canonical_value, check_values
+from millnet.identifiers.http.rest import _DECODE, create_handle_app
+from millnet.identifiers.http.rest_json import parse_values
+from millnet.identifiers.native.handler import NativeHandler
+from millnet.identifiers.wire.transport import _TcpProtocol, _UdpProtocol
 from millnet.protocols.handle import (
     HandleValue,
     Permission,

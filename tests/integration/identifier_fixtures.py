@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import delete
 
 from millnet.identifiers import IdentifierStore
-from millnet.identifiers.schema import handle_txns, handles
+from millnet.identifiers.core.schema import handle_txns, handles
 from tests.integration.registry_fixtures import BACKENDS, _postgres_database
 from tests.servers import Postgres
 

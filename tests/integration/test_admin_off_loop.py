@@ -21,20 +21,20 @@ import httpx
 import pytest
 
 from millnet.connectivity.broker import free_port
-from millnet.identifiers.client import (
+from millnet.identifiers.core.delegation import bootstrap_prefix
+from millnet.identifiers.core.fastpath import sqlite_path
+from millnet.identifiers.core.offload import Busy, Offload
+from millnet.identifiers.core.service import IdentifierService
+from millnet.identifiers.core.store import IdentifierStore
+from millnet.identifiers.hierarchy.client import (
     Server,
     admin_request,
     request,
     request_udp,
     resolution_request,
 )
-from millnet.identifiers.delegation import bootstrap_prefix
-from millnet.identifiers.fastpath import sqlite_path
-from millnet.identifiers.native import AdminBody, NativeHandler
-from millnet.identifiers.offload import Busy, Offload
-from millnet.identifiers.service import IdentifierService
-from millnet.identifiers.store import IdentifierStore
-from millnet.identifiers.transport import TcpPeer
+from millnet.identifiers.native.handler import AdminBody, NativeHandler
+from millnet.identifiers.wire.transport import TcpPeer
 from millnet.idnode import IdServerOptions, identifier_node
 from millnet.protocols.handle import (
     Challenge,

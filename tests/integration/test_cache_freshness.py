@@ -17,10 +17,10 @@ import httpx
 import pytest
 
 from millnet.connectivity.broker import free_port
-from millnet.identifiers.cache import ResolverCache, cache_key, change_digest
-from millnet.identifiers.client import Server, request, resolution_request
-from millnet.identifiers.freshness import change_feed
-from millnet.identifiers.store import IdentifierStore
+from millnet.identifiers.core.store import IdentifierStore
+from millnet.identifiers.hierarchy.cache import ResolverCache, cache_key, change_digest
+from millnet.identifiers.hierarchy.client import Server, request, resolution_request
+from millnet.identifiers.http.changes import change_feed
 from millnet.idnode import IdServerOptions, LiveIdNode, identifier_node
 from millnet.protocols.handle import HandleValue, Message, ResolutionResponse, ResponseCode
 
@@ -216,7 +216,7 @@ def test_a_bad_feed_does_not_stop_following_the_others() -> None:
     from starlette.responses import JSONResponse, RedirectResponse, Response
     from starlette.routing import Route
 
-    from millnet.identifiers.freshness import ChangeFollower
+    from millnet.identifiers.hierarchy.freshness import ChangeFollower
     from tests.support.webserver import ThreadedServer
 
     changed = {"now": False}

@@ -12,10 +12,10 @@ import httpx
 import pytest
 
 from millnet.connectivity.broker import free_port
-from millnet.identifiers import freshness
-from millnet.identifiers.cache import ResolverCache, cache_key, change_digest
-from millnet.identifiers.client import Server
-from millnet.identifiers.freshness import ChangeFollower
+from millnet.identifiers.hierarchy import freshness
+from millnet.identifiers.hierarchy.cache import ResolverCache, cache_key, change_digest
+from millnet.identifiers.hierarchy.client import Server
+from millnet.identifiers.hierarchy.freshness import ChangeFollower
 from millnet.idnode import IdServerOptions, identifier_node
 from millnet.protocols.handle import HandleValue
 

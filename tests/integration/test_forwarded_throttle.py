@@ -22,9 +22,9 @@ from millnet.config import load_settings
 from millnet.connectivity.broker import free_port
 from millnet.errors import ConfigError
 from millnet.identifiers import IdentifierService, IdentifierStore, bootstrap_prefix
-from millnet.identifiers.basic_auth import PrincipalThrottle
-from millnet.identifiers.native_auth import AuthThrottle, TooManyFailures
-from millnet.identifiers.rest import create_handle_app
+from millnet.identifiers.http.basic_auth import PrincipalThrottle
+from millnet.identifiers.http.rest import create_handle_app
+from millnet.identifiers.wire.auth import AuthThrottle, TooManyFailures
 from millnet.idnode import IdServerOptions, identifier_node
 from millnet.protocols.handle import ServerRecord, SiteInfo, address_octets
 from millnet.serving import embedded_server

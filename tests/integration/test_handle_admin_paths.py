@@ -16,12 +16,12 @@ import httpx
 import pytest
 
 from millnet.identifiers import IdentifierService, IdentifierStore, bootstrap_prefix
-from millnet.identifiers.client import Server, admin_request, request, resolution_request
-from millnet.identifiers.delegation import admin_record_value
-from millnet.identifiers.native import AdminBody, NativeHandler
-from millnet.identifiers.rest import create_handle_app
-from millnet.identifiers.rest_batch import batch_routes
-from millnet.identifiers.transport import NativeServer
+from millnet.identifiers.core.delegation import admin_record_value
+from millnet.identifiers.hierarchy.client import Server, admin_request, request, resolution_request
+from millnet.identifiers.http.rest import create_handle_app
+from millnet.identifiers.http.rest_batch import batch_routes
+from millnet.identifiers.native.handler import AdminBody, NativeHandler
+from millnet.identifiers.wire.transport import NativeServer
 from millnet.protocols.handle import (
     AddValueRequest,
     AdminPermission,

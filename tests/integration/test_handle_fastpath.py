@@ -9,14 +9,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from millnet.identifiers.client import Server, request, resolution_request
-from millnet.identifiers.delegation import admin_record_value, bootstrap_prefix, site_value
-from millnet.identifiers.fastpath import FastResolver, sqlite_path
-from millnet.identifiers.native import NativeHandler
-from millnet.identifiers.rest import HotResolution, create_handle_app
-from millnet.identifiers.service import IdentifierService
-from millnet.identifiers.store import IdentifierStore
-from millnet.identifiers.transport import NativeServer
+from millnet.identifiers.core.delegation import admin_record_value, bootstrap_prefix, site_value
+from millnet.identifiers.core.fastpath import FastResolver, sqlite_path
+from millnet.identifiers.core.service import IdentifierService
+from millnet.identifiers.core.store import IdentifierStore
+from millnet.identifiers.hierarchy.client import Server, request, resolution_request
+from millnet.identifiers.http.rest import HotResolution, create_handle_app
+from millnet.identifiers.native.handler import NativeHandler
+from millnet.identifiers.wire.transport import NativeServer
 from millnet.protocols.handle import (
     Envelope,
     HandleValue,

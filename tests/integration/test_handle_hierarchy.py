@@ -12,16 +12,18 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from millnet.identifiers.cache import ResolverCache
-from millnet.identifiers.client import (
+from millnet.identifiers.core.delegation import Referral, bootstrap_prefix
+from millnet.identifiers.core.service import IdentifierService
+from millnet.identifiers.core.store import IdentifierStore
+from millnet.identifiers.hierarchy.cache import ResolverCache
+from millnet.identifiers.hierarchy.client import (
     Server,
     admin_request,
     next_request_id,
     request,
     resolution_request,
 )
-from millnet.identifiers.delegation import Referral, bootstrap_prefix
-from millnet.identifiers.hierarchy import (
+from millnet.identifiers.hierarchy.hierarchy import (
     Endpoint,
     register_delegation,
     register_service,
@@ -29,11 +31,9 @@ from millnet.identifiers.hierarchy import (
     servers_of,
     site_of,
 )
-from millnet.identifiers.native import NativeHandler
-from millnet.identifiers.resolver import RecursiveResolver, resolve_following
-from millnet.identifiers.service import IdentifierService
-from millnet.identifiers.store import IdentifierStore
-from millnet.identifiers.transport import NativeServer, Replies
+from millnet.identifiers.hierarchy.resolver import RecursiveResolver, resolve_following
+from millnet.identifiers.native.handler import NativeHandler
+from millnet.identifiers.wire.transport import NativeServer, Replies
 from millnet.idnode import IdServerOptions, open_identifier_node
 from millnet.protocols.handle import (
     AddValueRequest,
@@ -304,7 +304,7 @@ def test_replica_failover(tmp_path: Path) -> None:
 
 
 def test_cache_is_bounded_and_honours_absolute_ttls() -> None:
-    from millnet.identifiers.cache import cache_key
+    from millnet.identifiers.hierarchy.cache import cache_key
     from millnet.protocols.handle import TTLType
 
     clock = Clock()
@@ -421,7 +421,7 @@ def test_a_hostile_node_cannot_make_a_resolution_fan_out() -> None:
     sends at most max_hops requests, and gives up after its deadline."""
     import time as clock
 
-    from millnet.identifiers.delegation import site_value
+    from millnet.identifiers.core.delegation import site_value
     from millnet.protocols.handle import encode_serv, make_response
 
     seen: dict[str, int] = {}
@@ -481,7 +481,7 @@ def test_a_node_cannot_poison_the_cache_for_another_prefix(tmp_path: Path) -> No
     for it itself; the nested lookup's answer was cached for 88.100's handle."""
     import time as clock
 
-    from millnet.identifiers.delegation import site_value
+    from millnet.identifiers.core.delegation import site_value
     from millnet.protocols.handle import decode_site, encode_serv, make_response
 
     target = "88.100/SERV"

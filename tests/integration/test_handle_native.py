@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from millnet.identifiers.client import Server, request, request_tcp, resolution_request
-from millnet.identifiers.delegation import site_value
-from millnet.identifiers.native import NativeHandler
-from millnet.identifiers.service import IdentifierService
-from millnet.identifiers.store import IdentifierStore
-from millnet.identifiers.transport import NativeServer
+from millnet.identifiers.core.delegation import site_value
+from millnet.identifiers.core.service import IdentifierService
+from millnet.identifiers.core.store import IdentifierStore
+from millnet.identifiers.hierarchy.client import Server, request, request_tcp, resolution_request
+from millnet.identifiers.native.handler import NativeHandler
+from millnet.identifiers.wire.transport import NativeServer
 from millnet.protocols.handle import (
     Envelope,
     GetSiteInfoRequest,

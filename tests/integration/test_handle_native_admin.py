@@ -13,8 +13,11 @@ from typing import TypedDict
 
 import pytest
 
-from millnet.identifiers import native
-from millnet.identifiers.client import (
+from millnet.identifiers.native import handler as native
+from millnet.identifiers.core.delegation import bootstrap_prefix
+from millnet.identifiers.core.service import IdentifierService
+from millnet.identifiers.core.store import IdentifierStore
+from millnet.identifiers.hierarchy.client import (
     Server,
     admin_request,
     request,
@@ -22,9 +25,8 @@ from millnet.identifiers.client import (
     request_udp,
     resolution_request,
 )
-from millnet.identifiers.delegation import bootstrap_prefix
-from millnet.identifiers.native import NativeHandler
-from millnet.identifiers.native_auth import (
+from millnet.identifiers.native.handler import NativeHandler
+from millnet.identifiers.wire.auth import (
     MAC_PBKDF2_HMAC_SHA1,
     MAC_SHA1,
     AuthenticationTimeout,
@@ -34,9 +36,7 @@ from millnet.identifiers.native_auth import (
     check_secret_key,
     sign_secret_key,
 )
-from millnet.identifiers.service import IdentifierService
-from millnet.identifiers.store import IdentifierStore
-from millnet.identifiers.transport import NativeServer
+from millnet.identifiers.wire.transport import NativeServer
 from millnet.protocols.handle import (
     AddValueRequest,
     Challenge,

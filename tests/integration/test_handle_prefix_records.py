@@ -28,13 +28,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from millnet.identifiers.delegation import bootstrap_prefix, site_value
-from millnet.identifiers.fastpath import FastResolver, sqlite_path
-from millnet.identifiers.native import NativeHandler
-from millnet.identifiers.service import IdentifierService
-from millnet.identifiers.store import IdentifierStore
-from millnet.identifiers.transport import NativeServer, is_truncation_notice
-from millnet.identifiers.udpgrace import NETWORK_BURST, NETWORK_RATE, ReflectionLimiter
+from millnet.identifiers.core.delegation import bootstrap_prefix, site_value
+from millnet.identifiers.core.fastpath import FastResolver, sqlite_path
+from millnet.identifiers.core.service import IdentifierService
+from millnet.identifiers.core.store import IdentifierStore
+from millnet.identifiers.native.handler import NativeHandler
+from millnet.identifiers.wire.transport import NativeServer, is_truncation_notice
+from millnet.identifiers.wire.udpgrace import NETWORK_BURST, NETWORK_RATE, ReflectionLimiter
 from millnet.protocols.handle import (
     HandleValue,
     OpFlag,

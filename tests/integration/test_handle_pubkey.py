@@ -13,11 +13,16 @@ from cryptography.hazmat.primitives.asymmetric import dsa, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from millnet.identifiers import IdentifierService, IdentifierStore, bootstrap_prefix
-from millnet.identifiers.client import Server, admin_request
-from millnet.identifiers.delegation import admin_record_value
-from millnet.identifiers.native import NativeHandler
-from millnet.identifiers.pubkey import load_pubkey, pubkey_data, sign_challenge, verify_challenge
-from millnet.identifiers.transport import NativeServer
+from millnet.identifiers.core.delegation import admin_record_value
+from millnet.identifiers.hierarchy.client import Server, admin_request
+from millnet.identifiers.native.handler import NativeHandler
+from millnet.identifiers.wire.pubkey import (
+    load_pubkey,
+    pubkey_data,
+    sign_challenge,
+    verify_challenge,
+)
+from millnet.identifiers.wire.transport import NativeServer
 from millnet.protocols.handle import (
     CreateHandleRequest,
     DeleteHandleRequest,

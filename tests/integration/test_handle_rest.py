@@ -18,7 +18,7 @@ from pyhandle.handleexceptions import (
 )
 
 from millnet.identifiers import IdentifierService, IdentifierStore, bootstrap_prefix
-from millnet.identifiers.rest import create_handle_app
+from millnet.identifiers.http.rest import create_handle_app
 from millnet.protocols.handle import ServerRecord, SiteInfo, address_octets
 from tests.integration.identifier_fixtures import identifier_url, shared_store
 from tests.support.webserver import ThreadedServer

@@ -8,8 +8,14 @@ import socket
 import pytest
 
 from millnet.errors import ProtocolError
-from millnet.identifiers.client import Server, request, request_tcp, request_udp, resolution_request
-from millnet.identifiers.transport import NativeServer, Peer
+from millnet.identifiers.hierarchy.client import (
+    Server,
+    request,
+    request_tcp,
+    request_udp,
+    resolution_request,
+)
+from millnet.identifiers.wire.transport import NativeServer, Peer
 from millnet.protocols.handle import (
     ErrorResponse,
     HandleValue,
@@ -114,7 +120,7 @@ def test_a_client_that_does_not_read_is_not_answered_ahead() -> None:
         assert isinstance(body, ResolutionRequest)
         return [make_response(msg, ResolutionResponse(body.handle, huge[body.handle]), now=0)]
 
-    from millnet.identifiers.client import next_request_id
+    from millnet.identifiers.hierarchy.client import next_request_id
     from millnet.protocols.handle import Envelope, TcpFramer, encode_message
 
     requests = b"".join(
@@ -166,7 +172,7 @@ def test_udp_refuses_requests_larger_than_it_reassembles() -> None:
     256 partial messages of 1 MiB each held ~300 MiB per process)."""
     import struct
 
-    from millnet.identifiers.transport import UDP_MAX_MESSAGE
+    from millnet.identifiers.wire.transport import UDP_MAX_MESSAGE
     from millnet.protocols.handle import decode_message
 
     async def scenario() -> None:
@@ -186,7 +192,7 @@ def test_udp_refuses_requests_larger_than_it_reassembles() -> None:
 
 def test_slots_count_in_all_and_per_host() -> None:
     """The bound behind TCP connections and recursive resolutions."""
-    from millnet.identifiers.transport import Slots
+    from millnet.identifiers.wire.transport import Slots
 
     slots = Slots(max_total=3, max_per_host=2)
     assert slots.admit("10.0.0.1") and slots.admit("10.0.0.1")

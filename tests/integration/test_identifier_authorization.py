@@ -16,9 +16,9 @@ from sqlalchemy import update
 
 from millnet.errors import MillnetError
 from millnet.identifiers import IdentifierService, IdentifierStore, NotAuthorized, bootstrap_prefix
-from millnet.identifiers.delegation import admin_record_value
-from millnet.identifiers.schema import handles
-from millnet.identifiers.values import stored_forms
+from millnet.identifiers.core.delegation import admin_record_value
+from millnet.identifiers.core.schema import handles
+from millnet.identifiers.core.values import stored_forms
 from millnet.protocols.handle import (
     ALL_ADMIN_PERMISSIONS,
     AdminPermission,

@@ -11,8 +11,8 @@ from sqlalchemy import Engine, inspect, text
 from millnet.db.engine import create_db_engine
 from millnet.db.migrate import downgrade, upgrade
 from millnet.identifiers import IdentifierStore
-from millnet.identifiers.fastpath import FastResolver, sqlite_path
-from millnet.identifiers.values import stored_forms
+from millnet.identifiers.core.fastpath import FastResolver, sqlite_path
+from millnet.identifiers.core.values import stored_forms
 from millnet.protocols.handle import HandleValue, Permission, ValueReference
 from tests.integration.registry_fixtures import registry_url
 

@@ -13,14 +13,10 @@ import httpx
 import pytest
 
 from millnet.identifiers import IdentifierService, IdentifierStore, bootstrap_prefix
-from millnet.identifiers.client import Server
-from millnet.identifiers.errors import InvalidValue
-from millnet.identifiers.native import NativeHandler
-from millnet.identifiers.native_auth import AuthThrottle
-from millnet.identifiers.rest import create_handle_app
-from millnet.identifiers.rest_batch import batch_routes
-from millnet.identifiers.service import check_layouts
-from millnet.identifiers.templates import (
+from millnet.identifiers.core.errors import InvalidValue
+from millnet.identifiers.core.service import check_layouts
+from millnet.identifiers.hierarchy.client import Server
+from millnet.identifiers.hierarchy.templates import (
     DATA_TYPE,
     SCHEMA_TYPE,
     TEMPLATE_TYPE,
@@ -29,7 +25,11 @@ from millnet.identifiers.templates import (
     remote_fetcher,
     template_handle,
 )
-from millnet.identifiers.transport import NativeServer
+from millnet.identifiers.http.rest import create_handle_app
+from millnet.identifiers.http.rest_batch import batch_routes
+from millnet.identifiers.native.handler import NativeHandler
+from millnet.identifiers.wire.auth import AuthThrottle
+from millnet.identifiers.wire.transport import NativeServer
 from millnet.protocols.handle import (
     HandleValue,
     ServerRecord,
@@ -260,7 +260,7 @@ def test_malformed_requests_get_400_not_500(tmp_path: Path) -> None:
 def test_batch_errors_name_the_item(tmp_path: Path) -> None:
     """Found by review: a name twice in a batch was refused without naming the item, and an
     HS_ADMIN index chosen as max + 1 could pass 2**32 - 1 (a struct error)."""
-    from millnet.identifiers.errors import HandleExists
+    from millnet.identifiers.core.errors import HandleExists
 
     service = _service(tmp_path, "e", "88.100.5")
     url = HandleValue(1, "URL", b"https://plant.example/x")

@@ -16,11 +16,11 @@ import httpx
 import pytest
 
 from millnet.connectivity.broker import free_port
-from millnet.identifiers.client import Server, request, resolution_request
-from millnet.identifiers.delegation import admin_record_value
-from millnet.identifiers.errors import ReadOnlyMirror
-from millnet.identifiers.replication import trim_log
-from millnet.identifiers.store import IdentifierStore
+from millnet.identifiers.core.delegation import admin_record_value
+from millnet.identifiers.core.errors import ReadOnlyMirror
+from millnet.identifiers.core.store import IdentifierStore
+from millnet.identifiers.hierarchy.client import Server, request, resolution_request
+from millnet.identifiers.replication.replication import trim_log
 from millnet.idnode import IdServerOptions, LiveIdNode, identifier_node
 from millnet.protocols.handle import (
     AdminPermission,
@@ -213,7 +213,7 @@ def test_a_mirror_behind_a_trimmed_log_takes_a_dump(tmp_path: Path) -> None:
 def test_a_mirror_ahead_of_its_primary_takes_a_dump(tmp_path: Path) -> None:
     """Found by review: a mirror whose position was past the primary's whole log (a primary
     restored or replaced) waited there for ever."""
-    from millnet.identifiers.replication import changes_since
+    from millnet.identifiers.replication.replication import changes_since
 
     with IdentifierStore.open(f"sqlite:///{tmp_path / 'p.sqlite'}") as store:
         store.create_handle("88.100.5/A", [URL])
@@ -229,7 +229,7 @@ def test_a_mirror_survives_bad_pages_and_refuses_redirects(tmp_path: Path) -> No
     from starlette.responses import JSONResponse, RedirectResponse, Response
     from starlette.routing import Route
 
-    from millnet.identifiers.replication import Mirror
+    from millnet.identifiers.replication.replication import Mirror
     from tests.support.webserver import ThreadedServer
 
     seen_auth: list[str] = []

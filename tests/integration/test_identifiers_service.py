@@ -22,7 +22,7 @@ from millnet.identifiers import (
     ValueNotFound,
     bootstrap_prefix,
 )
-from millnet.identifiers.delegation import admin_record_value, site_value
+from millnet.identifiers.core.delegation import admin_record_value, site_value
 from millnet.protocols.handle import (
     AdminPermission,
     HandleValue,

@@ -17,8 +17,8 @@ from millnet.identifiers import (
     ValueExists,
     ValueNotFound,
 )
-from millnet.identifiers.cache import change_digest
-from millnet.identifiers.schema import handle_txns, handles
+from millnet.identifiers.core.schema import handle_txns, handles
+from millnet.identifiers.hierarchy.cache import change_digest
 from millnet.protocols.handle import HandleValue, ValueReference
 from tests.integration.identifier_fixtures import identifier_url, shared_store, store
 
@@ -219,8 +219,8 @@ def test_log_ids_follow_commit_order(store: IdentifierStore) -> None:
     makes the second writer wait; on SQLite the database lock does)."""
     import threading
 
-    from millnet.identifiers.freshness import change_feed
-    from millnet.identifiers.store import _load, _save
+    from millnet.identifiers.core.store import _load, _save
+    from millnet.identifiers.http.changes import change_feed
 
     store.create_handle("88.100.5/A", [URL])
     store.create_handle("88.100.5/B", [URL])

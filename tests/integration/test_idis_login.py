@@ -13,11 +13,11 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from millnet.identifiers import IdentifierService, IdentifierStore, bootstrap_prefix
-from millnet.identifiers.delegation import admin_record_value
-from millnet.identifiers.native import NativeHandler
-from millnet.identifiers.native_auth import AuthThrottle, TooManyFailures, challenge_version
-from millnet.identifiers.pubkey import pubkey_data, sign_challenge
-from millnet.identifiers.transport import NativeServer
+from millnet.identifiers.core.delegation import admin_record_value
+from millnet.identifiers.native.handler import NativeHandler
+from millnet.identifiers.wire.auth import AuthThrottle, TooManyFailures, challenge_version
+from millnet.identifiers.wire.pubkey import pubkey_data, sign_challenge
+from millnet.identifiers.wire.transport import NativeServer
 from millnet.protocols.handle import (
     Body,
     Challenge,

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from millnet.connectivity.broker import free_port
-from millnet.identifiers.client import Server, request, resolution_request
+from millnet.identifiers.hierarchy.client import Server, request, resolution_request
 from millnet.idnode import IdServerOptions, identifier_node
 from millnet.protocols.handle import ResolutionResponse, ResponseCode
 from tests.integration.registry_fixtures import _postgres_database

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event, func, inspect, select
 
-import millnet.identifiers.schema  # noqa: F401 - its tables share the metadata
+import millnet.identifiers.core.schema  # noqa: F401 - its tables share the metadata
 from millnet.db.engine import create_db_engine, writer
 from millnet.db.migrate import VERSION_TABLE, current_revision, downgrade, head_revision
 from millnet.db.schema import metadata

@@ -27,8 +27,7 @@ from sqlalchemy import event
 
 from millnet.errors import ConfigError, InvalidInput
 from millnet.identifiers import IdentifierService, IdentifierStore
-from millnet.identifiers.client import Server, request, request_udp, resolution_request
-from millnet.identifiers.delegation import (
+from millnet.identifiers.core.delegation import (
     MAX_DELEGATION_DEPTH,
     Local,
     Referral,
@@ -40,20 +39,21 @@ from millnet.identifiers.delegation import (
     prefix_key,
     site_value,
 )
-from millnet.identifiers.errors import NotResponsible
-from millnet.identifiers.fastpath import FastResolver
-from millnet.identifiers.hierarchy import (
+from millnet.identifiers.core.errors import NotResponsible
+from millnet.identifiers.core.fastpath import FastResolver
+from millnet.identifiers.core.values import canonical_handle
+from millnet.identifiers.hierarchy.client import Server, request, request_udp, resolution_request
+from millnet.identifiers.hierarchy.hierarchy import (
     register_delegation,
     register_service,
     register_service_delegation,
 )
-from millnet.identifiers.transport import (
+from millnet.identifiers.wire.transport import (
     NativeServer,
     Peer,
     is_truncation_notice,
     truncation_notice,
 )
-from millnet.identifiers.values import canonical_handle
 from millnet.protocols.handle import (
     ErrorResponse,
     HandleValue,

@@ -1,4 +1,5 @@
-"""An ASGI app under a real uvicorn (httptools) in a thread, on an ephemeral port."""
+"""An ASGI app under a real uvicorn (httptools, as the node serves it) in a thread, on an
+ephemeral port."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ class ThreadedServer:
     def __init__(self, app: Any) -> None:
         self.sock = listening_socket("127.0.0.1", 0)
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = embedded_server(app, http="httptools")
+        self.server = embedded_server(app)
         self.thread = threading.Thread(
             target=lambda: asyncio.run(self.server.serve(sockets=[self.sock])), daemon=True)
 

@@ -64,7 +64,7 @@ def test_requests_over_tcp(node: NativeTarget, msgs: list[h.Message],
 
 
 def test_a_plain_resolution_is_answered_without_the_hidden_value(node: NativeTarget) -> None:
-    from millnet.identifiers.client import resolution_request
+    from millnet.identifiers.hierarchy.client import resolution_request
 
     (answer,) = node.udp(h.encode_message(resolution_request("88.100.5/PUMP-1")))
     body = h.decode_message(answer).body

@@ -27,9 +27,9 @@ from millnet.identifiers import (
     select_values,
     type_matches,
 )
-from millnet.identifiers import store as store_module
-from millnet.identifiers.delegation import ancestors, parent_record, prefix_key
-from millnet.identifiers.values import check_value, check_values
+from millnet.identifiers.core import store as store_module
+from millnet.identifiers.core.delegation import ancestors, parent_record, prefix_key
+from millnet.identifiers.core.values import check_value, check_values
 from millnet.protocols.handle import HandleValue, ResponseCode, ValueReference
 from millnet.protocols.handle import normalize_handle as normalize
 

@@ -105,7 +105,7 @@ def test_every_package_has_a_place() -> None:
 def test_the_parser_sees_imports_of_every_form() -> None:
     graph = _graph()
     assert "millnet.db.schema" in graph["millnet.registry.schema"]  # absolute
-    assert "millnet.identifiers.schema" in graph["millnet.identifiers.values"]  # relative
+    assert "millnet.identifiers.core.schema" in graph["millnet.identifiers.core.values"]  # relative
     assert "millnet.protocols.handle.wire" in graph["millnet.protocols.handle.codec"]
 
 
@@ -141,3 +141,43 @@ def test_exceptions_are_still_needed() -> None:
     graph = _graph()
     stale = [pair for pair in EXCEPTIONS if pair[1] not in graph.get(pair[0], set())]
     assert not stale, f"remove {stale} from EXCEPTIONS"
+
+
+#: The identifier service's own layers (issue 10, scope 4), lowest first: the store and
+#: service beside the native protocol's wire plumbing; resolution across the hierarchy over
+#: both; the two ways of serving (HTTP and native) over those; replication over everything.
+IDENTIFIER_LAYERS: tuple[frozenset[str], ...] = (
+    frozenset({"core", "wire"}),
+    frozenset({"hierarchy"}),
+    frozenset({"http", "native"}),
+    frozenset({"replication"}),
+)
+
+
+def _identifier_part(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[2] if len(parts) > 2 and parts[1] == "identifiers" else None
+
+
+def test_identifier_subpackages_import_only_downward() -> None:
+    graph = _graph()
+    parts = {p for name in graph if (p := _identifier_part(name))}
+    placed = frozenset().union(*IDENTIFIER_LAYERS)
+    assert parts <= placed, f"place {sorted(parts - placed)} in IDENTIFIER_LAYERS"
+
+    def layer(part: str) -> int:
+        return next(i for i, group in enumerate(IDENTIFIER_LAYERS) if part in group)
+
+    found = []
+    for importer, imports in sorted(graph.items()):
+        source = _identifier_part(importer)
+        for imported in sorted(imports):
+            target = _identifier_part(imported)
+            if importer == "millnet.identifiers" and target not in (None, "core"):
+                found.append(f"the package's face re-exports {imported}: only core")
+            if source is None or target is None or source == target:
+                continue
+            if layer(target) >= layer(source):
+                found.append(f"{importer} imports {imported}: "
+                             f"{'peers' if layer(target) == layer(source) else 'upward'}")
+    assert not found, "\n".join(found)

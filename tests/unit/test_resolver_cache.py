@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from millnet.identifiers.cache import ResolverCache, cache_key, change_digest
+from millnet.identifiers.hierarchy.cache import ResolverCache, cache_key, change_digest
 from millnet.protocols.handle import HandleValue
 
 VALUE = HandleValue(1, "URL", b"https://plant.example/x", ttl=100)
@@ -105,8 +105,8 @@ def test_a_prefix_record_drops_its_prefix_and_sub_prefixes_only() -> None:
 
 
 def test_the_feed_of_a_server_is_found_in_its_site_information() -> None:
-    from millnet.identifiers.client import Server
-    from millnet.identifiers.freshness import _http_port
+    from millnet.identifiers.hierarchy.client import Server
+    from millnet.identifiers.hierarchy.freshness import _http_port
     from millnet.protocols.handle import (
         ServerRecord,
         ServiceInterface,

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from millnet.identifiers.errors import InvalidValue
-from millnet.identifiers.rest_json import parse_values, value_json
+from millnet.identifiers.core.errors import InvalidValue
+from millnet.identifiers.http.rest_json import parse_values, value_json
 from millnet.protocols import handle as h
 from tests.unit.handle_strategies import admins, blobs, references, sites, u32
 

@@ -46,9 +46,9 @@ from millnet.bench.load import BenchError, Latencies, close_all
 from millnet.bench.trivial_udp import TrivialResponder
 from millnet.bench.versions import versions
 from millnet.connectivity.broker import free_port, wait_for_port
-from millnet.identifiers.delegation import bootstrap_prefix
-from millnet.identifiers.service import IdentifierService
-from millnet.identifiers.store import MAX_BATCH, IdentifierStore
+from millnet.identifiers.core.delegation import bootstrap_prefix
+from millnet.identifiers.core.service import IdentifierService
+from millnet.identifiers.core.store import MAX_BATCH, IdentifierStore
 from millnet.protocols.handle import (
     Envelope,
     HandleValue,

@@ -20,7 +20,7 @@ from typing import cast
 
 from millnet.connectivity.broker import free_port
 from millnet.errors import MillnetError
-from millnet.identifiers.transport import udp_socket
+from millnet.identifiers.wire.transport import udp_socket
 from millnet.serving import event_loop_factory
 
 _REQUEST_ID = slice(8, 12)

@@ -1,7 +1,7 @@
 """The shared MetaData and column types of every table in the millnet database.
 
 The registry's and the identifiers' tables are defined on :data:`metadata` by their own
-packages (``millnet.registry.schema``, ``millnet.identifiers.schema``); this module knows none
+packages (``millnet.registry.schema``, ``millnet.identifiers.core.schema``); this module knows none
 of them. The migrations in ``migrations/versions`` create the tables without importing any of
 this, and a test compares the migrated database with the metadata once both packages have
 defined their tables.

@@ -11,8 +11,8 @@ The case rule is the codec's :func:`~millnet.protocols.handle.normalize_handle`:
 case-insensitive (stored ASCII upper-cased), suffixes case-sensitive.
 """
 
-from .delegation import Local, Referral, bootstrap_prefix, locate
-from .errors import (
+from .core.delegation import Local, Referral, bootstrap_prefix, locate
+from .core.errors import (
     AuthenticationFailed,
     AuthenticationNeeded,
     HandleExists,
@@ -24,9 +24,9 @@ from .errors import (
     ValueNotFound,
     error_code,
 )
-from .service import IdentifierService, ValueCheck, check_layouts
-from .store import MAX_BATCH, IdentifierStore
-from .values import select_values, type_matches
+from .core.service import IdentifierService, ValueCheck, check_layouts
+from .core.store import MAX_BATCH, IdentifierStore
+from .core.values import select_values, type_matches
 
 __all__ = [
     "MAX_BATCH", "AuthenticationFailed", "AuthenticationNeeded", "HandleExists",

@@ -1,4 +1,4 @@
-"""Identifier tables: handles and their values (see millnet.identifiers.schema).
+"""Identifier tables: handles and their values (see millnet.identifiers.core.schema).
 
 Revision ID: 0002
 Revises: 0001

@@ -2,10 +2,10 @@
 
 Each handle's values are encoded as RFC 3651 value records (lossless), the public-read ones in
 ``handles.wire`` (as before) and the others in the new ``handles.hidden`` (see
-millnet.identifiers.schema). Existing handles are converted 1000 at a time in the migration's
+millnet.identifiers.core.schema). Existing handles are converted 1000 at a time in the migration's
 transaction, then ``handle_values`` is dropped; the downgrade rebuilds it from the records.
 
-The record encoding is frozen here, as ``millnet.identifiers.values.stored_forms`` and
+The record encoding is frozen here, as ``millnet.identifiers.core.values.stored_forms`` and
 ``stored_values`` (and the codec under them) wrote and read it on 2026-12-02: the migration
 imports nothing from millnet, so a later change of the live code cannot change what it does.
 

@@ -38,18 +38,22 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 
 from millnet.errors import MillnetError
-from millnet.identifiers.client import Server
-from millnet.identifiers.delegation import SECKEY_INDEX, Local, Referral
-from millnet.identifiers.errors import (
+from millnet.identifiers.core.delegation import SECKEY_INDEX, Local, Referral
+from millnet.identifiers.core.errors import (
     AuthenticationFailed,
     NotAuthorized,
     NotResponsible,
     OperationDenied,
     error_code,
 )
-from millnet.identifiers.hierarchy import parent_referral, servers_of
-from millnet.identifiers.native_admin import ADMIN_TYPES, AdminBody, administer, listed_prefix
-from millnet.identifiers.native_auth import (
+from millnet.identifiers.core.offload import Offload
+from millnet.identifiers.core.service import IdentifierService
+from millnet.identifiers.hierarchy.client import Server
+from millnet.identifiers.hierarchy.hierarchy import parent_referral, servers_of
+from millnet.identifiers.hierarchy.resolver import RecursiveResolver
+from millnet.identifiers.native.admin import ADMIN_TYPES, AdminBody, administer, listed_prefix
+from millnet.identifiers.native.logins import ConnectionLogins, tcp_only
+from millnet.identifiers.wire.auth import (
     PUBLIC_KEY_TYPE,
     SECRET_KEY_TYPE,
     AuthThrottle,
@@ -59,12 +63,8 @@ from millnet.identifiers.native_auth import (
     Verifier,
     check_secret_key,
 )
-from millnet.identifiers.native_logins import ConnectionLogins, tcp_only
-from millnet.identifiers.offload import Offload
-from millnet.identifiers.pubkey import verify_challenge
-from millnet.identifiers.resolver import RecursiveResolver
-from millnet.identifiers.service import IdentifierService
-from millnet.identifiers.transport import Replies, Slots, TcpPeer
+from millnet.identifiers.wire.pubkey import verify_challenge
+from millnet.identifiers.wire.transport import Replies, Slots, TcpPeer
 from millnet.model.limits import ascii_digits
 from millnet.protocols.handle import (
     ChallengeAnswer,

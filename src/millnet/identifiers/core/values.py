@@ -22,12 +22,11 @@ import itertools
 from collections.abc import Iterable, Sequence
 
 from millnet.errors import InvalidInput, ProtocolError, StorageError
+from millnet.identifiers.core.errors import InvalidValue
+from millnet.identifiers.core.schema import MAX_STORED_HANDLE_BYTES, PREFIX_MAX
 from millnet.protocols.handle import HandleValue, Permission, ValueReference, normalize_handle
 from millnet.protocols.handle.values import read_values, write_value
 from millnet.protocols.handle.wire import MAX_COUNT, U32, Reader
-
-from .errors import InvalidValue
-from .schema import MAX_STORED_HANDLE_BYTES, PREFIX_MAX
 
 U32_MAX = 0xFFFFFFFF
 U8_MAX = 0xFF

@@ -41,6 +41,8 @@ from typing import Any
 import msgspec
 
 from millnet.errors import ProtocolError
+from millnet.identifiers.core.errors import InvalidValue
+from millnet.identifiers.core.values import canonical_type
 from millnet.model.limits import ascii_digits
 from millnet.protocols.handle import (
     AdminRecord,
@@ -62,9 +64,6 @@ from millnet.protocols.handle import (
     encode_vlist,
     java_bigint,
 )
-
-from .errors import InvalidValue
-from .values import canonical_type
 
 DEFAULT_VALUE_PERMISSIONS = 0b1110  # admin read, admin write, public read
 _ALL_ADMIN = 0x0FFF

@@ -37,6 +37,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from millnet.errors import InvalidInput, ProtocolError
+from millnet.identifiers.hierarchy.cache import ResolverCache, cache_key
+from millnet.identifiers.hierarchy.client import Server, next_request_id, request_tcp, request_udp
+from millnet.identifiers.hierarchy.freshness import INTERVAL, ChangeFollower
+from millnet.identifiers.hierarchy.hierarchy import servers_of
 from millnet.protocols.handle import (
     Envelope,
     ErrorResponse,
@@ -52,11 +56,6 @@ from millnet.protocols.handle import (
     normalize_handle,
 )
 from millnet.protocols.handle.responses import Body
-
-from .cache import ResolverCache, cache_key
-from .client import Server, next_request_id, request_tcp, request_udp
-from .freshness import INTERVAL, ChangeFollower
-from .hierarchy import servers_of
 
 log = logging.getLogger("millnet.identifiers")
 

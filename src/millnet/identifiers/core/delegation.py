@@ -24,6 +24,10 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Select, bindparam, select
 
 from millnet.errors import InvalidInput, ProtocolError
+from millnet.identifiers.core.errors import HandleExists, HandleNotFound, NotResponsible
+from millnet.identifiers.core.schema import PREFIX_MAX, handles
+from millnet.identifiers.core.store import IdentifierStore
+from millnet.identifiers.core.values import canonical_handle, select_values, stored_values
 from millnet.protocols.handle import (
     ALL_ADMIN_PERMISSIONS,
     AdminRecord,
@@ -37,11 +41,6 @@ from millnet.protocols.handle import (
     encode_vlist,
     prefix_handle,
 )
-
-from .errors import HandleExists, HandleNotFound, NotResponsible
-from .schema import PREFIX_MAX, handles
-from .store import IdentifierStore
-from .values import canonical_handle, select_values, stored_values
 
 ADMIN_SUFFIX = "ADMIN"
 ADMIN_INDEX = 100  # the HS_ADMIN value of prefix records and admin handles

@@ -30,6 +30,31 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 
 from millnet.errors import InvalidInput, ProtocolError
+from millnet.identifiers.core.delegation import (
+    ADMIN_INDEX,
+    GLOBAL_PREFIX,
+    Local,
+    Referral,
+    locate,
+    parent_record,
+)
+from millnet.identifiers.core.errors import (
+    AuthenticationNeeded,
+    HandleExists,
+    HandleNotFound,
+    InvalidValue,
+    NotAuthorized,
+    ReadOnlyMirror,
+    ValueNotFound,
+)
+from millnet.identifiers.core.store import MAX_BATCH, IdentifierStore
+from millnet.identifiers.core.values import (
+    ADMIN_TYPE,
+    canonical_handle,
+    canonical_type,
+    check_values,
+    is_admin_value,
+)
 from millnet.model.limits import ascii_digits
 from millnet.protocols.handle import (
     ALL_ADMIN_PERMISSIONS,
@@ -47,19 +72,6 @@ from millnet.protocols.handle import (
     normalize_handle,
     prefix_handle,
 )
-
-from .delegation import ADMIN_INDEX, GLOBAL_PREFIX, Local, Referral, locate, parent_record
-from .errors import (
-    AuthenticationNeeded,
-    HandleExists,
-    HandleNotFound,
-    InvalidValue,
-    NotAuthorized,
-    ReadOnlyMirror,
-    ValueNotFound,
-)
-from .store import MAX_BATCH, IdentifierStore
-from .values import ADMIN_TYPE, canonical_handle, canonical_type, check_values, is_admin_value
 
 log = logging.getLogger("millnet.identifiers")
 

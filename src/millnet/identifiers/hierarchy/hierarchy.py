@@ -18,6 +18,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from millnet.errors import ConfigError, ProtocolError
+from millnet.identifiers.core.delegation import (
+    ADMIN_SUFFIX,
+    DELEGATION_TYPES,
+    MAX_DELEGATION_DEPTH,
+    SECKEY_INDEX,
+    SITE_INDEX,
+    Referral,
+    admin_record_value,
+    ancestors,
+    prefix_key,
+    site_value,
+)
+from millnet.identifiers.core.errors import HandleNotFound
+from millnet.identifiers.core.store import IdentifierStore
+from millnet.identifiers.hierarchy.client import Server
 from millnet.protocols.handle import (
     HandleValue,
     Permission,
@@ -32,22 +47,6 @@ from millnet.protocols.handle import (
     encode_serv,
     prefix_handle,
 )
-
-from .client import Server
-from .delegation import (
-    ADMIN_SUFFIX,
-    DELEGATION_TYPES,
-    MAX_DELEGATION_DEPTH,
-    SECKEY_INDEX,
-    SITE_INDEX,
-    Referral,
-    admin_record_value,
-    ancestors,
-    prefix_key,
-    site_value,
-)
-from .errors import HandleNotFound
-from .store import IdentifierStore
 
 ROLES = ("national", "secondary", "enterprise")
 _QUERY = (ServiceType.QUERY, ServiceType.ADMIN_AND_QUERY)

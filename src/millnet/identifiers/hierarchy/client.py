@@ -19,6 +19,14 @@ from dataclasses import dataclass
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from millnet.errors import ProtocolError
+from millnet.identifiers.wire.auth import (
+    PUBLIC_KEY_TYPE,
+    SECRET_KEY_TYPE,
+    challenge_version,
+    sign_secret_key,
+)
+from millnet.identifiers.wire.pubkey import sign_challenge
+from millnet.identifiers.wire.transport import is_truncation_notice
 from millnet.protocols.handle import (
     AddValueRequest,
     Challenge,
@@ -40,10 +48,6 @@ from millnet.protocols.handle import (
     decode_message,
     encode_message,
 )
-
-from .native_auth import PUBLIC_KEY_TYPE, SECRET_KEY_TYPE, challenge_version, sign_secret_key
-from .pubkey import sign_challenge
-from .transport import is_truncation_notice
 
 AdminBody = (CreateHandleRequest | DeleteHandleRequest | AddValueRequest | RemoveValueRequest
              | ModifyValueRequest | ListHandlesRequest)

@@ -10,10 +10,9 @@ is still the connection's: a check finishing after the close logs in nobody.
 
 from __future__ import annotations
 
+from millnet.identifiers.core.errors import AuthenticationFailed, OperationDenied
+from millnet.identifiers.wire.transport import TcpPeer
 from millnet.protocols.handle import ValueReference
-
-from .errors import AuthenticationFailed, OperationDenied
-from .transport import TcpPeer
 
 
 def tcp_only(peer: tuple[str, int]) -> TcpPeer:

@@ -16,10 +16,9 @@ from typing import Any
 from sqlalchemy import Column, Connection
 from sqlalchemy.exc import DBAPIError
 
+from millnet.identifiers.core.schema import handle_txns, handles
+from millnet.identifiers.core.values import stored_forms
 from millnet.protocols.handle import HandleValue
-
-from .schema import handle_txns, handles
-from .values import stored_forms
 
 Prepared = Sequence[tuple[str, str, tuple[HandleValue, ...]]]
 

@@ -37,6 +37,9 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 
 from millnet.errors import InvalidInput
+from millnet.identifiers.core.delegation import GLOBAL_PREFIX
+from millnet.identifiers.core.schema import PREFIX_MAX
+from millnet.identifiers.core.values import canonical_handle, type_matches
 from millnet.protocols.handle import HandleValue
 from millnet.protocols.handle.constants import (
     DEFAULT_EXPIRATION_S,
@@ -48,10 +51,6 @@ from millnet.protocols.handle.constants import (
 from millnet.protocols.handle.replies import digest_algorithm
 from millnet.protocols.handle.values import read_values
 from millnet.protocols.handle.wire import Reader
-
-from .delegation import GLOBAL_PREFIX
-from .schema import PREFIX_MAX
-from .values import canonical_handle, type_matches
 
 _ENVELOPE = struct.Struct(">BBBBIIII")
 _HEADER = struct.Struct(">IIIHBBII")

@@ -43,20 +43,19 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from millnet.errors import InvalidInput, MillnetError
+from millnet.identifiers.core.errors import HandleNotFound
+from millnet.identifiers.core.schema import handles
+from millnet.identifiers.core.service import IdentifierService
+from millnet.identifiers.core.store import IdentifierStore
+from millnet.identifiers.hierarchy.freshness import fetch_json
+from millnet.identifiers.http.basic_auth import authenticate
+from millnet.identifiers.http.rest import error_response
+from millnet.identifiers.http.rest_json import parse_value, value_json
 from millnet.model.limits import ascii_digits
 from millnet.protocols.handle import HandleValue, ValueReference, prefix_handle
 from millnet.protocols.handle.constants import ALL_ADMIN_PERMISSIONS
 
-from .basic_auth import authenticate
-from .errors import HandleNotFound
-from .freshness import fetch_json
-from .rest import error_response
-from .rest_json import parse_value, value_json
-from .schema import handles
-from .service import IdentifierService
-from .store import IdentifierStore
-
-log = logging.getLogger("millnet.identifiers.replication")
+log = logging.getLogger("millnet.identifiers.replication.replication")
 
 PAGE = 1000
 POSITION_FILE = "replication.json"

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from millnet.errors import ProtocolError
+from millnet.identifiers.wire.udpgrace import ReflectionLimiter
 from millnet.protocols.handle import (
     Message,
     MessageError,
@@ -52,8 +53,6 @@ from millnet.protocols.handle import (
     udp_packets,
 )
 from millnet.protocols.handle.constants import ENVELOPE_SIZE, UDP_PACKET_SIZE, EnvelopeFlag
-
-from .udpgrace import ReflectionLimiter
 
 log = logging.getLogger("millnet.identifiers")
 

@@ -32,15 +32,14 @@ from urllib.parse import unquote
 from starlette.requests import Request
 
 from millnet.errors import InvalidInput
+from millnet.identifiers.core.errors import AuthenticationFailed, AuthenticationNeeded
+from millnet.identifiers.core.offload import Offload
+from millnet.identifiers.core.service import IdentifierService
+from millnet.identifiers.wire.auth import AuthThrottle, TooManyFailures, client_key
 from millnet.model.limits import ascii_digits
 from millnet.protocols.handle import ValueReference, normalize_handle
 
-from .errors import AuthenticationFailed, AuthenticationNeeded
-from .native_auth import AuthThrottle, TooManyFailures, client_key
-from .offload import Offload
-from .service import IdentifierService
-
-log = logging.getLogger("millnet.identifiers.rest")
+log = logging.getLogger("millnet.identifiers.http.rest")
 
 #: seconds a host that proved a principal's secret is exempt from that principal's lock
 KNOWN_HOST_SECONDS = 86_400.0

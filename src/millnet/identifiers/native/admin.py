@@ -8,6 +8,9 @@ from __future__ import annotations
 import logging
 
 from millnet.errors import InvalidInput
+from millnet.identifiers.core.delegation import GLOBAL_PREFIX
+from millnet.identifiers.core.errors import HandleExists
+from millnet.identifiers.core.service import IdentifierService
 from millnet.protocols.handle import (
     AddValueRequest,
     CreateHandleRequest,
@@ -23,10 +26,6 @@ from millnet.protocols.handle import (
     ValueReference,
 )
 from millnet.protocols.handle.responses import Body
-
-from .delegation import GLOBAL_PREFIX
-from .errors import HandleExists
-from .service import IdentifierService
 
 log = logging.getLogger("millnet.identifiers")
 

@@ -34,12 +34,10 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from millnet.db.sqlstore import SqlStore
 from millnet.errors import InvalidInput, StorageError
-from millnet.protocols.handle import HandleValue
-
-from .bulk import DuplicateHandle, insert_new, lock_log
-from .errors import HandleExists, HandleNotFound, ValueExists, ValueNotFound
-from .schema import handle_txns, handles
-from .values import (
+from millnet.identifiers.core.bulk import DuplicateHandle, insert_new, lock_log
+from millnet.identifiers.core.errors import HandleExists, HandleNotFound, ValueExists, ValueNotFound
+from millnet.identifiers.core.schema import handle_txns, handles
+from millnet.identifiers.core.values import (
     canonical_handle,
     check_indexes,
     check_values,
@@ -47,6 +45,7 @@ from .values import (
     stored_forms,
     stored_values,
 )
+from millnet.protocols.handle import HandleValue
 
 log = logging.getLogger("millnet.identifiers")
 

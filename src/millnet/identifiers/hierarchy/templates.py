@@ -40,6 +40,11 @@ import referencing.exceptions
 from jsonschema.protocols import Validator
 
 from millnet.errors import MillnetError
+from millnet.identifiers.core.delegation import admin_record_value, ancestors, prefix_key
+from millnet.identifiers.core.errors import HandleExists, HandleNotFound, InvalidValue
+from millnet.identifiers.core.store import IdentifierStore
+from millnet.identifiers.core.values import type_matches
+from millnet.identifiers.hierarchy.client import Server
 from millnet.protocols.handle import (
     HandleValue,
     ResolutionRequest,
@@ -47,12 +52,6 @@ from millnet.protocols.handle import (
     ValueReference,
     fold_prefix,
 )
-
-from .client import Server
-from .delegation import admin_record_value, ancestors, prefix_key
-from .errors import HandleExists, HandleNotFound, InvalidValue
-from .store import IdentifierStore
-from .values import type_matches
 
 TEMPLATE_TYPE = "MN_TEMPLATE"
 DATA_TYPE = "MN_DATA"
@@ -98,7 +97,7 @@ def publish_builtin(store: IdentifierStore, prefix: str, admin: ValueReference) 
 def remote_fetcher(parent: Server, timeout: float = 3.0) -> Fetch:
     """Fetch a template's schema by resolving its handle from ``parent``, following
     referrals (an enterprise node asks its secondary node). Blocking, from any thread."""
-    from .resolver import RecursiveResolver
+    from millnet.identifiers.hierarchy.resolver import RecursiveResolver
 
     pool = ThreadPoolExecutor(1, thread_name_prefix="millnet-template")
 

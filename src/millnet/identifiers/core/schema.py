@@ -5,7 +5,7 @@ ASCII upper-cased, suffix as given), so ``88.100.5/PUMP-1`` and ``88.100.5/pump-
 rows while ``88.100.5/x`` and ``88.100.5/x`` typed with another prefix case are one.
 The row is the whole handle: its values are stored in their wire encoding (RFC 3651 value
 records, index order), the public-read ones in ``wire`` and the others in ``hidden``
-(:func:`millnet.identifiers.values.stored_forms`). A plain resolution sends ``wire`` as it is;
+(:func:`millnet.identifiers.core.values.stored_forms`). A plain resolution sends ``wire`` as it is;
 creating a handle writes one row (and one log row) instead of one per value, which made batch
 registration 1.6 times faster (46,000 to 74,000 handles/s over a million)
 and the database 37% smaller than a table of value rows

@@ -38,9 +38,8 @@ from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
 from millnet.errors import InvalidInput
+from millnet.identifiers.core.delegation import GLOBAL_PREFIX
 from millnet.protocols.handle import HandleValue, TTLType, normalize_handle
-
-from .delegation import GLOBAL_PREFIX
 
 NEGATIVE_TTL = 60
 MAX_ENTRIES = 10_000

@@ -48,6 +48,16 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from millnet.errors import InvalidInput, MillnetError
+from millnet.identifiers.core.delegation import Referral
+from millnet.identifiers.core.errors import HandleExists
+from millnet.identifiers.core.errors import error_code as _error_code
+from millnet.identifiers.core.fastpath import FastResolver
+from millnet.identifiers.core.offload import Busy, Offload
+from millnet.identifiers.core.service import IdentifierService
+from millnet.identifiers.core.store import IdentifierStore
+from millnet.identifiers.http.basic_auth import PrincipalThrottle, authenticate
+from millnet.identifiers.http.rest_json import parse_values, value_json
+from millnet.identifiers.wire.auth import AuthThrottle
 from millnet.model.limits import ascii_digits
 from millnet.protocols.handle import (
     AdminPermission,
@@ -58,18 +68,7 @@ from millnet.protocols.handle import (
     prefix_handle,
 )
 
-from .basic_auth import PrincipalThrottle, authenticate
-from .delegation import Referral
-from .errors import HandleExists
-from .errors import error_code as _error_code
-from .fastpath import FastResolver
-from .native_auth import AuthThrottle
-from .offload import Busy, Offload
-from .rest_json import parse_values, value_json
-from .service import IdentifierService
-from .store import IdentifierStore
-
-log = logging.getLogger("millnet.identifiers.rest")
+log = logging.getLogger("millnet.identifiers.http.rest")
 
 T = TypeVar("T")
 _JSON = "application/json"

@@ -23,15 +23,14 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from millnet.errors import InvalidInput, MillnetError
+from millnet.identifiers.core.offload import Offload
+from millnet.identifiers.core.service import IdentifierService
+from millnet.identifiers.core.store import MAX_BATCH
+from millnet.identifiers.hierarchy.templates import DATA_TYPE, TEMPLATE_TYPE
+from millnet.identifiers.http.basic_auth import authenticate
+from millnet.identifiers.http.rest import error_response, read_json
+from millnet.identifiers.http.rest_json import parse_value
 from millnet.protocols.handle import HandleValue
-
-from .basic_auth import authenticate
-from .offload import Offload
-from .rest import error_response, read_json
-from .rest_json import parse_value
-from .service import IdentifierService
-from .store import MAX_BATCH
-from .templates import DATA_TYPE, TEMPLATE_TYPE
 
 MAX_BATCH_BODY = 32 << 20
 

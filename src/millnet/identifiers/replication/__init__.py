@@ -1,0 +1,1 @@
+"""Mirrors of an identifier node replaying its transaction log."""
