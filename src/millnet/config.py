@@ -72,6 +72,10 @@ class MqttSection(_Section):
     # Which tenant data arriving on this broker belongs to.
     tenant: str = "default"
     qos: Literal[0, 1] = 1
+    # MQTT version of the node's clients. 3.1.1 by default: paho builds a Properties object
+    # for every MQTT 5 PUBLISH, a fifth of the node's ingest CPU (docs/benchmarks.md); MQTT 5
+    # adds a session expiry (an hour) and the Receive Maximum hint.
+    protocol: Literal["3.1.1", "5"] = "3.1.1"
 
 
 class ApiSection(_Section):

@@ -103,7 +103,7 @@ def mqtt_options(settings: Settings) -> MqttOptions:
     secret = m.password.get_secret_value() if m.password else None
     return MqttOptions(Broker(m.host, m.port, m.username, secret, m.keepalive), m.client_id,
                        m.json_topic_root, m.qos, m.sparkplug_host_id,
-                       settings.ingest.max_payload_bytes)
+                       settings.ingest.max_payload_bytes, m.protocol)
 
 
 def create_token(settings: Settings, tenant: str | None, role: str, name: str) -> str:

@@ -13,7 +13,6 @@ from typing import TypedDict
 
 import pytest
 
-from millnet.identifiers.native import handler as native
 from millnet.identifiers.core.delegation import bootstrap_prefix
 from millnet.identifiers.core.service import IdentifierService
 from millnet.identifiers.core.store import IdentifierStore
@@ -25,6 +24,7 @@ from millnet.identifiers.hierarchy.client import (
     request_udp,
     resolution_request,
 )
+from millnet.identifiers.native import handler as native
 from millnet.identifiers.native.handler import NativeHandler
 from millnet.identifiers.wire.auth import (
     MAC_PBKDF2_HMAC_SHA1,

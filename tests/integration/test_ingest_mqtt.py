@@ -6,6 +6,8 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
+
 from millnet.model import AssetKind, Quality
 from millnet.node import build_node, running
 from millnet.registry import Asset
@@ -17,9 +19,11 @@ from tests.support.nodes import connected, metric_value, node_settings, stored, 
 T0 = 1_767_225_600_000  # 2026-01-01 in ms
 
 
-def test_json_samples_are_stored_under_the_isa95_path(mosquitto: Mosquitto, tmp_path: Path) -> None:
+@pytest.mark.parametrize("protocol", ["3.1.1", "5"])
+def test_json_samples_are_stored_under_the_isa95_path(mosquitto: Mosquitto, tmp_path: Path,
+                                                      protocol: str) -> None:
     async def scenario() -> None:
-        node = build_node(node_settings(tmp_path, mosquitto.port,
+        node = build_node(node_settings(tmp_path, mosquitto.port, mqtt={"protocol": protocol},
                                         ingest={"max_payload_bytes": 2048}))
         async with running(node, api=False):
             await until(lambda: connected(node, "mqtt-json"), what="json source connected")

@@ -11,10 +11,11 @@ built to. Reading resumes when the consumer has taken the queue down to half of 
 The queue can overshoot a mark only by what one read callback decodes (paho reads one packet per
 call, a few more while it has packets of its own in flight), so memory stays bounded.
 
-Flow control starts only when the owner calls :meth:`FlowControlledClient.start_flow_control`,
-after subscribing: until then the client must read its socket to see SUBACK and PUBACK, which a
-persistent session's backlog arrives ahead of. That backlog is bounded by Receive Maximum, which
-brokers do honour before the first acknowledgement.
+Flow control starts when the owner calls :meth:`FlowControlledClient.start_flow_control`,
+right after connecting, and the owner consumes the queue while it subscribes: SUBACK and PUBACK
+arrive behind whatever the broker sends first (a persistent session's backlog, which with
+MQTT 3.1.1 or a broker without an in-flight limit can be the whole backlog), so the socket must
+be read again as the consumer drains the queue.
 
 aiomqtt 2.x registers its socket reader in a private callback; this subclass registers its own
 (the same few lines: ``loop_read`` until the TLS buffer is empty, errors end the connection) so

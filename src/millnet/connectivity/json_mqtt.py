@@ -30,7 +30,7 @@ class JsonMqttSource(MqttSource):
         await run_forever(
             self.name,
             lambda: make_client(self._broker, f"{self._options.client_id}-json", persistent=True,
-                                on_pause=self._paused),
+                                on_pause=self._paused, protocol=self._options.protocol),
             [(f"{self._options.json_topic_root}/#", self._options.qos)],
             self._on_connect, self._on_message, self._pipeline.wait_capacity,
             self._metrics, self.connected,

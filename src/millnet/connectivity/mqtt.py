@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -54,25 +55,40 @@ class MqttOptions:
     qos: int = 1
     sparkplug_host_id: str = "millnet"
     max_payload: int = 1_048_576
+    protocol: str = "3.1.1"  # or "5"
 
 
 def make_client(
     broker: Broker, client_id: str, *, persistent: bool, will: aiomqtt.Will | None = None,
-    on_pause: Callable[[int], None] | None = None,
+    on_pause: Callable[[int], None] | None = None, protocol: str = "3.1.1",
 ) -> FlowControlledClient:
-    """A MQTT 5 client that acknowledges QoS 1 messages only through :func:`acknowledger`.
+    """A MQTT client (``protocol`` "3.1.1" or "5") that acknowledges QoS 1 messages only
+    through :func:`acknowledger`.
 
     ``persistent``: the broker keeps the session (subscriptions and unacknowledged QoS 1
-    messages) for an hour across disconnects; otherwise every connection starts clean."""
-    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-    props.ReceiveMaximum = RECEIVE_MAXIMUM
-    props.SessionExpiryInterval = 3600 if persistent else 0
-    client = FlowControlledClient(
-        broker.host, broker.port, username=broker.username, password=broker.password,
-        identifier=client_id, protocol=aiomqtt.ProtocolVersion.V5, keepalive=broker.keepalive,
-        clean_start=not persistent, properties=props, will=will,
-        high_water=QUEUE_HIGH_WATER, high_bytes=QUEUE_HIGH_BYTES, on_pause=on_pause,
-    )
+    messages) across disconnects: for an hour with MQTT 5, as long as the broker keeps
+    sessions with 3.1.1 (Mosquitto's ``persistent_client_expiration``); otherwise every
+    connection starts clean. Either way the broker's own limit of unacknowledged messages in
+    flight to one client (Mosquitto's ``max_inflight_messages``, 20 by default; MQTT 5's
+    Receive Maximum can only lower it) bounds how many messages one commit can acknowledge:
+    raise it on brokers that feed a node (docs/operations.md)."""
+    common: dict[str, Any] = {
+        "username": broker.username, "password": broker.password, "identifier": client_id,
+        "keepalive": broker.keepalive, "will": will, "high_water": QUEUE_HIGH_WATER,
+        "high_bytes": QUEUE_HIGH_BYTES, "on_pause": on_pause}
+    if protocol == "5":
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.ReceiveMaximum = RECEIVE_MAXIMUM
+        props.SessionExpiryInterval = 3600 if persistent else 0
+        client = FlowControlledClient(
+            broker.host, broker.port, protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=not persistent, properties=props, **common)
+    elif protocol == "3.1.1":
+        client = FlowControlledClient(
+            broker.host, broker.port, protocol=aiomqtt.ProtocolVersion.V311,
+            clean_session=not persistent, **common)
+    else:
+        raise ValueError(f"MQTT protocol {protocol!r}: 3.1.1 or 5")
     client._client.manual_ack_set(True)
     return client
 
@@ -128,6 +144,23 @@ OnConnect = Callable[[aiomqtt.Client], Awaitable[None]]
 OnMessage = Callable[[aiomqtt.Client, aiomqtt.Message], Awaitable[None]]
 
 
+async def _consume(client: FlowControlledClient, on_message: OnMessage,
+                   before_read: Callable[[], Awaitable[None]],
+                   went_through: Callable[[], None]) -> None:
+    """Hand every message to ``on_message`` until the connection ends (MqttError)."""
+    async for message in client.messages:
+        await before_read()
+        await on_message(client, message)
+        went_through()
+
+
+def _sole(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The one error that ended a connection's task group (a lost connection ends the
+    subscription and the consumer alike: the first is the cause), or the group itself."""
+    errors = [e for e in group.exceptions if not isinstance(e, asyncio.CancelledError)]
+    return errors[0] if errors and isinstance(errors[0], Exception) else group
+
+
 async def run_forever(
     name: str, connect: Callable[[], FlowControlledClient],
     subscriptions: Sequence[tuple[str, int]],
@@ -141,20 +174,30 @@ async def run_forever(
     end the connection without acknowledging what is not stored: after the backoff the broker
     redelivers it (persistent session) or the edge nodes are asked to rebirth (Sparkplug)."""
     backoff = 0.2
+
+    def went_through() -> None:  # the backoff is reset only once a message went through
+        nonlocal backoff
+        backoff = 0.2
+
     while True:
         try:
             async with connect() as client:
-                for topic, qos in subscriptions:
-                    await client.subscribe(topic, qos=qos)
-                await on_connect(client)
+                # Flow control holds from the first byte: a persistent session's backlog (or a
+                # broker with no in-flight limit) arrives ahead of SUBACK, and MQTT 3.1.1 has
+                # no Receive Maximum to bound it. The consumer runs beside the subscription,
+                # so that the socket paused for a full queue is read again as it drains.
                 client.start_flow_control()
-                log.info("%s: connected and subscribed", name)
-                metrics.connected.labels(name).set(1)
-                connected.set()
-                async for message in client.messages:
-                    await before_read()
-                    await on_message(client, message)
-                    backoff = 0.2  # reset only once a message went through
+                try:
+                    async with asyncio.TaskGroup() as group:
+                        group.create_task(_consume(client, on_message, before_read, went_through))
+                        for topic, qos in subscriptions:
+                            await client.subscribe(topic, qos=qos)
+                        await on_connect(client)
+                        log.info("%s: connected and subscribed", name)
+                        metrics.connected.labels(name).set(1)
+                        connected.set()
+                except BaseExceptionGroup as failed:
+                    raise _sole(failed) from None
         except (aiomqtt.MqttError, StorageError) as exc:
             metrics.connected.labels(name).set(0)
             connected.clear()

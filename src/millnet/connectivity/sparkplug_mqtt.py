@@ -81,7 +81,7 @@ class SparkplugSource(MqttSource):
         topic = state_topic(self._options.sparkplug_host_id)
         will = aiomqtt.Will(topic, state_payload(False, self._online_ts), qos=1, retain=True)
         return make_client(self._broker, f"{self._options.client_id}-spb", persistent=False,
-                           will=will, on_pause=self._paused)
+                           will=will, on_pause=self._paused, protocol=self._options.protocol)
 
     async def _on_connect(self, client: aiomqtt.Client) -> None:
         await client.publish(state_topic(self._options.sparkplug_host_id),
