@@ -148,7 +148,7 @@ async def _consume(client: FlowControlledClient, on_message: OnMessage,
                    before_read: Callable[[], Awaitable[None]],
                    went_through: Callable[[], None]) -> None:
     """Hand every message to ``on_message`` until the connection ends (MqttError)."""
-    async for message in client.messages:
+    async for message in client.incoming():
         await before_read()
         await on_message(client, message)
         went_through()
