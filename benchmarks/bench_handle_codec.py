@@ -21,6 +21,7 @@ import platform
 import time
 from collections.abc import Callable
 
+from millnet.bench.versions import versions
 from millnet.protocols import handle as h
 
 NOW = 1_767_225_600
@@ -96,6 +97,7 @@ def main() -> None:
         "resolve_cycle_per_s": _best(r, lambda: _cycle_rate(n)),
         "tcp_framer_requests_per_s": _best(r, lambda: _framer_rate(n)),
         "python": platform.python_version(),
+        "versions": versions(),
     }
     print(json.dumps(result))
 

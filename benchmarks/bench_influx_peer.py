@@ -32,6 +32,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from millnet.bench.versions import versions
+
 FIELDS = 10
 T0_S = 1_767_225_600
 
@@ -173,6 +175,7 @@ def main() -> None:
     parser.add_argument("--lines-per-request", type=int, default=5_000)
     args = parser.parse_args()
     result = run(args.points, args.series, args.workers, args.lines_per_request)
+    result["versions"] = versions()
     print(json.dumps(result))
     if not result["ok"]:
         raise SystemExit(1)

@@ -26,6 +26,7 @@ from collections.abc import Callable
 
 from google.protobuf.internal import api_implementation
 
+from millnet.bench.versions import versions
 from millnet.model import SampleBuffer
 from millnet.protocols import sparkplug as sp
 from millnet.protocols import sparkplug_b_pb2 as pb
@@ -140,6 +141,7 @@ def main() -> None:
         "encode_generic_metrics_per_s": _best(r, lambda: _encode_rate(n // 4, prebuilt=False)),
         "protobuf_backend": api_implementation.Type(),
         "python": platform.python_version(),
+        "versions": versions(),
     }
     print(json.dumps(result))
 

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from millnet.bench.versions import versions
 from millnet.model import SampleBatch
 from millnet.telemetry import DuckDBTelemetryStore
 
@@ -148,7 +149,7 @@ def main() -> None:
         return round(n / rows, 3)
 
     print(json.dumps({
-        "benchmark": "telemetry_store_duckdb",
+        "benchmark": "telemetry_store_duckdb", "versions": versions(),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "rows": rows, "series": args.series, "batch": args.batch, "jitter_ms": args.jitter_ms,
         "noise_steps": args.noise, "generate_s": round(gen_s, 2),
