@@ -131,3 +131,37 @@ api_tokens = Table(
     Index("ix_api_tokens_token_prefix", "token_prefix"),
     Index("ix_api_tokens_tenant_id", "tenant_id"),
 )
+
+
+#: Field sources (OPC UA, Modbus...) added through the API: restarted on every node start.
+#: Sources of the node's TOML are not stored here (the file is their authority).
+field_sources = Table(
+    "field_sources", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("kind", String(32), nullable=False),
+    Column("spec", Text, nullable=False),  # the spec as JSON, secrets included (see docs)
+    Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    # The API token that added it (kept when the token is deleted).
+    Column("created_by", Integer, ForeignKey("api_tokens.id", ondelete="SET NULL"),
+           nullable=True),
+)
+
+#: Tokens of devices that POST their telemetry (``/api/v1/ingest``): bound to one tenant and
+#: optionally one device path (``site/area/line/device``); only their hash is stored.
+device_tokens = Table(
+    "device_tokens", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("name", String(NAME_MAX), nullable=False),
+    Column("device", Text, nullable=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("token_prefix", String(16), nullable=False, index=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("created_by", Integer, ForeignKey("api_tokens.id", ondelete="SET NULL"),
+           nullable=True),
+    Column("revoked_at", UtcDateTime, nullable=True),
+)
