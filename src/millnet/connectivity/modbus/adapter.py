@@ -46,7 +46,7 @@ class _Slot:
 
 
 @dataclass(frozen=True, slots=True)
-class _Read:
+class _Read:  # one planned read request
     unit: int
     table: str
     start: int
@@ -79,16 +79,16 @@ def exception_name(response: ModbusPDU) -> str:
         return f"exception {code}"
 
 
-async def _read(client: AsyncModbusTcpClient, read: _Read) -> ModbusPDU:
-    if read.table == "holding":
-        return await client.read_holding_registers(read.start, count=read.count,
-                                                   device_id=read.unit)
-    if read.table == "input":
-        return await client.read_input_registers(read.start, count=read.count,
-                                                 device_id=read.unit)
-    if read.table == "coil":
-        return await client.read_coils(read.start, count=read.count, device_id=read.unit)
-    return await client.read_discrete_inputs(read.start, count=read.count, device_id=read.unit)
+async def read_table(client: AsyncModbusTcpClient, unit: int, table: str, start: int,
+                     count: int) -> ModbusPDU:
+    """One read request (function 1, 2, 3 or 4 by ``table``)."""
+    if table == "holding":
+        return await client.read_holding_registers(start, count=count, device_id=unit)
+    if table == "input":
+        return await client.read_input_registers(start, count=count, device_id=unit)
+    if table == "coil":
+        return await client.read_coils(start, count=count, device_id=unit)
+    return await client.read_discrete_inputs(start, count=count, device_id=unit)
 
 
 def _value(register: RegisterSpec, registers: Sequence[int] | None,
@@ -241,7 +241,8 @@ class ModbusAdapter:
     async def _poll_one(self, client: AsyncModbusTcpClient, read: _Read, ts_ns: int) -> int:
         sink = self._sink
         try:
-            response = await _read(client, read)
+            response = await read_table(client, read.unit, read.table, read.start,
+                                        read.count)
         except ConnectionException as exc:
             raise ConnectionLost(str(exc)) from None
         except ModbusException as exc:  # no answer in time
@@ -323,7 +324,7 @@ class ModbusAdapter:
                     answer = await client.write_registers(reg.address, words, device_id=unit)
                 if answer.isError():
                     return WriteResult(False, f"{where}: {exception_name(answer)}")
-                back = await _read(client, _Read(unit, reg.table, reg.address, reg.width, ()))
+                back = await read_table(client, unit, reg.table, reg.address, reg.width)
         except TimeoutError:
             return WriteResult(False, f"{where}: no answer within {request.timeout_s:g} s")
         except ModbusException as exc:
