@@ -66,13 +66,13 @@ def test_byte_and_word_order_on_a_known_value() -> None:
 
 @given(st.sampled_from(sorted(INT_TYPES)), st.data(),
        st.floats(0.001, 1000, allow_nan=False), st.floats(-1000, 1000, allow_nan=False))
-def test_scale_and_offset_are_inverted_on_write(reg_type: str, data: st.DataObject,
+def test_scale_and_offset_are_inverted_on_write(reg_type: Any, data: st.DataObject,
                                                 scale: float, offset: float) -> None:
     low, high = INT_TYPES[reg_type]
     raw = data.draw(st.integers(low, high))
     value = scaled(raw, scale, offset)
     assert decode_registers(encode(value, reg_type, scale=scale, offset=offset),
-                            reg_type) == raw  # type: ignore[arg-type]
+                            reg_type) == raw
 
 
 def test_values_that_do_not_fit_are_refused_by_name() -> None:
