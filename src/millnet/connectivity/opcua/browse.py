@@ -32,6 +32,7 @@ from millnet.model import DataType
 
 _CURRENT_WRITE = 0x02
 _HAS_PROPERTY = ua.NodeId(ua.Int32(ObjectIds.HasProperty))
+_LISTED = (ua.NodeClass.Object, ua.NodeClass.Variable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,11 +76,9 @@ async def _walk(client: Client, node: Node, prefix: tuple[str, ...], depth: int,
                 out: list[Entry]) -> None:
     if depth <= 0:
         return
-    refs = await node.get_children_descriptions(
-        refs=ObjectIds.HierarchicalReferences,
-        nodeclassmask=ua.NodeClass(ua.NodeClass.Object | ua.NodeClass.Variable))
+    refs = await node.get_children_descriptions(refs=ObjectIds.HierarchicalReferences)
     for ref in refs:
-        if ref.ReferenceTypeId == _HAS_PROPERTY:
+        if ref.ReferenceTypeId == _HAS_PROPERTY or ref.NodeClass not in _LISTED:
             continue  # a property describes its parent; it is read with it
         name = ref.BrowseName.to_string() if ref.BrowseName.NamespaceIndex else \
             str(ref.BrowseName.Name)
