@@ -1,4 +1,4 @@
-"""The edge buffer's disk format and policies: frames, torn tails, cursor, drop_oldest, refuse_new."""
+"""The edge buffer's disk format and policies: frames, torn tails, cursor, when full."""
 
 from __future__ import annotations
 
