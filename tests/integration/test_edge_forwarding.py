@@ -54,7 +54,7 @@ def check_once(node: Node, n: int, births: int) -> None:
     rows = [r for r in central_rows(node, "flow") if r.value is not None]
     seen = Counter(r.ts_ns for r in rows)
     assert set(seen) == {(T0 + i) * 1_000_000 for i in range(n)}
-    values = {r.ts_ns: set() for r in rows}
+    values: dict[int, set[float | None]] = {r.ts_ns: set() for r in rows}
     for r in rows:
         values[r.ts_ns].add(r.value)
     assert all(len(v) == 1 for v in values.values())
