@@ -18,13 +18,16 @@ created under ``cert_dir`` (``server_cert.der``, the file a client must trust).
 from __future__ import annotations
 
 import asyncio
+import datetime
 import math
 import random
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from asyncua import ua
 from asyncua.common.node import Node
@@ -91,6 +94,7 @@ class Plant:
     variables: dict[str, Node] = field(default_factory=dict)  # node id string -> node
     bench_writes: int = 0  # values written to the bench variables so far
     bench_nodes: list[ua.NodeId] = field(default_factory=list)
+    bench_started: float | None = None  # unix time of the first bench write
 
     async def set(self, node_id: str, value: float | int | bool | str,
                   status: int = 0) -> None:
@@ -159,19 +163,31 @@ async def _animate(plant: Plant, period_s: float) -> None:
             await plant.set(f"ns={ns};s={name}", value)
 
 
+def monitored_items(server: Server) -> int:
+    """How many monitored items the server's subscriptions hold now."""
+    subs = server.iserver.subscription_service.subscriptions.values()
+    return sum(len(s.monitored_item_srv._monitored_items) for s in subs)
+
+
 async def _bench_load(plant: Plant, rate_hz: float, limit: int | None) -> None:
-    """Increment every bench variable ``rate_hz`` times a second (``limit`` values in all)."""
+    """Once every bench variable is monitored, increment each ``rate_hz`` times a second
+    (``limit`` values in all), each value stamped with its own source timestamp."""
     server, nodes = plant.server, plant.bench_nodes
+    while monitored_items(server) < len(nodes):  # noqa: ASYNC110 - asyncua has no event
+        await asyncio.sleep(0.01)
     loop = asyncio.get_running_loop()
     start = loop.time()
+    plant.bench_started = time.time()
     tick = 0
     while limit is None or plant.bench_writes < limit:
         tick += 1
+        stamp: Any = datetime.datetime.now(datetime.UTC)  # asyncua's DateTime is a datetime
         for node_id in nodes:
             if limit is not None and plant.bench_writes >= limit:
                 break
-            await server.write_attribute_value(
-                node_id, ua.DataValue(ua.Variant(float(tick), ua.VariantType.Double)))
+            await server.write_attribute_value(node_id, ua.DataValue(
+                ua.Variant(float(tick), ua.VariantType.Double), SourceTimestamp=stamp,
+                ServerTimestamp=stamp))
             plant.bench_writes += 1
         delay = start + tick / rate_hz - loop.time()
         await asyncio.sleep(max(delay, 0.0))
