@@ -231,8 +231,9 @@ class ModbusAdapter:
                 continue
             if not client.connected:
                 raise ConnectionLost("not connected")
-            emitted += await self._poll_one(client, read, ts_ns)
-        self._sink.done(emitted)
+            count = await self._poll_one(client, read, ts_ns)
+            self._sink.done(count)  # at once: a poll cancelled later leaves no samples uncounted
+            emitted += count
         self._health.count("polls")
         if emitted:
             self._health.last_data_at = time.time()
