@@ -51,6 +51,17 @@ def _value(datatype: int, value: float | str) -> float | int | bool | str | None
     return int(value) if math.isfinite(value) else None
 
 
+def _wire_spec(datatype: DataType) -> tuple[int, str, int]:
+    """(Sparkplug datatype, value field, mask): mask -1 for floats, 0 for booleans."""
+    dt = wire_type(datatype)
+    fld = sp.VALUE_FIELD.get(dt, "double_value")
+    if fld in ("float_value", "double_value"):
+        return dt, fld, -1
+    if fld == "boolean_value":
+        return dt, fld, 0
+    return dt, fld, 0xFFFFFFFF if fld == "int_value" else 0xFFFFFFFFFFFFFFFF
+
+
 class EdgeSession:
     def __init__(self, group: str, edge: str, bd_seq: int, metrics_per_message: int = 2000):
         self.group = group
@@ -60,6 +71,7 @@ class EdgeSession:
         self.seq = 0
         self.device_ids: dict[tuple[str, str, str, str], str] = {}
         self.born: set[int] = set()  # series announced in this session's births
+        self._wire: dict[int, tuple[int, str, int]] = {}
 
     def _next_seq(self) -> int:
         seq = self.seq
@@ -151,13 +163,26 @@ class EdgeSession:
         sids, times = b.series_id.tolist(), b.ts_ns.tolist()
         values, qualities = b.value.tolist(), b.quality.tolist()
         add = p.metrics.add
+        wire = self._wire
         for row in rows:
             sid = sids[row]
-            dt = wire_type(names[sid].datatype)
-            m = add(alias=sid, timestamp=times[row] // 1_000_000, datatype=dt)
-            if historical:
-                m.is_historical = True
-            sp.set_value(m, dt, _value(dt, values[row]))
+            spec = wire.get(sid)
+            if spec is None:
+                spec = wire[sid] = _wire_spec(names[sid].datatype)
+            dt, fld, mask = spec
+            m = add(alias=sid, timestamp=times[row] // 1_000_000, datatype=dt,
+                    is_historical=historical)
+            v = values[row]
+            if v != v:  # NaN  # noqa: PLR0124
+                m.is_null = True
+            elif mask < 0:
+                setattr(m, fld, v)
+            elif mask == 0:
+                m.boolean_value = v != 0.0
+            elif math.isfinite(v):
+                setattr(m, fld, int(v) & mask)
+            else:
+                m.is_null = True
             if qualities[row]:
                 m.properties.keys.append("Quality")
                 pv = m.properties.values.add()
