@@ -14,10 +14,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+)
 
 from millnet.errors import ConfigError
 from millnet.model.limits import RETENTION_DAYS_MAX
+from millnet.sources import RESERVED_NAMES, AnySpec, error_path
 
 ENV_PREFIX = "MILLNET_"
 
@@ -118,6 +127,21 @@ class Settings(_Section):
     mqtt: MqttSection = MqttSection()
     api: ApiSection = ApiSection()
     identifiers: IdentifiersSection = IdentifiersSection()
+    # Field sources, one ``[[sources]]`` table each, discriminated on ``kind`` (docs/sources.md).
+    sources: tuple[AnySpec, ...] = ()
+    _file: Path | None = PrivateAttr(default=None)
+
+    def __eq__(self, other: object) -> bool:
+        # The same settings, wherever they were read from.
+        return isinstance(other, Settings) and self.__dict__ == other.__dict__
+
+    def __hash__(self) -> int:
+        return hash(self.model_dump_json())
+
+    @property
+    def config_file(self) -> str:
+        """Where the settings came from (named when the API refuses to remove a source)."""
+        return str(self._file) if self._file is not None else "the node's configuration"
 
     @property
     def runs_platform(self) -> bool:
@@ -191,10 +215,26 @@ def load_settings(
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
-        raise ConfigError(key, f"{err['msg']} (got {err.get('input')!r})") from exc
+        key = error_path(err)
+        got = "" if err["loc"][:1] == ("sources",) else f" (got {err.get('input')!r})"
+        raise ConfigError(key, f"{err['msg']}{got}") from exc
     _check_services(settings)
+    _check_sources(settings)
+    settings._file = path
     return settings
+
+
+def _check_sources(settings: Settings) -> None:
+    """Source names are unique, and not those of the node's MQTT and HTTP sources."""
+    seen: dict[str, int] = {}
+    for i, spec in enumerate(settings.sources):
+        if spec.name in RESERVED_NAMES:
+            raise ConfigError(f"sources[{i}].name", f"{spec.name!r} is the name of a source the "
+                              "node runs itself; choose another")
+        if spec.name in seen:
+            raise ConfigError(f"sources[{i}].name", f"{spec.name!r} is also sources"
+                              f"[{seen[spec.name]}].name")
+        seen[spec.name] = i
 
 
 def _check_services(settings: Settings) -> None:

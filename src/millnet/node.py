@@ -14,12 +14,12 @@ import logging
 import signal
 import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import uvicorn
 
 from millnet.config import ApiSection, Settings
-from millnet.connectivity.base import Source
 from millnet.connectivity.json_mqtt import JsonMqttSource
 from millnet.connectivity.mqtt import Broker, MqttOptions
 from millnet.connectivity.sparkplug_mqtt import SparkplugSource
@@ -36,10 +36,15 @@ from millnet.ingest.binder import Quotas, SeriesBinder
 from millnet.ingest.metrics import IngestMetrics
 from millnet.ingest.pipeline import IngestPipeline
 from millnet.registry import Registry
+from millnet.registry.sources import SourceStore
 from millnet.serving import embedded_server, listening_socket
+from millnet.sources import Binders, SourceHost
 from millnet.supervise import supervise
 from millnet.telemetry.duckdb_store import DuckDBTelemetryStore
 from millnet.telemetry.retention import TenantRetention, run_maintenance
+
+if TYPE_CHECKING:
+    from millnet.api.routes.ingest import HttpIngest
 
 log = logging.getLogger("millnet.node")
 
@@ -52,8 +57,10 @@ class Node:
     metrics: IngestMetrics
     pipeline: IngestPipeline
     tenant_id: int
+    host: SourceHost
+    source_store: SourceStore
+    http_ingest: HttpIngest
     sparkplug: SparkplugSource | None = None
-    sources: list[Source] = field(default_factory=list)
     api_port: int | None = None
 
     def retention_plan(self) -> list[TenantRetention]:
@@ -84,17 +91,30 @@ def build_node(settings: Settings) -> Node:
         store, metrics, max_samples=ing.batch_max_samples, max_delay=ing.batch_max_delay_ms / 1e3,
         queue_max_samples=ing.queue_max_samples,
     )
-    node = Node(settings, registry, store, metrics, pipeline, tenant.id)
-    binder = SeriesBinder(registry, tenant.id, enterprise=tenant.name, quotas=Quotas(
-        ing.max_devices_per_tenant, ing.max_points_per_tenant))
+    # Imported here: FastAPI is most of the start-up time of a node without the platform.
+    from millnet.api.routes.ingest import HttpIngest
+
+    quotas = Quotas(ing.max_devices_per_tenant, ing.max_points_per_tenant)
+    binder = SeriesBinder(registry, tenant.id, enterprise=tenant.name, quotas=quotas)
+    binders = Binders(registry, quotas)
+    binders.add(tenant.id, binder)
+    source_store = SourceStore(registry)
+    host = SourceHost(pipeline, metrics, binders, metrics.restarts, default_tenant=tenant.id,
+                      data_dir=settings.node.data_dir, store=source_store,
+                      config_file=settings.config_file)
+    http = HttpIngest(pipeline, metrics, binders, max_payload=ing.max_payload_bytes)
+    node = Node(settings, registry, store, metrics, pipeline, tenant.id, host, source_store, http)
     mqtt = mqtt_options(settings)
     if settings.mqtt.sparkplug:
         # Built even without MQTT: the demo's in-process transport calls its ``handle``.
         node.sparkplug = SparkplugSource(mqtt, pipeline, binder, metrics)
     if settings.mqtt.enabled:
-        node.sources.append(JsonMqttSource(mqtt, pipeline, binder, metrics))
+        host.attach(JsonMqttSource(mqtt, pipeline, binder, metrics))
         if node.sparkplug is not None:
-            node.sources.append(node.sparkplug)
+            host.attach(node.sparkplug)
+    host.attach(http, runs=False)
+    for spec in settings.sources:
+        host.add(spec)
     return node
 
 
@@ -131,15 +151,17 @@ async def running(node: Node, *, api: bool = True) -> AsyncIterator[Node]:
         # A source or maintenance job that fails is restarted: the API, the pipeline and the
         # other sources keep running (see millnet.supervise).
         restarts = node.metrics.restarts
-        srcs = [tg.create_task(supervise(s.name, s.run, restarts)) for s in node.sources]
-        srcs.append(tg.create_task(supervise(
-            "maintenance", lambda: run_maintenance(node.store, node.retention_plan), restarts)))
+        srcs = [tg.create_task(supervise(
+            "maintenance", lambda: run_maintenance(node.store, node.retention_plan), restarts))]
         if sock is not None:
             server = _api_server(node)
             tg.create_task(server.serve(sockets=[sock]))
             node.api_port = sock.getsockname()[1]
         try:
-            yield node
+            # The sources (millnet.sources) stop, and are awaited, before the pipeline drains.
+            async with node.host:
+                await node.host.restore()
+                yield node
         except Exception as exc:  # noqa: BLE001 - the caller's, raised below, ungrouped
             failed = exc
         finally:
@@ -164,7 +186,8 @@ def _api_server(node: Node) -> uvicorn.Server:
     from millnet.api.app import create_app
 
     app = create_app(node.registry, node.store, node.metrics, node_name=node.settings.node.name,
-                     role=node.settings.node.role)
+                     role=node.settings.node.role, sources_host=node.host,
+                     http_ingest=node.http_ingest, source_store=node.source_store)
     return embedded_server(app, proxies=[str(n) for n in node.settings.api.trusted_proxies])
 
 

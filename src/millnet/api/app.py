@@ -9,6 +9,8 @@ twin (see :mod:`millnet.api.hot`).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from fastapi import FastAPI
 
 from millnet import __version__
@@ -17,10 +19,24 @@ from millnet.api.auth import Authenticator
 from millnet.api.context import ApiContext
 from millnet.api.errors import install_error_handlers
 from millnet.api.params import Limits
-from millnet.api.routes import assets, devices, ops, products, telemetry, tenants, tokens
+from millnet.api.routes import (
+    assets,
+    devices,
+    ingest,
+    ops,
+    products,
+    sources,
+    telemetry,
+    tenants,
+    tokens,
+)
 from millnet.ingest.metrics import IngestMetrics
 from millnet.registry import Registry
 from millnet.telemetry.base import TelemetryStore
+
+if TYPE_CHECKING:
+    from millnet.registry.sources import SourceStore
+    from millnet.sources import SourceHost
 
 API_PREFIX = "/api/v1"
 
@@ -51,6 +67,9 @@ _TAGS = [
     {"name": "devices", "description": "Devices (assets of kind device) and their points"},
     {"name": "telemetry", "description": "Raw samples, time buckets and last values"},
     {"name": "tokens", "description": "API tokens (admins)"},
+    {"name": "sources", "description": "Field sources (OPC UA, Modbus, MQTT...) and their "
+                                       "health; admins add and remove them"},
+    {"name": "ingest", "description": "HTTP ingest for devices, with device tokens"},
     {"name": "operations", "description": "Health and metrics, without authentication"},
 ]
 
@@ -58,8 +77,12 @@ _TAGS = [
 def create_app(
     registry: Registry, store: TelemetryStore, metrics: IngestMetrics, *, node_name: str,
     role: str, limits: Limits | None = None, token_cache_seconds: float = 5.0,
+    sources_host: SourceHost | None = None, http_ingest: ingest.HttpIngest | None = None,
+    source_store: SourceStore | None = None,
 ) -> FastAPI:
-    """Build the API of one node over its registry, telemetry store and ingest metrics."""
+    """Build the API of one node over its registry, telemetry store and ingest metrics; with
+    ``sources_host`` the sources routes, with ``http_ingest`` and ``source_store`` HTTP ingest
+    and device tokens."""
     app = FastAPI(
         title=f"millnet node API ({node_name})", version=__version__, description=_DESCRIPTION,
         openapi_tags=_TAGS)
@@ -68,10 +91,25 @@ def create_app(
         limits=limits or Limits(),
         auth=Authenticator(registry.verify_token, ttl=token_cache_seconds))
     install_error_handlers(app)
-    app.openapi = lambda: contract.document(app, limits or Limits())  # type: ignore[method-assign]
+
+    def openapi() -> dict[str, Any]:
+        doc = contract.document(app, limits or Limits())
+        if sources_host is not None:
+            schema, defs = sources.spec_schema()
+            doc["components"]["schemas"].update({**defs, "SourceSpec": schema})
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
     # Order matters: the hot last-values route must precede its documented FastAPI twin.
     app.router.routes.append(hot.route(f"{API_PREFIX}/telemetry/last"))
     app.include_router(ops.router)
     for area in (tenants, assets, devices, products, telemetry, tokens):
         app.include_router(area.router, prefix=API_PREFIX)
+    if sources_host is not None:
+        app.state.sources = sources_host
+        app.include_router(sources.router, prefix=API_PREFIX)
+    if http_ingest is not None and source_store is not None:
+        app.state.http_ingest = http_ingest
+        app.state.source_store = source_store
+        app.include_router(ingest.router, prefix=API_PREFIX)
     return app

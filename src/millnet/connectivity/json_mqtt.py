@@ -12,19 +12,43 @@ import time
 
 import aiomqtt
 
+from millnet.connectivity.adapter import Health, HealthState
 from millnet.connectivity.mqtt import (
+    MqttOptions,
     MqttSource,
     acknowledger,
     make_client,
     run_forever,
 )
 from millnet.errors import RejectedMessage
+from millnet.ingest.binder import SeriesBinder
+from millnet.ingest.metrics import IngestMetrics
+from millnet.ingest.pipeline import IngestPipeline
 from millnet.model import DataType, PointSpec, TextSample
 from millnet.protocols.json_telemetry import JsonSample, decode_payload, parse_topic
 
 
+def mqtt_health(health: Health, connected: bool) -> Health:
+    """An MQTT source's health: up while subscribed, down (reconnecting) after having been up.
+    The state is observed when asked, so ``since`` is when a change was first seen."""
+    if connected:
+        health.enter(HealthState.UP)
+    elif health.state is not HealthState.STARTING:
+        health.enter(HealthState.DOWN, "not connected to the broker; reconnecting")
+    return health
+
+
 class JsonMqttSource(MqttSource):
     name = "mqtt-json"
+    kind = "mqtt-json"
+
+    def __init__(self, options: MqttOptions, pipeline: IngestPipeline, binder: SeriesBinder,
+                 metrics: IngestMetrics) -> None:
+        super().__init__(options, pipeline, binder, metrics)
+        self._health = Health()
+
+    def health(self) -> Health:
+        return mqtt_health(self._health, self.connected.is_set())
 
     async def run(self) -> None:
         await run_forever(
@@ -41,6 +65,8 @@ class JsonMqttSource(MqttSource):
 
     async def _on_message(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
         self._metrics.messages.labels("json").inc()
+        self._health.last_data_at = time.time()
+        self._health.count("messages")
         with self._metrics.rejecting(f"{message.topic}"):
             await self._ingest(str(message.topic), message.payload)
         # Rejected messages are acknowledged too: redelivering garbage would not make it better.

@@ -24,7 +24,9 @@ from collections.abc import Awaitable, Callable
 
 import aiomqtt
 
+from millnet.connectivity.adapter import Health
 from millnet.connectivity.flow import FlowControlledClient
+from millnet.connectivity.json_mqtt import mqtt_health
 from millnet.connectivity.mqtt import (
     MqttOptions,
     MqttSource,
@@ -57,6 +59,7 @@ def device_path(group: str, edge: str, device: str | None) -> DevicePath:
 
 class SparkplugSource(MqttSource):
     name = "sparkplug"
+    kind = "sparkplug"
 
     def __init__(
         self, options: MqttOptions, pipeline: IngestPipeline, binder: SeriesBinder,
@@ -66,6 +69,10 @@ class SparkplugSource(MqttSource):
         self.host = SparkplugHost(options.sparkplug_host_id)
         self._edges: set[tuple[str, str]] = set()
         self._online_ts = 0
+        self._health = Health()
+
+    def health(self) -> Health:
+        return mqtt_health(self._health, self.connected.is_set())
 
     # -- MQTT wiring -----------------------------------------------------------------------------
     async def run(self) -> None:
@@ -111,6 +118,8 @@ class SparkplugSource(MqttSource):
         Whatever goes wrong with one message is a counted rejection (``IngestMetrics.rejecting``)
         except a registry outage (:class:`StorageError`), which the caller retries."""
         self._metrics.messages.labels("sparkplug").inc()
+        self._health.last_data_at = time.time()
+        self._health.count("messages")
         with self._metrics.rejecting(topic[:200]):
             await self._handle(topic, payload, publish)
 
