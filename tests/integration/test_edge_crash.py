@@ -23,7 +23,7 @@ from millnet.connectivity.edge.local import LocalEdge
 from millnet.model import DataType, PointSpec
 
 port, base, mode = int(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
-T0 = %d
+T0 = int(sys.argv[4])
 
 async def main():
     section = EdgeSection.model_validate({"host": "127.0.0.1", "port": port,
@@ -48,12 +48,12 @@ async def main():
         print("drained", flush=True)
 
 asyncio.run(main())
-""" % T0
+"""
 
 
 async def _edge(port: int, base: Path, mode: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-c", EDGE, str(port), str(base), mode,
+        sys.executable, "-c", EDGE, str(port), str(base), mode, str(T0),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
 
 
