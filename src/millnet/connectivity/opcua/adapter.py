@@ -250,7 +250,7 @@ class OpcUaAdapter:
         params.RequestedLifetimeCount = 10_000
         params.RequestedMaxKeepAliveCount = client.get_keepalive_count(
             self.spec.publishing_interval_ms)
-        params.MaxNotificationsPerPublish = 10_000
+        params.MaxNotificationsPerPublish = self.spec.max_notifications_per_publish
         params.PublishingEnabled = True
         sub = _SinkSubscription(client, params, self)
         await sub.init()

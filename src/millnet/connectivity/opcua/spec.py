@@ -118,6 +118,8 @@ class OpcUaSpec(SourceSpec):
     username: str | None = None
     password: SecretStr | None = None
     publishing_interval_ms: float = Field(default=100.0, gt=0.0, le=3_600_000.0)
+    # Values per PublishResponse: the most taken in one step after the pipeline has room.
+    max_notifications_per_publish: int = Field(default=10_000, ge=1, le=100_000)
     timeout_s: float = Field(default=4.0, gt=0.0, le=300.0)
     reconnect_max_s: float = Field(default=10.0, gt=0.0, le=3600.0)
     nodes: list[NodeMapping] = Field(default_factory=list)
