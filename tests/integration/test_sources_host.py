@@ -118,7 +118,7 @@ def last_value(node: Node, point: str) -> float | None:
     if point not in points:
         return None
     found = node.store.last_values([points[point]]).get(points[point])
-    return None if found is None else float(found.value)
+    return None if found is None or found.value is None else float(found.value)
 
 
 def test_sources_are_added_and_removed_while_the_node_runs(tmp_path: Path) -> None:
