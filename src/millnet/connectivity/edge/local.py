@@ -18,7 +18,6 @@ from millnet.connectivity.edge.buffer import EdgeBuffer
 from millnet.connectivity.edge.service import edge_running, open_edge_buffer
 from millnet.connectivity.edge.settings import EdgeSection
 from millnet.connectivity.edge.uplink import EdgeUplink
-from millnet.files import private_dir
 from millnet.ingest.binder import SeriesBinder
 from millnet.ingest.metrics import IngestMetrics
 from millnet.ingest.pipeline import IngestPipeline
@@ -40,7 +39,7 @@ class LocalEdge:
     @classmethod
     def open(cls, section: EdgeSection, data_dir: Path, *, tenant: str = "edge",
              batch_max_delay: float = 0.2, queue_max_samples: int = 1_000_000) -> LocalEdge:
-        private_dir(data_dir)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         registry = Registry.open(f"sqlite:///{data_dir / 'registry.sqlite'}")
         t = registry.ensure_tenant(tenant)
         metrics = IngestMetrics()

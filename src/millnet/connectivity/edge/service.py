@@ -25,7 +25,6 @@ from millnet.connectivity.edge.records import SeriesName
 from millnet.connectivity.edge.settings import EdgeSection
 from millnet.connectivity.edge.uplink import EdgeUplink
 from millnet.errors import NotFound
-from millnet.files import private_dir
 from millnet.registry import Registry
 
 
@@ -59,7 +58,7 @@ def open_edge_buffer(section: EdgeSection, data_dir: Path, registry: Registry,
                      tenant_id: int) -> EdgeBuffer:
     """Open (or create) the buffer; a torn tail is cut here, with a warning."""
     directory = section.resolved_buffer_dir(data_dir)
-    private_dir(directory)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)  # the node's alone
     return EdgeBuffer(directory, registry_describer(registry, tenant_id),
                       max_bytes=section.max_buffer_bytes, when_full=section.when_full)
 
