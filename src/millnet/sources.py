@@ -227,7 +227,9 @@ class SourceHost:
                 entry.task.cancel()
         assert tg is not None
         try:
-            await tg.__aexit__(exc_type, exc, tb)
+            # Every task is cancelled: the group only waits for them. The body's error is not
+            # given to it, so it propagates as itself, not inside an ExceptionGroup.
+            await tg.__aexit__(None, None, None)
         finally:
             for entry in self._entries.values():
                 entry.task = None
