@@ -208,7 +208,7 @@ class OpcUaAdapter:
             self._health.count("import_skipped", len(found.skipped))
         problems: list[str] = []
         types = await client.read_attributes(
-            [client.get_node(i.node_id) for i in items], AttributeIds.DataType)
+            [client.get_node(i.node_id) for i in items], AttributeIds.DataType) if items else []
         usable: list[_Item] = []
         for item, dv in zip(items, types, strict=True):
             variant = _variant_of(dv)
