@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from millnet.model import Quality
-from millnet.model.limits import MAX_TS_MS, NAME_MAX, UNIT_MAX
+from millnet.model.limits import MAX_TS_MS, NAME_MAX, UNIT_MAX, name_problem
 from millnet.node import Node, build_node, running
 from tests.servers import Mosquitto, find_mosquitto
 from tests.support import pbwire as w
@@ -108,7 +108,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveNode]:
 # -- JSON ----------------------------------------------------------------------------------------
 
 _NAME = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x2FF, exclude_characters="/",
-                              exclude_categories=["Cc"]), min_size=1, max_size=12)
+                              exclude_categories=["Cc"]), min_size=1, max_size=12).filter(
+    lambda s: name_problem(s) is None)  # a name of only spaces (U+00A0 too) is blank
+
 _VALUE = st.one_of(st.floats(allow_nan=False, allow_infinity=False, width=64), st.booleans(),
                    st.integers(-(2**53), 2**53), st.text(max_size=8).filter(
                        lambda s: not any(0xD800 <= ord(c) <= 0xDFFF for c in s)))
