@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from millnet import cli_modbus, cli_opcua
 from millnet.cli_id import id_app
 from millnet.config import DEFAULT_CONFIG, Settings, load_settings
 from millnet.errors import ConfigError, MillnetError
@@ -24,6 +25,9 @@ token_app = typer.Typer(no_args_is_help=True, help="API tokens.")
 app.add_typer(bench_app, name="bench")
 app.add_typer(token_app, name="token")
 app.add_typer(id_app, name="id")
+app.add_typer(cli_opcua.app, name="opcua", help="OPC UA: browse a server, run the simulated plant.")
+app.add_typer(cli_modbus.app, name="modbus",
+              help="Modbus TCP: read a device with a register map, run the simulated plant.")
 console = Console()
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="node.toml to read")]

@@ -362,4 +362,28 @@ mirror_of = ""
 # The IP address clients reach this node at, written into its HS_SITE (default: host).
 advertise = ""
 # The identifier HTTP API trusts the proxies of api.trusted_proxies.
+
+# Field sources (docs/sources.md, docs/opcua.md, docs/modbus.md): one [[sources]] table each,
+# `kind` = opcua | modbus. Sources can also be added through the API (POST /api/v1/sources).
+# [[sources]]
+# kind = "opcua"
+# name = "press-line"
+# endpoint = "opc.tcp://10.0.0.20:4840"
+# nodes = [
+#   { node_id = "ns=2;s=Press1.Force", device = "plant1/press/line1/press-1", point = "force" },
+# ]
+#
+# [[sources]]
+# kind = "modbus"
+# name = "pump-gateway"
+# host = "10.0.0.31"
+# poll_groups = [{ name = "default", interval_ms = 1000 }]
+# # or register_map_csv = "/etc/millnet/pump-gateway.csv", with these keys as columns
+# [[sources.registers]]
+# device = "plant1/utilities/water/pump-1"
+# point = "speed"
+# table = "holding"
+# address = 0
+# type = "float32"
+# unit = "rpm"
 """

@@ -14,6 +14,18 @@ def test_default_config_file_is_valid_and_matches_builtin_defaults(tmp_path: Pat
     assert load_settings(path, environ={}) == load_settings(None, environ={})
 
 
+def test_the_commented_sources_example_is_a_valid_configuration(tmp_path: Path) -> None:
+    """``millnet init``'s [[sources]] examples, uncommented, load as written."""
+    start = DEFAULT_CONFIG.index("# [[sources]]")
+    example = "\n".join(line[2:] if line.startswith("# ") else line.removeprefix("#")
+                        for line in DEFAULT_CONFIG[start:].splitlines())
+    path = tmp_path / "node.toml"
+    path.write_text(example)
+    settings = load_settings(path, environ={})
+    assert [(s.model_dump()["kind"], s.name) for s in settings.sources] == [
+        ("opcua", "press-line"), ("modbus", "pump-gateway")]
+
+
 def test_environment_overrides_file(tmp_path: Path) -> None:
     path = tmp_path / "node.toml"
     path.write_text('[mqtt]\nhost = "a"\nport = 1884\n')
