@@ -14,17 +14,22 @@ this module wires it to a broker and to the node:
 
 Sparkplug requires a host to connect with a clean session; data QoS is whatever edge nodes
 publish (Sparkplug prescribes 0). QoS 1 messages are acknowledged after their samples are stored.
+
+Writes (:class:`~millnet.connectivity.adapter.Writable`): DCMD for device metrics, NCMD for node
+metrics, confirmed by the device's next report of the value (rules in
+:mod:`millnet.connectivity.sparkplug_write`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import aiomqtt
 
-from millnet.connectivity.adapter import Health
+from millnet.connectivity.adapter import Health, WriteRequest, WriteResult
 from millnet.connectivity.flow import FlowControlledClient
 from millnet.connectivity.json_mqtt import mqtt_health
 from millnet.connectivity.mqtt import (
@@ -34,10 +39,29 @@ from millnet.connectivity.mqtt import (
     make_client,
     run_forever,
 )
+from millnet.connectivity.sparkplug_write import (
+    BirthMetric,
+    Confirmations,
+    Target,
+    allowed,
+    birth_metrics,
+    encode_command,
+)
+from millnet.errors import RejectedMessage
 from millnet.ingest.binder import DevicePath, SeriesBinder
 from millnet.ingest.metrics import IngestMetrics
 from millnet.ingest.pipeline import IngestPipeline
-from millnet.protocols.sparkplug import NAMESPACE, rebirth_payload, state_payload, state_topic
+from millnet.protocols.sparkplug import (
+    NAMESPACE,
+    MessageType,
+    Topic,
+    device_topic,
+    node_topic,
+    parse_topic,
+    rebirth_payload,
+    state_payload,
+    state_topic,
+)
 from millnet.protocols.sparkplug_host import (
     BirthEvent,
     DeviceDeathEvent,
@@ -63,13 +87,18 @@ class SparkplugSource(MqttSource):
 
     def __init__(
         self, options: MqttOptions, pipeline: IngestPipeline, binder: SeriesBinder,
-        metrics: IngestMetrics,
+        metrics: IngestMetrics, *, writable_points: Sequence[str] = (),
     ) -> None:
         super().__init__(options, pipeline, binder, metrics)
         self.host = SparkplugHost(options.sparkplug_host_id)
         self._edges: set[tuple[str, str]] = set()
         self._online_ts = 0
         self._health = Health()
+        #: ``site/area/line/device/point`` patterns writable without a 'Writable' property.
+        self.writable_points = tuple(writable_points)
+        self._births: dict[DevicePath, tuple[Target, dict[str, BirthMetric]]] = {}
+        self._confirmations = Confirmations()
+        self._publish: Publish | None = None
 
     def health(self) -> Health:
         return mqtt_health(self._health, self.connected.is_set())
@@ -91,6 +120,10 @@ class SparkplugSource(MqttSource):
                            will=will, on_pause=self._paused, protocol=self._options.protocol)
 
     async def _on_connect(self, client: aiomqtt.Client) -> None:
+        async def publish(topic: str, data: bytes) -> None:
+            await client.publish(topic, data, qos=0)
+
+        self._publish = publish
         await client.publish(state_topic(self._options.sparkplug_host_id),
                              state_payload(True, self._online_ts), qos=1, retain=True)
         now_ms = int(time.time() * 1000)
@@ -120,8 +153,11 @@ class SparkplugSource(MqttSource):
         self._metrics.messages.labels("sparkplug").inc()
         self._health.last_data_at = time.time()
         self._health.count("messages")
+        self._publish = publish
         with self._metrics.rejecting(topic[:200]):
             await self._handle(topic, payload, publish)
+        if self._confirmations:
+            self._confirm(topic, payload)
 
     async def _handle(self, topic: str, payload: bytes, publish: Publish) -> None:
         if len(payload) > self._max_payload:
@@ -134,6 +170,7 @@ class SparkplugSource(MqttSource):
         for ev in events:
             if isinstance(ev, BirthEvent):
                 self._edges.add((ev.group, ev.edge))
+                self._remember_birth(ev, payload)
                 binding = await self._binder.bind(device_path(ev.group, ev.edge, ev.device),
                                                   ev.specs)
                 for refusal in binding.refused:
@@ -150,6 +187,77 @@ class SparkplugSource(MqttSource):
                 pipe.mark_stale(ev.series_ids, ev.ts_ns)
             elif isinstance(ev, Rejected):
                 self._metrics.reject(ev.reason, ev.detail, ev.count)
+
+    # -- writes (Writable) -------------------------------------------------------------------------
+    def _remember_birth(self, ev: BirthEvent, payload: bytes) -> None:
+        try:
+            metrics = birth_metrics(payload)
+        except RejectedMessage:
+            return
+        self._births[device_path(ev.group, ev.edge, ev.device)] = (
+            (ev.group, ev.edge, ev.device), metrics)
+
+    def _confirm(self, topic: str, payload: bytes) -> None:
+        try:
+            t = parse_topic(topic)
+        except RejectedMessage:
+            return
+        if isinstance(t, Topic) and t.kind in _REPORTS:
+            self._confirmations.report((t.group, t.edge, t.device), payload)
+
+    def _metric(self, device: DevicePath, point: str) -> tuple[Target, BirthMetric] | None:
+        found = self._births.get(device)
+        if found is None:
+            return None
+        target, metrics = found
+        metric = metrics.get(point)
+        if metric is None or not (metric.writable or allowed(
+                self.writable_points, "/".join((*device, point)))):
+            return None
+        return target, metric
+
+    def writable(self, device: DevicePath, point: str) -> bool:
+        return self._metric(device, point) is not None
+
+    async def write(self, request: WriteRequest) -> WriteResult:
+        """Publish the DCMD (NCMD) and wait for the device to report the value written."""
+        where = f"{'/'.join(request.device)}/{request.point}"
+        found = self._metric(request.device, request.point)
+        if found is None:
+            return WriteResult(False, f"{where}: not a writable metric of a Sparkplug birth")
+        target, metric = found
+        if not self.host.is_online(*target):
+            return WriteResult(False, f"{where}: the edge node or device is offline")
+        publish = self._publish
+        if publish is None:
+            return WriteResult(False, f"{where}: not connected to the broker")
+        now_ms = int(time.time() * 1000)
+        try:
+            payload = encode_command(metric, request.value, now_ms)
+        except ValueError as exc:
+            return WriteResult(False, f"value: {exc}")
+        group, edge, dev = target
+        topic = (device_topic(group, MessageType.DCMD, edge, dev) if dev is not None
+                 else node_topic(group, MessageType.NCMD, edge))
+        waiter = self._confirmations.expect(target, metric, request.value)
+        try:
+            await publish(topic, payload)
+            self._health.count("writes")
+            async with asyncio.timeout(request.timeout_s):
+                await waiter.done
+        except TimeoutError:
+            seen = f"; last reported {waiter.last_seen!r}" if waiter.seen else ""
+            return WriteResult(False, f"{where}: no report of the value within "
+                                      f"{request.timeout_s:g} s{seen}")
+        except aiomqtt.MqttError as exc:
+            return WriteResult(False, f"{where}: not sent ({exc})")
+        finally:
+            self._confirmations.forget(target, waiter)
+        return WriteResult(True, read_back=waiter.last_seen)
+
+
+_REPORTS = frozenset((MessageType.NDATA, MessageType.DDATA, MessageType.NBIRTH,
+                      MessageType.DBIRTH))
 
 
 def _pending(pipe: IngestPipeline) -> int:
