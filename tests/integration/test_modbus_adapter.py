@@ -33,6 +33,10 @@ class Rig:
     store: DuckDBTelemetryStore
     binder: SeriesBinder
     metrics: IngestMetrics
+    runners: list[asyncio.Task[None]]
+
+    def start_writer(self) -> None:
+        self.runners.append(asyncio.create_task(self.pipeline.run()))
 
     def series(self, device: str, point: str) -> int:
         return self.binder.known(tuple(f"{PREFIX}/{device}".split("/")))[point]  # type: ignore[arg-type]
@@ -46,20 +50,25 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def rig(tmp: Path, **pipeline: Any) -> AsyncIterator[Rig]:
+async def rig(tmp: Path, *, writer: bool = True, **pipeline: Any) -> AsyncIterator[Rig]:
+    """A registry, a DuckDB store and a pipeline; its writer runs unless ``writer`` is False
+    (then the test starts it with ``start_writer``)."""
     registry = Registry.open(f"sqlite:///{tmp / 'registry.sqlite'}")
     tenant = registry.create_tenant("acme", "Acme")
     store = DuckDBTelemetryStore(tmp / "t.duckdb", tmp / "archive")
     metrics = IngestMetrics()
     pipe = IngestPipeline(store, metrics, **{"max_delay": 0.02, **pipeline})
-    runner = asyncio.create_task(pipe.run())
+    r = Rig(pipe, store, SeriesBinder(registry, tenant.id, "acme"), metrics, [])
+    if writer:
+        r.start_writer()
     try:
-        yield Rig(pipe, store, SeriesBinder(registry, tenant.id, "acme"), metrics)
+        yield r
         await pipe.drain()
     finally:
-        runner.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runner
+        for runner in r.runners:
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
         store.close()
         registry.close()
 
@@ -181,18 +190,25 @@ def test_a_server_restart_is_down_then_recovers(tmp_path: Path) -> None:
 
 
 def test_a_full_pipeline_slows_polls_and_loses_nothing(tmp_path: Path) -> None:
-    """A pipeline that holds at most 50 samples: polls wait for room (ticks skipped and
-    counted), and every sample the adapter handed over is stored."""
+    """A pipeline that holds at most 50 samples and whose writer has not started: polls wait
+    for room (ticks skipped and counted); once the writer runs, every sample the adapter
+    handed over is stored."""
 
     async def scenario() -> None:
-        async with rig(tmp_path, queue_max_samples=50, max_samples=20) as r, \
+        async with rig(tmp_path, writer=False, queue_max_samples=50, max_samples=20) as r, \
                 serve_plant() as plant:
             spec = plant_spec(tmp_path, plant.port, poll_groups=[
                 {"name": "default", "interval_ms": 10}, {"name": "slow", "interval_ms": 10}])
             adapter = ModbusAdapter(spec, FieldSink("plant", r.pipeline, r.binder, r.metrics))
             async with running(adapter):
-                await until(lambda: adapter.health().counters.get("polls", 0) >= 40,
-                            limit_s=20, what="40 polls")
+                await until(lambda: adapter.health().counters.get("skipped_polls", 0) >= 5,
+                            limit_s=20, what="polls skipped while the pipeline is full")
+                polls = adapter.health().counters.get("polls", 0)
+                await asyncio.sleep(0.3)
+                assert adapter.health().counters.get("polls", 0) <= polls + 1  # it waits
+                r.start_writer()
+                await until(lambda: adapter.health().counters.get("polls", 0) >= polls + 20,
+                            limit_s=20, what="polls again once the writer runs")
             await r.pipeline.drain()
             health = adapter.health()
             assert health.counters.get("skipped_polls", 0) > 0

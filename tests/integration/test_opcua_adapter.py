@@ -12,7 +12,7 @@ from typing import Any
 
 from millnet.connectivity.adapter import HealthState, WriteRequest
 from millnet.connectivity.opcua import OpcUaAdapter, OpcUaSpec
-from millnet.connectivity.opcua.spec import parse_device
+from millnet.connectivity.specs import parse_device
 from millnet.ingest.binder import DevicePath
 from millnet.model import Quality
 from millnet.sim.opcua_server import free_port, serve_plant, server_certificate

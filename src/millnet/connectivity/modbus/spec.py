@@ -28,7 +28,7 @@ from pydantic import (
 
 from millnet.connectivity.modbus.codec import WIDTH, Order, RegType
 from millnet.connectivity.modbus.plan import ADDRESS_SPACE
-from millnet.connectivity.specs import SourceSpec
+from millnet.connectivity.specs import SourceSpec, parse_device
 from millnet.ingest.binder import DevicePath
 
 Table = Literal["coil", "discrete_input", "holding", "input"]
@@ -37,15 +37,6 @@ WRITABLE_TABLES = ("coil", "holding")
 GROUP_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 CSV_COLUMNS = ("device", "point", "table", "address", "type", "byte_order", "word_order",
                "scale", "offset", "unit", "poll_group", "writable", "unit_id")
-
-
-def parse_device(text: str) -> DevicePath:
-    """``"site/area/line/device"`` -> the four-part device path (each part non-empty)."""
-    parts = text.split("/")
-    if len(parts) != 4 or not all(p.strip() for p in parts):
-        raise ValueError(f"must be site/area/line/device (four non-empty parts), got {text!r}")
-    site, area, line, device = (p.strip() for p in parts)
-    return site, area, line, device
 
 
 class PollGroup(BaseModel):

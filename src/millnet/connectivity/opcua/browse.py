@@ -26,7 +26,8 @@ from millnet.connectivity.opcua.mapping import (
     place_by_path,
     place_in_device,
 )
-from millnet.connectivity.opcua.spec import ImportFolder, parse_device
+from millnet.connectivity.opcua.spec import ImportFolder
+from millnet.connectivity.specs import parse_device
 from millnet.errors import NotFound
 from millnet.model import DataType
 

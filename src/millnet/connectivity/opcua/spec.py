@@ -12,19 +12,10 @@ from asyncua import ua
 from asyncua.ua.uaerrors import UaStringParsingError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from millnet.connectivity.specs import SourceSpec
+from millnet.connectivity.specs import SourceSpec, parse_device
 from millnet.ingest.binder import DevicePath
 
 DeadbandKind = Literal["none", "absolute", "percent"]
-
-
-def parse_device(text: str) -> DevicePath:
-    """``"site/area/line/device"`` -> the four-part device path (each part non-empty)."""
-    parts = text.split("/")
-    if len(parts) != 4 or not all(p.strip() for p in parts):
-        raise ValueError(f"must be site/area/line/device (four non-empty parts), got {text!r}")
-    site, area, line, device = (p.strip() for p in parts)
-    return site, area, line, device
 
 
 def check_node_id(text: str) -> str:
