@@ -4,6 +4,10 @@ Sans-IO like the codec it uses: methods return ``(topic, payload)`` pairs to pub
 owns the transport (an MQTT client, or the node's in-process entry point). Topic mapping, the one
 the host reads back (see ``docs/sparkplug.md``): group id = site, edge node id = ``<area>.<line>``,
 device id = machine.
+
+Writable metrics (:data:`WRITABLE`, e.g. a CNC's ``Feed/Override``, an operator's setpoint) are
+announced with the birth property ``Writable: true``; a DCMD writing one is applied and the new
+value is reported in the device's next DDATA (and kept until the next write).
 """
 
 from __future__ import annotations
@@ -12,21 +16,28 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from millnet.errors import RejectedMessage
 from millnet.model import DataType
 from millnet.protocols.sparkplug import (
     BirthMetric,
     DataEncoder,
     MessageType,
     SpDataType,
+    Topic,
+    decode_payload,
     device_topic,
     encode_dbirth,
     encode_nbirth,
     encode_ndeath,
+    metric_value,
     node_topic,
+    parse_topic,
 )
 from millnet.sim.factory import FactorySignals, Machine
 
 Publish = tuple[str, bytes]
+#: Points a command may write (setpoints an operator sets; the others are measurements).
+WRITABLE = frozenset({"Feed/Override"})
 
 
 @dataclass
@@ -36,6 +47,7 @@ class _Device:
     aliases: list[int]
     datatypes: list[int]
     encoder: DataEncoder
+    written: dict[int, float] = field(default_factory=dict)  # point index -> value written
 
 
 @dataclass
@@ -83,10 +95,10 @@ class EdgeFleet:
                 encode_nbirth([], bd_seq=node.bd_seq, timestamp_ms=now_ms))]
         for dev in node.devices:
             metrics = [
-                BirthMetric(p.name, alias, dt, _scalar(p.datatype, self.values[r]),
-                            _properties(p.unit, p.low, p.high))
-                for p, alias, dt, r in zip(dev.machine.points, dev.aliases, dev.datatypes,
-                                           dev.rows, strict=True)
+                BirthMetric(p.name, alias, dt, _scalar(p.datatype, self._value(dev, i)),
+                            _properties(p.unit, p.low, p.high, p.name in WRITABLE))
+                for i, (p, alias, dt) in enumerate(zip(dev.machine.points, dev.aliases,
+                                                       dev.datatypes, strict=True))
             ]
             out.append((device_topic(node.group, MessageType.DBIRTH, node.edge,
                                      dev.machine.name),
@@ -100,14 +112,19 @@ class EdgeFleet:
         """One DDATA per device of ``node`` with every current value."""
         out = []
         for dev in node.devices:
-            values = [_scalar_fast(dt, v) for dt, v in zip(dev.datatypes, self.values[dev.rows],
-                                                             strict=True)]
+            current = self.values[dev.rows]
+            for i, v in dev.written.items():
+                current[i] = v
+            values = [_scalar_fast(dt, v) for dt, v in zip(dev.datatypes, current, strict=True)]
             out.append((device_topic(node.group, MessageType.DDATA, node.edge, dev.machine.name),
                         dev.encoder.encode(values, seq=node.next_seq(), timestamp_ms=now_ms)))
         return out
 
     def step(self, dt: float) -> None:
         self.values = self.signals.step(dt)
+
+    def _value(self, dev: _Device, index: int) -> float:
+        return dev.written.get(index, float(self.values[dev.rows[index]]))
 
     def rebirth(self, topic: str, now_ms: int) -> list[Publish]:
         """React to an NCMD on ``topic``: a rebirth request re-publishes that node's births."""
@@ -117,11 +134,54 @@ class EdgeFleet:
         node = self.nodes.get((parts[1], parts[3]))
         return self.births(node, now_ms) if node is not None else []
 
+    def command(self, topic: str, payload: bytes, now_ms: int) -> list[Publish]:
+        """React to an NCMD (rebirth) or a DCMD (writes of writable metrics, reported in the
+        device's next DDATA); a command that does not decode, or writes a metric that is not
+        writable, changes nothing."""
+        try:
+            t = parse_topic(topic)
+        except RejectedMessage:
+            return []
+        if not isinstance(t, Topic):
+            return []
+        if t.kind is MessageType.NCMD:
+            return self.rebirth(topic, now_ms)
+        node = self.nodes.get((t.group, t.edge))
+        if t.kind is not MessageType.DCMD or node is None:
+            return []
+        dev = next((d for d in node.devices if d.machine.name == t.device), None)
+        if dev is None:
+            return []
+        try:
+            metrics = decode_payload(payload).metrics
+        except RejectedMessage:
+            return []
+        names = [p.name for p in dev.machine.points]
+        for m in metrics:
+            if m.HasField("alias") and m.alias in dev.aliases:
+                i = dev.aliases.index(m.alias)
+            elif m.name in names:
+                i = names.index(m.name)
+            else:
+                continue
+            if names[i] not in WRITABLE:
+                continue
+            try:
+                value = metric_value(m, dev.datatypes[i])
+            except RejectedMessage:
+                continue
+            if isinstance(value, float):
+                dev.written[i] = value
+        return []
 
-def _properties(unit: str, low: float, high: float) -> dict[str, float | str]:
-    props: dict[str, float | str] = {"engLow": float(low), "engHigh": float(high)}
+
+def _properties(unit: str, low: float, high: float,
+                writable: bool = False) -> dict[str, float | str | bool]:
+    props: dict[str, float | str | bool] = {"engLow": float(low), "engHigh": float(high)}
     if unit:
         props["engUnit"] = unit
+    if writable:
+        props["Writable"] = True
     return props
 
 

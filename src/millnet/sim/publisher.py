@@ -51,6 +51,7 @@ async def _edge_node(fleet: EdgeFleet, node: EdgeNode, broker: Broker, interval:
                 will=aiomqtt.Will(death_topic, death, qos=1),
             ) as client:
                 await client.subscribe(f"spBv1.0/{node.group}/NCMD/{node.edge}", qos=1)
+                await client.subscribe(f"spBv1.0/{node.group}/DCMD/{node.edge}/+", qos=0)
                 for topic, payload in fleet.births(node, _now_ms()):
                     await client.publish(topic, payload)
                 async with asyncio.TaskGroup() as tg:
@@ -66,15 +67,16 @@ async def _edge_node(fleet: EdgeFleet, node: EdgeNode, broker: Broker, interval:
 
 async def _commands(client: aiomqtt.Client, fleet: EdgeFleet) -> None:
     async for message in client.messages:
-        for topic, payload in fleet.rebirth(str(message.topic), _now_ms()):
-            await client.publish(topic, payload)
+        if isinstance(message.payload, bytes):
+            for topic, payload in fleet.command(str(message.topic), message.payload, _now_ms()):
+                await client.publish(topic, payload)
 
 
 async def run_fleet_inprocess(fleet: EdgeFleet, handle: Handle, interval: float = 1.0) -> None:
     """Hand the fleet's messages straight to ``handle`` (the node's Sparkplug entry point)."""
 
     async def command(topic: str, payload: bytes) -> None:
-        for t, p in fleet.rebirth(topic, _now_ms()):
+        for t, p in fleet.command(topic, payload, _now_ms()):
             await handle(t, p, command)
 
     for topic, payload in fleet.all_births(_now_ms()):
