@@ -9,6 +9,7 @@ can be stored twice after a crash: delivery is at least once).
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Mapping
 
 import aiomqtt
 
@@ -87,18 +88,25 @@ class JsonMqttSource(MqttSource):
             for refusal in binding.refused:
                 self._metrics.reject(refusal.reason, f"{topic}: {refusal.detail}")
             ids = {**ids, **binding.ids}
-        live = self._pipeline.live
-        count = 0
-        for s in samples:
-            sid = ids.get(s.point)
-            if sid is None:
-                continue  # its point was refused, and counted, above
-            if isinstance(s.value, str):
-                live.text.append(TextSample(sid, s.ts_ns, s.value, s.quality))
-            else:
-                live.append(sid, s.ts_ns, s.value, s.quality)
-            count += 1
-        self._pipeline.appended(count)
+        self._pipeline.appended(append_samples(self._pipeline, ids, samples))
+
+
+def append_samples(pipeline: IngestPipeline, ids: Mapping[str, int],
+                   samples: Iterable[JsonSample]) -> int:
+    """Append decoded JSON samples to the open batch (those whose point has a series id: the
+    others were refused and counted when bound); returns how many (for ``appended``)."""
+    live = pipeline.live
+    count = 0
+    for s in samples:
+        sid = ids.get(s.point)
+        if sid is None:
+            continue
+        if isinstance(s.value, str):
+            live.text.append(TextSample(sid, s.ts_ns, s.value, s.quality))
+        else:
+            live.append(sid, s.ts_ns, s.value, s.quality)
+        count += 1
+    return count
 
 
 def _spec(sample: JsonSample) -> PointSpec:

@@ -29,6 +29,7 @@ from millnet.api.errors import AUTH_ERRORS, ErrorBody, error_response, responses
 from millnet.api.params import INT32_MAX, ObjectId
 from millnet.api.scope import tenant_of_request
 from millnet.connectivity.adapter import Health, HealthState
+from millnet.connectivity.json_mqtt import append_samples
 from millnet.errors import (
     InvalidInput,
     NotFound,
@@ -39,7 +40,7 @@ from millnet.errors import (
 from millnet.ingest.binder import DevicePath
 from millnet.ingest.metrics import IngestMetrics
 from millnet.ingest.pipeline import IngestPipeline
-from millnet.model import DataType, PointSpec, TextSample
+from millnet.model import DataType, PointSpec
 from millnet.protocols.json_telemetry import JsonSample, decode_payload, parse_topic
 from millnet.registry.sources import DeviceTokenInfo, SourceStore
 from millnet.sources import Binders
@@ -138,17 +139,7 @@ class HttpIngest:
                 self.reject(refusal.reason, f"{where}: {refusal.detail}")
             refused = len(binding.refused)
             ids = {**ids, **binding.ids}
-        live = self._pipeline.live
-        count = 0
-        for s in samples:
-            sid = ids.get(s.point)
-            if sid is None:
-                continue  # its point was refused, and counted, above
-            if isinstance(s.value, str):
-                live.text.append(TextSample(sid, s.ts_ns, s.value, s.quality))
-            else:
-                live.append(sid, s.ts_ns, s.value, s.quality)
-            count += 1
+        count = append_samples(self._pipeline, ids, samples)
         committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._pipeline.appended(count)
 
