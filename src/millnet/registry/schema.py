@@ -165,3 +165,31 @@ device_tokens = Table(
            nullable=True),
     Column("revoked_at", UtcDateTime, nullable=True),
 )
+
+#: The audit of write-back commands (issue 11): every attempt, refused ones included. A row is
+#: written before anything is sent (result ``pending``) and updated once, to its final result;
+#: no route deletes one. Values are JSON scalars as text.
+commands = Table(
+    "commands", metadata,
+    Column("id", Integer, primary_key=True),
+    # Kept when the tenant or the token goes: the audit outlives both.
+    Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="SET NULL"), nullable=True,
+           index=True),
+    Column("token_id", Integer, ForeignKey("api_tokens.id", ondelete="SET NULL"),
+           nullable=True),
+    Column("token_name", String(NAME_MAX), nullable=True),
+    Column("role", String(16), nullable=True),
+    Column("requested_at", UtcDateTime, nullable=False, index=True),
+    Column("device", Text, nullable=False),
+    Column("point", Text, nullable=False),
+    Column("series_id", Integer, nullable=True),
+    Column("source", String(64), nullable=True),
+    Column("old_value", Text, nullable=True),
+    Column("new_value", Text, nullable=False),
+    Column("result", String(16), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("finished_at", UtcDateTime, nullable=True),
+    Column("confirmed_at", UtcDateTime, nullable=True),
+    CheckConstraint("result IN ('pending', 'confirmed', 'failed', 'timeout', 'refused')",
+                    name="result"),
+)
