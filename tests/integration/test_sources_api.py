@@ -107,6 +107,10 @@ def test_sources_are_managed_through_the_api_and_restored_on_restart(tmp_path: P
                 csv = {**modbus("csv", plant.port), "register_map_csv": "/etc/passwd"}
                 assert (await api.post("/sources", json=csv, headers=admin)).json()["field"] \
                     == "register_map_csv"
+                cert = {"kind": "opcua", "name": "cert", "security": "sign_encrypt",
+                        "endpoint": "opc.tcp://127.0.0.1:1", "server_certificate": "/etc/shadow"}
+                assert (await api.post("/sources", json=cert, headers=admin)).json()["field"] \
+                    == "server_certificate"
                 denied = await api.post("/sources", json=modbus("x", plant.port),
                                         headers=viewer)
                 assert denied.status_code == 403

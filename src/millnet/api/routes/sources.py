@@ -29,7 +29,7 @@ router = APIRouter(tags=["sources"])
 SourceName = Annotated[str, Path(pattern=SOURCE_NAME, description="The source's name")]
 #: Spec fields naming files on the node: the node's operator sets them in its TOML, the API
 #: may not (they would let a token read the node's files).
-_LOCAL_FILES = ("register_map_csv",)
+_LOCAL_FILES = ("register_map_csv", "server_certificate")
 
 
 class HealthOut(BaseModel):
