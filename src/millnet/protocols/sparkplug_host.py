@@ -5,6 +5,10 @@ The MQTT adapter feeds every message to :meth:`SparkplugHost.receive` and acts o
 * :class:`BirthEvent`: upsert ``specs`` in the registry, then :meth:`SparkplugHost.bind`
   ``{metric name: series id}`` *before feeding the next message*; ``bind`` appends the birth's
   own values (current values too) to the buffers it is given. Unmapped metrics stay unbound.
+  Birth values are stored once: a value whose timestamp equals the newest the host already
+  holds for its series (it saw that sample, in a DATA or an earlier BIRTH) is not stored again,
+  and a null birth metric of a series the host holds nothing for is no sample at all (see
+  "Birth values" in ``docs/sparkplug.md``).
 * :class:`RebirthRequest`: publish :func:`~millnet.protocols.sparkplug.rebirth_payload` on
   ``event.topic``. Rate-limited per edge node; until its next NBIRTH the node is ignored.
 * :class:`NodeDeathEvent` / :class:`DeviceDeathEvent`: mark ``series_ids`` stale at ``ts_ns``.
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
+from typing import TypeAlias
 
 from millnet.errors import InvalidInput, NotFound, RejectedMessage
 from millnet.model import PointSpec, SampleBuffer
@@ -51,6 +56,7 @@ from millnet.protocols.sparkplug_samples import (
     _Device,
     _fast_pass,
     _flush,
+    _Marks,
     _marks,
     _Node,
     _Point,
@@ -58,6 +64,8 @@ from millnet.protocols.sparkplug_samples import (
     _rollback,
     _slow_metric,
 )
+
+_DeviceKey: TypeAlias = tuple[str, str, str | None]
 
 
 class SparkplugHost:
@@ -70,6 +78,12 @@ class SparkplugHost:
         self._nodes: dict[tuple[str, str], _Node] = {}
         self._topics: dict[str, Topic | StateTopic] = {}
         self._interval_ns = int(rebirth_interval_s * 1e9)
+        # The newest timestamp (ns) of a sample the host has emitted, per series id: a birth
+        # value at that very timestamp is the same sample announced again.
+        self._held: dict[int, int] = {}
+        self._null_births: dict[_DeviceKey, frozenset[str]] = {}
+        #: Birth values not stored: "repeat" (the host held that sample), "null" (nothing held).
+        self.birth_values_skipped: Counter[str] = Counter()
 
     def is_online(self, group: str, edge: str, device: str | None = None) -> bool:
         node = self._nodes.get((group, edge))
@@ -126,8 +140,13 @@ class SparkplugHost:
 
     def bind(self, group: str, edge: str, device: str | None,
              series_ids: Mapping[str, int], out: SampleBuffer,
-             historical: SampleBuffer | None = None) -> None:
-        """Give the metrics of the last BIRTH their series ids and emit the birth values."""
+             historical: SampleBuffer | None = None, held: Mapping[int, int] | None = None,
+             ) -> None:
+        """Give the metrics of the last BIRTH their series ids and emit the birth values.
+
+        ``held`` (series id -> ts ns) names samples the node already stores for series this
+        host has not seen since it started (the store's current values): birth values at those
+        timestamps are not stored again either."""
         node = self._nodes.get((group, edge))
         dev = node.devices.get(device) if node is not None else None
         if node is None or dev is None:
@@ -147,13 +166,29 @@ class SparkplugHost:
                 if point.alias:
                     dev.fast_alias[point.alias] = fast
         dev.bound = True
+        nulls = self._null_births.pop((group, edge, device), frozenset())
+        known = self._held
         for bv in dev.pending:
-            point = dev.by_name[bv.name]
+            bound = dev.by_name[bv.name].series_id
+            if bound is None:
+                continue
+            sid = bound
+            last = known.get(sid)
+            if last is None and held is not None:
+                last = held.get(sid)
+            if last == bv.ts_ns:
+                self.birth_values_skipped["repeat"] += 1
+                continue
+            if last is None and bv.name in nulls:
+                self.birth_values_skipped["null"] += 1
+                continue
             target = historical if bv.historical else out
             if target is None:
                 self.rejected["historical_discarded"] += 1
-            elif point.series_id is not None:
-                _append(target, point.series_id, bv.ts_ns, bv.value, bv.quality)
+                continue
+            _append(target, sid, bv.ts_ns, bv.value, bv.quality)
+            if last is None or bv.ts_ns > last:
+                known[sid] = bv.ts_ns
         dev.pending = ()
 
     # ------------------------------------------------------------------ message handlers
@@ -204,6 +239,7 @@ class SparkplugHost:
         dev = node.devices[device] = _Device()
         specs: list[PointSpec] = []
         values: list[BirthValue] = []
+        nulls: set[str] = set()
         problems: dict[str, list[str]] = {}
         pts = p.timestamp or now_ns // 1_000_000
         for m in p.metrics:
@@ -231,7 +267,10 @@ class SparkplugHost:
                 problems.setdefault(exc.reason, []).append(f"{name}: {exc}")
                 continue
             values.append(BirthValue(name, ts_ns, value, quality, m.is_historical))
+            if m.is_null:
+                nulls.add(name)
         dev.pending = tuple(values)
+        self._null_births[(node.group, node.edge, device)] = frozenset(nulls)
         events.append(BirthEvent(node.group, node.edge, device, node.bd_seq, tuple(specs),
                                  dev.pending))
         self._report(problems, events)
@@ -271,7 +310,29 @@ class SparkplugHost:
         dropped = _flush(out, sids, times, vals, f32)
         if dropped:
             problems.setdefault("timestamp", []).extend(["beyond year 2262"] * dropped)
+        self._remember(out, historical, marks)
         self._report(problems, events)
+
+    def _remember(self, out: SampleBuffer, historical: SampleBuffer | None,
+                  marks: _Marks) -> None:
+        """Note the newest timestamp of each series in what one DATA message appended.
+
+        Live samples: the last of each series (edge nodes send them in time order; one
+        ``dict.update`` keeps the hot path cheap). Historical ones only raise what is held."""
+        held = self._held
+        (n, t), hmark = marks
+        if len(out.series_id) > n:
+            held.update(zip(out.series_id[n:], out.ts_ns[n:], strict=True))
+        for sample in out.text[t:]:
+            held[sample.series_id] = sample.ts_ns
+        if historical is None or hmark is None:
+            return
+        n, t = hmark
+        pairs = list(zip(historical.series_id[n:], historical.ts_ns[n:], strict=True))
+        pairs += [(s.series_id, s.ts_ns) for s in historical.text[t:]]
+        for sid, ts in pairs:
+            if ts > held.get(sid, -1):
+                held[sid] = ts
 
     def _resync(self, node: _Node, reason: str, now_ns: int, events: list[Event]) -> None:
         node.state = _RESYNC if node.state != _DEAD else _DEAD
