@@ -184,10 +184,15 @@ def _api_server(node: Node) -> uvicorn.Server:
     # Imported here: FastAPI is most of the start-up time of a node that serves no API
     # (`millnet id serve`).
     from millnet.api.app import create_app
+    from millnet.commands import CommandService
+    from millnet.registry.commands import CommandStore
 
+    commands = CommandService(node.registry, node.store, CommandStore(node.registry), node.host,
+                              [node.sparkplug] if node.sparkplug is not None else [])
     app = create_app(node.registry, node.store, node.metrics, node_name=node.settings.node.name,
                      role=node.settings.node.role, sources_host=node.host,
-                     http_ingest=node.http_ingest, source_store=node.source_store)
+                     http_ingest=node.http_ingest, source_store=node.source_store,
+                     commands=commands)
     return embedded_server(app, proxies=[str(n) for n in node.settings.api.trusted_proxies])
 
 

@@ -30,11 +30,15 @@ from millnet.api.routes import (
     tenants,
     tokens,
 )
+from millnet.api.routes import (
+    commands as command_routes,
+)
 from millnet.ingest.metrics import IngestMetrics
 from millnet.registry import Registry
 from millnet.telemetry.base import TelemetryStore
 
 if TYPE_CHECKING:
+    from millnet.commands import CommandService
     from millnet.registry.sources import SourceStore
     from millnet.sources import SourceHost
 
@@ -70,6 +74,7 @@ _TAGS = [
     {"name": "sources", "description": "Field sources (OPC UA, Modbus, MQTT...) and their "
                                        "health; admins add and remove them"},
     {"name": "ingest", "description": "HTTP ingest for devices, with device tokens"},
+    {"name": "commands", "description": "Write-back commands (operators) and their audit"},
     {"name": "operations", "description": "Health and metrics, without authentication"},
 ]
 
@@ -78,7 +83,7 @@ def create_app(
     registry: Registry, store: TelemetryStore, metrics: IngestMetrics, *, node_name: str,
     role: str, limits: Limits | None = None, token_cache_seconds: float = 5.0,
     sources_host: SourceHost | None = None, http_ingest: ingest.HttpIngest | None = None,
-    source_store: SourceStore | None = None,
+    source_store: SourceStore | None = None, commands: CommandService | None = None,
 ) -> FastAPI:
     """Build the API of one node over its registry, telemetry store and ingest metrics; with
     ``sources_host`` the sources routes, with ``http_ingest`` and ``source_store`` HTTP ingest
@@ -112,4 +117,7 @@ def create_app(
         app.state.http_ingest = http_ingest
         app.state.source_store = source_store
         app.include_router(ingest.router, prefix=API_PREFIX)
+    if commands is not None:
+        app.state.commands = commands
+        app.include_router(command_routes.router, prefix=API_PREFIX)
     return app
