@@ -38,11 +38,11 @@ def parse_value(raw: str, text: bool = False) -> bool | int | float | str:
 def _call(method: str, url: str, token: str, body: Any = None,
           timeout: float = 30.0) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method, headers={
+    req = urllib.request.Request(url, data=data, method=method, headers={  # noqa: S310
         "Authorization": f"Bearer {token}", "Content-Type": "application/json",
         "Accept": "application/json"})
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as answer:  # noqa: S310 (http(s) only)
+        with urllib.request.urlopen(req, timeout=timeout) as answer:  # noqa: S310 (_api: http(s) only)
             return answer.status, json.loads(answer.read() or b"null")
     except urllib.error.HTTPError as exc:
         try:
