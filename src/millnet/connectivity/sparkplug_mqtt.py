@@ -170,7 +170,6 @@ class SparkplugSource(MqttSource):
         for ev in events:
             if isinstance(ev, BirthEvent):
                 self._edges.add((ev.group, ev.edge))
-                self._remember_birth(ev, payload)
                 binding = await self._binder.bind(device_path(ev.group, ev.edge, ev.device),
                                                   ev.specs)
                 for refusal in binding.refused:
@@ -180,6 +179,7 @@ class SparkplugSource(MqttSource):
                 self.host.bind(ev.group, ev.edge, ev.device, binding.ids, pipe.live,
                                pipe.historical)
                 pipe.appended(_pending(pipe) - before)
+                self._remember_birth(ev, payload)
             elif isinstance(ev, RebirthRequest):
                 log.info("rebirth requested from %s/%s (%s)", ev.group, ev.edge, ev.reason)
                 await publish(ev.topic, rebirth_payload(int(time.time() * 1000)))
