@@ -124,7 +124,7 @@ def parse_spec(data: object, kinds: Mapping[str, Kind] = KINDS) -> SourceSpec:
     except ValidationError as exc:
         err = exc.errors()[0]
         where = error_path(err, kinds) or "body"
-        raise InvalidInput(f"{where}: {err['msg']}", where) from None
+        raise InvalidInput(str(err["msg"]), where) from None
 
 
 @dataclass(frozen=True, slots=True)

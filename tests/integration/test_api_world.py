@@ -3,6 +3,11 @@
 Real peers: a SQLite registry and a DuckDB telemetry store in a temporary directory, an app from
 ``create_app`` and a ``TestClient``. Tenant ``acme`` has two devices, tenant ``globex`` one;
 each has numeric and text points with samples at fixed times.
+
+With ``field=True`` the app also has the field routes (sources, device tokens, HTTP ingest) over
+a real ingest pipeline, source host and source store (:class:`Field`), built as ``node.py``
+builds them; whoever serves the app runs the pipeline and enters the host in its event loop
+(the ``TestClient``'s loop is another one: use it for the other routes only).
 """
 
 from __future__ import annotations
@@ -16,9 +21,14 @@ import numpy as np
 from fastapi.testclient import TestClient
 
 from millnet.api import Limits, create_app
+from millnet.api.routes.ingest import HttpIngest
+from millnet.ingest.binder import Quotas
 from millnet.ingest.metrics import IngestMetrics
+from millnet.ingest.pipeline import IngestPipeline
 from millnet.model import AssetKind, DataType, PointSpec, Quality, SampleBatch, TextSample
 from millnet.registry import Registry
+from millnet.registry.sources import SourceStore
+from millnet.sources import KINDS, Binders, Kind, SourceHost
 from millnet.telemetry.duckdb_store import DuckDBTelemetryStore
 
 T0_MS = 1_735_689_600_000  # 2025-01-01T00:00:00Z
@@ -49,6 +59,16 @@ class Site:
 
 
 @dataclass
+class Field:
+    """The field side of a node: pipeline, source host, HTTP ingest and the stored sources."""
+
+    pipeline: IngestPipeline
+    host: SourceHost
+    http_ingest: HttpIngest
+    source_store: SourceStore
+
+
+@dataclass
 class World:
     client: TestClient
     registry: Registry
@@ -59,6 +79,7 @@ class World:
     node_admin: str
     other_device_id: int  # acme's second device
     spare_series: int  # acme point without any sample
+    field: Field | None = None
 
     def node_auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.node_admin}"}
@@ -91,8 +112,21 @@ def _fill(store: DuckDBTelemetryStore, site: Site, base: float) -> None:
     store.write(batch, text)
 
 
+def _field(registry: Registry, store: DuckDBTelemetryStore, metrics: IngestMetrics,
+           tenant_id: int, data_dir: Path, kinds: dict[str, Kind]) -> Field:
+    pipeline = IngestPipeline(store, metrics, max_delay=0.05)
+    binders = Binders(registry, Quotas(1_000, 10_000))
+    source_store = SourceStore(registry)
+    host = SourceHost(pipeline, metrics, binders, metrics.restarts, default_tenant=tenant_id,
+                      data_dir=data_dir, store=source_store, kinds=kinds)
+    http = HttpIngest(pipeline, metrics, binders, max_payload=64 * 1024)
+    host.attach(http, runs=False)
+    return Field(pipeline, host, http, source_store)
+
+
 @contextmanager
-def world(tmp: Path, limits: Limits | None = None) -> Iterator[World]:
+def world(tmp: Path, limits: Limits | None = None, *, field: bool = False,
+          kinds: dict[str, Kind] | None = None) -> Iterator[World]:
     registry = Registry.open(f"sqlite:///{tmp / 'registry.sqlite'}")
     store = DuckDBTelemetryStore(tmp / "telemetry.duckdb", tmp / "archive")
     metrics = IngestMetrics()
@@ -111,11 +145,15 @@ def world(tmp: Path, limits: Limits | None = None) -> Iterator[World]:
         metrics.received.inc(120)
         metrics.stored.inc(100)
         metrics.reject("oversized", "test payload too large")
+        parts = (_field(registry, store, metrics, acme.tenant_id, tmp / "sources",
+                        kinds or KINDS) if field else None)
         app = create_app(registry, store, metrics, node_name="test-node", role="enterprise",
-                         limits=limits)
+                         limits=limits, sources_host=parts.host if parts else None,
+                         http_ingest=parts.http_ingest if parts else None,
+                         source_store=parts.source_store if parts else None)
         with TestClient(app) as client:
             yield World(client, registry, store, metrics, acme, globex, node_admin, other,
-                        spare)
+                        spare, parts)
     finally:
         store.close()
         registry.close()

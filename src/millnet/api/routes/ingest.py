@@ -27,6 +27,7 @@ from millnet.api.auth import Admin, bearer_token
 from millnet.api.context import Ctx
 from millnet.api.errors import AUTH_ERRORS, ErrorBody, error_response, responses
 from millnet.api.params import INT32_MAX, ObjectId
+from millnet.api.schemas import NAME_PATTERN
 from millnet.api.scope import tenant_of_request
 from millnet.connectivity.adapter import Health, HealthState
 from millnet.connectivity.json_mqtt import append_samples
@@ -41,13 +42,18 @@ from millnet.ingest.binder import DevicePath
 from millnet.ingest.metrics import IngestMetrics
 from millnet.ingest.pipeline import IngestPipeline
 from millnet.model import DataType, PointSpec
+from millnet.model.limits import MAX_TS_MS, NAME_MAX, UNIT_MAX
 from millnet.protocols.json_telemetry import JsonSample, decode_payload, parse_topic
 from millnet.registry.sources import DeviceTokenInfo, SourceStore
 from millnet.sources import Binders
 
 router = APIRouter(tags=["ingest"])
 
-DEVICE_PATTERN = r"^[^/]+/[^/]+/[^/]+/[^/]+$"
+# Four levels, each a name of the registry: not blank (its first character is not a space), no
+# control character, at most 200 characters (millnet.model.limits.name_problem).
+_CONTROL = r"\x00-\x1f\x7f-\x9f"
+_LEVEL = rf"[^\s{_CONTROL}/][^{_CONTROL}/]{{0,199}}"
+DEVICE_PATTERN = rf"^{_LEVEL}/{_LEVEL}/{_LEVEL}/{_LEVEL}$"
 _device_bearer = HTTPBearer(
     auto_error=False, scheme_name="deviceToken",
     description="A device token (`mnd_...`) made by `POST /api/v1/device-tokens`")
@@ -170,13 +176,13 @@ def parse_device(text: str, field: str = "device") -> DevicePath:
     try:
         path = parse_topic(f"x/{text}", "x")
     except RejectedMessage as exc:
-        raise InvalidInput(f"{field}: {exc}", field) from None
+        raise InvalidInput(str(exc), field) from None
     return path.site, path.area, path.line, path.device
 
 
 # -- device tokens ---------------------------------------------------------------------------------
 class DeviceTokenIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=200, pattern=NAME_PATTERN)
     device: str | None = Field(default=None, pattern=DEVICE_PATTERN, max_length=1000,
                                description="site/area/line/device: the only device the token "
                                            "may send for (none: any device of the tenant)")
@@ -278,6 +284,37 @@ async def _read_limited(request: Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
+# The payload forms the decoder takes (millnet.protocols.json_telemetry), stated for clients.
+# A string ``ts`` is RFC 3339 with an offset; the pattern keeps its year within 1971..2261, so
+# that every offset stays within the decoder's range (1970 to 2262-04-11).
+_YEAR = r"(197[1-9]|19[89][0-9]|2[01][0-9]{2}|22[0-5][0-9]|226[01])"
+_TS_TEXT = (rf"^{_YEAR}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]"
+            r":[0-5][0-9](\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$")
+_VALUE = {"type": ["number", "boolean", "string", "null"],
+          "description": "number; boolean (stored as 0/1); string (a text sample); null (a "
+                         "bad-quality gap)"}
+_COMMON: dict[str, Any] = {
+    "ts": {"anyOf": [{"type": "integer", "minimum": 0, "maximum": MAX_TS_MS},
+                     {"type": "string", "format": "date-time", "pattern": _TS_TEXT},
+                     {"type": "null"}],
+           "description": "Epoch milliseconds or RFC 3339; absent: the time received"},
+    "quality": {"enum": ["good", "uncertain", "bad"], "default": "good"},
+    "unit": {"type": ["string", "null"], "maxLength": UNIT_MAX, "pattern": r"^[^\x00]*$"},
+}
+_POINT = {"type": "string", "maxLength": NAME_MAX, "pattern": NAME_PATTERN}
+_ONE = {"type": "object", "additionalProperties": False, "required": ["point", "value"],
+        "properties": {"point": _POINT, "value": _VALUE, "values": {"type": "null"},
+                       **_COMMON}}
+_MANY = {"type": "object", "additionalProperties": False, "required": ["values"],
+         "properties": {"point": {"type": "null"}, "values": {
+             "type": "object", "propertyNames": _POINT, "additionalProperties": _VALUE},
+             **_COMMON}}
+PAYLOAD_SCHEMA: dict[str, Any] = {
+    "description": "An MQTT JSON telemetry payload: one sample {point, value, ts?, quality?, "
+                   "unit?}, one time and many points {ts?, values: {point: value}}, or an "
+                   "array of either (docs/sources.md)",
+    "anyOf": [_ONE, _MANY, {"type": "array", "items": {"anyOf": [_ONE, _MANY]}}]}
+
 _INGEST_ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorBody, "description": "Body larger than ingest.max_payload_bytes"},
     503: {"model": ErrorBody, "description": "The pipeline is full (see Retry-After); nothing "
@@ -290,9 +327,7 @@ _INGEST_ERRORS: dict[int | str, dict[str, Any]] = {
     summary="Telemetry from a device (MQTT JSON payload forms); answered once committed",
     responses={**responses(400, 401, 403, 422, 500), **_INGEST_ERRORS},
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-        "schema": {"description": "An MQTT JSON telemetry payload: {point, value, ts?, "
-                                  "quality?, unit?}, {ts?, values: {point: value}}, or an "
-                                  "array of either (docs/sources.md)"}}}}})
+        "schema": PAYLOAD_SCHEMA}}}})
 async def ingest(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_device_bearer)],

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from millnet.api.auth import Admin, Caller, Viewer
 from millnet.api.context import Ctx
-from millnet.api.errors import AUTH_ERRORS, responses
+from millnet.api.errors import AUTH_ERRORS, ErrorBody, responses
 from millnet.api.params import INT32_MAX
 from millnet.api.scope import tenant_of_request
 from millnet.connectivity.specs import SOURCE_NAME
@@ -62,9 +62,21 @@ class SourceOut(BaseModel):
 
 
 def spec_schema() -> tuple[dict[str, Any], dict[str, Any]]:
-    """The request body's schema (the union of the spec kinds) and the components it refers to."""
+    """The request body's schema (the union of the spec kinds) and the components it refers to.
+
+    What the API refuses whatever its value is left out: the fields naming files on the node
+    (a body that has one does not match the document), and so OPC UA security other than
+    ``none``, which needs the server's certificate file."""
     schema = spec_adapter(KINDS).json_schema(ref_template="#/components/schemas/{model}")
-    defs = schema.pop("$defs", {})
+    defs: dict[str, Any] = schema.pop("$defs", {})
+    for spec in defs.values():
+        props = spec.get("properties", {})
+        for key in _LOCAL_FILES:
+            props.pop(key, None)
+        if "server_certificate" in _LOCAL_FILES and "security" in props:
+            props["security"] = {**props["security"], "enum": ["none"],
+                                 "description": "sign_encrypt needs a server certificate "
+                                                "file: configure it in the node's TOML"}
     return schema, defs
 
 
@@ -95,7 +107,14 @@ async def get_source(request: Request, caller: Viewer, name: SourceName) -> Sour
 @router.post(
     "/sources", response_model=SourceOut, status_code=status.HTTP_201_CREATED,
     summary="Add a source: stored, started now and on every node start",
-    responses=responses(*AUTH_ERRORS, 400, 404, 409),
+    responses={**responses(*AUTH_ERRORS, 404, 409), 400: {
+        "model": ErrorBody, "description": "A spec that cannot work, ``field`` naming the "
+        "entry (``registers[3].address``): besides what the schema states, a spec is checked "
+        "as a whole (registers that overlap or do not fit the address space, points mapped "
+        "twice, a register's poll group that is not among ``poll_groups``, "
+        "``backoff_max_s`` below ``backoff_initial_s``, a deadband without its type or a "
+        "percent deadband above 100, a username without a password, node ids and device "
+        "paths that do not parse)"}},
     openapi_extra={"requestBody": {"required": True, "content": {
         "application/json": {"schema": {"$ref": "#/components/schemas/SourceSpec"}}}}})
 async def add_source(
