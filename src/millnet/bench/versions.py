@@ -6,7 +6,7 @@ import platform
 from importlib import metadata
 
 _PACKAGES = ("millnet", "duckdb", "pyarrow", "numpy", "protobuf", "paho-mqtt", "aiomqtt",
-             "sqlalchemy", "fastapi", "uvicorn", "uvloop", "msgspec")
+             "sqlalchemy", "fastapi", "uvicorn", "uvloop", "msgspec", "asyncua", "pymodbus")
 
 
 def versions() -> dict[str, str]:
