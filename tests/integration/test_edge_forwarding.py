@@ -48,23 +48,26 @@ def arrived(node: Node, n: int) -> bool:
     return len({r.ts_ns for r in central_rows(node, "flow") if r.value is not None}) >= n
 
 
-def check_once(node: Node, n: int, births: int) -> None:
-    """Every reading arrived; a (series, ts) seen twice is only a birth's repeat of a
-    point's latest value (Sparkplug births carry current values), identical to the first."""
-    rows = [r for r in central_rows(node, "flow") if r.value is not None]
+def check_once(node: Node, n: int) -> None:
+    """Every reading arrived exactly once by (series, ts), with its value: births announce
+    only delivered values, which the central host does not store again; a point with nothing
+    delivered is announced null, which is no sample."""
+    rows = central_rows(node, "flow")
+    assert all(r.value is not None for r in rows), [r for r in rows if r.value is None][:3]
     seen = Counter(r.ts_ns for r in rows)
+    twice = [ts for ts, c in seen.items() if c > 1]
+    assert not twice, f"{len(twice)} readings stored twice, e.g. {twice[:3]}"
     assert set(seen) == {(T0 + i) * 1_000_000 for i in range(n)}
-    values: dict[int, set[float | None]] = {r.ts_ns: set() for r in rows}
-    for r in rows:
-        values[r.ts_ns].add(r.value)
-    assert all(len(v) == 1 for v in values.values())
-    assert sum(c - 1 for c in seen.values()) <= births
+    assert all(r.value == float(r.ts_ns // 1_000_000 - T0) for r in rows)
 
 
 def test_live_flow_and_a_broker_outage_lose_nothing(mosquitto: Mosquitto,
                                                     tmp_path: Path) -> None:
     async def scenario() -> None:
-        central = build_node(node_settings(tmp_path / "central", mosquitto.port))
+        # 200 ms, not the helpers' 20: IngestPipeline.seal() of an empty batch leaves its
+        # timer stopped (a birth's registry round trip outlasting the delay), see docs/edge.md.
+        central = build_node(node_settings(tmp_path / "central", mosquitto.port,
+                                           ingest={"batch_max_delay_ms": 200}))
         edge = LocalEdge.open(edge_section(mosquitto.port, tmp_path), tmp_path / "edge",
                               batch_max_delay=0.02)
         async with running(central, api=False), edge.running():
@@ -86,8 +89,8 @@ def test_live_flow_and_a_broker_outage_lose_nothing(mosquitto: Mosquitto,
             await until(lambda: arrived(central, 2000), limit_s=30, what="all 2000 upstream")
             await until(lambda: edge.buffer.status().records == 0, what="cursor caught up")
             assert uplink.counters["replayed_samples"] > 0
-            births = uplink.counters["connects"] * 2 + 4  # connects, rebirth requests
-            check_once(central, 2000, births)
+            assert uplink.counters["connects"] >= 2
+            check_once(central, 2000)
             pts = {p.name: p for p in central.registry.list_points(central.tenant_id)}
             assert pts["flow"].unit is None or pts["flow"].datatype is DataType.DOUBLE
             last = central.store.last_values([pts["flow"].series_id])

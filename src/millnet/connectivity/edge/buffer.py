@@ -83,15 +83,24 @@ class EdgeBuffer:
         self.dropped_records = 0
         self.names: dict[int, SeriesName] = {}
         self.current: dict[int, Current] = {}  # the latest sample of each series written
+        # The latest sample of each series the broker acknowledged: what births announce, so
+        # that a birth never carries a sample the replay will send again (docs/edge.md).
+        self.delivered_current: dict[int, Current] = {}
         self.on_append: Callable[[], None] | None = None
         for seq in range(self._names_log.first, self._names_log.head):
             info = decode_series(self._names_log.read(seq))
             self.names[info.series_id] = info
         self._cursor_path = directory / "cursor.json"
         self.cursor, self._done = self._load_cursor()
-        for seq in range(max(self.cursor, self._log.first), self._log.head):
-            if seq not in self._done and self._log.segment_of(seq) is not None:
-                self._track_current(decode_batch(self._log.read(seq)))
+        # Delivered records still on disk (the open segment's, mostly) tell what the central
+        # node already has; segments dropped before the restart are forgotten (their series
+        # are announced null until sampled again).
+        for seq in range(self._log.first, self._log.head):
+            if self._log.segment_of(seq) is not None:
+                record = decode_batch(self._log.read(seq))
+                self._track_current(record)
+                if seq < self.cursor or seq in self._done:
+                    self._track_current(record, self.delivered_current)
 
     # -- the cursor ----------------------------------------------------------------------------
     def _load_cursor(self) -> tuple[int, set[int]]:
@@ -134,7 +143,13 @@ class EdgeBuffer:
 
     def delivered(self, seqs: Iterable[int]) -> None:
         """Records the broker acknowledged: advance the cursor, persist it, free space."""
+        seqs = list(seqs)
         with self._cond:
+            for seq in seqs:
+                if (seq >= self.cursor and seq not in self._done
+                        and self._log.segment_of(seq) is not None):
+                    self._track_current(decode_batch(self._log.read(seq)),
+                                        self.delivered_current)
             self._done.update(seqs)
             head = self._log.head
             while self.cursor < head and (self.cursor in self._done
@@ -249,8 +264,9 @@ class EdgeBuffer:
                     "in %d records (%d dropped in all)", lost, lost_records,
                     self.dropped_samples)
 
-    def _track_current(self, record: BatchRecord) -> None:
-        cur = self.current
+    def _track_current(self, record: BatchRecord,
+                       into: dict[int, Current] | None = None) -> None:
+        cur = self.current if into is None else into
         b = record.batch
         if len(b):
             # The latest sample of each series: sort by (series, ts), take each run's last.

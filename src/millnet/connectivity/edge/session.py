@@ -12,8 +12,10 @@ message ``seq`` (0-255, NBIRTH is 0) and knows which series the current session 
   arrive with the same timestamp.
 * Quality travels as the ``Quality`` property (BAD 0, UNCERTAIN 64, STALE 500; GOOD has none);
   NaN travels as ``is_null``.
-* A birth carries each point's latest value the edge buffered (at that value's own timestamp),
-  as Sparkplug requires; a point never sampled since the edge started is announced null.
+* A birth carries each point's latest value the broker acknowledged (at that value's own
+  timestamp), as Sparkplug requires: a sample the central host already holds, which it does not
+  store again (``protocols/sparkplug_host.py``); a value still in the backlog is not announced
+  (the replay sends it once). A point with nothing delivered is announced null.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ Message = tuple[str, bytes]
 Current = tuple[int, float | str, Quality]
 
 QUALITY_CODE = {Quality.BAD: 0, Quality.UNCERTAIN: 64, Quality.STALE: 500}
+_NONE: Current = (-1, 0.0, Quality.GOOD)
 SP_TYPE: dict[DataType, int] = {dt: code for code, dt in sp.MODEL_TYPE.items()}
 
 
@@ -155,9 +158,16 @@ class EdgeSession:
 
     def data(self, record: BatchRecord, names: Mapping[int, SeriesName],
              part: tuple[tuple[str, str, str, str], list[int], list[int]], *,
-             historical: bool, now_ms: int) -> Message:
-        """One DDATA of a record's :meth:`plan` part."""
+             historical: bool, now_ms: int, current: Mapping[int, Current] | None = None,
+             ) -> Message:
+        """One DDATA of a record's :meth:`plan` part.
+
+        With ``historical``, a sample that is its series' newest one buffered (in ``current``)
+        is sent as current data all the same: after an outage the backlog's last readings are
+        the current values, and the central store never moves a current value back in time.
+        """
         path, rows, text_rows = part
+        newest = current if historical and current is not None else {}
         p = pb.Payload(timestamp=now_ms, seq=self._next_seq())
         b = record.batch
         sids, times = b.series_id.tolist(), b.ts_ns.tolist()
@@ -170,8 +180,9 @@ class EdgeSession:
             if spec is None:
                 spec = wire[sid] = _wire_spec(names[sid].datatype)
             dt, fld, mask = spec
-            m = add(alias=sid, timestamp=times[row] // 1_000_000, datatype=dt,
-                    is_historical=historical)
+            ts = times[row]
+            m = add(alias=sid, timestamp=ts // 1_000_000, datatype=dt,
+                    is_historical=historical and newest.get(sid, _NONE)[0] != ts)
             v = values[row]
             if v != v:  # NaN  # noqa: PLR0124
                 m.is_null = True
@@ -191,7 +202,7 @@ class EdgeSession:
             t = record.text[row]
             dt = wire_type(names[t.series_id].datatype)
             m = add(alias=t.series_id, timestamp=t.ts_ns // 1_000_000, datatype=dt)
-            if historical:
+            if historical and newest.get(t.series_id, _NONE)[0] != t.ts_ns:
                 m.is_historical = True
             if dt in sp.TEXT_TYPES:
                 m.string_value = t.value

@@ -250,7 +250,8 @@ class EdgeUplink:
 
     async def _births(self, client: paho.Client) -> None:
         now = int(time.time() * 1000)
-        for topic, payload in self.session.births(self.buffer.names, self.buffer.current, now):
+        buf = self.buffer
+        for topic, payload in self.session.births(buf.names, buf.delivered_current, now):
             await self._publish(client, topic, payload, None)
 
     async def _send_forever(self, client: paho.Client) -> None:
@@ -294,7 +295,7 @@ class EdgeUplink:
         now = int(time.time() * 1000)
         if not sids <= session.born:
             for topic, payload in session.device_births(sorted(sids), names,
-                                                        self.buffer.current, now):
+                                                        self.buffer.delivered_current, now):
                 await self._publish(client, topic, payload, None)
         plan = session.plan(record, names)
         acked = self._acked_parts.get(seq, set())
@@ -305,7 +306,8 @@ class EdgeUplink:
             return
         self._remaining[seq] = len(todo)
         for i, part in todo:
-            topic, payload = session.data(record, names, part, historical=historical, now_ms=now)
+            topic, payload = session.data(record, names, part, historical=historical, now_ms=now,
+                                          current=self.buffer.current)
             await self._publish(client, topic, payload, (seq, i))
             self.counters["replayed_samples" if historical else "live_samples"] += \
                 len(part[1]) + len(part[2])
