@@ -90,6 +90,12 @@ def _dump(value: Scalar | None) -> str | None:
     return None if value is None else json.dumps(value)
 
 
+def _text(value: str) -> str:
+    """What a caller sent, as the audit keeps it: bounded, NUL replaced (PostgreSQL text has
+    none)."""
+    return value[:1000].replace("\x00", "\ufffd")
+
+
 def _record(row: AnyRow) -> CommandRecord:
     return CommandRecord(
         row.id, row.tenant_id, row.token_id, row.token_name, row.role, row.requested_at,
@@ -120,11 +126,11 @@ class CommandStore:
         values = {
             "tenant_id": attempt.tenant_id, "token_id": attempt.token_id,
             "token_name": attempt.token_name, "role": attempt.role, "requested_at": now,
-            "device": attempt.device[:1000], "point": attempt.point[:1000],
+            "device": _text(attempt.device), "point": _text(attempt.point),
             "series_id": attempt.series_id, "source": attempt.source,
             "old_value": _dump(attempt.old_value),
             "new_value": _dump(attempt.new_value) or "null", "result": result,
-            "detail": detail[:2000], "finished_at": None if result == "pending" else now,
+            "detail": _text(detail), "finished_at": None if result == "pending" else now,
         }
 
         def add(conn: Connection) -> CommandRecord:
