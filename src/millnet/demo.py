@@ -1,4 +1,6 @@
-"""``millnet demo``: a node and a simulated factory, on embedded defaults."""
+"""``millnet demo``: a node and a simulated factory, on embedded defaults: Sparkplug B machines
+over MQTT, an OPC UA plant and a Modbus TCP plant (``demo_field``), and the identifier
+hierarchy (``demo_ids``)."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from rich.table import Table
 from millnet.config import Settings, load_settings
 from millnet.connectivity.broker import Mosquitto, find_mosquitto
 from millnet.connectivity.mqtt import Broker
+from millnet.demo_field import FieldDevices, field_devices
 from millnet.demo_ids import (
     ENTERPRISE,
     IdHierarchy,
@@ -98,16 +101,19 @@ async def run_demo(config: Path | None, *, duration: float | None, data_dir: Pat
             items = await asyncio.to_thread(product_items, machines, today(),
                                             _product_records(live, url))
             made = await register(ids.enterprise, items)
-            _banner(console, url, token, settings, len(machines), len(fleet.signals.values))
-            _id_banner(console, ids, made)
-            sim = (run_fleet_mqtt(fleet, broker) if broker is not None
-                   else run_fleet_inprocess(fleet, live.sparkplug.handle))
-            async with asyncio.TaskGroup() as tg:
-                background = [tg.create_task(sim), tg.create_task(
-                    _identify_machines(console, live, ids, machines, url))]
-                await _report(console, live, duration)
-                for task in background:
-                    task.cancel()
+            async with field_devices(live.host) as field:
+                _banner(console, url, token, settings, len(machines),
+                        len(fleet.signals.values))
+                _field_banner(console, field, url, token)
+                _id_banner(console, ids, made)
+                sim = (run_fleet_mqtt(fleet, broker) if broker is not None
+                       else run_fleet_inprocess(fleet, live.sparkplug.handle))
+                async with asyncio.TaskGroup() as tg:
+                    background = [tg.create_task(sim), tg.create_task(
+                        _identify_machines(console, live, ids, machines, url))]
+                    await _report(console, live, duration)
+                    for task in background:
+                        task.cancel()
 
 
 def _hierarchy(national: LiveServices, secondary: LiveServices, enterprise: LiveServices,
@@ -128,6 +134,18 @@ def _banner(console: Console, url: str, token: str, settings: Settings, machines
     table.add_row("data", str(settings.node.data_dir))
     console.print(table)
     console.print(f"API {url}  token {token}", soft_wrap=True)
+
+
+def _field_banner(console: Console, field: FieldDevices, url: str, token: str) -> None:
+    table = Table(title="field devices (sources of the node)", show_header=False)
+    table.add_row("OPC UA", f"{field.opcua_endpoint}  (CNC-1, Pump-1, Counter-1; security "
+                            "none)")
+    table.add_row("Modbus TCP", f"{field.modbus_address}  (meter-1, pump-vfd-1, packer-1 "
+                                "behind one gateway)")
+    table.add_row("try", f"curl -H 'Authorization: Bearer {token}' {url}/api/v1/sources")
+    console.print(table)
+    console.print(f"field OPC UA {field.opcua_endpoint}  Modbus {field.modbus_address}",
+                  soft_wrap=True)
 
 
 def _product_records(node: Node, api_url: str) -> ProductLink:

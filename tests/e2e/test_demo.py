@@ -31,17 +31,19 @@ def test_demo_streams_the_plant_into_the_api(tmp_path: Path, transport: str) -> 
         args.append(transport)
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
-    token = identifier = national = None
+    token = identifier = national = field = None
     for line in proc.stdout:
         found = re.search(r"API (http://\S+)  token (mn_\S+)", line)
         if found:
             token = found.group(2)
+        field = field or re.search(r"field OPC UA (opc\.tcp://\S+)  Modbus (\S+)", line)
         named = re.search(r"identifier (\S+)  national (\S+)", line)
         if named:
             identifier, national = named.groups()
             break
     assert token is not None, "the demo printed no token"
     assert identifier is not None and national is not None, "the demo printed no identifier"
+    assert field is not None, "the demo printed no field device endpoints"
     base = f"http://127.0.0.1:{port}/api/v1"
     try:
         deadline = time.monotonic() + 10
@@ -53,7 +55,8 @@ def test_demo_streams_the_plant_into_the_api(tmp_path: Path, transport: str) -> 
             time.sleep(0.5)
         assert len(points) >= 1020  # 60 machines x 17 points (+ edge node metrics)
         devices = _get(f"{base}/devices?tenant_id=1", token)
-        assert len([d for d in devices if d["name"].startswith(("CNC-", "PRESS-"))]) == 60
+        assert len([d for d in devices if re.fullmatch(r"(CNC|PRESS)-\d{3}", d["name"])]) == 60
+        _field_devices_have_data(base, token)
         temps = [p["series_id"] for p in points if p["name"] == "Spindle/Temperature"][:5]
         last = _get(f"{base}/telemetry/last?series={','.join(map(str, temps))}", token)
         assert last["missing"] == []
@@ -93,6 +96,34 @@ def test_demo_streams_the_plant_into_the_api(tmp_path: Path, transport: str) -> 
     finally:
         rest = proc.communicate(timeout=60)[0]
     assert proc.returncode == 0, rest[-2000:]
+
+
+def _field_devices_have_data(base: str, token: str) -> None:
+    """The simulated OPC UA and Modbus plants are sources of the node, up, and each of their
+    devices has current values."""
+    deadline = time.monotonic() + 15
+    while True:
+        sources = {s["name"]: s for s in _get(f"{base}/sources", token)}
+        states = {n: sources[n]["health"]["state"] for n in ("opcua-plant", "modbus-plant")
+                  if n in sources}
+        if states == {"opcua-plant": "up", "modbus-plant": "up"} or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert states == {"opcua-plant": "up", "modbus-plant": "up"}, states
+    assert {sources[n]["kind"] for n in states} == {"opcua", "modbus"}
+    assert all(sources[n]["origin"] == "config" for n in states)
+    devices = {d["name"]: d["id"] for d in _get(f"{base}/devices?tenant_id=1", token)}
+    for name in ("CNC-1", "Pump-1", "Counter-1", "meter-1", "pump-vfd-1", "packer-1"):
+        assert name in devices, name
+        points = _get(f"{base}/devices/{devices[name]}/points", token)
+        ids = [p["series_id"] for p in points]
+        assert ids, name
+        while True:
+            last = _get(f"{base}/telemetry/last?series={','.join(map(str, ids))}", token)
+            if len(last["missing"]) < len(ids) or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert len(last["missing"]) < len(ids), (name, last)
 
 
 def _demo_api_port(data_dir: Path) -> int:
