@@ -33,9 +33,9 @@ console = Console()
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="node.toml to read")]
 
 
-def _settings(config: Path | None) -> Settings:
+def _settings(config: Path | None, overrides: dict[str, Any] | None = None) -> Settings:
     try:
-        return load_settings(config)
+        return load_settings(config, overrides=overrides)
     except ConfigError as exc:
         console.print(f"[red]configuration error[/red] {exc}", soft_wrap=True)
         raise typer.Exit(2) from exc
@@ -61,12 +61,14 @@ def init(path: Annotated[Path, typer.Argument()] = Path("node.toml"),
 
 @app.command()
 def node(config: ConfigOpt = None,
+         role: Annotated[str | None, typer.Option(
+             help="enterprise | secondary | national | edge (overrides node.role)")] = None,
          verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
     """Run a node from its configuration until interrupted."""
     from millnet.node import run_node
 
     _logging(verbose)
-    settings = _settings(config)
+    settings = _settings(config, {"node": {"role": role}} if role is not None else None)
     try:
         asyncio.run(run_node(settings))
     except KeyboardInterrupt:

@@ -24,11 +24,13 @@ from pydantic import (
     ValidationError,
 )
 
+from millnet.connectivity.edge.settings import EdgeSection
 from millnet.errors import ConfigError
 from millnet.model.limits import RETENTION_DAYS_MAX
 from millnet.sources import RESERVED_NAMES, AnySpec, error_path
 
 ENV_PREFIX = "MILLNET_"
+EDGE_UPLINK = "edge-uplink"  # the name the uplink is listed under in GET /api/v1/sources
 
 
 class _Section(BaseModel):
@@ -36,7 +38,8 @@ class _Section(BaseModel):
 
 
 class NodeSection(_Section):
-    role: Literal["enterprise", "secondary", "national"] = "enterprise"
+    # edge: field adapters that forward upstream ([edge]), no telemetry store (docs/edge.md)
+    role: Literal["enterprise", "secondary", "national", "edge"] = "enterprise"
     name: str = "millnet-node"
     data_dir: Path = Path("./millnet-data")
     # The platform (ingest, store, API); None: by role (not on a national node).
@@ -127,6 +130,8 @@ class Settings(_Section):
     mqtt: MqttSection = MqttSection()
     api: ApiSection = ApiSection()
     identifiers: IdentifiersSection = IdentifiersSection()
+    # Store-and-forward to a central node; read on an edge node only (docs/edge.md).
+    edge: EdgeSection = EdgeSection()
     # Field sources, one ``[[sources]]`` table each, discriminated on ``kind`` (docs/sources.md).
     sources: tuple[AnySpec, ...] = ()
     _file: Path | None = PrivateAttr(default=None)
@@ -142,6 +147,18 @@ class Settings(_Section):
     def config_file(self) -> str:
         """Where the settings came from (named when the API refuses to remove a source)."""
         return str(self._file) if self._file is not None else "the node's configuration"
+
+    @property
+    def is_edge(self) -> bool:
+        return self.node.role == "edge"
+
+    @property
+    def runs_mqtt_sources(self) -> bool:
+        """The MQTT JSON and Sparkplug host sources: on by default except on an edge node,
+        which is a Sparkplug *edge* upstream and a host only when ``mqtt.enabled`` says so."""
+        if self.is_edge and "enabled" not in self.mqtt.model_fields_set:
+            return False
+        return self.mqtt.enabled
 
     @property
     def runs_platform(self) -> bool:
@@ -219,16 +236,33 @@ def load_settings(
         got = "" if err["loc"][:1] == ("sources",) else f" (got {err.get('input')!r})"
         raise ConfigError(key, f"{err['msg']}{got}") from exc
     _check_services(settings)
+    _check_edge(settings)
     _check_sources(settings)
     settings._file = path
     return settings
 
 
+def _check_edge(settings: Settings) -> None:
+    """An edge node says where it forwards to, and runs no identifier service."""
+    if not settings.is_edge:
+        return
+    if "host" not in settings.edge.model_fields_set:
+        raise ConfigError("edge.host", "an edge node forwards to an upstream MQTT broker: "
+                                       "set its address (MILLNET_EDGE__HOST)")
+    if settings.identifiers.enabled:
+        raise ConfigError("identifiers.enabled", "an edge node runs no identifier service")
+    if settings.node.platform is False:
+        raise ConfigError("node.platform", "an edge node is its platform (adapters, buffer, "
+                                           "uplink); it cannot be off")
+
+
 def _check_sources(settings: Settings) -> None:
-    """Source names are unique, and not those of the node's MQTT and HTTP sources."""
+    """Source names are unique, and not those of the node's MQTT and HTTP sources (nor the
+    edge uplink's, on an edge node)."""
     seen: dict[str, int] = {}
+    reserved = RESERVED_NAMES | ({EDGE_UPLINK} if settings.is_edge else set())
     for i, spec in enumerate(settings.sources):
-        if spec.name in RESERVED_NAMES:
+        if spec.name in reserved:
             raise ConfigError(f"sources[{i}].name", f"{spec.name!r} is the name of a source the "
                               "node runs itself; choose another")
         if spec.name in seen:
@@ -272,7 +306,7 @@ DEFAULT_CONFIG = """\
 # e.g. MILLNET_MQTT__HOST=broker.plant.local, MILLNET_API__PORT=9000.
 
 [node]
-# enterprise | secondary | national
+# enterprise | secondary | national | edge (an edge node forwards to a central one: [edge])
 role = "enterprise"
 name = "millnet-node"
 # Where the embedded stores live (SQLite registry and identifiers, DuckDB telemetry, Parquet).
@@ -362,6 +396,27 @@ mirror_of = ""
 # The IP address clients reach this node at, written into its HS_SITE (default: host).
 advertise = ""
 # The identifier HTTP API trusts the proxies of api.trusted_proxies.
+
+# Edge role (node.role = "edge", docs/edge.md): the field sources' samples go to a durable
+# buffer in data_dir and from there, as a Sparkplug B edge node, to a central node's broker;
+# no telemetry store, no identifier service; [mqtt] sources off unless mqtt.enabled is set.
+# [edge]
+# host = "central.plant.local"   # the upstream broker (required on an edge node)
+# port = 1883
+# username = "edge-1"
+# password = "..."               # better: MILLNET_EDGE__PASSWORD in the environment
+# tls = false
+# ca_file = "/etc/millnet/central-ca.pem"
+# keepalive = 30
+# group_id = "millnet"           # upstream: the site
+# edge_node_id = "edge"          # upstream: "<area>.<line>"
+# primary_host_id = "millnet"    # publish while this host is online; "" always
+# client_id = ""                 # default millnet-edge-<group_id>-<edge_node_id>
+# buffer_dir = "/var/lib/millnet/edge"   # default <data_dir>/edge
+# max_buffer_bytes = 1073741824
+# when_full = "refuse_new"       # or "drop_oldest" (counted loss)
+# max_inflight = 256
+# metrics_per_message = 2000
 
 # Field sources (docs/sources.md, docs/opcua.md, docs/modbus.md): one [[sources]] table each,
 # `kind` = opcua | modbus. Sources can also be added through the API (POST /api/v1/sources).

@@ -15,11 +15,13 @@ import signal
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
-from millnet.config import ApiSection, Settings
+from millnet.config import EDGE_UPLINK, ApiSection, Settings
+from millnet.connectivity.edge import EdgeBuffer, EdgeUplink, open_edge_buffer
+from millnet.connectivity.edge.service import export_metrics
 from millnet.connectivity.json_mqtt import JsonMqttSource
 from millnet.connectivity.mqtt import Broker, MqttOptions
 from millnet.connectivity.sparkplug_mqtt import SparkplugSource
@@ -40,20 +42,30 @@ from millnet.registry.sources import SourceStore
 from millnet.serving import embedded_server, listening_socket
 from millnet.sources import Binders, SourceHost
 from millnet.supervise import supervise
+from millnet.telemetry.base import TelemetryStore
 from millnet.telemetry.duckdb_store import DuckDBTelemetryStore
 from millnet.telemetry.retention import TenantRetention, run_maintenance
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from millnet.api.routes.ingest import HttpIngest
 
 log = logging.getLogger("millnet.node")
 
+#: How long an edge node's shutdown waits for the pipeline to reach the buffer (a full buffer
+#: with the uplink down would wait forever); what is left is logged, never acknowledged.
+EDGE_DRAIN_LIMIT_S = 10.0
+
 
 @dataclass
 class Node:
+    """A node's platform. ``telemetry`` is where the pipeline commits: the DuckDB store, or on
+    an edge node (``edge``) the buffer that ``uplink`` forwards upstream."""
+
     settings: Settings
     registry: Registry
-    store: DuckDBTelemetryStore
+    telemetry: TelemetryStore
     metrics: IngestMetrics
     pipeline: IngestPipeline
     tenant_id: int
@@ -62,6 +74,15 @@ class Node:
     http_ingest: HttpIngest
     sparkplug: SparkplugSource | None = None
     api_port: int | None = None
+    edge: EdgeBuffer | None = None
+    uplink: EdgeUplink | None = None
+
+    @property
+    def store(self) -> DuckDBTelemetryStore:
+        """The DuckDB store (queries, retention); an edge node has none."""
+        if not isinstance(self.telemetry, DuckDBTelemetryStore):
+            raise ConfigError("node.role", "an edge node keeps no telemetry store")
+        return self.telemetry
 
     def retention_plan(self) -> list[TenantRetention]:
         """Which series each tenant owns and how long it keeps them hot (for maintenance)."""
@@ -71,7 +92,7 @@ class Node:
                 for t in self.registry.list_tenants()]
 
     def close(self) -> None:
-        self.store.close()
+        self.telemetry.close()
         self.registry.close()
 
 
@@ -83,8 +104,14 @@ def build_node(settings: Settings) -> Node:
     private_dir(settings.node.data_dir)
     registry = Registry.open(settings.registry_url)
     tenant = registry.ensure_tenant(settings.mqtt.tenant)
-    store = DuckDBTelemetryStore(settings.telemetry_path, settings.archive_dir,
-                        memory_limit=settings.telemetry.memory_limit)
+    edge: EdgeBuffer | None = None
+    store: TelemetryStore
+    if settings.is_edge:  # the buffer takes the store's place (docs/edge.md)
+        store = edge = open_edge_buffer(settings.edge, settings.node.data_dir, registry,
+                                        tenant.id)
+    else:
+        store = DuckDBTelemetryStore(settings.telemetry_path, settings.archive_dir,
+                                     memory_limit=settings.telemetry.memory_limit)
     metrics = IngestMetrics()
     ing = settings.ingest
     pipeline = IngestPipeline(
@@ -103,12 +130,21 @@ def build_node(settings: Settings) -> Node:
                       data_dir=settings.node.data_dir, store=source_store,
                       config_file=settings.config_file)
     http = HttpIngest(pipeline, metrics, binders, max_payload=ing.max_payload_bytes)
-    node = Node(settings, registry, store, metrics, pipeline, tenant.id, host, source_store, http)
+    node = Node(settings, registry, store, metrics, pipeline, tenant.id, host, source_store, http,
+                edge=edge)
     mqtt = mqtt_options(settings)
-    if settings.mqtt.sparkplug:
+    if settings.mqtt.sparkplug and (settings.runs_mqtt_sources or not settings.is_edge):
         # Built even without MQTT: the demo's in-process transport calls its ``handle``.
         node.sparkplug = SparkplugSource(mqtt, pipeline, binder, metrics)
-    if settings.mqtt.enabled:
+    if edge is not None:
+        node.uplink = EdgeUplink(settings.edge, edge,
+                                 settings.edge.resolved_buffer_dir(settings.node.data_dir))
+        assert node.uplink.name == EDGE_UPLINK
+        export_metrics(node.uplink, metrics.registry)
+        # Listed with its health (buffer counters too); run by running(), which stops it
+        # only after the pipeline drained into the buffer.
+        host.attach(node.uplink, runs=False)
+    if settings.runs_mqtt_sources:
         host.attach(JsonMqttSource(mqtt, pipeline, binder, metrics))
         if node.sparkplug is not None:
             host.attach(node.sparkplug)
@@ -151,8 +187,13 @@ async def running(node: Node, *, api: bool = True) -> AsyncIterator[Node]:
         # A source or maintenance job that fails is restarted: the API, the pipeline and the
         # other sources keep running (see millnet.supervise).
         restarts = node.metrics.restarts
-        srcs = [tg.create_task(supervise(
-            "maintenance", lambda: run_maintenance(node.store, node.retention_plan), restarts))]
+        srcs: list[asyncio.Task[None]] = []
+        if node.edge is None:
+            srcs.append(tg.create_task(supervise(
+                "maintenance", lambda: run_maintenance(node.store, node.retention_plan),
+                restarts)))
+        uplink = None if node.uplink is None else tg.create_task(
+            supervise(node.uplink.name, node.uplink.run, restarts), name="edge uplink")
         if sock is not None:
             server = _api_server(node)
             tg.create_task(server.serve(sockets=[sock]))
@@ -170,9 +211,16 @@ async def running(node: Node, *, api: bool = True) -> AsyncIterator[Node]:
             await asyncio.gather(*srcs, return_exceptions=True)
             # Drain, unless the pipeline itself has failed (then the task group reports why).
             drain = tg.create_task(node.pipeline.drain())  # the group awaits it if cancelled
-            await asyncio.wait([drain, pipe], return_when=asyncio.FIRST_COMPLETED)
+            limit = EDGE_DRAIN_LIMIT_S if node.edge is not None else None
+            await asyncio.wait([drain, pipe], timeout=limit,
+                               return_when=asyncio.FIRST_COMPLETED)
+            if not drain.done() and not pipe.done():
+                log.warning("edge: stopping with samples not yet in the buffer (it is full and "
+                            "the uplink cannot deliver); they were not acknowledged")
             drain.cancel()
             pipe.cancel()
+            if uplink is not None:  # after the drain: a full buffer may empty meanwhile
+                uplink.cancel()
             if server is not None:
                 server.should_exit = True
     node.close()
@@ -187,13 +235,43 @@ def _api_server(node: Node) -> uvicorn.Server:
     from millnet.commands import CommandService
     from millnet.registry.commands import CommandStore
 
-    commands = CommandService(node.registry, node.store, CommandStore(node.registry), node.host,
-                              [node.sparkplug] if node.sparkplug is not None else [])
-    app = create_app(node.registry, node.store, node.metrics, node_name=node.settings.node.name,
-                     role=node.settings.node.role, sources_host=node.host,
-                     http_ingest=node.http_ingest, source_store=node.source_store,
-                     commands=commands)
+    commands = CommandService(node.registry, node.telemetry, CommandStore(node.registry),
+                              node.host, [node.sparkplug] if node.sparkplug is not None else [])
+    app = create_app(node.registry, node.telemetry, node.metrics,
+                     node_name=node.settings.node.name, role=node.settings.node.role,
+                     sources_host=node.host, http_ingest=node.http_ingest,
+                     source_store=node.source_store, commands=commands)
+    if node.edge is not None:
+        _without_history(app)
     return embedded_server(app, proxies=[str(n) for n in node.settings.api.trusted_proxies])
+
+
+#: What an edge node does not serve: it keeps no history (its buffer is forwarded, not queried).
+#: ``/telemetry/last`` stays: the buffer knows each point's latest reading.
+EDGE_UNSERVED = ("/api/v1/telemetry/raw", "/api/v1/telemetry/buckets")
+
+
+def _without_history(app: FastAPI) -> None:
+    """Unmount the history queries on an edge node, and the OpenAPI links that lead there, so
+    that the document stays true: they answer 404 like any path the node does not serve."""
+    app.router.routes[:] = [r for r in app.router.routes
+                            if getattr(r, "path", None) not in EDGE_UNSERVED]
+    app.openapi_schema = None
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        doc = build()
+        gone = {"#/paths/" + p.replace("/", "~1") for p in EDGE_UNSERVED}
+        for operations in doc["paths"].values():
+            for operation in operations.values():
+                for response in operation.get("responses", {}).values():
+                    links = response.get("links", {})
+                    for name in [n for n, link in links.items()
+                                 if link.get("operationRef", "").rsplit("/", 1)[0] in gone]:
+                        del links[name]
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def api_socket(api: ApiSection) -> socket.socket:

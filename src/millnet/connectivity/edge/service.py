@@ -63,7 +63,7 @@ def open_edge_buffer(section: EdgeSection, data_dir: Path, registry: Registry,
                       max_bytes=section.max_buffer_bytes, when_full=section.when_full)
 
 
-def _export(uplink: EdgeUplink, registry: CollectorRegistry) -> None:
+def export_metrics(uplink: EdgeUplink, registry: CollectorRegistry) -> None:
     """Buffer and uplink figures as Prometheus gauges, read when scraped."""
     def gauge(name: str, doc: str, key: str) -> None:
         Gauge(name, doc, registry=registry).set_function(
@@ -87,7 +87,7 @@ async def edge_running(section: EdgeSection, buffer: EdgeBuffer, data_dir: Path,
     """Run the uplink while the context is open (it reconnects by itself)."""
     uplink = EdgeUplink(section, buffer, section.resolved_buffer_dir(data_dir))
     if metrics_registry is not None:
-        _export(uplink, metrics_registry)
+        export_metrics(uplink, metrics_registry)
     async with asyncio.TaskGroup() as tg:
         task = tg.create_task(uplink.run())
         try:
