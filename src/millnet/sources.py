@@ -306,7 +306,7 @@ class SourceHost:
                     stored.name, stored.kind, "api", stored.tenant_id, None,
                     problem=f"stored spec no longer valid: {exc}")
                 continue
-            await asyncio.to_thread(self.add, spec, tenant_id=stored.tenant_id, origin="api")
+            await self._add_in_loop(spec, stored.tenant_id)
 
     async def create(self, spec: SourceSpec, tenant_id: int,
                      created_by: int | None) -> SourceInfo:
@@ -320,10 +320,17 @@ class SourceHost:
         await asyncio.to_thread(self._store.add_source, spec.name, kind_of(spec),
                                 text, tenant_id, created_by)
         try:
-            return await asyncio.to_thread(self.add, spec, tenant_id=tenant_id, origin="api")
+            return await self._add_in_loop(spec, tenant_id)
         except BaseException:
             await asyncio.to_thread(self._store.remove_source, spec.name)
             raise
+
+    async def _add_in_loop(self, spec: SourceSpec, tenant_id: int) -> SourceInfo:
+        """``add`` from the event loop: the tenant's binder is made in a thread first (it reads
+        the registry), the task is created here (a task group is not thread-safe: a task
+        created from a worker thread did not wake the loop)."""
+        await asyncio.to_thread(self._binders.for_tenant, tenant_id)
+        return self.add(spec, tenant_id=tenant_id, origin="api")
 
     async def delete(self, name: str) -> None:
         """Stop and forget an API source; Conflict for one of the configuration file."""
