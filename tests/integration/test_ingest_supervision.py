@@ -52,6 +52,36 @@ def test_refused_samples_are_isolated_and_the_rest_stored(tmp_path: Path) -> Non
     asyncio.run(scenario())
 
 
+def test_a_batch_opened_empty_does_not_stop_the_timer(tmp_path: Path) -> None:
+    """A message that yields nothing (a rejection: ``appended(0)``) opens the batch; the timer
+    seals it empty. A sample appended after that is still written within the batch delay, not
+    held until a batch fills (found by review: the empty seal left the batch marked open and
+    the timer was never armed again)."""
+
+    async def scenario() -> None:
+        with DuckDBTelemetryStore(tmp_path / "t.duckdb", tmp_path / "archive") as store:
+            metrics = IngestMetrics()
+            pipe = IngestPipeline(store, metrics, max_delay=0.02)
+            runner = asyncio.create_task(pipe.run())
+            pipe.appended(0)
+            await asyncio.sleep(0.1)  # the timer fires on the empty batch
+            pipe.live.append(1, T0_NS, 1.0, 0)
+            pipe.appended(1)
+            for _ in range(100):
+                if metric_value_of(metrics, "millnet_ingest_samples_stored_total") == 1:
+                    break
+                await asyncio.sleep(0.01)
+            stored = metric_value_of(metrics, "millnet_ingest_samples_stored_total")
+            runner.cancel()
+            assert stored == 1, "the sample waited for a full batch"
+
+    asyncio.run(scenario())
+
+
+def metric_value_of(metrics: IngestMetrics, name: str) -> float:
+    return metrics.registry.get_sample_value(name) or 0.0
+
+
 def test_a_failing_task_is_restarted_and_counted() -> None:
     restarts = Counter("restarts", "test", ["task"], registry=CollectorRegistry())
     runs: list[int] = []

@@ -140,6 +140,10 @@ class IngestPipeline:
     def seal(self) -> None:
         """Close the open batch and queue it for writing (no-op when empty)."""
         if not len(self.live) and not len(self.historical) and not self._acks:
+            # An empty batch is closed too: left open, the timer would never be armed again
+            # (found by review: a rejected message, appended(0), then the timer's seal of the
+            # empty batch, and every later sample waited for a full batch).
+            self._opened_at = None
             return
         batch = _Batch(self.live, self.historical, self._acks)
         self.live, self.historical, self._acks = SampleBuffer(), SampleBuffer(), []
