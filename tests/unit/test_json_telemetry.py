@@ -35,6 +35,19 @@ def test_single_sample_forms() -> None:
     assert (s.value, s.ts_ns) == ("RUN", NOW)
 
 
+def test_a_timestamp_written_as_an_integral_number_is_taken() -> None:
+    """1767225600000.0 is the same JSON number as 1767225600000 (JSON Schema's integer too);
+    a fraction of a millisecond is refused, naming the timestamp."""
+    [s] = decode_payload(b'{"point":"t","value":1,"ts":1767225600000.0}', 5)
+    assert s.ts_ns == NOW
+    with pytest.raises(RejectedMessage) as err:
+        decode_payload(b'{"point":"t","value":1,"ts":1767225600000.5}', 5)
+    assert err.value.reason == "timestamp"
+    with pytest.raises(RejectedMessage) as err:
+        decode_payload(b'{"point":"t","value":1,"ts":1e300}', 5)
+    assert err.value.reason == "timestamp"
+
+
 def test_values_object_and_batches() -> None:
     body = [{"ts": 1767225600000, "values": {"a": 1, "b": None}}, {"point": "c", "value": 2}]
     out = decode_payload(json.dumps(body).encode(), 7)

@@ -10,10 +10,10 @@ Payload, UTF-8 JSON, one of:
   ``{"ts": 1767225600000, "values": {"spindle_temp": 41.5, "state": "RUN"}}``
 * a batch: a JSON array of either form.
 
-``ts`` is epoch milliseconds (integer, 0 to 2262-04-11) or an RFC 3339 string in the same range;
-when absent the receive time is used. Names follow the registry's rules (non-blank, at most 200
-characters, no control characters; topic levels without '/'), ``unit`` at most 64 characters:
-the decoder refuses here what the registry or the store would refuse later.
+``ts`` is epoch milliseconds (an integral number, 0 to 2262-04-11) or an RFC 3339 string in the
+same range; when absent the receive time is used. Names follow the registry's rules (non-blank,
+at most 200 characters, no control characters; topic levels without '/'), ``unit`` at most 64
+characters: the decoder refuses here what the registry or the store would refuse later.
 ``value`` is a number, a boolean (stored as 0/1) or a string (a text sample); ``quality`` is one of
 ``good``, ``uncertain``, ``bad`` (default ``good``). ``unit`` may accompany a single sample.
 """
@@ -65,7 +65,7 @@ class _Item(msgspec.Struct, forbid_unknown_fields=True):
     point: str | None = None
     value: _Scalar | msgspec.UnsetType = msgspec.UNSET
     values: dict[str, _Scalar] | None = None
-    ts: int | str | None = None
+    ts: int | float | str | None = None
     quality: str = "good"
     unit: str | None = None
 
@@ -86,9 +86,13 @@ def parse_topic(topic: str, root: str) -> DevicePath:
     return DevicePath(*parts[1:])
 
 
-def _ts_ns(ts: int | str | None, now_ns: int) -> int:
+def _ts_ns(ts: int | float | str | None, now_ns: int) -> int:
     if ts is None:
         return now_ns
+    if isinstance(ts, float):  # 1767225600000.0: a JSON number, as JSON Schema's integer
+        if not ts.is_integer():
+            raise RejectedMessage("timestamp", f"ts {ts!r} is not whole milliseconds")
+        ts = int(ts)
     if isinstance(ts, int):
         if not 0 <= ts <= MAX_TS_MS:
             raise RejectedMessage("timestamp", f"ts {ts} ms out of range (1970 to 2262)")
