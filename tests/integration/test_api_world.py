@@ -22,11 +22,13 @@ from fastapi.testclient import TestClient
 
 from millnet.api import Limits, create_app
 from millnet.api.routes.ingest import HttpIngest
+from millnet.commands import CommandService
 from millnet.ingest.binder import Quotas
 from millnet.ingest.metrics import IngestMetrics
 from millnet.ingest.pipeline import IngestPipeline
 from millnet.model import AssetKind, DataType, PointSpec, Quality, SampleBatch, TextSample
 from millnet.registry import Registry
+from millnet.registry.commands import CommandStore
 from millnet.registry.sources import SourceStore
 from millnet.sources import KINDS, Binders, Kind, SourceHost
 from millnet.telemetry.duckdb_store import DuckDBTelemetryStore
@@ -150,7 +152,9 @@ def world(tmp: Path, limits: Limits | None = None, *, field: bool = False,
         app = create_app(registry, store, metrics, node_name="test-node", role="enterprise",
                          limits=limits, sources_host=parts.host if parts else None,
                          http_ingest=parts.http_ingest if parts else None,
-                         source_store=parts.source_store if parts else None)
+                         source_store=parts.source_store if parts else None,
+                         commands=CommandService(registry, store, CommandStore(registry),
+                                                 parts.host if parts else None))
         with TestClient(app) as client:
             yield World(client, registry, store, metrics, acme, globex, node_admin, other,
                         spare, parts)
