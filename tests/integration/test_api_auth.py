@@ -22,7 +22,7 @@ def _api_routes(w: World) -> list[tuple[str, str]]:
     """Every (method, path) of the API under /api/v1, path parameters filled with real ids."""
     ids = {"tenant_id": w.acme.tenant_id, "asset_id": w.acme.line_id,
            "device_id": w.acme.device_id, "series_id": w.acme.series["temperature"],
-           "token_id": 1, "product_id": 1}
+           "token_id": 1, "product_id": 1, "command_id": 1, "name": "plant"}
     paths = w.client.get("/openapi.json").json()["paths"]
     found: list[tuple[str, str]] = []
     for template, operations in paths.items():
