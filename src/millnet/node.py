@@ -246,21 +246,33 @@ def _api_server(node: Node) -> uvicorn.Server:
     return embedded_server(app, proxies=[str(n) for n in node.settings.api.trusted_proxies])
 
 
-#: What an edge node does not serve: it keeps no history (its buffer is forwarded, not queried).
+#: What an edge node does not serve: it keeps no history (its buffer is forwarded, not queried);
+#: 404 with a detail that says so.
 #: ``/telemetry/last`` stays: the buffer knows each point's latest reading.
 EDGE_UNSERVED = ("/api/v1/telemetry/raw", "/api/v1/telemetry/buckets")
 
 
 def _without_history(app: FastAPI) -> None:
-    """Unmount the history queries on an edge node, and the OpenAPI links that lead there, so
-    that the document stays true: they answer 404 like any path the node does not serve."""
-    app.router.routes[:] = [r for r in app.router.routes
-                            if getattr(r, "path", None) not in EDGE_UNSERVED]
+    """Answer the history queries 404 on an edge node, and leave them (and the OpenAPI links
+    that lead there) out of its document: they are paths this node does not serve."""
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def unserved(request: Request) -> JSONResponse:
+        return JSONResponse({"error": "not_found", "field": None, "detail": (
+            "an edge node keeps no telemetry history: it forwards its samples upstream; "
+            "query the central node")}, status_code=404)
+
+    # First: they match before the routers included after them.
+    app.router.routes[:0] = [Route(path, unserved, methods=["GET"]) for path in EDGE_UNSERVED]
     app.openapi_schema = None
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         doc = build()
+        for path in EDGE_UNSERVED:
+            doc["paths"].pop(path, None)
         gone = {"#/paths/" + p.replace("/", "~1") for p in EDGE_UNSERVED}
         for operations in doc["paths"].values():
             for operation in operations.values():
