@@ -8,7 +8,7 @@ The MQTT adapter feeds every message to :meth:`SparkplugHost.receive` and acts o
   Birth values are stored once: a value whose timestamp equals the newest the host already
   holds for its series (it saw that sample, in a DATA or an earlier BIRTH) is not stored again,
   and a null birth metric of a series the host holds nothing for is no sample at all (see
-  "Birth values" in ``docs/sparkplug.md``).
+  "Birth values, once" in ``docs/edge.md``).
 * :class:`RebirthRequest`: publish :func:`~millnet.protocols.sparkplug.rebirth_payload` on
   ``event.topic``. Rate-limited per edge node; until its next NBIRTH the node is ignored.
 * :class:`NodeDeathEvent` / :class:`DeviceDeathEvent`: mark ``series_ids`` stale at ``ts_ns``.
