@@ -64,10 +64,7 @@ def check_once(node: Node, n: int) -> None:
 def test_live_flow_and_a_broker_outage_lose_nothing(mosquitto: Mosquitto,
                                                     tmp_path: Path) -> None:
     async def scenario() -> None:
-        # 200 ms, not the helpers' 20: IngestPipeline.seal() of an empty batch leaves its
-        # timer stopped (a birth's registry round trip outlasting the delay), see docs/edge.md.
-        central = build_node(node_settings(tmp_path / "central", mosquitto.port,
-                                           ingest={"batch_max_delay_ms": 200}))
+        central = build_node(node_settings(tmp_path / "central", mosquitto.port))
         edge = LocalEdge.open(edge_section(mosquitto.port, tmp_path), tmp_path / "edge",
                               batch_max_delay=0.02)
         async with running(central, api=False), edge.running():

@@ -39,8 +39,7 @@ def test_a_full_buffer_holds_the_adapter_back_and_loses_nothing(mosquitto: Mosqu
                       "group_id": "plant1", "edge_node_id": "utilities.line1",
                       "max_buffer_bytes": 64 << 10, "when_full": "refuse_new"}))
             assert edge.edge is not None and edge.uplink is not None
-            central = build_node(node_settings(tmp_path / "central", mosquitto.port,
-                                               ingest={"batch_max_delay_ms": 200}))
+            central = build_node(node_settings(tmp_path / "central", mosquitto.port))
             spec = ModbusSpec.model_validate({
                 "name": "plant", "host": plant.host, "port": plant.port,
                 "poll_groups": [{"name": "default", "interval_ms": 10},
