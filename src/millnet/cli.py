@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from millnet import cli_modbus, cli_opcua
+from millnet import cli_commands, cli_modbus, cli_opcua
 from millnet.cli_id import id_app
 from millnet.config import DEFAULT_CONFIG, Settings, load_settings
 from millnet.errors import ConfigError, MillnetError
@@ -25,6 +25,8 @@ token_app = typer.Typer(no_args_is_help=True, help="API tokens.")
 app.add_typer(bench_app, name="bench")
 app.add_typer(token_app, name="token")
 app.add_typer(id_app, name="id")
+app.add_typer(cli_commands.app, name="command",
+              help="Write-back commands to field devices (through the API), and their audit.")
 app.add_typer(cli_opcua.app, name="opcua", help="OPC UA: browse a server, run the simulated plant.")
 app.add_typer(cli_modbus.app, name="modbus",
               help="Modbus TCP: read a device with a register map, run the simulated plant.")
@@ -162,6 +164,19 @@ def bench_flood(
     _run_bench(lambda out: run_flood_bench(
         handles=handles, seconds=seconds, flood_kib=flood_kib, probe_rate=probe_rate,
         workers=workers, console=out), as_json)
+
+
+@bench_app.command("connectivity")
+def bench_connectivity(
+    seconds: Annotated[float, typer.Option(help="time budget of the three phases")] = 60.0,
+    as_json: Annotated[bool, typer.Option("--json", help="end with one JSON line")] = False,
+) -> None:
+    """OPC UA notifications/s, Modbus points/s and edge replay points/s into a node.
+
+    Exits 1 when a point is lost, anything is rejected, or a phase reaches its time limit."""
+    from millnet.bench.connectivity import run_connectivity_bench
+
+    _run_bench(lambda out: run_connectivity_bench(seconds=seconds, console=out), as_json)
 
 
 def _run_bench(run: Callable[[Console], dict[str, Any]], as_json: bool) -> None:
