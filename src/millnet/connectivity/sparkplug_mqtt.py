@@ -51,6 +51,7 @@ from millnet.errors import RejectedMessage
 from millnet.ingest.binder import DevicePath, SeriesBinder
 from millnet.ingest.metrics import IngestMetrics
 from millnet.ingest.pipeline import IngestPipeline
+from millnet.model import Quality
 from millnet.protocols.sparkplug import (
     NAMESPACE,
     MessageType,
@@ -174,10 +175,15 @@ class SparkplugSource(MqttSource):
                                                   ev.specs)
                 for refusal in binding.refused:
                     self._metrics.reject(refusal.reason, f"{topic}: {refusal.detail}")
+                # The birth's values already stored (a node restarted, the edge node did not)
+                # are not stored again: the store's current values, in memory.
+                current = pipe.store.last_values(binding.ids.values())
+                held = {sid: v.ts_ns for sid, v in current.items()
+                        if v.quality is not Quality.STALE}
                 # The await may have sealed the open batch: append to the current one.
                 before = _pending(pipe)
                 self.host.bind(ev.group, ev.edge, ev.device, binding.ids, pipe.live,
-                               pipe.historical)
+                               pipe.historical, held=held)
                 pipe.appended(_pending(pipe) - before)
                 self._remember_birth(ev, payload)
             elif isinstance(ev, RebirthRequest):

@@ -117,6 +117,11 @@ class IngestPipeline:
         self._acks: list[Ack] = []
 
     # -- producer side --------------------------------------------------------------------------
+    @property
+    def store(self) -> TelemetryStore:
+        """Where sealed batches are written (read its current values, never write to it)."""
+        return self._store
+
     def add_ack(self, ack: Ack) -> None:
         """Run ``ack`` once everything appended so far is durable."""
         self._acks.append(ack)
