@@ -18,6 +18,7 @@ from rich.table import Table
 from millnet.connectivity.modbus import ModbusSpec, PollGroup
 from millnet.connectivity.modbus.oneshot import read_once
 from millnet.errors import MillnetError
+from millnet.model.limits import ascii_digits
 
 app = typer.Typer(no_args_is_help=True, help="Modbus TCP: simulator and commissioning reads.")
 console = Console()
@@ -49,7 +50,7 @@ def sim(
 
 def _spec(target: str, map_path: Path, unit_id: int, timeout_s: float) -> ModbusSpec:
     host, _, port = target.rpartition(":")
-    if not host or not port.isdigit():
+    if not host or not ascii_digits(port, 5):
         raise typer.BadParameter(f"HOST:PORT expected, got {target!r}")
     try:
         text = map_path.read_text(encoding="utf-8-sig")

@@ -42,7 +42,7 @@ from millnet.ingest.binder import DevicePath
 from millnet.ingest.metrics import IngestMetrics
 from millnet.ingest.pipeline import IngestPipeline
 from millnet.model import DataType, PointSpec
-from millnet.model.limits import MAX_TS_MS, NAME_MAX, UNIT_MAX
+from millnet.model.limits import MAX_TS_MS, NAME_MAX, UNIT_MAX, ascii_digits
 from millnet.protocols.json_telemetry import JsonSample, decode_payload, parse_topic
 from millnet.registry.sources import DeviceTokenInfo, SourceStore
 from millnet.sources import Binders
@@ -272,7 +272,7 @@ def _bad_field(message: str) -> str:
 async def _read_limited(request: Request, limit: int) -> bytes | None:
     """The body, or None as soon as it is longer than ``limit`` (not read further)."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and ascii_digits(declared, 19) and int(declared) > limit:
         return None
     chunks: list[bytes] = []
     size = 0

@@ -30,6 +30,7 @@ from millnet.connectivity.opcua.spec import ImportFolder
 from millnet.connectivity.specs import parse_device
 from millnet.errors import NotFound
 from millnet.model import DataType
+from millnet.model.limits import ascii_digits
 
 _CURRENT_WRITE = 0x02
 _HAS_PROPERTY = ua.NodeId(ua.Int32(ObjectIds.HasProperty))
@@ -139,7 +140,7 @@ async def find_folder(client: Client, parts: list[str]) -> Node:
 
 def _name_matches(name: ua.QualifiedName, part: str) -> bool:
     head, sep, tail = part.partition(":")
-    if sep and head.isdigit():
+    if sep and ascii_digits(head, 5):
         return bool(name.Name == tail and name.NamespaceIndex == int(head))
     return bool(name.Name == part)
 

@@ -25,6 +25,7 @@ from asyncua.ua.status_codes import StatusCodes
 from millnet.connectivity.opcua.spec import DeadbandKind
 from millnet.ingest.binder import DevicePath
 from millnet.model import DataType, Quality
+from millnet.model.limits import ascii_digits
 
 _SEVERITY_MASK = 0xC0000000
 _UNCERTAIN = 0x40000000
@@ -119,7 +120,7 @@ class Placement:
 def _bare(name: str) -> str:
     """A browse name without its namespace index (``2:Pump`` -> ``Pump``)."""
     head, sep, tail = name.partition(":")
-    return tail if sep and head.isdigit() else name
+    return tail if sep and ascii_digits(head, 5) else name
 
 
 def place_by_path(path: Sequence[str]) -> Placement | None:
