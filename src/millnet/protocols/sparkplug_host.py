@@ -78,8 +78,10 @@ class SparkplugHost:
         self._nodes: dict[tuple[str, str], _Node] = {}
         self._topics: dict[str, Topic | StateTopic] = {}
         self._interval_ns = int(rebirth_interval_s * 1e9)
-        # The newest timestamp (ns) of a sample the host has emitted, per series id: a birth
-        # value at that very timestamp is the same sample announced again.
+        # The newest timestamp of a sample the host has emitted, per series id: a birth value
+        # at that very timestamp is the same sample announced again. In milliseconds, as on
+        # the wire (every Sparkplug timestamp is), so that the hot path updates it straight
+        # from its own lists.
         self._held: dict[int, int] = {}
         self._null_births: dict[_DeviceKey, frozenset[str]] = {}
         #: Birth values not stored: "repeat" (the host held that sample), "null" (nothing held).
@@ -173,7 +175,8 @@ class SparkplugHost:
             if bound is None:
                 continue
             sid = bound
-            last = known.get(sid)
+            last_ms = known.get(sid)
+            last = None if last_ms is None else last_ms * 1_000_000
             if last is None and held is not None:
                 last = held.get(sid)
             if last == bv.ts_ns:
@@ -188,7 +191,7 @@ class SparkplugHost:
                 continue
             _append(target, sid, bv.ts_ns, bv.value, bv.quality)
             if last is None or bv.ts_ns > last:
-                known[sid] = bv.ts_ns
+                known[sid] = bv.ts_ns // 1_000_000
         dev.pending = ()
 
     # ------------------------------------------------------------------ message handlers
@@ -310,29 +313,39 @@ class SparkplugHost:
         dropped = _flush(out, sids, times, vals, f32)
         if dropped:
             problems.setdefault("timestamp", []).extend(["beyond year 2262"] * dropped)
-        self._remember(out, historical, marks)
+        self._remember(out, historical, marks, sids, times, dropped)
         self._report(problems, events)
 
-    def _remember(self, out: SampleBuffer, historical: SampleBuffer | None,
-                  marks: _Marks) -> None:
+    def _remember(self, out: SampleBuffer, historical: SampleBuffer | None, marks: _Marks,
+                  sids: list[int], times_ms: list[int], dropped: int) -> None:
         """Note the newest timestamp of each series in what one DATA message appended.
 
-        Live samples: the last of each series (edge nodes send them in time order; one
-        ``dict.update`` keeps the hot path cheap). Historical ones only raise what is held."""
+        Live samples: the last of each series (edge nodes send them in time order), those the
+        slow path appended first from the columns, then the fast path's straight from its own
+        lists (one ``dict.update``, no copy of the columns). Historical ones only raise what
+        is held."""
         held = self._held
         (n, t), hmark = marks
-        if len(out.series_id) > n:
-            held.update(zip(out.series_id[n:], out.ts_ns[n:], strict=True))
+        if dropped:  # rare (timestamps beyond 2262): the columns say what was kept
+            held.update((sid, ts // 1_000_000) for sid, ts in
+                        zip(out.series_id[n:], out.ts_ns[n:], strict=True))
+        else:
+            slow_end = len(out.series_id) - len(sids)
+            if slow_end > n:
+                held.update((sid, ts // 1_000_000) for sid, ts in
+                            zip(out.series_id[n:slow_end], out.ts_ns[n:slow_end], strict=True))
+            held.update(zip(sids, times_ms, strict=True))
         for sample in out.text[t:]:
-            held[sample.series_id] = sample.ts_ns
+            held[sample.series_id] = sample.ts_ns // 1_000_000
         if historical is None or hmark is None:
             return
         n, t = hmark
         pairs = list(zip(historical.series_id[n:], historical.ts_ns[n:], strict=True))
         pairs += [(s.series_id, s.ts_ns) for s in historical.text[t:]]
         for sid, ts in pairs:
-            if ts > held.get(sid, -1):
-                held[sid] = ts
+            ms = ts // 1_000_000
+            if ms > held.get(sid, -1):
+                held[sid] = ms
 
     def _resync(self, node: _Node, reason: str, now_ns: int, events: list[Event]) -> None:
         node.state = _RESYNC if node.state != _DEAD else _DEAD
