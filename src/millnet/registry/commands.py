@@ -16,11 +16,9 @@ from datetime import UTC, datetime
 from typing import Literal, TypeVar
 
 from sqlalchemy import Connection, insert, select, update
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
-from millnet.db.engine import writer
 from millnet.db.schema import AnyRow
-from millnet.errors import Conflict, NotFound, StorageError
+from millnet.errors import Conflict, NotFound
 from millnet.registry.repository import Registry
 from millnet.registry.schema import commands
 
@@ -107,17 +105,12 @@ class CommandStore:
     """The ``commands`` table over the registry's engine; blocking (run it in a thread)."""
 
     def __init__(self, registry: Registry) -> None:
-        self._engine = registry.engine
-        self._writer = writer(registry.engine)
+        self._registry = registry
 
     def _run(self, work: Callable[[Connection], T], *, write: bool = False) -> T:
-        try:
-            with (self._writer if write else self._engine).begin() as conn:
-                return work(conn)
-        except IntegrityError as exc:
-            raise Conflict("the change collides with existing data") from exc
-        except (OperationalError, InterfaceError) as exc:
-            raise StorageError(f"registry database error: {exc.orig!s}") from exc
+        """One transaction on the registry's engine, its errors mapped as the registry maps
+        them (Conflict, StorageError)."""
+        return self._registry._run(work, write=write)
 
     def record(self, attempt: Attempt, result: Result = "pending",
                detail: str = "") -> CommandRecord:

@@ -17,11 +17,9 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from sqlalchemy import Connection, delete, insert, select, update
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
-from millnet.db.engine import writer
 from millnet.db.schema import AnyRow
-from millnet.errors import Conflict, NotFound, StorageError
+from millnet.errors import Conflict, NotFound
 from millnet.registry.repository import Registry
 from millnet.registry.schema import device_tokens, field_sources
 from millnet.registry.tenants import require_tenant
@@ -78,17 +76,12 @@ class SourceStore:
     """The ``field_sources`` and ``device_tokens`` tables, over the registry's engine."""
 
     def __init__(self, registry: Registry) -> None:
-        self._engine = registry.engine
-        self._writer = writer(registry.engine)
+        self._registry = registry
 
     def _run(self, work: Callable[[Connection], T], *, write: bool = False) -> T:
-        try:
-            with (self._writer if write else self._engine).begin() as conn:
-                return work(conn)
-        except IntegrityError as exc:
-            raise Conflict("the change collides with existing data") from exc
-        except (OperationalError, InterfaceError) as exc:
-            raise StorageError(f"registry database error: {exc.orig!s}") from exc
+        """One transaction on the registry's engine, its errors mapped as the registry maps
+        them (Conflict, StorageError)."""
+        return self._registry._run(work, write=write)
 
     # Field sources
 
