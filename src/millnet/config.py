@@ -24,9 +24,13 @@ from pydantic import (
     ValidationError,
 )
 
+from millnet.alarms.settings import AlarmsSection
 from millnet.connectivity.edge.settings import EdgeSection
 from millnet.errors import ConfigError
+from millnet.kpi.settings import KpiSection
 from millnet.model.limits import RETENTION_DAYS_MAX
+from millnet.notify.settings import NotifySection
+from millnet.rules.settings import RulesSection
 from millnet.sources import RESERVED_NAMES, AnySpec, error_path
 
 ENV_PREFIX = "MILLNET_"
@@ -134,6 +138,12 @@ class Settings(_Section):
     edge: EdgeSection = EdgeSection()
     # Field sources, one ``[[sources]]`` table each, discriminated on ``kind`` (docs/sources.md).
     sources: tuple[AnySpec, ...] = ()
+    # Rules, alarms, notifications and KPIs (issue 12: docs/rules.md, alarms.md,
+    # notifications.md, kpi.md).
+    rules: RulesSection = RulesSection()
+    alarms: AlarmsSection = AlarmsSection()
+    notify: NotifySection = NotifySection()
+    kpi: KpiSection = KpiSection()
     _file: Path | None = PrivateAttr(default=None)
 
     def __eq__(self, other: object) -> bool:

@@ -26,8 +26,11 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from millnet.errors import StorageError
 from millnet.ingest.metrics import IngestMetrics
+from millnet.ingest.tap import SampleTap
 from millnet.model import SampleBatch, SampleBuffer, TextSample
 from millnet.telemetry.base import TelemetryStore
 
@@ -95,6 +98,7 @@ class IngestPipeline:
     def __init__(
         self, store: TelemetryStore, metrics: IngestMetrics, *, max_samples: int = 50_000,
         max_delay: float = 0.2, queue_max_samples: int = 1_000_000, max_pending_acks: int = 5_000,
+        tap_interval: float = 0.01,
     ) -> None:
         self._store = store
         self._metrics = metrics
@@ -115,12 +119,22 @@ class IngestPipeline:
         self.live = SampleBuffer()
         self.historical = SampleBuffer()
         self._acks: list[Ack] = []
+        self._taps: list[SampleTap] = []
+        self._tap_interval = tap_interval
+        self._tapped = {False: (0, 0), True: (0, 0)}  # historical -> (numeric, text) handed over
+        self._tap_pending = asyncio.Event()
+        #: Calls of each tap that raised (by tap name); the samples were stored regardless.
+        self.tap_failures: dict[str, int] = {}
 
     # -- producer side --------------------------------------------------------------------------
     @property
     def store(self) -> TelemetryStore:
         """Where sealed batches are written (read its current values, never write to it)."""
         return self._store
+
+    def add_tap(self, tap: SampleTap) -> None:
+        """Hand every sample received from now on to ``tap`` (see :mod:`millnet.ingest.tap`)."""
+        self._taps.append(tap)
 
     def add_ack(self, ack: Ack) -> None:
         """Run ``ack`` once everything appended so far is durable."""
@@ -150,12 +164,47 @@ class IngestPipeline:
             # empty batch, and every later sample waited for a full batch).
             self._opened_at = None
             return
+        self.feed_taps()
         batch = _Batch(self.live, self.historical, self._acks)
         self.live, self.historical, self._acks = SampleBuffer(), SampleBuffer(), []
+        self._tapped = {False: (0, 0), True: (0, 0)}
         self._opened_at = None
         self._enqueue(batch)
 
+    def feed_taps(self) -> None:
+        """Hand the samples appended since the last call to every tap (the timer calls this
+        every ``tap_interval``, :meth:`seal` before it closes a batch)."""
+        if not self._taps:
+            return
+        now = time.time_ns()
+        for historical, buf in ((True, self.historical), (False, self.live)):
+            done, done_text = self._tapped[historical]
+            count, count_text = len(buf.series_id), len(buf.text)
+            if count == done and count_text == done_text:
+                continue
+            self._tapped[historical] = (count, count_text)
+            chunk = _chunk(buf, done, count)
+            text = buf.text[done_text:count_text]
+            for tap in self._taps:
+                try:
+                    tap.on_samples(chunk, text, historical=historical, received_ns=now)
+                except Exception:  # a tap's fault is the tap's, not ingest's
+                    failures = self.tap_failures.get(tap.name, 0) + 1
+                    self.tap_failures[tap.name] = failures
+                    if failures & (failures - 1) == 0:  # 1st, 2nd, 4th, ... time: logged
+                        log.exception("stream tap %s failed (%d times so far)", tap.name,
+                                      failures)
+
+    async def _tap_timer(self) -> None:
+        while True:
+            await self._tap_pending.wait()
+            self._tap_pending.clear()
+            await asyncio.sleep(self._tap_interval)
+            self.feed_taps()
+
     def _touch(self) -> None:
+        if self._taps:
+            self._tap_pending.set()
         if self._opened_at is None:
             self._opened_at = time.monotonic()
             self._batch_opened.set()
@@ -178,6 +227,7 @@ class IngestPipeline:
         async with asyncio.TaskGroup() as tg:
             tg.create_task(self._timer())
             tg.create_task(self._writer())
+            tg.create_task(self._tap_timer())
 
     async def drain(self) -> None:
         """Seal the open batch and wait until everything queued is written."""
@@ -271,6 +321,16 @@ class IngestPipeline:
                 continue
             todo.pop()
             self._metrics.stored.inc(len(part))
+
+
+def _chunk(buf: SampleBuffer, start: int, stop: int) -> SampleBatch:
+    """Numeric samples ``start`` to ``stop`` of ``buf``, copied (the buffer grows on)."""
+    return SampleBatch(
+        np.array(memoryview(buf.series_id)[start:stop], dtype=np.int32),
+        np.array(memoryview(buf.ts_ns)[start:stop], dtype=np.int64),
+        np.array(memoryview(buf.value)[start:stop], dtype=np.float64),
+        np.array(memoryview(buf.quality)[start:stop], dtype=np.uint8),
+    )
 
 
 def _merge(a: _Batch, b: _Batch) -> _Batch:

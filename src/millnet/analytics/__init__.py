@@ -1,0 +1,1 @@
+"""Analytics on telemetry: streaming anomaly detection and its evaluation (docs/anomaly.md)."""

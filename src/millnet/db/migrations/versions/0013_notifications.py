@@ -1,0 +1,21 @@
+"""The notification outbox (issue 12).
+
+Revision ID: 0013
+Revises: 0012
+Create Date: 2026-12-03
+"""
+
+from __future__ import annotations
+
+revision: str = "0013"
+down_revision: str | None = "0012"
+branch_labels: str | None = None
+depends_on: str | None = None
+
+
+def upgrade() -> None:
+    pass  # filled in by the package that owns these tables
+
+
+def downgrade() -> None:
+    pass
