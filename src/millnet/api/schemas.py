@@ -70,6 +70,9 @@ JsonTime = Annotated[datetime, BeforeValidator(_rfc3339),
                                      "pattern": TIME_PATTERN})]
 
 
+ASSET_TYPE_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+
+
 class _Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -126,6 +129,9 @@ class AssetOut(_Out):
     path: str = Field(description="Names from the root, '/'-joined", examples=["acme/plant1"])
     description: str | None
     created_at: datetime
+    asset_type: str | None = Field(
+        default=None, description="What kind of machine this is; rules attach to it",
+        examples=["cnc"])
 
     @classmethod
     def of(cls, asset: Asset) -> AssetOut:
@@ -167,6 +173,18 @@ class AssetIn(BaseModel):
         default=None,
         description="Defaults to the caller's tenant; a node-wide token must name one (403 "
                     "otherwise)")
+    asset_type: str | None = Field(
+        default=None, pattern=ASSET_TYPE_PATTERN, max_length=64,
+        description="What kind of machine this is (rules attach to it)", examples=["cnc"])
+
+
+class AssetPatch(BaseModel):
+    model_config = _IN
+
+    asset_type: str | None = Field(
+        pattern=ASSET_TYPE_PATTERN, max_length=64,
+        description="What kind of machine this is; null removes the type. Rules that attach "
+                    "to a type cover the asset from then on", examples=["press"])
 
 
 class PointOut(_Out):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Connection, delete, func, insert, select
+from sqlalchemy import ColumnElement, Connection, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from millnet.db.schema import AnyRow
@@ -24,12 +24,12 @@ from millnet.registry.validation import check_asset_name, check_text
 PathSpec = Sequence[tuple[AssetKind | str, str]]
 
 _COLUMNS = (assets.c.id, assets.c.tenant_id, assets.c.parent_id, assets.c.kind, assets.c.name,
-            assets.c.path, assets.c.description, assets.c.created_at)
+            assets.c.path, assets.c.description, assets.c.created_at, assets.c.asset_type)
 
 
 def _asset(row: AnyRow) -> Asset:
     return Asset(row.id, row.tenant_id, row.parent_id, AssetKind(row.kind), row.name, row.path,
-                 row.description, row.created_at)
+                 row.description, row.created_at, row.asset_type)
 
 
 def child_kind(parent: AssetKind | None) -> AssetKind | None:
@@ -218,3 +218,30 @@ def identifier_of(conn: Connection, asset_id: int) -> str | None:
     found = conn.execute(select(asset_identifiers.c.handle)
                          .where(asset_identifiers.c.asset_id == asset_id)).scalar()
     return str(found) if found is not None else None
+
+
+def check_asset_type(value: object, field: str = "asset_type") -> str | None:
+    """An asset type: 1-64 of ASCII letters, digits, '.', '_' and '-' (or None: no type)."""
+    if value is None:
+        return None
+    if (not isinstance(value, str) or not 1 <= len(value) <= 64 or not value.isascii()
+            or not all(c.isalnum() or c in "._-" for c in value)):
+        raise InvalidInput("an asset type is 1-64 ASCII letters, digits, '.', '_' or '-' "
+                           f"(got {value!r})", field)
+    return value
+
+
+def set_asset_type(conn: Connection, tenant_id: int, asset_id: int, asset_type: str | None,
+                   ) -> Asset:
+    checked = check_asset_type(asset_type)
+    get_asset(conn, asset_id, tenant_id, "asset_id")
+    conn.execute(update(assets).where(assets.c.id == asset_id).values(asset_type=checked))
+    return get_asset(conn, asset_id, tenant_id)
+
+
+def list_devices(conn: Connection, tenant_id: int | None) -> list[Asset]:
+    """Every device (of one tenant, or of all), in id order."""
+    query = select(*_COLUMNS).where(assets.c.kind == AssetKind.DEVICE.value)
+    if tenant_id is not None:
+        query = query.where(assets.c.tenant_id == tenant_id)
+    return [_asset(r) for r in conn.execute(query.order_by(assets.c.id))]

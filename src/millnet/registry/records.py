@@ -58,6 +58,7 @@ class Asset:
     path: str
     description: str | None
     created_at: datetime
+    asset_type: str | None = None  # what kind of machine ("cnc"): rules attach to it
 
 
 class AssetNode(TypedDict):

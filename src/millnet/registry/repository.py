@@ -185,6 +185,19 @@ class Registry(SqlStore):
         return self._run(lambda c: products.set_product_identifier(c, tenant_id, product_id,
                                                                    handle), write=True)
 
+    def set_asset_type(self, tenant_id: int, asset_id: int, asset_type: str | None) -> Asset:
+        """Say what kind of machine an asset is (None: no type); rules attach to types."""
+        return self._run(lambda c: assets.set_asset_type(c, tenant_id, asset_id, asset_type),
+                         write=True)
+
+    def list_devices(self, tenant_id: int | None = None) -> list[Asset]:
+        """Every device of ``tenant_id`` (None: of every tenant), in id order."""
+        return self._run(lambda c: assets.list_devices(c, tenant_id))
+
+    def asset_types(self, tenant_id: int) -> dict[int, str | None]:
+        """Device id -> its asset type, for every device of the tenant."""
+        return {a.id: a.asset_type for a in self.list_devices(tenant_id)}
+
     def list_children(self, tenant_id: int, parent_id: int | None = None) -> list[Asset]:
         """The children of ``parent_id`` (None: the tenant's enterprises), in name order."""
         return self._run(lambda c: assets.list_children(c, tenant_id, parent_id))

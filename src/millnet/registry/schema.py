@@ -47,9 +47,12 @@ assets = Table(
     Column("path", Text, nullable=False),
     Column("description", Text, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
+    # What kind of machine a device is ("cnc", "press"): rules attach to it (migration 0015).
+    Column("asset_type", String(64), nullable=True),
     UniqueConstraint("tenant_id", "parent_id", "name"),
     CheckConstraint(f"kind IN {KINDS!r}", name="kind"),
     Index("ix_assets_parent_id", "parent_id"),
+    Index("ix_assets_tenant_id_asset_type", "tenant_id", "asset_type"),
 )
 # NULLs are distinct in a unique constraint on both backends, so roots (parent_id IS NULL) need
 # their own partial unique index to keep two enterprises of a tenant from sharing a name.

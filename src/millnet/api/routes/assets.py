@@ -8,7 +8,7 @@ from millnet.api.auth import Admin, Viewer
 from millnet.api.context import Ctx
 from millnet.api.errors import AUTH_ERRORS, responses
 from millnet.api.params import INT32_MAX, ObjectId
-from millnet.api.schemas import AssetIn, AssetOut, AssetTreeOut
+from millnet.api.schemas import AssetIn, AssetOut, AssetPatch, AssetTreeOut
 from millnet.api.scope import tenant_of_request, visible_asset
 from millnet.errors import Conflict, NotFound
 from millnet.model import AssetKind
@@ -52,6 +52,8 @@ def create_asset(ctx: Ctx, caller: Admin, body: AssetIn) -> AssetOut:
         raise Conflict(f"kind: {body.kind.value} {under}; the tree allows {wanted} there")
     asset = ctx.registry.create_asset(tenant, body.parent_id, body.kind, body.name,
                                       body.description)
+    if body.asset_type is not None:
+        asset = ctx.registry.set_asset_type(tenant, asset.id, body.asset_type)
     return AssetOut.of(asset)
 
 
@@ -59,6 +61,15 @@ def create_asset(ctx: Ctx, caller: Admin, body: AssetIn) -> AssetOut:
             responses=responses(*AUTH_ERRORS, 404))
 def get_asset(ctx: Ctx, caller: Viewer, asset_id: ObjectId) -> AssetOut:
     return AssetOut.of(visible_asset(ctx, caller, asset_id))
+
+
+@router.patch("/assets/{asset_id}", response_model=AssetOut,
+              summary="Change an asset's type (admins)",
+              responses=responses(*AUTH_ERRORS, 404))
+def patch_asset(ctx: Ctx, caller: Admin, asset_id: ObjectId, body: AssetPatch) -> AssetOut:
+    """Rules that attach to an asset type cover the asset from its next evaluation on."""
+    asset = visible_asset(ctx, caller, asset_id)
+    return AssetOut.of(ctx.registry.set_asset_type(asset.tenant_id, asset.id, body.asset_type))
 
 
 @router.get("/assets/{asset_id}/children", response_model=list[AssetOut],
