@@ -20,6 +20,9 @@ from millnet.api.context import ApiContext
 from millnet.api.errors import install_error_handlers
 from millnet.api.params import Limits
 from millnet.api.routes import (
+    alarms as alarm_routes,
+)
+from millnet.api.routes import (
     assets,
     devices,
     ingest,
@@ -38,6 +41,7 @@ from millnet.registry import Registry
 from millnet.telemetry.base import TelemetryStore
 
 if TYPE_CHECKING:
+    from millnet.alarms.service import AlarmService
     from millnet.commands import CommandService
     from millnet.registry.sources import SourceStore
     from millnet.sources import SourceHost
@@ -75,6 +79,8 @@ _TAGS = [
                                        "health; admins add and remove them"},
     {"name": "ingest", "description": "HTTP ingest for devices, with device tokens"},
     {"name": "commands", "description": "Write-back commands (operators) and their audit"},
+    {"name": "alarms", "description": "Alarms (ISA-18.2): states, actions (operators), audit "
+                                     "trail and EEMUA 191 figures"},
     {"name": "operations", "description": "Health and metrics, without authentication"},
 ]
 
@@ -84,6 +90,7 @@ def create_app(
     role: str, limits: Limits | None = None, token_cache_seconds: float = 5.0,
     sources_host: SourceHost | None = None, http_ingest: ingest.HttpIngest | None = None,
     source_store: SourceStore | None = None, commands: CommandService | None = None,
+    alarms: AlarmService | None = None,
 ) -> FastAPI:
     """Build the API of one node over its registry, telemetry store and ingest metrics; with
     ``sources_host`` the sources routes, with ``http_ingest`` and ``source_store`` HTTP ingest
@@ -120,4 +127,7 @@ def create_app(
     if commands is not None:
         app.state.commands = commands
         app.include_router(command_routes.router, prefix=API_PREFIX)
+    if alarms is not None:
+        app.state.alarms = alarms
+        app.include_router(alarm_routes.router, prefix=API_PREFIX)
     return app
