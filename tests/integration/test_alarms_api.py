@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,14 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from click.testing import Result
+from fastapi import FastAPI
+from typer.testing import CliRunner
 
 from millnet.alarms.service import AlarmService
 from millnet.alarms.settings import AlarmsSection
 from millnet.alarms.store import AlarmStore
 from millnet.api import create_app
+from millnet.cli_alarms import app as alarm_cli
 from millnet.ingest.metrics import IngestMetrics
 from millnet.model.alarms import AlarmNotice, ConditionChange, Priority
 from millnet.registry import Registry
+from millnet.serving import embedded_server, listening_socket
 from millnet.telemetry.duckdb_store import DuckDBTelemetryStore
 from tests.support.nodes import until
 
@@ -34,6 +40,7 @@ class Api:
     tokens: dict[str, dict[str, str]]
     tenants: dict[str, int]
     notices: list[AlarmNotice]
+    app: FastAPI
 
     async def get(self, path: str, who: str, **params: Any) -> httpx.Response:
         return await self.client.get(f"/api/v1{path}", headers=self.tokens[who],
@@ -67,7 +74,7 @@ async def api(tmp: Path) -> AsyncIterator[Api]:
                          alarms=service)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                      base_url="http://node") as client:
-            yield Api(client, service, tokens, tenants, notices)
+            yield Api(client, service, tokens, tenants, notices, app)
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -166,3 +173,49 @@ def test_the_openapi_document_describes_the_alarm_routes(tmp_path: Path) -> None
             assert {"400", "403", "404", "409"} <= set(shelve["responses"])
 
     asyncio.run(scenario())
+
+
+def test_the_cli_against_a_served_api(tmp_path: Path) -> None:
+    asyncio.run(_cli(tmp_path))
+
+
+async def _cli(tmp: Path) -> None:
+    async with api(tmp) as a:
+        acme = a.tenants["acme"]
+        a.service.submit([change(acme, 100, True)])
+        await until(lambda: len(a.notices) == 1, what="an activation")
+        alarm_id = a.notices[0].alarm_id
+        sock = listening_socket("127.0.0.1", 0)
+        server = embedded_server(a.app)
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        runner = CliRunner()
+
+        def run(who: str, *args: str) -> Result:
+            token = a.tokens[who]["Authorization"].removeprefix("Bearer ")
+            return runner.invoke(alarm_cli, [*args, "--url", url, "--token", token])
+
+        try:
+            listed = await asyncio.to_thread(run, "acme-viewer", "list", "--state",
+                                             "unack_active")
+            assert listed.exit_code == 0, listed.output
+            assert f"{alarm_id:>6}  unack_active" in listed.output
+            assert "boiler-overtemp" in listed.output
+            refused = await asyncio.to_thread(run, "acme-viewer", "ack", str(alarm_id))
+            assert refused.exit_code == 2 and "refused (403)" in refused.output
+            acked = await asyncio.to_thread(run, "acme-operator", "ack", str(alarm_id),
+                                            "--comment", "on it", "--json")
+            assert acked.exit_code == 0, acked.output
+            assert json.loads(acked.output)["acked_by"] == "acme-operator"
+            shelved = await asyncio.to_thread(run, "acme-operator", "shelve", str(alarm_id),
+                                              "--duration", "60")
+            assert "shelved" in shelved.output
+            trail = await asyncio.to_thread(run, "acme-viewer", "events", str(alarm_id))
+            assert trail.output.index("shelved") < trail.output.index("acknowledged")
+            assert "on it" in trail.output
+            perf = await asyncio.to_thread(run, "acme-viewer", "performance")
+            assert perf.exit_code == 0 and "annunciated   1" in perf.output
+            assert "acceptable" in perf.output
+        finally:
+            server.should_exit = True
+            await serving
