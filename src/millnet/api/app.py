@@ -36,6 +36,12 @@ from millnet.api.routes import (
 from millnet.api.routes import (
     commands as command_routes,
 )
+from millnet.api.routes import (
+    kpi as kpi_routes,
+)
+from millnet.api.routes import (
+    rules as rule_routes,
+)
 from millnet.ingest.metrics import IngestMetrics
 from millnet.registry import Registry
 from millnet.telemetry.base import TelemetryStore
@@ -43,8 +49,12 @@ from millnet.telemetry.base import TelemetryStore
 if TYPE_CHECKING:
     from millnet.alarms.service import AlarmService
     from millnet.commands import CommandService
+    from millnet.kpi.tracker import KpiTracker
     from millnet.registry.sources import SourceStore
+    from millnet.rules.runtime import RuleRuntime
+    from millnet.rules.store import RuleStore
     from millnet.sources import SourceHost
+    from millnet.telemetry.rollups import Rollups
 
 API_PREFIX = "/api/v1"
 
@@ -81,6 +91,8 @@ _TAGS = [
     {"name": "commands", "description": "Write-back commands (operators) and their audit"},
     {"name": "alarms", "description": "Alarms (ISA-18.2): states, actions (operators), audit "
                                      "trail and EEMUA 191 figures"},
+    {"name": "kpi", "description": "ISO 22400-2 KPIs per machine, line and shift"},
+    {"name": "rules", "description": "Rules that raise alarms; admins change them"},
     {"name": "operations", "description": "Health and metrics, without authentication"},
 ]
 
@@ -90,7 +102,9 @@ def create_app(
     role: str, limits: Limits | None = None, token_cache_seconds: float = 5.0,
     sources_host: SourceHost | None = None, http_ingest: ingest.HttpIngest | None = None,
     source_store: SourceStore | None = None, commands: CommandService | None = None,
-    alarms: AlarmService | None = None,
+    rules: RuleStore | None = None, rule_runtime: RuleRuntime | None = None,
+    alarms: AlarmService | None = None, kpi: KpiTracker | None = None,
+    rollups: Rollups | None = None,
 ) -> FastAPI:
     """Build the API of one node over its registry, telemetry store and ingest metrics; with
     ``sources_host`` the sources routes, with ``http_ingest`` and ``source_store`` HTTP ingest
@@ -130,4 +144,14 @@ def create_app(
     if alarms is not None:
         app.state.alarms = alarms
         app.include_router(alarm_routes.router, prefix=API_PREFIX)
+    if kpi is not None:
+        app.state.kpi = kpi
+        app.include_router(kpi_routes.router, prefix=API_PREFIX)
+    if rollups is not None:
+        app.state.rollups = rollups
+        app.include_router(kpi_routes.rollup_router, prefix=API_PREFIX)
+    if rules is not None:
+        app.state.rules = rules
+        app.state.rule_runtime = rule_runtime  # may also be set once the engine runs
+        app.include_router(rule_routes.router, prefix=API_PREFIX)
     return app
