@@ -17,7 +17,6 @@ from millnet.api import create_app
 from millnet.api.routes.kpi import KpiAnswer, RollupAnswer
 from millnet.ingest.metrics import IngestMetrics
 from millnet.kpi.settings import KpiSection
-from millnet.kpi.shifts import NS_PER_S
 from millnet.kpi.store import KpiStore
 from millnet.kpi.tracker import KpiTracker, bindings_from_points
 from millnet.model import AssetKind, DataType, PointSpec, SampleBatch
