@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from click.testing import Result
 from fastapi import FastAPI
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from millnet.alarms.service import AlarmService
 from millnet.alarms.settings import AlarmsSection
