@@ -280,6 +280,8 @@ class AlarmService:
             self._hold(item.loaded)
             record = item.loaded
         if record is None:
+            if item.future is not None and not item.future.done():
+                item.future.set_exception(NotFound(f"alarm {item.alarm_id} not found"))
             return
         if item.action is Action.SHELVE_EXPIRED and (
                 record.state is not AlarmState.SHELVED or record.shelved_until != item.until):
