@@ -4,6 +4,7 @@ properties over consistent inputs."""
 from __future__ import annotations
 
 import math
+from datetime import date
 
 import oee
 import pytest
@@ -11,6 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from millnet.kpi import iso22400 as iso
+from millnet.kpi.report import report
+from millnet.kpi.store import ShiftTotals
 
 
 def test_the_oee_packages_worked_example_vorne_fast_guide() -> None:
@@ -93,3 +96,19 @@ def test_kpis_of_consistent_inputs_are_fractions_and_oee_is_their_product(
     else:
         assert k.oee is None
     assert (k.mtbf_s is None) == (e.failures == 0)
+
+
+def test_a_group_is_computed_from_summed_elements_as_the_oee_package_aggregates() -> None:
+    # oee's README: OEE 0.80 and 0.45 roll up to 0.5375 on their times, not the average.
+    m1 = ShiftTotals(1, 1, "A", date(2025, 1, 6), 0, 1, apt_s=90, adet_s=10, gq=80, sq=0)
+    m2 = ShiftTotals(2, 1, "A", date(2025, 1, 6), 0, 1, apt_s=150, adet_s=150, gq=135, sq=15)
+    ref = oee.aggregate([
+        oee.oee(planned_production_time=100, run_time=90, ideal_cycle_time=1, total_count=80,
+                good_count=80),
+        oee.oee(planned_production_time=300, run_time=150, ideal_cycle_time=1,
+                total_count=150, good_count=135)])
+    (row,) = report([m1, m2], {1: "x", 2: "x"}, {"x": 1.0}, by_shift=False)
+    assert row.kpis.oee == pytest.approx(ref.oee) and row.kpis.oee == pytest.approx(0.5375)
+    singles = [report([m], {1: "x", 2: "x"}, {"x": 1.0}, by_shift=False)[0].kpis.oee
+               for m in (m1, m2)]
+    assert singles == [pytest.approx(0.80), pytest.approx(0.45)]
