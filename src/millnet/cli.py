@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from millnet import cli_alarms, cli_commands, cli_modbus, cli_opcua
+from millnet import cli_alarms, cli_commands, cli_modbus, cli_opcua, cli_rules
 from millnet.cli_id import id_app
 from millnet.config import DEFAULT_CONFIG, Settings, load_settings
 from millnet.errors import ConfigError, MillnetError
@@ -29,6 +29,8 @@ app.add_typer(cli_commands.app, name="command",
               help="Write-back commands to field devices (through the API), and their audit.")
 app.add_typer(cli_alarms.app, name="alarms",
               help="Alarms (through the API): list, acknowledge, shelve, EEMUA figures.")
+app.add_typer(cli_rules.app, name="rules",
+              help="Rules: validate rule files; list, show, add, delete (through the API).")
 app.add_typer(cli_opcua.app, name="opcua", help="OPC UA: browse a server, run the simulated plant.")
 app.add_typer(cli_modbus.app, name="modbus",
               help="Modbus TCP: read a device with a register map, run the simulated plant.")
