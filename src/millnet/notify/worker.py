@@ -110,7 +110,7 @@ class Worker:
         self._push(delivery)
 
     def _oldest_waiting(self) -> tuple[float, int, Delivery] | None:
-        return min(self._heap, key=lambda entry: entry[2].created, default=None)
+        return min(self._heap, key=lambda entry: (entry[2].created, entry[1]), default=None)
 
     def _drop(self, delivery: Delivery) -> None:
         self.counters.dropped += 1
