@@ -40,6 +40,9 @@ from millnet.api.routes import (
     kpi as kpi_routes,
 )
 from millnet.api.routes import (
+    notifications as notification_routes,
+)
+from millnet.api.routes import (
     rules as rule_routes,
 )
 from millnet.ingest.metrics import IngestMetrics
@@ -50,6 +53,7 @@ if TYPE_CHECKING:
     from millnet.alarms.service import AlarmService
     from millnet.commands import CommandService
     from millnet.kpi.tracker import KpiTracker
+    from millnet.notify.service import Notifier
     from millnet.registry.sources import SourceStore
     from millnet.rules.runtime import RuleRuntime
     from millnet.rules.store import RuleStore
@@ -93,6 +97,8 @@ _TAGS = [
                                      "trail and EEMUA 191 figures"},
     {"name": "kpi", "description": "ISO 22400-2 KPIs per machine, line and shift"},
     {"name": "rules", "description": "Rules that raise alarms; admins change them"},
+    {"name": "notifications", "description": "Notification targets and their delivery status "
+                                             "(node-wide admins)"},
     {"name": "operations", "description": "Health and metrics, without authentication"},
 ]
 
@@ -104,7 +110,7 @@ def create_app(
     source_store: SourceStore | None = None, commands: CommandService | None = None,
     rules: RuleStore | None = None, rule_runtime: RuleRuntime | None = None,
     alarms: AlarmService | None = None, kpi: KpiTracker | None = None,
-    rollups: Rollups | None = None,
+    rollups: Rollups | None = None, notifier: Notifier | None = None,
 ) -> FastAPI:
     """Build the API of one node over its registry, telemetry store and ingest metrics; with
     ``sources_host`` the sources routes, with ``http_ingest`` and ``source_store`` HTTP ingest
@@ -154,4 +160,7 @@ def create_app(
         app.state.rules = rules
         app.state.rule_runtime = rule_runtime  # may also be set once the engine runs
         app.include_router(rule_routes.router, prefix=API_PREFIX)
+    if notifier is not None:
+        app.state.notifier = notifier
+        app.include_router(notification_routes.router, prefix=API_PREFIX)
     return app
