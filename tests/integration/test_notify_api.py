@@ -8,9 +8,11 @@ import contextlib
 from pathlib import Path
 
 import httpx
+from prometheus_client import CollectorRegistry, generate_latest
 
 from millnet.api import create_app
 from millnet.ingest.metrics import IngestMetrics
+from millnet.notify.metrics import export_metrics
 from millnet.notify.outbox import OutboxStore
 from millnet.notify.service import Notifier
 from millnet.registry import Registry
@@ -65,3 +67,25 @@ async def _scenario(tmp: Path) -> None:
 
 def test_targets_route(tmp_path: Path) -> None:
     asyncio.run(_scenario(tmp_path))
+
+
+def test_metrics_per_target(tmp_path: Path) -> None:
+    async def scenario() -> bytes:
+        receiver = Receiver()
+        await receiver.start()
+        outcomes = Outcomes()
+        with OutboxStore.open(f"sqlite:///{tmp_path / 'outbox.sqlite'}") as outbox:
+            notifier = Notifier(outbox, section(hook("ops", receiver)), on_outcome=outcomes)
+            registry = CollectorRegistry()
+            export_metrics(notifier, registry)
+            task = asyncio.create_task(notifier.run())
+            notifier.submit([notice(1), notice(2)])
+            await outcomes.until("ops", "delivered", 2)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await receiver.close()
+        return generate_latest(registry)
+
+    text = asyncio.run(scenario()).decode()
+    assert 'millnet_notify_delivered_total{target="ops"} 2.0' in text
+    assert 'millnet_notify_pending{target="ops"} 0.0' in text
