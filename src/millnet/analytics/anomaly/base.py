@@ -49,7 +49,9 @@ class Detector(Protocol):
         ...
 
     def describe(self) -> Description:
-        """Limits, last scores and state, for the API and the alarm's message."""
+        """Limits, last scores and state, for the API and the alarm's message. Once trained,
+        every kind has ``score`` (the last judged row's statistic) and ``score_limit`` (the row
+        exceeds when score > score_limit, before ``consecutive``)."""
         ...
 
 

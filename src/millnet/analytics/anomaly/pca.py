@@ -183,8 +183,15 @@ class PcaDetector(StreamingDetector):
         return np.asarray(over_t2 | over_spe, dtype=np.bool_)
 
     def _describe_model(self) -> Description:
-        return {"statistic": self.statistic, "components": self.components,
-                "confidence": self.confidence, "t2_limit": self.t2_limit,
+        t2_ratio = self._last_t2 / self.t2_limit if self.t2_limit > 0 else float("inf")
+        spe_ratio = self._last_spe / self.spe_limit if self.spe_limit > 0 else float("inf")
+        use_t2 = self.statistic == "t2" or (
+            self.statistic == "either" and t2_ratio >= spe_ratio)
+        score, limit = ((self._last_t2, self.t2_limit) if use_t2
+                        else (self._last_spe, self.spe_limit))
+        return {"score": score, "score_limit": limit, "statistic": self.statistic,
+                "components": self.components, "confidence": self.confidence,
+                "t2_limit": self.t2_limit,
                 "spe_limit": self.spe_limit, "last_t2": self._last_t2,
                 "last_spe": self._last_spe, "t2_factor": self.t2_factor,
                 "spe_factor": self.spe_factor,

@@ -114,7 +114,8 @@ class RiverDetector(StreamingDetector):
         return flags
 
     def _describe_model(self) -> Description:
-        return {"method": "river.anomaly.LODA", "limit": self.limit,
+        return {"score": self._last_score, "score_limit": self.limit,
+                "method": "river.anomaly.LODA", "limit": self.limit,
                 "quantile": self.quantile, "adapt": self.adapt,
                 "last_score": self._last_score}
 
