@@ -5,13 +5,14 @@ constant features and singular covariances are handled."""
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from millnet.analytics.anomaly.base import Detector, make_detector
+from millnet.analytics.anomaly.base import Detector, load_detector, make_detector
 from millnet.analytics.anomaly.pca import spe_limit, t2_limit
 from millnet.analytics.anomaly.robust import bonferroni_limit
 from millnet.errors import InvalidInput
@@ -177,3 +178,36 @@ def test_limits_match_their_formulas() -> None:
     # SPE of m equal residual eigenvalues 1 is chi²(m): 99 % of chi²(10) is 23.2
     assert spe_limit(np.ones(10), 0.99) == pytest.approx(23.2, rel=0.03)
     assert spe_limit(np.zeros(3), 0.99) == pytest.approx(1e-9)
+
+
+@pytest.mark.parametrize("kind", ["robust", "pca"])
+def test_a_saved_detector_judges_as_before_after_a_restart(kind: str) -> None:
+    rng = np.random.default_rng(9)
+    detector = make_detector(kind, P, train_samples=TRAIN, consecutive=2)
+    detector.update(correlated(rng, 200))
+    halfway = load_detector(detector.to_bytes())  # saved while still learning
+    assert not halfway.trained and halfway.describe()["learned"] == 200
+    rest = correlated(rng, TRAIN - 200)
+    detector.update(rest)
+    halfway.update(rest)
+    probe = correlated(rng, 300)
+    probe[150:, 1] = 20.0 - probe[150:, 0]
+    probe[200:, 2] += 30.0
+    restored = load_detector(detector.to_bytes())
+    assert restored.describe() == detector.describe()
+    expected = detector.update(probe)
+    assert expected.any()
+    assert np.array_equal(restored.update(probe), expected)
+    assert np.array_equal(halfway.update(probe), expected)
+
+
+def test_bytes_that_are_not_a_saved_detector_are_refused() -> None:
+    single = io.BytesIO()
+    np.save(single, np.ones(3))
+    for data in (b"", b"PK\x03\x04 not a zip", b"\x93NUMPY", single.getvalue()):
+        with pytest.raises(InvalidInput) as error:
+            load_detector(data)
+        assert error.value.field == "data"
+    with pytest.raises(InvalidInput) as error:
+        make_detector("river", 3).to_bytes()
+    assert error.value.field == "kind"

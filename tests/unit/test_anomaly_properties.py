@@ -8,7 +8,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from millnet.analytics.anomaly.base import make_detector
+from millnet.analytics.anomaly.base import load_detector, make_detector
+from millnet.errors import InvalidInput
 
 values = st.one_of(st.floats(allow_nan=True, allow_infinity=False, width=64),
                    st.sampled_from([0.0, 1.0, -1.0, np.nan, 1e300, -1e300]))
@@ -41,3 +42,14 @@ def test_update_never_raises_and_keeps_the_shape(
             assert not flags[still_learning].any()
         state = detector.describe()
         assert state["kind"] == kind
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=200), prefix=st.sampled_from([b"", b"PK\x03\x04", b"\x93NUMPY"]))
+def test_loading_arbitrary_bytes_fails_only_with_invalid_input(data: bytes, prefix: bytes) -> None:
+    try:
+        load_detector(prefix + data)
+    except InvalidInput as error:
+        assert error.field == "data"
+    else:
+        raise AssertionError("arbitrary bytes loaded as a detector")

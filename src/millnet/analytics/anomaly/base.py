@@ -12,7 +12,9 @@ complete rows); ``StreamingDetector.update`` does the bookkeeping once for all o
 
 from __future__ import annotations
 
+import io
 import math
+import zipfile
 from abc import ABC, abstractmethod
 from typing import Protocol, runtime_checkable
 
@@ -59,6 +61,8 @@ class StreamingDetector(ABC):
     """Shared bookkeeping: training buffer, NaN rows, k consecutive exceedances."""
 
     kind = "abstract"
+    # attributes that make up the model, saved by to_bytes; None: this kind is not persisted
+    persisted: tuple[str, ...] | None = None
 
     def __init__(self, n_features: int, *, train_samples: int, consecutive: int = 1) -> None:
         if n_features < 1:
@@ -127,6 +131,36 @@ class StreamingDetector(ABC):
         if self._trained:
             state.update(self._describe_model())
         return state
+
+    def to_bytes(self) -> bytes:
+        """The detector (training progress or trained model) as an .npz of numpy arrays, for
+        ``load_detector`` after a restart. InvalidInput for a kind that is not persisted."""
+        if self.persisted is None:
+            raise InvalidInput(f"a {self.kind!r} detector is not persisted; it learns again",
+                               "kind")
+        buffered = (np.concatenate(self._buffer) if self._buffer
+                    else np.zeros((0, self.n_features)))
+        arrays: dict[str, NDArray[np.generic]] = {
+            "kind": np.array(self.kind), "buffer": buffered,
+            "counts": np.array([self.n_features, self.train_samples, self.consecutive,
+                                self._buffered, int(self._trained), self._run,
+                                self._rows_judged, self._rows_flagged], dtype=np.int64)}
+        for name in self.persisted:
+            if hasattr(self, name):
+                arrays[f"model{name}"] = np.asarray(getattr(self, name))
+        out = io.BytesIO()
+        np.savez(out, **arrays)  # type: ignore[arg-type]
+        return out.getvalue()
+
+    def _restore(self, stored: dict[str, NDArray[np.generic]]) -> None:
+        counts = [int(c) for c in stored["counts"]]
+        _, _, _, self._buffered, trained, self._run, self._rows_judged, self._rows_flagged = counts
+        self._trained = bool(trained)
+        self._buffer = [np.asarray(stored["buffer"], dtype=np.float64)] if not trained else []
+        for name in self.persisted or ():
+            if f"model{name}" in stored:
+                value = stored[f"model{name}"]
+                setattr(self, name, value.item() if value.ndim == 0 else value)
 
     @abstractmethod
     def _fit(self, training: FloatArray) -> None:
@@ -210,3 +244,28 @@ def make_detector(kind: str, n_features: int, *, train_samples: int = 500,
         raise InvalidInput(f"unknown detector {kind!r}; one of {', '.join(DETECTOR_KINDS)}",
                            "kind")
     return factory(n_features, train_samples, dict(params))
+
+
+def load_detector(data: bytes) -> StreamingDetector:
+    """A detector saved by ``to_bytes`` (read as numpy arrays only, never unpickled)."""
+    from millnet.analytics.anomaly.pca import PcaDetector
+    from millnet.analytics.anomaly.robust import RobustDetector
+
+    try:
+        archive = np.load(io.BytesIO(data), allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError("a single array, not an archive")
+        with archive:
+            stored = {name: archive[name] for name in archive.files}
+        kind = str(stored["kind"])
+        n_features, train_samples, consecutive = (int(c) for c in stored["counts"][:3])
+    except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError,
+            zipfile.BadZipFile) as exc:
+        raise InvalidInput(f"not a saved detector: {exc}", "data") from exc
+    classes: dict[str, type[StreamingDetector]] = {"robust": RobustDetector,
+                                                   "pca": PcaDetector}
+    if kind not in classes:
+        raise InvalidInput(f"not a saved detector kind: {kind!r}", "data")
+    detector = classes[kind](n_features, train_samples=train_samples, consecutive=consecutive)
+    detector._restore(stored)
+    return detector

@@ -82,6 +82,9 @@ def spe_limit(residual_eigenvalues: FloatArray, confidence: float) -> float:
 
 class PcaDetector(StreamingDetector):
     kind = "pca"
+    persisted = ("variance", "confidence", "statistic", "calibrate", "t2_factor", "spe_factor",
+                 "components", "t2_limit", "spe_limit", "_mean", "_std", "_kept", "_loadings",
+                 "_eigenvalues")
 
     def __init__(self, n_features: int, *, train_samples: int = 500, variance: float = 0.9,
                  confidence: float = 0.99, statistic: str = "either",

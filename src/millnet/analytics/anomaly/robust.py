@@ -48,6 +48,7 @@ def bonferroni_limit(alpha: float, n_features: int) -> float:
 
 class RobustDetector(StreamingDetector):
     kind = "robust"
+    persisted = ("alpha", "base_limit", "limit", "calibrate", "factor", "_median", "_scale")
 
     def __init__(self, n_features: int, *, train_samples: int = 500,
                  alpha: float = DEFAULT_ALPHA, limit: float | None = None,
