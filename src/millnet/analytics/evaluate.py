@@ -19,6 +19,7 @@ false alarm rate <= 5 % and its mean detection rate >= PCA T²'s on the same run
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -99,8 +100,6 @@ def judge(trained: StreamingDetector, run: TepRun) -> BoolArray:
 
 def evaluate(training: TepRun, normal: TepRun, fault_runs: list[TepRun], names: list[str],
              delay_run: int = 3) -> Evaluation:
-    import time
-
     result = Evaluation()
     for name in [*names, BASELINE] if BASELINE not in names else names:
         started = time.perf_counter()

@@ -67,7 +67,7 @@ class RunSpec:
     def key(self) -> str:
         blob = json.dumps([self.fault, self.seed, self.hours, self.fault_hour,
                            self.warmup_hours, self.sample_minutes, self.control_interval,
-                           version("tep-studio")])
+                           41 + XMV_USED, version("tep-studio")])
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -116,7 +116,7 @@ def _generate(spec: RunSpec, path: Path) -> TepRun:
     data, tripped = simulate(spec)
     seconds = time.perf_counter() - started
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".tmp.npz")
+    partial = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")  # concurrent runs: own file
     np.savez(partial, data=data, tripped=np.array(tripped))
     partial.replace(path)  # a crash mid-write never leaves a truncated cache entry
     return TepRun(spec, data, tripped, seconds)
