@@ -16,7 +16,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import event, func, inspect, select
 
-import millnet.identifiers.core.schema  # noqa: F401 - its tables share the metadata
+# Every package that defines tables on the shared metadata, so that all of them are compared.
+import millnet.alarms.schema
+import millnet.identifiers.core.schema
+import millnet.kpi.schema
+import millnet.notify.schema
+import millnet.rules.schema  # noqa: F401
 from millnet.db.engine import create_db_engine, writer
 from millnet.db.migrate import VERSION_TABLE, current_revision, downgrade, head_revision
 from millnet.db.schema import metadata
