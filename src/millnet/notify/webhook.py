@@ -16,10 +16,10 @@ import hashlib
 import hmac
 import time
 from collections.abc import Mapping
+from importlib.metadata import version
 
 import httpx
 
-from millnet import __version__
 from millnet.model.alarms import AlarmNotice
 from millnet.notify import payload
 from millnet.notify.base import DeliveryFailed
@@ -28,6 +28,8 @@ from millnet.notify.settings import WebhookTarget
 SIGNATURE_HEADER = "X-Millnet-Signature"
 DELIVERY_HEADER = "X-Millnet-Delivery"
 EVENT_HEADER = "X-Millnet-Event"
+#: From the installed distribution: the package root is composition, which notify may not import.
+USER_AGENT = f"millnet/{version('millnet')}"
 TOLERANCE_S = 300  # how far a receiver should accept ``t`` from its own clock
 _RETRIED = frozenset({408, 429})
 
@@ -75,7 +77,7 @@ class WebhookSender:
         self._url = str(target.url)
         self._headers: Mapping[str, str] = {
             **target.headers, "Content-Type": "application/json",
-            "User-Agent": f"millnet/{__version__}"}
+            "User-Agent": USER_AGENT}
         self._client = client or httpx.AsyncClient(
             timeout=target.timeout_s, follow_redirects=False,
             limits=httpx.Limits(max_connections=target.concurrency))
