@@ -7,6 +7,7 @@ Unauthenticated        401   ``unauthenticated``
 PermissionDenied       403   ``permission_denied``
 NotFound               404   ``not_found``
 Conflict               409   ``conflict``
+QuotaExceeded          409   ``quota_exceeded``  (a per-tenant limit: devices, points, rules)
 InvalidInput           400   ``invalid_input``
 request schema error   422   ``invalid_input``
 method not allowed     405   ``method_not_allowed`` (``Allow`` lists every method of the path)
@@ -36,6 +37,7 @@ from millnet.errors import (
     MillnetError,
     NotFound,
     PermissionDenied,
+    QuotaExceeded,
     StorageError,
     Unauthenticated,
 )
@@ -60,6 +62,7 @@ _STATUS: list[tuple[type[MillnetError], int, str]] = [
     (PermissionDenied, 403, "permission_denied"),
     (NotFound, 404, "not_found"),
     (Conflict, 409, "conflict"),
+    (QuotaExceeded, 409, "quota_exceeded"),
     (InvalidInput, 400, "invalid_input"),
     (StorageError, 503, "storage_unavailable"),
 ]
@@ -69,7 +72,7 @@ _DESCRIPTIONS = {
     401: "Missing or invalid bearer token",
     403: "The token's role does not allow this",
     404: "Not found, or not visible to the token's tenant",
-    409: "Already exists",
+    409: "Already exists, or a per-tenant quota is reached",
     422: "Request body or parameters do not match this document (``field`` names the first)",
     500: "A bug, logged on the node",
     503: "A store is unavailable",
