@@ -154,6 +154,11 @@ class Settings(_Section):
         return hash(self.model_dump_json())
 
     @property
+    def config_path(self) -> Path | None:
+        """The file the settings were read from (None: defaults and environment only)."""
+        return self._file
+
+    @property
     def config_file(self) -> str:
         """Where the settings came from (named when the API refuses to remove a source)."""
         return str(self._file) if self._file is not None else "the node's configuration"

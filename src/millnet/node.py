@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from millnet.api.routes.ingest import HttpIngest
+    from millnet.insight import Insight
 
 log = logging.getLogger("millnet.node")
 
@@ -76,6 +77,7 @@ class Node:
     api_port: int | None = None
     edge: EdgeBuffer | None = None
     uplink: EdgeUplink | None = None
+    insight: Insight | None = None  # rules, alarms, notifications, KPIs (not on an edge node)
 
     @property
     def store(self) -> DuckDBTelemetryStore:
@@ -92,6 +94,8 @@ class Node:
                 for t in self.registry.list_tenants()]
 
     def close(self) -> None:
+        if self.insight is not None:
+            self.insight.close()
         self.telemetry.close()
         self.registry.close()
 
@@ -149,6 +153,10 @@ def build_node(settings: Settings) -> Node:
         if node.sparkplug is not None:
             host.attach(node.sparkplug)
     host.attach(http, runs=False)
+    if not settings.is_edge:
+        from millnet.insight import build_insight
+
+        node.insight = build_insight(settings, registry, pipeline, tenant.id)
     for spec in settings.sources:
         host.add(spec)
     return node
@@ -192,6 +200,11 @@ async def running(node: Node, *, api: bool = True) -> AsyncIterator[Node]:
             srcs.append(tg.create_task(supervise(
                 "maintenance", lambda: run_maintenance(node.store, node.retention_plan),
                 restarts)))
+        insight: list[asyncio.Task[None]] = []
+        if node.insight is not None:
+            from millnet.insight import start
+
+            insight = start(node.insight, tg, restarts)
         uplink = None if node.uplink is None else tg.create_task(
             supervise(node.uplink.name, node.uplink.run, restarts), name="edge uplink")
         if sock is not None:
@@ -218,6 +231,9 @@ async def running(node: Node, *, api: bool = True) -> AsyncIterator[Node]:
                 log.warning("edge: stopping with samples not yet in the buffer (it is full and "
                             "the uplink cannot deliver); they were not acknowledged")
             drain.cancel()
+            for task in insight:  # after the drain: the taps have seen every sample
+                task.cancel()
+            await asyncio.gather(*insight, return_exceptions=True)
             pipe.cancel()
             if uplink is not None:  # after the drain: a full buffer may empty meanwhile
                 uplink.cancel()
@@ -237,10 +253,14 @@ def _api_server(node: Node) -> uvicorn.Server:
 
     commands = CommandService(node.registry, node.telemetry, CommandStore(node.registry),
                               node.host, [node.sparkplug] if node.sparkplug is not None else [])
+    extra: dict[str, Any] = {}
+    if (ins := node.insight) is not None:
+        extra = {"rules": ins.rules, "rule_runtime": ins.engine, "alarms": ins.alarms,
+                 "kpi": ins.kpi, "rollups": ins.rollups, "notifier": ins.notifier}
     app = create_app(node.registry, node.telemetry, node.metrics,
                      node_name=node.settings.node.name, role=node.settings.node.role,
                      sources_host=node.host, http_ingest=node.http_ingest,
-                     source_store=node.source_store, commands=commands)
+                     source_store=node.source_store, commands=commands, **extra)
     if node.edge is not None:
         _without_history(app)
     return embedded_server(app, proxies=[str(n) for n in node.settings.api.trusted_proxies])

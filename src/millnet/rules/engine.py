@@ -61,6 +61,8 @@ class RuleEngine:
         self._rebind = asyncio.Event()
         self._last_rebind = 0.0
         self.rebinds = 0
+        #: Called on the loop after each re-bind (devices or points may have changed).
+        self.rebound: list[Callable[[], None]] = []
 
     # -- building ----------------------------------------------------------------------------
     def _load(self, states: States) -> Compiled:
@@ -102,6 +104,8 @@ class RuleEngine:
             last.value[:n], last.ts[:n], last.seen[:n] = old.value[:n], old.ts[:n], old.seen[:n]
         self._compiled, self._last = compiled, last
         self.rebinds += 1
+        for hook in self.rebound:
+            hook()
         log.info("rules bound: %d bindings of %d rules", len(compiled.table),
                  len(compiled.rules))
 
