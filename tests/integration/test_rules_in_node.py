@@ -69,7 +69,8 @@ def test_a_sample_raises_a_notified_alarm_that_survives_a_restart(
                     publish(peer, 85.5)
                     request = await asyncio.wait_for(receiver.arrived.get(), 10)
                     body = json.loads(request.body)
-                    assert verify(SECRET.encode(), request.body, request.headers["x-millnet-signature"])
+                    signature = request.headers["x-millnet-signature"]
+                    assert verify(SECRET.encode(), request.body, signature)
                     assert body["event"] == "activated" and body["rule_name"] == "press-hot"
                     assert body["message"] == "press-7: temp 85.5 above 80.0"
                     alarms = (await client.get(f"{api}/alarms")).json()
