@@ -142,6 +142,8 @@ def allowed_methods(request: Request) -> list[str]:
     per method."""
     doc: dict[str, Any] = request.app.openapi()
     path = request.url.path
+    if path in doc["paths"]:  # a literal path wins over a template (/rules/validate)
+        return sorted(method.upper() for method in doc["paths"][path])
     for template, operations in doc["paths"].items():
         if re.fullmatch(re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template)), path):
             return sorted(method.upper() for method in operations)
