@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, JsonValue
 
 from millnet.alarms.flood import BENCHMARKS
 from millnet.alarms.records import AlarmEvent, AlarmFilter, AlarmRecord
@@ -22,7 +22,7 @@ from millnet.alarms.service import AlarmService
 from millnet.alarms.settings import SHELVE_LIMIT_S
 from millnet.api.auth import Caller, Operator, Viewer
 from millnet.api.errors import AUTH_ERRORS, responses
-from millnet.api.params import INT32_MAX, ObjectId, parse_time
+from millnet.api.params import EPOCH_MS_PATTERN, INT32_MAX, ObjectId, parse_time
 from millnet.errors import NotFound
 from millnet.model.alarms import AlarmState, Priority
 
@@ -32,6 +32,12 @@ StateName = Literal["normal", "unack_active", "acked_active", "rtn_unack", "shel
                     "suppressed_by_design", "out_of_service"]
 PriorityName = Literal["critical", "high", "medium", "low"]
 EXAMPLE_TIME = "2026-01-05T08:00:00Z"
+# What parse_time reads, stated in the document (as api/contract.py states it for start/end):
+# a schema-valid time is parsed, any other string refused.
+_TIMES: list[JsonValue] = [{"type": "string", "format": "date-time", "maxLength": 40},
+                           {"type": "string", "pattern": EPOCH_MS_PATTERN}]
+TIME_SCHEMA: dict[str, JsonValue] = {"anyOf": _TIMES}
+NULLABLE_TIME_SCHEMA: dict[str, JsonValue] = {"anyOf": [*_TIMES, {"type": "null"}]}
 DAY_NS = 86_400 * 10**9
 
 
@@ -112,7 +118,8 @@ class ShelveIn(CommentIn):
                     "(alarms.max_shelve_s) may be lower: 400 naming the field", examples=[3600])
     until: str | None = Field(default=None, max_length=40,
                               description="Shelve until then (ISO 8601 or epoch ms)",
-                              examples=[EXAMPLE_TIME])
+                              examples=[EXAMPLE_TIME],
+                              json_schema_extra=NULLABLE_TIME_SCHEMA)
 
 
 class TopAlarm(BaseModel):
@@ -171,7 +178,8 @@ TenantQuery = Annotated[int | None, Query(
     ge=1, le=INT32_MAX, description="Only this tenant's (node-wide tokens; a tenant token's "
                                     "own by default)")]
 SinceQuery = Annotated[str | None, Query(max_length=40, description="ISO 8601 or epoch ms",
-                                         examples=[EXAMPLE_TIME])]
+                                         examples=[EXAMPLE_TIME],
+                                         json_schema_extra=TIME_SCHEMA)]
 
 
 @router.get("/alarms/performance", response_model=PerformanceOut,
@@ -215,8 +223,9 @@ async def list_alarms(
         tenant_id=_scope(caller, tenant_id), states=tuple(AlarmState(s) for s in state or ()),
         priority=Priority.parse(priority) if priority else None, rule_id=rule_id,
         asset_ids=tuple(a for a in asset_id or () if 0 < a <= INT32_MAX), active=active,
-        since=_utc(parse_time(since, "since")) if since else None,
-        until=_utc(parse_time(until, "until")) if until else None, before=before, limit=limit)
+        since=_utc(parse_time(since, "since")) if since is not None else None,
+        until=_utc(parse_time(until, "until")) if until is not None else None, before=before,
+        limit=limit)
     return [AlarmOut.of(r) for r in await _service(request).list_alarms(f)]
 
 
