@@ -22,7 +22,8 @@ def _api_routes(w: World) -> list[tuple[str, str]]:
     """Every (method, path) of the API under /api/v1, path parameters filled with real ids."""
     ids = {"tenant_id": w.acme.tenant_id, "asset_id": w.acme.line_id,
            "device_id": w.acme.device_id, "series_id": w.acme.series["temperature"],
-           "token_id": 1, "product_id": 1, "command_id": 1, "name": "plant"}
+           "token_id": 1, "product_id": 1, "command_id": 1, "name": "plant", "alarm_id": 1,
+           "rule_id": 1}
     paths = w.client.get("/openapi.json").json()["paths"]
     found: list[tuple[str, str]] = []
     for template, operations in paths.items():
@@ -35,6 +36,9 @@ def _api_routes(w: World) -> list[tuple[str, str]]:
 def test_every_api_route_requires_a_token(w: World) -> None:
     routes = _api_routes(w)
     assert len(routes) >= 18
+    paths = {path for _, path in routes}
+    for area in ("alarms", "rules", "notifications/targets", "kpi", "telemetry/rollups"):
+        assert f"/api/v1/{area}" in paths, f"the world has no {area} routes"
     for method, path in routes:
         r = w.client.request(method, path, json={})
         assert r.status_code == 401, (method, path, r.text)

@@ -87,12 +87,14 @@ class Pinned:
 
 
 class NodeServer:
-    """The world's app under uvicorn in a thread, with its ingest pipeline and source host
-    running in the same event loop (as ``node.running`` runs them)."""
+    """The world's app under uvicorn in a thread, with its ingest pipeline, source host and
+    issue-12 services (alarms, notifications, KPIs, roll-ups) running in the same event loop
+    (as ``node.running`` runs them)."""
 
     def __init__(self, w: World) -> None:
         assert w.field is not None
         self.field = w.field
+        self.runs = w.services.runs()
         self.sock = listening_socket("127.0.0.1", 0)
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
         self.server = embedded_server(w.client.app)
@@ -102,10 +104,13 @@ class NodeServer:
         field = self.field
         async with asyncio.TaskGroup() as tg:
             pipe = tg.create_task(field.pipeline.run())
+            services = [tg.create_task(run()) for run in self.runs]
             async with field.host:
                 await self.server.serve(sockets=[self.sock])
             await field.pipeline.drain()
             pipe.cancel()
+            for task in services:
+                task.cancel()
 
     def __enter__(self) -> NodeServer:
         self.thread.start()
@@ -131,7 +136,8 @@ def pinned() -> Iterator[Pinned]:
 @pytest.fixture(scope="module")
 def node(tmp_path_factory: pytest.TempPathFactory,
          pinned: Pinned) -> Iterator[tuple[World, str]]:
-    with (world(tmp_path_factory.mktemp("contract"), field=True, kinds=pinned.kinds()) as w,
+    with (world(tmp_path_factory.mktemp("contract"), field=True, kinds=pinned.kinds(),
+                run_services=False) as w,
           NodeServer(w) as server):
         for site, prefix in ((w.acme, "88.100.5"), (w.globex, "88.200")):
             w.registry.set_identifier_prefixes(site.tenant_id, [prefix])
@@ -174,6 +180,26 @@ include-name = "POST /api/v1/sources"
 # A source spec is also checked as a whole (overlapping registers, poll groups, backoffs,
 # deadbands: the 400 the document describes), which no JSON Schema states: a schema-valid
 # spec may answer 400 here, and only here.
+[operations.checks.positive_data_acceptance]
+expected-statuses = ["2xx", "3xx", 400, 401, 403, 404, 409, 429, "5xx"]
+
+# Checks across fields and parameters that no JSON Schema states, each answered 400 naming the
+# field, and only on these operations: a rule is parsed as a whole, as in a rule file (its
+# kind decides which keys it needs); since must precede until and the period is bounded
+# (alarms.performance_max_days); a shelve gives exactly one of duration_s and until, within
+# the node's alarms.max_shelve_s; a KPI range spans at most 400 days.
+[[operations]]
+include-name-regex = "^(POST /api/v1/rules|PUT /api/v1/rules/[{]rule_id[}])$"
+[operations.checks.positive_data_acceptance]
+expected-statuses = ["2xx", "3xx", 400, 401, 403, 404, 409, 429, "5xx"]
+
+[[operations]]
+include-name-regex = "^(GET /api/v1/alarms/performance|POST /api/v1/alarms/[{]alarm_id[}]/shelve)$"
+[operations.checks.positive_data_acceptance]
+expected-statuses = ["2xx", "3xx", 400, 401, 403, 404, 409, 429, "5xx"]
+
+[[operations]]
+include-name = "GET /api/v1/kpi"
 [operations.checks.positive_data_acceptance]
 expected-statuses = ["2xx", "3xx", 400, 401, 403, 404, 409, 429, "5xx"]
 

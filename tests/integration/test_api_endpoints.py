@@ -204,6 +204,10 @@ def test_openapi_is_complete(w: World) -> None:
         "/api/v1/points", "/api/v1/points/{series_id}", "/api/v1/telemetry/raw",
         "/api/v1/telemetry/buckets", "/api/v1/telemetry/last", "/api/v1/tokens",
         "/api/v1/tokens/{token_id}",
+        # issue 12
+        "/api/v1/alarms", "/api/v1/alarms/{alarm_id}", "/api/v1/alarms/performance",
+        "/api/v1/rules", "/api/v1/rules/{rule_id}", "/api/v1/rules/validate",
+        "/api/v1/notifications/targets", "/api/v1/kpi", "/api/v1/telemetry/rollups",
     }
     assert expected <= set(paths)
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"].lower() == "bearer"
@@ -223,7 +227,7 @@ def test_openapi_is_complete(w: World) -> None:
             ok = op["responses"].get("200", {}).get("content", {}).get("application/json")
             if ok and path.startswith("/api/v1/telemetry"):
                 assert ok["schema"]["$ref"].split("/")[-1] in {
-                    "RawAnswer", "BucketAnswer", "LastValues"}
+                    "RawAnswer", "BucketAnswer", "LastValues", "RollupAnswer"}
 
 
 def test_store_failures_and_bugs_answer_json(
