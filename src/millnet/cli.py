@@ -185,6 +185,26 @@ def bench_connectivity(
     _run_bench(lambda out: run_connectivity_bench(seconds=seconds, console=out), as_json)
 
 
+@bench_app.command("rules")
+def bench_rules(
+    rules: Annotated[int, typer.Option(help="rules bound over the plant's lines")] = 1000,
+    rate: Annotated[float, typer.Option(help="fixed ingest rate, points/s")] = 100_000.0,
+    seconds: Annotated[float, typer.Option(help="seconds of publishing at that rate")] = 20.0,
+    trips: Annotated[float, typer.Option(help="alarms tripped per second")] = 5.0,
+    limit: Annotated[float, typer.Option(help="seconds allowed for the whole run")] = 60.0,
+    as_json: Annotated[bool, typer.Option("--json", help="end with one JSON line")] = False,
+) -> None:
+    """Rules on the stream: p50/p99 from a sample to its alarm stored and notified (webhook).
+
+    Exits 1 when a point is not stored, a trip is not notified, the rate is not kept, or the
+    limit passes."""
+    from millnet.bench.rules import run_rules_bench
+
+    _run_bench(lambda out: run_rules_bench(rules=rules, rate=rate, seconds=seconds,
+                                           trips_per_s=trips, limit_s=limit, console=out),
+               as_json)
+
+
 def _run_bench(run: Callable[[Console], dict[str, Any]], as_json: bool) -> None:
     """Run a benchmark, its progress on stderr with ``--json`` so that stdout ends with the one
     JSON line; errors as a message and exit code 1."""

@@ -120,7 +120,7 @@ def build_node(settings: Settings) -> Node:
     ing = settings.ingest
     pipeline = IngestPipeline(
         store, metrics, max_samples=ing.batch_max_samples, max_delay=ing.batch_max_delay_ms / 1e3,
-        queue_max_samples=ing.queue_max_samples,
+        queue_max_samples=ing.queue_max_samples, tap_interval=settings.rules.tick_ms / 1e3,
     )
     # Imported here: FastAPI is most of the start-up time of a node without the platform.
     from millnet.api.routes.ingest import HttpIngest

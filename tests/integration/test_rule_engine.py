@@ -34,6 +34,7 @@ class World:
         self.changes: list[ConditionChange] = []
         self.series: dict[tuple[str, str], int] = {}
         self.devices: dict[str, int] = {}
+        self.clock = time.time_ns()  # the node's clock: a second passes between chunks
 
     def device(self, site: str, name: str, asset_type: str | None) -> None:
         ids = self.registry.ensure_path(self.tenant, [
@@ -49,7 +50,8 @@ class World:
         return self.rules.create(self.tenant, parse_rule(data)).id
 
     def engine(self) -> RuleEngine:
-        return RuleEngine(self.rules, self.registry, self.changes.extend, RulesSection())
+        return RuleEngine(self.rules, self.registry, self.changes.extend,
+                          RulesSection(scan_ms=1))
 
     def feed(self, engine: RuleEngine, samples: Sequence[tuple[str, str, float, float]],
              quality: int = 0) -> None:
@@ -59,7 +61,8 @@ class World:
             np.array([T0 + int(t * S) for _, _, t, _ in samples], dtype=np.int64),
             np.array([v for *_, v in samples], dtype=np.float64),
             np.full(len(samples), quality, dtype=np.uint8))
-        engine.on_samples(batch, [], historical=False, received_ns=T0 + int(samples[-1][2] * S))
+        self.clock += S
+        engine.on_samples(batch, [], historical=False, received_ns=self.clock)
 
     def taken(self) -> list[tuple[str, bool, float | None]]:
         names = {v: k for k, v in self.devices.items()}

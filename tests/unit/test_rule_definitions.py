@@ -58,8 +58,8 @@ def test_every_kind_parses_with_defaults_and_round_trips() -> None:
          StateCondition("Mode", (3.0, 1.0))),
         (rule(kind="state", point="Mode", texts=["ALARM", "E-STOP"], on_delay=1),
          StateCondition("Mode", (), ("ALARM", "E-STOP"), 1.0)),
-        (rule(kind="anomaly", detector="pca", points=["A", "B"], params={"k": 3}),
-         AnomalyCondition("pca", ("A", "B"), 500, {"k": 3.0})),
+        (rule(kind="anomaly", detector="pca", points=["A", "B"], params={"consecutive": 3}),
+         AnomalyCondition("pca", ("A", "B"), 500, {"consecutive": 3.0})),
     ]
     for data, condition in cases:
         parsed = parse_rule(data)
@@ -187,7 +187,8 @@ kinds = st.one_of(
                            "expression": st.sampled_from(["A > 1", "{A b} / 2 == B"])}),
     st.fixed_dictionaries({"kind": st.just("anomaly"), "detector": st.just("river"),
                            "points": st.lists(st.sampled_from("ABC"), min_size=1, unique=True),
-                           "params": st.dictionaries(st.sampled_from(["k", "alpha"]), finite)}),
+                           "params": st.dictionaries(st.just("quantile"),
+                                                     st.floats(0.5, 0.999))}),
 )
 
 

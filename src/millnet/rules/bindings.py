@@ -66,6 +66,11 @@ class Compiled:
     counters: dict[int, RuleCounters]
     rules: dict[int, RuleRef]
 
+    @property
+    def scanned(self) -> list[ExpressionSet | AnomalySet]:
+        """Rules on latest values, suppression first (conditions see it the same scan)."""
+        return [*self.suppressions, *self.expressions, *self.anomalies.values()]
+
 
 class _Builder:
     def __init__(self, size: int) -> None:

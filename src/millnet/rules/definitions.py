@@ -404,7 +404,15 @@ def _anomaly(fields: Fields) -> AnomalyCondition:
                            fields.name("detector"))
     points = fields.points("points", 64)
     train = fields.integer("train_samples", 500, 10, 1_000_000)
-    return AnomalyCondition(detector, points, train, FrozenParams(fields.params("params")))
+    params = FrozenParams(fields.params("params"))
+    # Built once here so that a wrong parameter is refused with the rule, not at run time.
+    from millnet.analytics.anomaly.base import make_detector
+
+    try:
+        make_detector(detector, len(points), train_samples=train, **dict(params))
+    except InvalidInput as exc:
+        raise InvalidInput(str(exc), fields.name("params")) from None
+    return AnomalyCondition(detector, points, train, params)
 
 
 _CONDITIONS: dict[RuleKind, Callable[[Fields], Condition]] = {

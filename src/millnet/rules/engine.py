@@ -1,9 +1,12 @@
 """The rule engine: rules evaluated on the ingest stream as it arrives (a stream tap).
 
 Every chunk of live samples (every ``tick_ms``, see :mod:`millnet.ingest.tap`) goes through
-the single-point rules sample by sample and, once per chunk, through the rules on latest values
-(expressions, suppression, anomaly detectors); a timer completes on/off delays and finds stale
-points when nothing arrives. Condition changes go to the alarm service in one call per chunk.
+the single-point rules sample by sample; the rules on latest values (expressions, suppression,
+anomaly detectors) are scanned every ``scan_ms`` over the devices whose inputs changed (each
+such rule costs a vectorised evaluation whatever the number of samples, so they run at a scan
+rate, as a PLC evaluates its alarm logic, not per chunk); a timer completes on/off delays and
+finds stale points when nothing arrives. Condition changes go to the alarm service in one call
+per chunk.
 
 Faults stay with their rule: an expression that divides by zero or misses a point is counted
 and reported on that rule (``status``), a detector that raises likewise; neither stops ingest nor
@@ -60,6 +63,7 @@ class RuleEngine:
         self._last: LastValues | None = None
         self._rebind = asyncio.Event()
         self._last_rebind = 0.0
+        self._scan_ns = settings.scan_ms * 1_000_000
         self.rebinds = 0
         #: Called on the loop after each re-bind (devices or points may have changed).
         self.rebound: list[Callable[[], None]] = []
@@ -101,7 +105,10 @@ class RuleEngine:
         old = self._last
         if old is not None:  # what the stream said so far still holds
             n = min(old.size, last.size)
-            last.value[:n], last.ts[:n], last.seen[:n] = old.value[:n], old.ts[:n], old.seen[:n]
+            last.value[:n], last.ts[:n] = old.value[:n], old.ts[:n]
+            last.seen[:n], last.updated[:n] = old.seen[:n], old.updated[:n]
+        for i, s in enumerate(compiled.scanned):  # phases spread over one scan interval
+            s.scanned_ns = now - self._scan_ns + (i * self._scan_ns) // len(compiled.scanned)
         self._compiled, self._last = compiled, last
         self.rebinds += 1
         for hook in self.rebound:
@@ -126,8 +133,6 @@ class RuleEngine:
             self._unknown_series()
         usable = batch.quality <= Quality.UNCERTAIN
         last.update(series, batch.ts_ns, batch.value, usable, received_ns)
-        for s in c.suppressions:
-            s.process(last, received_ns)
         chunk = Chunk(series[usable & ~np.isnan(batch.value)],
                       batch.ts_ns[usable & ~np.isnan(batch.value)],
                       batch.value[usable & ~np.isnan(batch.value)])
@@ -139,13 +144,17 @@ class RuleEngine:
                 c.texts.process(sample.series_id, sample.ts_ns, sample.value)
             if sample.series_id >= c.size:
                 self._unknown_series()
-        for e in c.expressions:
-            e.process(last, received_ns)
-        for a in c.anomalies.values():
-            a.process(last, received_ns)
+        self._scan(c, last, received_ns)
         c.stale.process(last, received_ns)
-        last.dirty[:] = False
         self._flush(t)
+
+    def _scan(self, c: Compiled, last: LastValues, now_ns: int) -> None:
+        """The rules on latest values whose scan is due, over the devices whose inputs changed
+        since their last scan. Their phases are spread over the scan interval at install, so
+        each chunk scans a share of them, not all of them every ``scan_ms``."""
+        for s in c.scanned:
+            if now_ns - s.scanned_ns >= self._scan_ns:
+                s.process(last, now_ns)
 
     def _flush(self, table: BindingTable) -> None:
         changes = table.take_changes()
@@ -177,6 +186,7 @@ class RuleEngine:
         if c is None or last is None:
             return
         c.table.received_ns = now_ns
+        self._scan(c, last, now_ns)
         c.table.expire_pending(now_ns)
         c.stale.process(last, now_ns)
         self._flush(c.table)

@@ -5,6 +5,8 @@
     [rules]
     files = ["rules/cnc.toml", "/etc/millnet/plant.yaml"]   # relative: to this file's directory
     tick_ms = 10                 # how often the ingest stream is evaluated (1 to 1000 ms)
+    scan_ms = 100                # how often rules on latest values (expressions, suppression,
+                                 # anomaly detectors) are evaluated, like a PLC scan
     max_rules_per_tenant = 10000
     max_bindings = 1000000       # rule x device pairs the node evaluates at most
 """
@@ -21,6 +23,7 @@ class RulesSection(BaseModel):
 
     files: tuple[Path, ...] = ()
     tick_ms: int = Field(default=10, ge=1, le=1000)
+    scan_ms: int = Field(default=100, ge=1, le=10_000)
     max_rules_per_tenant: int = Field(default=10_000, ge=1)
     max_bindings: int = Field(default=1_000_000, ge=1)
 

@@ -26,7 +26,7 @@ I64 = npt.NDArray[np.int64]
 
 
 class LastValues:
-    """The latest usable value of every series, when it came, and which changed this chunk.
+    """The latest usable value of every series, and when it came (``seen``, the node's clock).
 
     Index ``size`` is a sentinel that never has a value: a binding whose device lacks an input
     points there (its evaluation reports "no value of ...")."""
@@ -36,7 +36,7 @@ class LastValues:
         self.value = np.full(size + 1, np.nan)
         self.ts = np.zeros(size + 1, dtype=np.int64)
         self.seen = np.full(size + 1, now_ns, dtype=np.int64)  # a point never seen: since start
-        self.dirty = np.zeros(size + 1, dtype=np.bool_)
+        self.updated = np.zeros(size + 1, dtype=np.int64)  # when a value last came (0: never)
         self.device_slot = device_slot  # series -> device slot (-1: no device bound)
         self.device_seen = np.full(max(devices, 1), now_ns, dtype=np.int64)
 
@@ -54,8 +54,8 @@ class LastValues:
         # A BAD or STALE sample means "unknown now": the expression sees no value.
         self.value[ids] = np.where(usable[picked], value[picked], np.nan)
         self.ts[ids] = ts_ns[picked]
-        self.dirty[ids] = True
         self.seen[ids] = now_ns
+        self.updated[ids] = now_ns
         slots = self.device_slot[ids]
         self.device_seen[slots[slots >= 0]] = now_ns
 
@@ -77,12 +77,19 @@ class ExpressionSet:
         self.inputs = np.asarray(inputs, dtype=np.int64).reshape(len(gidx), len(
             expression.inputs))
         self.suppression = suppression
+        self.scanned_ns = 0
+
+    def changed_rows(self, last: LastValues, now_ns: int) -> I64:
+        """Bindings with an input updated since this set's last scan (which is now)."""
+        since, self.scanned_ns = self.scanned_ns, now_ns
+        if not self.inputs.size:
+            return np.zeros(0, dtype=np.int64)
+        return np.nonzero((last.updated[self.inputs] > since).any(axis=1))[0]
 
     def process(self, last: LastValues, now_ns: int) -> None:
         if not len(self.gidx):
             return
-        rows = np.nonzero(last.dirty[self.inputs].any(axis=1))[0] if self.inputs.size else (
-            np.zeros(0, dtype=np.int64))
+        rows = self.changed_rows(last, now_ns)
         if not len(rows):
             return
         series = self.inputs[rows]
@@ -100,13 +107,17 @@ class ExpressionSet:
             self.counters.error(f"{device}: {result.reason}", now_ns, int(error.sum()))
         holds = (value != 0) & ~error
         t = self.table
-        for k in np.nonzero(~error)[0].tolist():
-            g = int(self.gidx[rows[k]])
+        g = self.gidx[rows]
+        if self.suppression:
+            moved = ~error & (holds != t.suppressed[g])
+        else:
+            moved = ~error & ((holds != t.active[g]) | (t.pending[g] != 0))
+        for k in np.nonzero(moved)[0].tolist():
             if self.suppression:
-                t.set_suppressed(g, bool(holds[k]), int(ts[k]))
-                continue
-            if bool(holds[k]) != bool(t.active[g]) or t.pending[g]:
-                t.step(g, int(ts[k]), bool(holds[k]), not bool(holds[k]), float(value[k]))
+                t.set_suppressed(int(g[k]), bool(holds[k]), int(ts[k]))
+            else:
+                t.step(int(g[k]), int(ts[k]), bool(holds[k]), not bool(holds[k]),
+                       float(value[k]))
 
 
 class AnomalySet:
@@ -123,6 +134,11 @@ class AnomalySet:
         self.inputs = np.asarray(inputs, dtype=np.int64).reshape(len(gidx), -1)
         # Kept by asset id, so a re-bind keeps what each device's detector has learned.
         self.detectors: dict[int, Detector] = dict(detectors or {})
+        self.scanned_ns = 0
+
+    def changed_rows(self, last: LastValues, now_ns: int) -> I64:
+        since, self.scanned_ns = self.scanned_ns, now_ns
+        return np.nonzero((last.updated[self.inputs] > since).any(axis=1))[0]
 
     def detector(self, g: int) -> Detector:
         asset = self.table.bindings[g].device.asset_id
@@ -134,7 +150,7 @@ class AnomalySet:
     def process(self, last: LastValues, now_ns: int) -> None:
         if not len(self.gidx):
             return
-        rows = np.nonzero(last.dirty[self.inputs].any(axis=1))[0]
+        rows = self.changed_rows(last, now_ns)
         t = self.table
         for k in rows.tolist():
             g = int(self.gidx[k])
