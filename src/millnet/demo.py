@@ -1,6 +1,6 @@
 """``millnet demo``: a node and a simulated factory, on embedded defaults: Sparkplug B machines
-over MQTT, an OPC UA plant and a Modbus TCP plant (``demo_field``), and the identifier
-hierarchy (``demo_ids``)."""
+over MQTT, an OPC UA plant and a Modbus TCP plant (``demo_field``), the identifier
+hierarchy (``demo_ids``), and rules, alarms and OEE on all of it (``demo_insight``)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,13 @@ from millnet.demo_ids import (
     product_items,
     register,
     today,
+)
+from millnet.demo_insight import (
+    IDEAL_CYCLE_S,
+    RULES_FILE,
+    InsightView,
+    assign_asset_types,
+    coolant_incidents,
 )
 from millnet.errors import NotFound
 from millnet.node import LiveServices, Node, build_services, mqtt_options, serving
@@ -72,7 +79,12 @@ async def _broker(config: Path | None, settings: Settings, console: Console, in_
 async def run_demo(config: Path | None, *, duration: float | None, data_dir: Path | None,
                    port: int, console: Console, in_process: bool = False) -> None:
     base = load_settings(config)
-    overrides: dict[str, dict[str, object]] = {"api": {"port": port}}
+    overrides: dict[str, dict[str, object]] = {
+        "api": {"port": port},
+        # The demo's rules beside any of the configuration's own; its machines' cycle times.
+        "rules": {"files": [str(f) for f in base.rules.resolved_files(config)]
+                  + [str(RULES_FILE)]},
+        "kpi": {"ideal_cycle_s": IDEAL_CYCLE_S | base.kpi.ideal_cycle_s}}
     if data_dir is not None or config is None:
         overrides["node"] = {"data_dir": str(data_dir or Path("millnet-demo"))}
     settings = load_settings(config, overrides=overrides)
@@ -90,7 +102,9 @@ async def run_demo(config: Path | None, *, duration: float | None, data_dir: Pat
         assert services.platform is not None
         token, _ = services.platform.registry.create_token(None, "admin", "demo")
         machines = plant_layout()
-        fleet = EdgeFleet(FactorySignals(machines))
+        bad_pumps, pumps_out = coolant_incidents(machines)
+        fleet = EdgeFleet(FactorySignals(machines, warm=True, bad_pumps=bad_pumps,
+                                         pumps_out=pumps_out))
         async with serving(national) as n, serving(secondary) as s, serving(services) as e:
             live, ids = e.platform, _hierarchy(n, s, e, plan.secret_file)
             assert live is not None and live.sparkplug is not None
@@ -108,10 +122,14 @@ async def run_demo(config: Path | None, *, duration: float | None, data_dir: Pat
                 _id_banner(console, ids, made)
                 sim = (run_fleet_mqtt(fleet, broker) if broker is not None
                        else run_fleet_inprocess(fleet, live.sparkplug.handle))
+                assert live.insight is not None
+                view = InsightView(live.insight, live.registry, live.tenant_id)
                 async with asyncio.TaskGroup() as tg:
                     background = [tg.create_task(sim), tg.create_task(
-                        _identify_machines(console, live, ids, machines, url))]
-                    await _report(console, live, duration)
+                        _identify_machines(console, live, ids, machines, url)),
+                        tg.create_task(assign_asset_types(live.insight, live.tenant_id,
+                                                          machines, console))]
+                    await _report(console, live, view, duration)
                     for task in background:
                         task.cancel()
 
@@ -210,9 +228,13 @@ async def _identify_machines(console: Console, node: Node, ids: IdHierarchy,
                               f"{machine_handle(machines[0])}")
 
 
-async def _report(console: Console, node: Node, duration: float | None) -> None:
+TABLES_EVERY_S = 30.0  # the alarm and OEE tables; a status line every 5 s
+
+
+async def _report(console: Console, node: Node, view: InsightView,
+                  duration: float | None) -> None:
     loop = asyncio.get_running_loop()
-    start = loop.time()
+    start = tables_at = loop.time()
     while duration is None or loop.time() - start < duration:
         step = 5.0 if duration is None else min(5.0, duration - (loop.time() - start))
         await asyncio.sleep(max(step, 0.0))
@@ -220,4 +242,10 @@ async def _report(console: Console, node: Node, duration: float | None) -> None:
         stored = m.get_sample_value("millnet_ingest_samples_stored_total") or 0
         queued = m.get_sample_value("millnet_ingest_queue_depth") or 0
         console.print(f"[{loop.time() - start:6.1f}s] stored {int(stored):,} samples, "
-                      f"queue {int(queued):,}")
+                      f"queue {int(queued):,}; {await view.summary()}", soft_wrap=True)
+        if loop.time() - tables_at >= TABLES_EVERY_S:
+            tables_at = loop.time()
+            for table in await view.tables():
+                console.print(table)
+    for table in await view.tables():  # where the demo stands as it ends
+        console.print(table)

@@ -1,4 +1,5 @@
-"""The README's first command, end to end: `millnet demo` serves a plant over its API."""
+"""The README's first command, end to end: `millnet demo` serves a plant over its API, with
+rules raising alarms and OEE per line (issue 12)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def _get(url: str, token: str) -> Any:
 @pytest.mark.parametrize("transport", ["mosquitto-or-inprocess", "--in-process"])
 def test_demo_streams_the_plant_into_the_api(tmp_path: Path, transport: str) -> None:
     port = free_port()
-    args = [sys.executable, "-m", "millnet", "demo", "--duration", "12", "--port", str(port),
+    args = [sys.executable, "-m", "millnet", "demo", "--duration", "16", "--port", str(port),
             "--data-dir", str(tmp_path / "demo")]
     if transport.startswith("--"):
         args.append(transport)
@@ -57,6 +58,7 @@ def test_demo_streams_the_plant_into_the_api(tmp_path: Path, transport: str) -> 
         devices = _get(f"{base}/devices?tenant_id=1", token)
         assert len([d for d in devices if re.fullmatch(r"(CNC|PRESS)-\d{3}", d["name"])]) == 60
         _field_devices_have_data(base, token)
+        _rules_raise_alarms_and_lines_have_oee(base, token)
         temps = [p["series_id"] for p in points if p["name"] == "Spindle/Temperature"][:5]
         last = _get(f"{base}/telemetry/last?series={','.join(map(str, temps))}", token)
         assert last["missing"] == []
@@ -96,6 +98,11 @@ def test_demo_streams_the_plant_into_the_api(tmp_path: Path, transport: str) -> 
     finally:
         rest = proc.communicate(timeout=60)[0]
     assert proc.returncode == 0, rest[-2000:]
+    # The demo ends on its alarm and OEE tables; its status lines count the active alarms.
+    assert re.search(r"alarms \d+ active \(", rest), rest[-2000:]
+    assert "latest alarm transitions" in rest and "machine in FAULT" in rest, rest[-3000:]
+    oee = re.search(r"Suzhou/Stamping/L2 .*?(\d+\.\d)%\s*│\s*$", rest, re.MULTILINE)
+    assert oee is not None and 0 < float(oee.group(1)) < 150, rest[-3000:]
 
 
 def _field_devices_have_data(base: str, token: str) -> None:
@@ -124,6 +131,32 @@ def _field_devices_have_data(base: str, token: str) -> None:
                 break
             time.sleep(0.5)
         assert len(last["missing"]) < len(ids), (name, last)
+
+
+def _rules_raise_alarms_and_lines_have_oee(base: str, token: str) -> None:
+    """The demo typed its machines, its rules raised alarms on them (a fault, the coolant
+    pump it lets fail), and the KPI tracker has an OEE for a press line this shift."""
+    deadline = time.monotonic() + 15
+    while True:
+        devices = {d["name"]: d for d in _get(f"{base}/devices?tenant_id=1", token)}
+        typed = {n: devices[n]["asset_type"] for n in ("CNC-101", "PRESS-201", "CNC-1",
+                                                        "Pump-1", "packer-1") if n in devices}
+        alarms = _get(f"{base}/alarms?tenant_id=1&limit=500", token)
+        raised = {a["rule_name"] for a in alarms if a["activation_count"] > 0}
+        line = devices["PRESS-201"]["parent_id"]
+        # KPIs follow the machines' types (the ideal cycle time) once the tracker has them.
+        row = _get(f"{base}/kpi?level=line&asset_id={line}&by=none", token)["rows"][0]
+        if (len(typed) == 5 and None not in typed.values() and raised
+                and row["kpis"]["oee"] is not None) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert typed == {"CNC-101": "cnc", "PRESS-201": "press", "CNC-1": "cnc-opcua",
+                     "Pump-1": "pump", "packer-1": "packer"}, typed
+    assert raised & {"machine-fault", "coolant-pressure-low"}, alarms[:5]
+    assert row["machines"] >= 10 and row["inputs"]["apt_s"] > 0, row
+    # Effectiveness is not capped (docs/kpi.md): seconds in, whole parts can top 100 %.
+    assert row["kpis"]["oee"] is not None and 0 < row["kpis"]["oee"] < 1.5, row
+    assert 0 < row["kpis"]["availability"] <= 1, row
 
 
 def _demo_api_port(data_dir: Path) -> int:

@@ -5,12 +5,20 @@ the state: motor current and power track load, temperatures approach a state-dep
 with first-order lag, vibration grows slowly with wear, part counters advance with the cycle time.
 Values are rounded to a sensor's resolution, as real instruments report them.
 
+Incidents, for the demo (opt-in, so that other users of the model see the same signals):
+``warm`` starts the plant at its running temperatures (it ran before the simulation started),
+and the CNCs of ``bad_pumps`` (indices in the plant) have a coolant pump that fails now and
+then (those of ``pumps_out`` are out from the start). While it is out the coolant pressure
+drops to a quarter and the running spindle heads for 90 degC; at 85 degC the machine's thermal
+protection trips it into FAULT, where maintenance repairs the pump.
+
 Everything is vectorised over all points of the plant: one ``step`` is a handful of numpy
 operations whatever the size of the plant.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -73,6 +81,11 @@ _SIGNALS: dict[str, list[tuple[str, DataType, str, float, float, str, float, flo
 }
 KINDS = tuple(_SIGNALS)
 
+COOLANT_FAILURE_PER_S = 1 / 300  # a repaired bad pump fails again after 5 min on average
+COOLANT_LEFT = 0.25  # share of the coolant pressure left while the pump is out
+OVERHEAT_K = 35.0  # how much hotter the spindle runs without coolant
+TRIP_DEGC = 85.0  # the spindle temperature at which the thermal protection stops a CNC
+
 
 @dataclass(frozen=True, slots=True)
 class PointDef:
@@ -115,7 +128,8 @@ def plant_layout(sites: int = 2, lines_per_site: int = 3, machines_per_line: int
 class FactorySignals:
     """Signal state of all machines; ``step(dt)`` advances time and returns every value."""
 
-    def __init__(self, machines: list[Machine], seed: int = 7) -> None:
+    def __init__(self, machines: list[Machine], seed: int = 7, *, warm: bool = False,
+                 bad_pumps: Sequence[int] = (), pumps_out: Sequence[int] = ()) -> None:
         self.machines = machines
         self._rng = np.random.default_rng(seed)
         rows = [sig for m in machines for sig in _SIGNALS[m.kind]]
@@ -128,8 +142,16 @@ class FactorySignals:
         self.state = np.full(len(machines), MachineState.RUNNING, dtype=np.int64)
         self.wear = self._rng.uniform(0.9, 1.1, len(machines))
         ambient = np.where(self._behaviour == "temp", 22.0, 0.0)
-        self.values = np.where(self._behaviour == "temp", ambient, 0.0)
+        start = np.where(self._behaviour == "temp", self._level, ambient) if warm else ambient
+        self.values = np.where(self._behaviour == "temp", start, 0.0)
         self._fraction = np.zeros(len(rows))
+        names = np.array([r[0] for r in rows])
+        self._bad_pump = np.zeros(len(machines), dtype=np.bool_)
+        self._bad_pump[[*bad_pumps, *pumps_out]] = True
+        self.coolant_out = np.zeros(len(machines), dtype=np.bool_)  # pumps out now
+        self.coolant_out[list(pumps_out)] = True
+        self._spindle = names == "Spindle/Temperature"
+        self._coolant = names == "Coolant/Pressure"
 
     def _advance_states(self, dt: float) -> None:
         r = self._rng.random(len(self.state))
@@ -141,6 +163,18 @@ class FactorySignals:
         s[to_fault] = MachineState.FAULT
         s[back] = MachineState.RUNNING
         self.wear += dt * 1e-5
+        if self._bad_pump.any():  # no extra draws otherwise: the same signals for a seed
+            self._coolant_incidents(dt)
+
+    def _coolant_incidents(self, dt: float) -> None:
+        s = self.state
+        hot = np.zeros(len(s), dtype=np.bool_)
+        hot[self.machine_of[self._spindle]] = self.values[self._spindle] >= TRIP_DEGC
+        trip = self.coolant_out & hot & (s == MachineState.RUNNING)
+        s[trip] = MachineState.FAULT
+        self.coolant_out &= s != MachineState.FAULT  # repaired while the machine is down
+        fails = self._rng.random(len(s)) < COOLANT_FAILURE_PER_S * dt
+        self.coolant_out |= self._bad_pump & fails & (s == MachineState.RUNNING)
 
     def step(self, dt: float = 1.0) -> npt.NDArray[np.float64]:
         """Advance ``dt`` seconds; returns the current value of every point (plant order)."""
@@ -151,8 +185,11 @@ class FactorySignals:
         v = self.values
         load = b == "load"
         v[load] = np.where(running[load], lvl[load] * (1 + 0.03 * noise[load]), 0.0)
+        out = self.coolant_out[self.machine_of]
+        v[self._coolant & out] *= COOLANT_LEFT
         temp = b == "temp"
-        target = np.where(running[temp], lvl[temp], 22.0 + 0.3 * (lvl[temp] - 22.0))
+        extra = np.where((self._spindle & out)[temp], OVERHEAT_K, 0.0)
+        target = np.where(running[temp], lvl[temp] + extra, 22.0 + 0.3 * (lvl[temp] - 22.0))
         v[temp] += (target - v[temp]) * (1 - np.exp(-dt / 120.0)) + 0.05 * noise[temp]
         vib = b == "vib"
         wear = self.wear[self.machine_of[vib]]
