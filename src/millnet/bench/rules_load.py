@@ -16,7 +16,9 @@ import numpy.typing as npt
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from millnet.protocols import sparkplug_b_pb2 as pb
 from millnet.protocols.sparkplug import (
+    VALUE_FIELD,
     BirthMetric,
     DataEncoder,
     MessageType,
@@ -90,11 +92,34 @@ def _births(client: mqtt.Client, machines: list[Machine], values: npt.NDArray[np
     return devices, seqs, row
 
 
+class BatchEncoder:
+    """DDATA of ``k`` samples of each of a device's metrics (sample-major, times ascending):
+    an edge gateway that acquires at 100 Hz and reports every 100 ms sends this."""
+
+    def __init__(self, metrics: list[tuple[int, int]], k: int) -> None:
+        self._payload = pb.Payload(timestamp=0, seq=0)
+        self._slots = [(self._payload.metrics.add(alias=alias, timestamp=0, datatype=dtype),
+                        VALUE_FIELD[dtype], dtype)
+                       for _ in range(k) for alias, dtype in metrics]
+        self.width = len(metrics)
+
+    def encode(self, values: npt.NDArray[np.float64], ts_ms: list[int], seq: int) -> bytes:
+        p = self._payload
+        p.timestamp, p.seq = ts_ms[-1], seq
+        flat = values.ravel().tolist()
+        for n, (m, fld, dtype) in enumerate(self._slots):
+            m.timestamp = ts_ms[n // self.width]
+            setattr(m, fld, _scalar(dtype, flat[n]))
+        return p.SerializeToString()
+
+
 def publish_plant(port: int, machines: list[Machine], rate: float, seconds: float,  # noqa: PLR0915
-                  trips_per_s: float, go: mpc.Connection) -> PlantLoad:
-    """Births, then (when ``go`` says so) DDATA at ``rate`` points/s for ``seconds``; every
-    ``1 / trips_per_s`` s one machine's trip point carries :data:`TRIP_VALUE` for one message
-    (and its normal value in the next)."""
+                  trips_per_s: float, go: mpc.Connection, batch_s: float = 0.1) -> PlantLoad:
+    """Births, then (when ``go`` says so) DDATA at ``rate`` points/s for ``seconds``: every
+    machine reports every ``batch_s`` the samples it took since (at ``rate / points`` Hz per
+    point). Every ``1 / trips_per_s`` s one machine's trip point carries :data:`TRIP_VALUE` as
+    the last sample of a report, stamped with the time it is published (and its normal value in
+    the next report: the alarm clears)."""
     signals = FactorySignals(machines, seed=11)
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-rules-plant")
     client.max_inflight_messages_set(1000)
@@ -102,19 +127,24 @@ def publish_plant(port: int, machines: list[Machine], rate: float, seconds: floa
     client.connect("127.0.0.1", port)
     client.loop_start()
     devices, seqs, row = _births(client, machines, signals.step(0.0))
+    k = max(1, round(rate * batch_s / row))
+    spacing = batch_s / k
+    encoders = [BatchEncoder([(r + 1, types[i]) for i, r in enumerate(rows)], k)
+                for _, _, _, rows, types, _ in devices]
     births_done = time.time()
     go.send(("births", births_done))
     go.recv()  # the node has bound its rules
-    per_message = row / len(machines)
-    messages_per_slot = rate * SLOT_S / per_message
+    ring = np.zeros((k, row))
+    ring_ts = [0] * k
     trip_every = 1.0 / trips_per_s if trips_per_s > 0 else float("inf")
-    sent = trips = late = 0
-    credit = 0.0
-    d = 0
+    sent = trips = late = steps = 0
     tripped: int | None = None
+    target = 0
     info = None
     start = time.time()
     next_trip = start + trip_every
+    due = [start + batch_s + d * batch_s / len(devices) for d in range(len(devices))]
+    order = 0
     slot = 0
     while True:
         slot += 1
@@ -125,24 +155,33 @@ def publish_plant(port: int, machines: list[Machine], rate: float, seconds: floa
             time.sleep(delay)
         elif delay < -SLOT_S:
             late += 1
-        values = signals.step(SLOT_S)
-        credit += messages_per_slot
-        while credit >= 1.0:
-            credit -= 1.0
-            key, topic, encoder, rows, types, trip = devices[d]
-            row_values = [_scalar(types[i], values[r]) for i, r in enumerate(rows)]
-            now = time.time()
+        now = time.time()
+        while start + (steps + 1) * spacing <= now:  # the plant acquires
+            steps += 1
+            ring[steps % k] = signals.step(spacing)
+            ring_ts[steps % k] = int((start + steps * spacing) * 1000)
+        newest = steps % k
+        sample_order = [(newest + 1 + i) % k for i in range(k)]
+        for _ in range(len(devices)):
+            d = order
+            if due[d] > now:
+                break
+            order = (order + 1) % len(devices)
+            due[d] += batch_s
+            key, topic, _, rows, _, trip = devices[d]
+            block = ring[sample_order][:, rows.start:rows.stop].copy()
+            stamps = [ring_ts[i] for i in sample_order]
             if tripped == d:
-                tripped = None  # back to normal: the alarm clears
-            elif tripped is None and now >= next_trip:
-                row_values[trip] = TRIP_VALUE
+                tripped = None
+            elif tripped is None and now >= next_trip and d == target:
+                block[-1, trip] = TRIP_VALUE
+                stamps[-1] = int(time.time() * 1000)
                 tripped, trips = d, trips + 1
                 next_trip += trip_every
+                target = (target + 7) % len(devices)  # every machine in turn (7 is coprime)
             seqs[key] = (seqs[key] + 1) & 0xFF
-            info = client.publish(topic, encoder.encode(row_values, seq=seqs[key],
-                                                        timestamp_ms=int(now * 1000)), qos=1)
-            sent += len(rows)
-            d = (d + 1) % len(devices)
+            info = client.publish(topic, encoders[d].encode(block, stamps, seqs[key]), qos=1)
+            sent += block.size
     last = time.time()
     if info is not None:
         info.wait_for_publish(120)

@@ -435,6 +435,54 @@ class _Evaluator:
             return np.sqrt(np.where(negative, 0.0, values[0])), errors, reason
 
 
+class _Suspect(Exception):
+    """A non-finite value appeared: the fast evaluation defers to the exact one."""
+
+
+def _fast(node: _Node, values: Mapping[str, FloatArray]) -> FloatArray | float:
+    """Values only, no error bookkeeping: the common case of finite inputs and no division by
+    zero costs one numpy call per node. Anything non-finite (a missing input, a division by
+    zero, a negative square root, an overflow) raises :class:`_Suspect`, and the exact
+    evaluator, which says which element failed and why, runs instead; so both always agree."""
+    if isinstance(node, _Num):
+        return node.value
+    if isinstance(node, _Ref):
+        given = values.get(node.name)
+        if given is None:
+            raise _Suspect
+        array = np.asarray(given, np.float64)
+        if not np.isfinite(array).all():
+            raise _Suspect
+        return array
+    if isinstance(node, _Unary):
+        operand = _fast(node.operand, values)
+        return -operand if node.op == "-" else np.equal(operand, 0).astype(np.float64)
+    if isinstance(node, _Call):
+        args = [_fast(arg, values) for arg in node.args]
+        if node.name == "abs":
+            return np.abs(args[0])
+        if node.name == "min":
+            return np.minimum.reduce(np.broadcast_arrays(*args))
+        if node.name == "max":
+            return np.maximum.reduce(np.broadcast_arrays(*args))
+        if node.name == "clamp":
+            return np.minimum(np.maximum(args[0], args[1]), args[2])
+        if np.any(np.less(args[0], 0)):
+            raise _Suspect
+        return np.sqrt(args[0])
+    left, right = _fast(node.left, values), _fast(node.right, values)
+    if node.op == "and":
+        return np.logical_and(np.not_equal(left, 0), np.not_equal(right, 0)).astype(np.float64)
+    if node.op == "or":
+        return np.logical_or(np.not_equal(left, 0), np.not_equal(right, 0)).astype(np.float64)
+    if node.op in _COMPARE:
+        return _COMPARE[node.op](left, right).astype(np.float64)
+    result = _ARITHMETIC[node.op](left, right)
+    if not np.isfinite(result).all():
+        raise _Suspect
+    return result
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """One evaluation over arrays: booleans are 1.0/0.0; an element in ``error`` is NaN."""
@@ -456,6 +504,13 @@ class Expression:
         """Evaluate over arrays of equal length (a missing name or a NaN element is a missing
         value); the result has that length (1 when no input is an array)."""
         size = _size(values, self.inputs)
+        try:
+            with np.errstate(all="ignore"):
+                fast = _fast(self.tree, values)
+            return Evaluation(np.broadcast_to(fast, (size,)).astype(np.float64, copy=True),
+                              np.zeros(size, np.bool_), None)
+        except _Suspect:
+            pass
         value, errors, reason = _Evaluator(values, size).run(self.tree)
         value = np.broadcast_to(value, (size,)).astype(np.float64, copy=True)
         errors = np.broadcast_to(errors, (size,)).copy()
