@@ -17,7 +17,8 @@ from millnet.notify.outbox import OutboxStore
 from millnet.notify.service import Notifier
 from millnet.registry import Registry
 from millnet.telemetry.duckdb_store import DuckDBTelemetryStore
-from tests.integration.test_notify_webhook import SECRET, Outcomes, Receiver, hook, notice, section
+from tests.integration.test_notify_webhook import SECRET, Outcomes, hook, notice, section
+from tests.support.receiver import Receiver
 
 
 async def _scenario(tmp: Path) -> None:

@@ -200,3 +200,27 @@ def test_suppression_by_design_and_devices_added_later(world: World) -> None:
         assert engine.bindings == 3
 
     asyncio.run(scenario())
+
+
+def test_an_anomaly_rule_learns_then_flags_and_rests_while_suppressed(world: World) -> None:
+    rule = world.rule(name="odd", kind="anomaly", detector="robust", points=["Temp", "Current"],
+                      train_samples=20, suppress_when="State == 0",
+                      applies_to={"devices": ["CNC-1"]})
+    engine = started(world)
+    rng = np.random.default_rng(3)
+    for i in range(30):  # normal operation: learned
+        world.feed(engine, [("CNC-1", "State", i, 1), ("CNC-1", "Temp", i, 50 + rng.normal()),
+                            ("CNC-1", "Current", i, 20 + rng.normal())])
+    assert world.changes == []
+    world.feed(engine, [("CNC-1", "State", 40, 0)])  # stopped: suppressed by design
+    for i in range(41, 45):
+        world.feed(engine, [("CNC-1", "Temp", i, 22.0), ("CNC-1", "Current", i, 0.0)])
+    assert [c.active for c in world.changes] == [False], "only the suppression is reported"
+    world.changes.clear()
+    world.feed(engine, [("CNC-1", "State", 50, 1), ("CNC-1", "Temp", 50, 95.0),
+                        ("CNC-1", "Current", 50, 45.0)])
+    raised = [c for c in world.changes if c.active]
+    assert raised and not raised[-1].suppressed
+    assert raised[-1].message.startswith("CNC-1: anomaly in Temp, Current (score ")
+    status = engine.status(rule)
+    assert status is not None and status.detail["detectors"]

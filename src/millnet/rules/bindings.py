@@ -29,7 +29,7 @@ from millnet.rules.definitions import (
 from millnet.rules.expr import Expression
 from millnet.rules.pointsets import RateSet, StateSet, TextStateSet, ThresholdSet
 from millnet.rules.table import Binding, BindingTable, DeviceRef, RuleCounters, RuleRef
-from millnet.rules.tickers import AnomalySet, ExpressionSet, StaleSet
+from millnet.rules.tickers import AnomalySet, ExpressionSet, RuleScan, StaleSet
 
 T = TypeVar("T")
 
@@ -66,10 +66,7 @@ class Compiled:
     counters: dict[int, RuleCounters]
     rules: dict[int, RuleRef]
 
-    @property
-    def scanned(self) -> list[ExpressionSet | AnomalySet]:
-        """Rules on latest values, suppression first (conditions see it the same scan)."""
-        return [*self.suppressions, *self.expressions, *self.anomalies.values()]
+    scanned: list[RuleScan]  # per rule: its suppression, then its expression or detectors
 
 
 class _Builder:
@@ -159,7 +156,7 @@ def _bind(b: _Builder, ref: RuleRef, device: DeviceRef,
         gidx.append(g)
         inputs.append([pts[n].series_id for n in cond.expression.inputs])
     elif isinstance(cond, AnomalyCondition):
-        g = b.add(Binding(ref, device, ""), 0.0, ANOMALY_OFF_DELAY_S)
+        g = b.add(Binding(ref, device, ", ".join(cond.points)), 0.0, ANOMALY_OFF_DELAY_S)
         gidx, inputs = _group(b.anomaly, ref.rule_id, cond)
         gidx.append(g)
         inputs.append([pts[n].series_id for n in cond.points])
@@ -194,7 +191,7 @@ def _bind_point(b: _Builder, ref: RuleRef, device: DeviceRef,
             b.states.append((g, point.series_id, cond.values))
     else:
         assert isinstance(cond, Stale)
-        g = b.add(Binding(ref, device, cond.point), 0.0, 0.0)
+        g = b.add(Binding(ref, device, cond.point, cond.timeout_s), 0.0, 0.0)
         series = -1 if cond.point == "*" else pts[cond.point].series_id
         b.stale.append((g, series, device.asset_id, cond.timeout_s))
     return g
@@ -220,7 +217,7 @@ def _assemble(b: _Builder, rules: Sequence[RuleRef], devices: Sequence[DeviceRef
         anomalies[rule_id] = AnomalySet(table, counters[rule_id], _factory(cond), gidx, inputs,
                                         mine)
     th, ra, st, sl = b.thresholds, b.rates, b.states, b.stale
-    return Compiled(
+    compiled = Compiled(
         table=table, size=size, device_slot=device_slot, devices=len(devices),
         thresholds=ThresholdSet(table, [e[0] for e in th], [e[1] for e in th], size,
                                 [e[2] for e in th], [e[3] for e in th], [e[4] for e in th]),
@@ -235,7 +232,17 @@ def _assemble(b: _Builder, rules: Sequence[RuleRef], devices: Sequence[DeviceRef
                      for r, (expr, (gidx, inputs)) in b.expr.items()],
         suppressions=[ExpressionSet(table, counters[r], expr, gidx, inputs, suppression=True)
                       for r, (expr, (gidx, inputs)) in b.suppress.items()],
-        anomalies=anomalies, counters=counters, rules={r.rule_id: r for r in rules})
+        anomalies=anomalies, counters=counters, rules={r.rule_id: r for r in rules},
+        scanned=[])
+    by_rule: dict[int, list[ExpressionSet | AnomalySet]] = defaultdict(list)
+    for rule_id, s in zip(b.suppress, compiled.suppressions, strict=True):
+        by_rule[rule_id].append(s)
+    for rule_id, e in zip(b.expr, compiled.expressions, strict=True):
+        by_rule[rule_id].append(e)
+    for rule_id, a in compiled.anomalies.items():
+        by_rule[rule_id].append(a)
+    compiled.scanned = [RuleScan(sets) for sets in by_rule.values()]
+    return compiled
 
 
 def _factory(cond: AnomalyCondition) -> Callable[[], Detector]:

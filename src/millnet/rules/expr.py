@@ -461,16 +461,17 @@ def _fast(node: _Node, values: Mapping[str, FloatArray]) -> FloatArray | float:
         args = [_fast(arg, values) for arg in node.args]
         if node.name == "abs":
             return np.abs(args[0])
-        if node.name == "min":
-            return np.minimum.reduce(np.broadcast_arrays(*args))
-        if node.name == "max":
-            return np.maximum.reduce(np.broadcast_arrays(*args))
+        if node.name in ("min", "max"):
+            reduce = np.minimum.reduce if node.name == "min" else np.maximum.reduce
+            reduced: FloatArray = reduce(np.broadcast_arrays(*args))
+            return reduced
         if node.name == "clamp":
             return np.minimum(np.maximum(args[0], args[1]), args[2])
         if np.any(np.less(args[0], 0)):
             raise _Suspect
         return np.sqrt(args[0])
-    left, right = _fast(node.left, values), _fast(node.right, values)
+    left = np.asarray(_fast(node.left, values), np.float64)
+    right = np.asarray(_fast(node.right, values), np.float64)
     if node.op == "and":
         return np.logical_and(np.not_equal(left, 0), np.not_equal(right, 0)).astype(np.float64)
     if node.op == "or":

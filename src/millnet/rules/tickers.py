@@ -154,9 +154,12 @@ class AnomalySet:
         t = self.table
         for k in rows.tolist():
             g = int(self.gidx[k])
+            if t.suppressed[g]:
+                continue  # suppressed by design (a stopped machine): neither learned nor judged
             x = last.value[self.inputs[k]][None, :]
             try:
-                flagged = bool(self.detector(g).update(x)[0])
+                detector = self.detector(g)
+                flagged = bool(detector.update(x)[0])
             except Exception as exc:  # noqa: BLE001 - a detector's fault is reported on its rule
                 self.counters.error(f"{t.bindings[g].device.name}: detector failed: {exc}",
                                     now_ns)
@@ -164,7 +167,9 @@ class AnomalySet:
             self.counters.evaluations += 1
             ts = int(last.ts[self.inputs[k]].max())
             if flagged != bool(t.active[g]) or t.pending[g]:
-                t.step(g, ts, flagged, not flagged, float("nan"))
+                score = detector.describe().get("score")
+                t.step(g, ts, flagged, not flagged,
+                       float(score) if isinstance(score, int | float) else float("nan"))
 
 
 class StaleSet:
@@ -190,3 +195,24 @@ class StaleSet:
             g = int(self.gidx[k])
             ts = int(seen[k] + self.timeout[k]) if stale[k] else int(seen[k])
             t.step(g, ts, bool(stale[k]), not bool(stale[k]), float("nan"))
+
+
+class RuleScan:
+    """The sets of one rule that run at the scan rate, in order: its suppression first, so its
+    condition is judged with the suppression of the same scan."""
+
+    def __init__(self, sets: list[ExpressionSet | AnomalySet]) -> None:
+        self.sets = sets
+
+    @property
+    def scanned_ns(self) -> int:
+        return self.sets[0].scanned_ns
+
+    @scanned_ns.setter
+    def scanned_ns(self, value: int) -> None:
+        for s in self.sets:
+            s.scanned_ns = value
+
+    def process(self, last: LastValues, now_ns: int) -> None:
+        for s in self.sets:
+            s.process(last, now_ns)
