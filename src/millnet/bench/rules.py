@@ -134,7 +134,10 @@ async def _run(port: int, data_dir: Path, count: int, rate: float, seconds: floa
             console.print(f"{count} rules, {bindings:,} bindings; publishing {rate:,.0f} "
                           f"points/s for {seconds:.0f} s ...")
             go.send("go")
+            lags: list[float] = []
+            watch = asyncio.create_task(_loop_lag(lags))
             plant: PlantLoad = (await _message(go, seconds + 120, "the plant's end"))[1]
+            watch.cancel()
         finally:
             publisher.join(10)
             if publisher.is_alive():
@@ -146,8 +149,17 @@ async def _run(port: int, data_dir: Path, count: int, rate: float, seconds: floa
     parent.send("stop")
     hooks = parent.recv()
     receiver.join(5)
-    return _result(node, plant, expected, stored, hooks, count, bindings, rate,
-                   time.monotonic() - started > limit_s)
+    result = _result(node, plant, expected, stored, hooks, count, bindings, rate,
+                     time.monotonic() - started > limit_s)
+    return {**result, **_percentiles(lags, "event_loop_lag")}
+
+
+async def _loop_lag(lags: list[float]) -> None:
+    """How late the event loop wakes a 5 ms timer: what every sample waits for, at least."""
+    while True:
+        asked = time.perf_counter()
+        await asyncio.sleep(0.005)
+        lags.append((time.perf_counter() - asked - 0.005) * 1000)
 
 
 async def _message(conn: Any, timeout: float, what: str) -> Any:
