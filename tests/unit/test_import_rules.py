@@ -35,7 +35,7 @@ LAYERS: tuple[frozenset[str], ...] = (
 COMPOSITION = frozenset({
     "__init__", "__main__", "api", "bench", "cli", "cli_alarms", "cli_commands", "cli_eval",
     "cli_id", "cli_modbus", "cli_opcua", "cli_rules", "commands", "config", "demo",
-    "demo_field", "demo_ids", "files", "idnode", "idoptions", "insight", "node",
+    "demo_field", "demo_ids", "demo_insight", "files", "idnode", "idoptions", "insight", "node",
     "serving", "sim", "sources", "supervise", "web",
 })
 #: Imports that break a rule, each with the reason it is tolerated: (importer, imported) as

@@ -181,7 +181,9 @@ kinds = st.one_of(
     st.fixed_dictionaries({"kind": st.just("stale"), "point": st.sampled_from(["*", "T"]),
                            "timeout": st.floats(0.001, 86_400)}),
     st.fixed_dictionaries({"kind": st.just("state"), "point": st.just("Mode"),
-                           "texts": st.lists(st.text(max_size=10), min_size=1, max_size=3,
+                           "texts": st.lists(st.text(st.characters(
+                               codec="utf-8", exclude_categories=("Cc", "Cs")), max_size=10),
+                               min_size=1, max_size=3,
                                              unique=True)}),
     st.fixed_dictionaries({"kind": st.just("expression"),
                            "expression": st.sampled_from(["A > 1", "{A b} / 2 == B"])}),

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 
+from millnet.model.limits import ascii_digits
+
 
 class Priority(IntEnum):
     """Alarm priority, most urgent first (ISA-18.2 recommends three or four levels)."""
@@ -30,7 +32,7 @@ class Priority(IntEnum):
         key = text.strip().upper()
         if key in cls.__members__:
             return cls[key]
-        if key.isascii() and key.isdigit() and int(key) in {p.value for p in cls}:
+        if ascii_digits(key, 2) and int(key) in {p.value for p in cls}:
             return cls(int(key))
         allowed = ", ".join(p.label for p in cls)
         raise ValueError(f"unknown priority {text!r}; one of {allowed}")

@@ -31,6 +31,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from millnet.model.alarms import Priority
+from millnet.model.limits import ascii_digits
 
 #: Every ``AlarmNotice.event`` value.
 EVENTS = frozenset({"activated", "cleared", "acknowledged", "shelved", "unshelved",
@@ -279,7 +280,7 @@ def _field_error(where: str, message: str) -> ValidationError:
     """A validation error at ``where`` (``targets[2].name``) relative to the section."""
     loc: list[str | int] = []
     for part in where.replace("]", "").replace("[", ".").split("."):
-        loc.append(int(part) if part.isdigit() else part)
+        loc.append(int(part) if ascii_digits(part, 9) else part)
     error = PydanticCustomError("notify", "{detail}", {"detail": message})
     return ValidationError.from_exception_data(
         "notify", [InitErrorDetails(type=error, loc=tuple(loc), input=None)])

@@ -21,6 +21,7 @@ from importlib.metadata import version
 import httpx
 
 from millnet.model.alarms import AlarmNotice
+from millnet.model.limits import ascii_digits
 from millnet.notify import payload
 from millnet.notify.base import DeliveryFailed
 from millnet.notify.settings import WebhookTarget
@@ -49,7 +50,7 @@ def verify(secret: bytes, body: bytes, header: str, *, now: float | None = None,
         key, _, value = item.strip().partition("=")
         parts.setdefault(key, []).append(value)
     stamps = parts.get("t", [])
-    if len(stamps) != 1 or not (stamps[0].isascii() and stamps[0].isdigit()):
+    if len(stamps) != 1 or not ascii_digits(stamps[0], 20):
         return False
     timestamp = int(stamps[0])
     if abs((time.time() if now is None else now) - timestamp) > tolerance_s:
