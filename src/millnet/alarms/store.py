@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import Connection, and_, func, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from millnet.alarms.flood import FloodEvent
 from millnet.alarms.records import (
@@ -31,7 +29,7 @@ from millnet.alarms.records import (
 from millnet.alarms.schema import alarm_events, alarms
 from millnet.db.schema import AnyRow
 from millnet.db.sqlstore import SqlStore
-from millnet.errors import NotFound, StorageError
+from millnet.errors import NotFound
 from millnet.model.alarms import AlarmState, Priority
 
 log = logging.getLogger("millnet.alarms")
@@ -80,18 +78,6 @@ class AlarmStore(SqlStore):
     """Alarms and alarm events; every method is one transaction (thread-safe, blocking)."""
 
     label: ClassVar[str] = "alarms"
-
-    def _run(self, work: Callable[[Connection], T], *, write: bool = False) -> T:
-        engine = self._writer if write else self._engine
-        try:
-            with engine.begin() as conn:
-                return work(conn)
-        except IntegrityError as exc:
-            raise StorageError(f"alarm write refused by the database: {exc.orig!s}") from exc
-        except (OperationalError, InterfaceError) as exc:
-            raise StorageError(f"alarm database error: {exc.orig!s}") from exc
-        except PoolTimeout as exc:
-            raise StorageError(f"alarm database busy: {exc}") from exc
 
     # -- writes ------------------------------------------------------------------------------
     def apply(self, writes: Sequence[Write], stored_at: datetime) -> list[tuple[int, int]]:

@@ -3,15 +3,19 @@ closing it, and a repr that never shows a password."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
-from typing import ClassVar, Self
+from typing import ClassVar, Self, TypeVar
 
-from sqlalchemy import Engine
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from millnet.db import migrate
 from millnet.db.engine import URL_SETTING, create_db_engine, writer
 from millnet.errors import StorageError
+
+T = TypeVar("T")
 
 
 class SqlStore:
@@ -38,6 +42,20 @@ class SqlStore:
             engine.dispose()
             raise
         return cls(engine)
+
+    def _run(self, work: Callable[[Connection], T], *, write: bool = False) -> T:
+        """Run ``work`` in one transaction (on the single writer when ``write``); database
+        failures become :class:`StorageError` naming this store."""
+        try:
+            with (self._writer if write else self._engine).begin() as conn:
+                return work(conn)
+        except IntegrityError as exc:
+            raise StorageError(f"{self.label} write refused by the database: {exc.orig!s}") \
+                from exc
+        except (OperationalError, InterfaceError) as exc:
+            raise StorageError(f"{self.label} database error: {exc.orig!s}") from exc
+        except PoolTimeout as exc:
+            raise StorageError(f"{self.label} database busy: {exc}") from exc
 
     @property
     def engine(self) -> Engine:

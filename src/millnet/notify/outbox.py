@@ -9,16 +9,14 @@ before its outcome updates it. At start the notifier reads back the pending rows
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, TypeVar
 
 from sqlalchemy import Connection, delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 
 from millnet.db.sqlstore import SqlStore
-from millnet.errors import StorageError
 from millnet.model.alarms import AlarmNotice
 from millnet.notify import payload
 from millnet.notify.schema import notify_outbox
@@ -72,16 +70,6 @@ class OutboxStore(SqlStore):
     """The ``notify_outbox`` table (see :mod:`millnet.notify.schema`)."""
 
     label = "notification outbox"
-
-    def _run(self, work: Callable[[Connection], T], *, write: bool = False) -> T:
-        engine = self._writer if write else self._engine
-        try:
-            with engine.begin() as conn:
-                return work(conn)
-        except IntegrityError as exc:
-            raise StorageError(f"outbox write refused: {exc.orig!s}") from exc
-        except (OperationalError, InterfaceError) as exc:
-            raise StorageError(f"outbox database error: {exc.orig!s}") from exc
 
     def apply(self, ops: Sequence[Op]) -> None:
         """Write ``ops`` in order, in one transaction."""
