@@ -61,7 +61,7 @@ def publish_load(port: int, index: int, devices: int, metrics_per_message: int,
         rows = range(d * metrics_per_message, (d + 1) * metrics_per_message)
         aliases = [r + 1 for r in rows]
         seq = (seq + 1) & 0xFF
-        births = [BirthMetric(f"{defs[r].name}#{r}", r + 1, types[r], _scalar(types[r], values[r]))
+        births = [BirthMetric(f"{defs[r].name}#{r}", r + 1, types[r], scalar(types[r], values[r]))
                   for r in rows]
         info = client.publish(device_topic(group, MessageType.DBIRTH, edge, f"D{d:04d}"),
                        encode_dbirth(births, seq=seq, timestamp_ms=start_ms), qos=1)
@@ -78,7 +78,7 @@ def publish_load(port: int, index: int, devices: int, metrics_per_message: int,
         ts = start_ms + tick * 1000
         for device, rows, encoder in encoders:
             seq = (seq + 1) & 0xFF
-            row_values = [_scalar(types[r], values[r]) for r in rows]
+            row_values = [scalar(types[r], values[r]) for r in rows]
             data.append((device_topic(group, MessageType.DDATA, edge, device),
                          encoder.encode(row_values, seq=seq, timestamp_ms=ts)))
             sent += len(rows)
@@ -96,7 +96,7 @@ def publish_load(port: int, index: int, devices: int, metrics_per_message: int,
     return LoadResult(first, sent, 2 + points, messages)
 
 
-def _scalar(datatype: int, value: float) -> float | int | bool:
+def scalar(datatype: int, value: float) -> float | int | bool:
     if datatype in (SpDataType.INT32, SpDataType.INT64):
         return int(value)
     if datatype == SpDataType.BOOLEAN:

@@ -16,6 +16,7 @@ import numpy.typing as npt
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from millnet.bench.edge_load import scalar as _scalar
 from millnet.protocols import sparkplug_b_pb2 as pb
 from millnet.protocols.sparkplug import (
     VALUE_FIELD,
@@ -46,14 +47,6 @@ class PlantLoad:
     birth_points: int
     trips: int
     late_slots: int  # slots the publisher could not keep (it fell behind its own schedule)
-
-
-def _scalar(datatype: int, value: float) -> float | int | bool:
-    if datatype in (SpDataType.INT32, SpDataType.INT64):
-        return int(value)
-    if datatype == SpDataType.BOOLEAN:
-        return bool(value)
-    return float(value)
 
 
 Device = tuple[tuple[str, str], str, DataEncoder, range, list[int], int]
