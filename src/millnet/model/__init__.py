@@ -2,6 +2,7 @@
 
 from millnet.model.alarms import AlarmNotice, AlarmState, ConditionChange, Priority
 from millnet.model.assets import AssetKind, DataType, PointSpec
+from millnet.model.security import EventKind, SecurityEvent, Severity
 from millnet.model.telemetry import Quality, SampleBatch, SampleBuffer, TextSample
 
 __all__ = [
@@ -10,10 +11,13 @@ __all__ = [
     "AssetKind",
     "ConditionChange",
     "DataType",
+    "EventKind",
     "PointSpec",
     "Priority",
     "Quality",
     "SampleBatch",
     "SampleBuffer",
+    "SecurityEvent",
+    "Severity",
     "TextSample",
 ]
