@@ -1,0 +1,1 @@
+"""Monitoring federation: enterprise -> secondary -> national nodes (issue 13)."""
