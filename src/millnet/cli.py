@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from millnet import cli_alarms, cli_commands, cli_eval, cli_modbus, cli_opcua, cli_rules
+from millnet import cli_alarms, cli_commands, cli_eval, cli_modbus, cli_opcua, cli_probe, cli_rules
 from millnet.cli_id import id_app
 from millnet.config import DEFAULT_CONFIG, Settings, load_settings
 from millnet.errors import ConfigError, MillnetError
@@ -36,6 +36,7 @@ app.add_typer(cli_modbus.app, name="modbus",
               help="Modbus TCP: read a device with a register map, run the simulated plant.")
 app.add_typer(cli_eval.app, name="eval",
               help="Evaluations: anomaly detection on the Tennessee Eastman Process.")
+app.command("probe")(cli_probe.probe)
 console = Console()
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="node.toml to read")]

@@ -27,14 +27,14 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"model"}),
     frozenset({"protocols"}),
     frozenset({"db"}),
-    frozenset({"registry", "identifiers", "telemetry", "alarms", "notify", "analytics"}),
+    frozenset({"registry", "identifiers", "telemetry", "alarms", "notify", "analytics", "probe"}),
     frozenset({"ingest"}),
     frozenset({"connectivity", "rules", "kpi"}),
 )
 #: Above the domain: these may import anything (and nothing in LAYERS imports them).
 COMPOSITION = frozenset({
     "__init__", "__main__", "api", "bench", "cli", "cli_alarms", "cli_commands", "cli_eval",
-    "cli_id", "cli_modbus", "cli_opcua", "cli_rules", "commands", "config", "demo",
+    "cli_id", "cli_modbus", "cli_opcua", "cli_probe", "cli_rules", "commands", "config", "demo",
     "demo_field", "demo_ids", "demo_insight", "files", "idnode", "idoptions", "insight", "node",
     "serving", "sim", "sources", "supervise", "web",
 })

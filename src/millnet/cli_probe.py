@@ -1,0 +1,104 @@
+"""``millnet probe``: the passive network probe, on a capture file or a live interface.
+
+Events are printed as they are raised; at the end, the inventory and the counters (with
+``--json``: one JSON line holding both). Exit status 0, 1 on an error (a file that is not a
+capture, an interface that does not exist, no CAP_NET_RAW), 2 on bad options.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from millnet.errors import MillnetError, ProtocolError
+from millnet.model.security import SecurityEvent
+from millnet.probe import Baseline, Probe, live_capture, read_capture
+
+console = Console(stderr=True)
+
+
+def _print_event(event: SecurityEvent) -> None:
+    console.print(f"[bold]{event.severity.label}[/bold] {event.kind} "
+                  f"{event.occurred_at.isoformat(timespec='milliseconds')} {event.summary}",
+                  soft_wrap=True, markup=True, highlight=False)
+
+
+def run_file(probe: Probe, path: Path) -> None:
+    """Feed a capture file; a file corrupt part-way is one counted error, not a failure."""
+    try:
+        for ts, frame in read_capture(path):
+            probe.feed(ts, frame)
+    except ProtocolError as exc:
+        probe.stats.decode_errors["capture"] += 1
+        console.print(f"[yellow]capture ends early[/yellow] {exc}", soft_wrap=True)
+
+
+async def run_live(probe: Probe, interface: str, duration: float | None,
+                   count: int | None) -> None:
+    async for ts, frame in live_capture(interface, duration=duration, count=count):
+        probe.feed(ts, frame)
+
+
+def summary(probe: Probe, seconds: float) -> dict[str, Any]:
+    return {"inventory": [host.to_dict() for host in probe.inventory()],
+            "stats": probe.stats.to_dict(), "seconds": round(seconds, 3)}
+
+
+def _print_inventory(probe: Probe) -> None:
+    table = Table("address", "mac", "roles", "services", "vendor", "model", "firmware")
+    for host in probe.inventory():
+        table.add_row(host.address, host.mac, ", ".join(host.roles), ", ".join(host.services),
+                      host.vendor, host.model, host.firmware)
+    Console().print(table)
+    Console().print_json(data=probe.stats.to_dict())
+
+
+def probe(
+    read: Annotated[Path | None, typer.Option("--read", "-r",
+                                              help="pcap or pcapng file to read")] = None,
+    interface: Annotated[str | None, typer.Option("--interface", "-i",
+                                                  help="capture live (needs CAP_NET_RAW)")] = None,
+    duration: Annotated[float | None, typer.Option(help="live: stop after N seconds")] = None,
+    count: Annotated[int | None, typer.Option(help="live: stop after N packets")] = None,
+    baseline: Annotated[Path | None, typer.Option(
+        help="JSON file of known writers (no learning period then)")] = None,
+    save_baseline: Annotated[Path | None, typer.Option(
+        help="write the writers seen to this file at the end")] = None,
+    learn: Annotated[float, typer.Option(
+        help="seconds of traffic that teach who writes, when there is no baseline")] = 60.0,
+    as_json: Annotated[bool, typer.Option("--json", help="end with one JSON line")] = False,
+) -> None:
+    """Passive probe: decode industrial traffic, inventory hosts, raise security events."""
+    if (read is None) == (interface is None):
+        console.print("[red]error[/red] give exactly one of --read FILE or --interface NAME")
+        raise typer.Exit(2)
+    if read is not None and (duration is not None or count is not None):
+        console.print("[red]error[/red] --duration and --count are for --interface")
+        raise typer.Exit(2)
+    started = time.perf_counter()
+    try:
+        known = Baseline.load(baseline) if baseline else None
+        sensor = Probe(_print_event, baseline=known, learn_seconds=learn)
+        if read is not None:
+            run_file(sensor, read)
+        else:
+            assert interface is not None
+            asyncio.run(run_live(sensor, interface, duration, count))
+        if save_baseline is not None:
+            sensor.baseline().save(save_baseline)
+    except MillnetError as exc:
+        console.print(f"[red]error[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(1) from exc
+    except KeyboardInterrupt:
+        console.print("interrupted")
+    if as_json:
+        print(json.dumps(summary(sensor, time.perf_counter() - started)))
+    else:
+        _print_inventory(sensor)
