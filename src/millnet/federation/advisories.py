@@ -109,7 +109,10 @@ def _bound(entry: dict[str, Any], name: str, where: str) -> str | None:
     if name not in entry or entry[name] is None:
         return None
     value = _string(entry, name, 64, where)
-    version_key(value)  # refuses what is no version, before it is stored
+    try:
+        version_key(value)  # refuses what is no version, before it is stored
+    except InvalidInput:
+        raise InvalidInput(f"{value!r} is not a version", where + name) from None
     return value
 
 
@@ -136,19 +139,22 @@ def parse_advisory(body: Any) -> Advisory:
         raise InvalidInput(f"must list 1-{MAX_AFFECTED} products", "affected")
     try:
         severity = Severity.parse(_string(body, "severity", 16))
-        published = datetime.fromisoformat(_string(body, "published", 40))
     except ValueError as exc:
-        raise InvalidInput(str(exc), "severity" if "severity" in str(exc) else "published") \
-            from None
-    if published.tzinfo is None:
-        published = published.replace(tzinfo=UTC)
+        raise InvalidInput(str(exc), "severity") from None
+    raw_published = _string(body, "published", 40)
+    try:
+        published = datetime.fromisoformat(raw_published)
+        published = (published if published.tzinfo else published.replace(tzinfo=UTC)
+                     ).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise InvalidInput("must be an ISO 8601 time", "published") from None
     regions = body.get("regions", [])
     if not isinstance(regions, list) or not all(
             isinstance(r, str) and province_of(r) != "??" for r in regions):
         raise InvalidInput("must be a list of GB/T 2260 codes", "regions")
     return Advisory(
         id=check_id(_string(body, "id", 64), "id"), title=_string(body, "title", 255),
-        severity=severity, published=published.astimezone(UTC),
+        severity=severity, published=published,
         description=str(body.get("description", ""))[:MAX_TEXT],
         affected=tuple(parse_match(e, f"affected[{i}]") for i, e in enumerate(affected)),
         regions=tuple(regions))

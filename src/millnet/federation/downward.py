@@ -38,7 +38,8 @@ def apply_order(conn: Connection, sender: str, origin: str, body: Any, created_a
                 self_node_id: str | None = None, after: AfterOrder | None = None) -> None:
     """Store an order from the parent. An enterprise (``self_node_id`` given) keeps only its
     own target, marked ``received``; it refuses an order that does not name it."""
-    order = orders.parse_order(body)
+    named = isinstance(body, dict) and "issuer" in body
+    order = orders.parse_order(body, issuer=None if named else origin)
     if self_node_id is not None and self_node_id not in order.targets:
         raise InvalidInput(f"the order does not name this node ({self_node_id})", "targets")
     only = [self_node_id] if self_node_id is not None else None

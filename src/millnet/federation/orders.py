@@ -91,11 +91,12 @@ def _text(body: Mapping[str, Any], name: str, limit: int) -> str:
 
 
 def _time(body: Mapping[str, Any], name: str) -> datetime:
+    raw = _text(body, name, 40)
     try:
-        moment = datetime.fromisoformat(_text(body, name, 40))
-    except ValueError:
+        moment = datetime.fromisoformat(raw)
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
         raise InvalidInput("must be an ISO 8601 time", name) from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def parse_order(body: Any, issuer: str | None = None) -> Order:

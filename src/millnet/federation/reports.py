@@ -56,11 +56,12 @@ def moment(body: Body, name: str, *, required: bool = True) -> datetime | None:
     raw = body.get(name)
     if raw is None and not required:
         return None
+    raw_text = text(body, name, 40)
     try:
-        value = datetime.fromisoformat(text(body, name, 40))
-    except ValueError:
+        value = datetime.fromisoformat(raw_text)
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
         raise InvalidInput("must be an ISO 8601 time", name) from None
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
 
 
 def severity(body: Body, name: str = "severity") -> Severity:
