@@ -8,12 +8,14 @@ import socket
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import dpkt  # type: ignore[import-untyped]
 from asyncua import ua
 from asyncua.common.connection import MessageChunk
 from asyncua.crypto.security_policies import SecurityPolicyNone
 from asyncua.ua import ua_binary
+from asyncua.ua.attribute_ids import AttributeIds
 from pymodbus.framer import FramerSocket
 from pymodbus.pdu import DecodePDU, ModbusPDU
 
@@ -109,15 +111,16 @@ def modbus(pdu: ModbusPDU) -> bytes:
 
 def opcua_hello(url: str = "opc.tcp://plc:4840") -> bytes:
     hello = ua.Hello()
-    hello.EndpointUrl = url
-    return bytes(ua_binary.uatcp_to_binary(ua.MessageType.Hello, hello))
+    hello.EndpointUrl = ua.String(url)
+    return bytes(ua_binary.uatcp_to_binary(cast(ua.MessageType, ua.MessageType.Hello), hello))
 
 
 def opcua_chunk(body: bytes, kind: bytes = ua.MessageType.SecureMessage) -> bytes:
-    chunk = MessageChunk.message_to_chunks(SecurityPolicyNone(), body, 65536,
-                                           message_type=kind)[0]
-    chunk.SequenceHeader.SequenceNumber = 1
-    chunk.SequenceHeader.RequestId = 1
+    policy = SecurityPolicyNone()  # type: ignore[no-untyped-call]
+    chunk = MessageChunk.message_to_chunks(policy, body, 65536,
+                                           message_type=cast(ua.MessageType, kind))[0]
+    chunk.SequenceHeader.SequenceNumber = ua.UInt32(1)
+    chunk.SequenceHeader.RequestId = ua.UInt32(1)
     return bytes(chunk.to_binary())
 
 
@@ -129,8 +132,8 @@ def opcua_open() -> bytes:
 def opcua_write() -> bytes:
     request = ua.WriteRequest()
     value = ua.WriteValue()
-    value.NodeId = ua.NodeId(5, 2)
-    value.AttributeId = ua.AttributeIds.Value
+    value.NodeId = ua.NodeId(ua.Int32(5), ua.Int16(2))
+    value.AttributeId = AttributeIds.Value
     value.Value = ua.DataValue(ua.Variant(3.0))
     request.Parameters.NodesToWrite = [value]
     return opcua_chunk(ua_binary.struct_to_binary(request))
@@ -139,8 +142,8 @@ def opcua_write() -> bytes:
 def opcua_read() -> bytes:
     request = ua.ReadRequest()
     read = ua.ReadValueId()
-    read.NodeId = ua.NodeId(5, 2)
-    read.AttributeId = ua.AttributeIds.Value
+    read.NodeId = ua.NodeId(ua.Int32(5), ua.Int16(2))
+    read.AttributeId = AttributeIds.Value
     request.Parameters.NodesToRead = [read]
     return opcua_chunk(ua_binary.struct_to_binary(request))
 
