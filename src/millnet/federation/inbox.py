@@ -1,0 +1,164 @@
+"""Idempotent inbox: each message's effect is applied exactly once, in seq order.
+
+A handler applies a message's effect on the connection it is given, inside the transaction
+that records the message's seq as applied; both commit together or neither does. A message
+whose seq is at or below the recorded one is a duplicate (acknowledged, skipped); a seq beyond
+the next one is a gap, where applying stops (the sender resends from its outbox).
+
+A handler that raises a millnet error for bad content has its effect rolled back (a savepoint
+per message) and the message is recorded as *rejected*: its seq counts as applied, so one bad
+message never blocks the link. Unknown kinds and origins the sender may not speak for are
+rejected the same way. Database failures are not rejections: they abort the batch, which the
+sender retries. Rejections are reported through ``on_rejected`` after the commit (the hook may
+write to the database itself without waiting on this transaction's lock).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, insert, select, update
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from millnet.errors import Conflict, MillnetError, RejectedMessage, StorageError
+from millnet.federation.schema import federation_inbox_state as inbox_state
+from millnet.protocols.federation import KIND_PATTERN, Message
+
+log = logging.getLogger("millnet.federation")
+
+
+@dataclass(frozen=True, slots=True)
+class PeerInfo:
+    """Who sent a message, as this node enrolled it (a parent's region and sector are empty)."""
+
+    node_id: str
+    role: str
+    region: str = ""
+    sector: str = ""
+    prefix: str = ""
+
+
+Handler = Callable[[Connection, PeerInfo, Message], None]
+#: ``on_rejected(sender, reason, message_summary)``; sender is a node id (claimed, for
+#: rejections of a whole batch before its signature was checked; "" when unreadable).
+RejectHook = Callable[[str, str, str], None]
+#: Whether ``sender`` may send a message on behalf of ``origin``.
+OriginCheck = Callable[[Connection, PeerInfo, str], bool]
+
+
+@dataclass(slots=True)
+class ApplyResult:
+    applied_seq: int
+    applied: int = 0
+    duplicates: int = 0
+    gap: bool = False
+    rejected: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def summary(message: Message, detail: str) -> str:
+    return f"{message.kind} #{message.seq} origin {message.origin}: {detail}"[:300]
+
+
+class Inbox:
+    """Handlers by kind, and the apply step both ends of a link run."""
+
+    def __init__(self, on_rejected: RejectHook | None = None) -> None:
+        self._handlers: dict[str, Handler] = {}
+        self.on_rejected = on_rejected
+        self.rejections: Counter[str] = Counter()
+
+    def register(self, kind: str, handler: Handler) -> None:
+        if not re.match(KIND_PATTERN, kind):
+            raise ValueError(f"{kind!r} is not a message kind")
+        if kind in self._handlers:
+            raise Conflict(f"a handler of {kind!r} messages is already registered")
+        self._handlers[kind] = handler
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        return frozenset(self._handlers)
+
+    @staticmethod
+    def applied_seq(conn: Connection, peer: str) -> int:
+        seq = conn.execute(select(inbox_state.c.applied_seq)
+                           .where(inbox_state.c.peer == peer)).scalar()
+        return int(seq or 0)
+
+    @staticmethod
+    def reset(conn: Connection, peer: str, applied_seq: int) -> None:
+        """Start ``peer``'s inbox after ``applied_seq`` (at enrollment)."""
+        if conn.execute(select(inbox_state.c.peer)
+                        .where(inbox_state.c.peer == peer)).first() is None:
+            conn.execute(insert(inbox_state).values(peer=peer, applied_seq=applied_seq,
+                                                    rejected=0))
+        else:
+            conn.execute(update(inbox_state).where(inbox_state.c.peer == peer)
+                         .values(applied_seq=applied_seq))
+
+    def apply(self, conn: Connection, peer: str, sender: PeerInfo, messages: Iterable[Message],
+              origin_check: OriginCheck | None = None) -> ApplyResult:
+        """Apply ``messages`` from ``peer`` in the caller's (write) transaction."""
+        row = conn.execute(select(inbox_state.c.applied_seq).where(inbox_state.c.peer == peer)
+                           .with_for_update()).first()
+        if row is None:
+            conn.execute(insert(inbox_state).values(peer=peer, applied_seq=0, rejected=0))
+        result = ApplyResult(int(row.applied_seq) if row is not None else 0)
+        for message in sorted(messages, key=lambda m: m.seq):
+            if message.seq <= result.applied_seq:
+                result.duplicates += 1
+                continue
+            if message.seq != result.applied_seq + 1:
+                result.gap = True
+                break
+            reason = self._apply_one(conn, sender, message, origin_check)
+            if reason is not None:
+                result.rejected.append((sender.node_id, reason[0], summary(message, reason[1])))
+            else:
+                result.applied += 1
+            result.applied_seq = message.seq
+        if result.applied or result.rejected:
+            conn.execute(update(inbox_state).where(inbox_state.c.peer == peer).values(
+                applied_seq=result.applied_seq,
+                rejected=inbox_state.c.rejected + len(result.rejected),
+                updated_at=datetime.now(UTC)))
+        return result
+
+    def _apply_one(self, conn: Connection, sender: PeerInfo, message: Message,
+                   origin_check: OriginCheck | None) -> tuple[str, str] | None:
+        """None when applied, else ``(reason, detail)``."""
+        handler = self._handlers.get(message.kind)
+        if handler is None:
+            return "unknown_kind", "no handler for this kind"
+        if origin_check is not None and not origin_check(conn, sender, message.origin):
+            return "origin_not_allowed", f"{sender.node_id} may not speak for {message.origin}"
+        try:
+            with conn.begin_nested():
+                handler(conn, sender, message)
+        except (StorageError, OperationalError):
+            raise  # the database, not the message: the whole batch is retried
+        except RejectedMessage as exc:
+            return exc.reason, str(exc)
+        except MillnetError as exc:
+            return "invalid_content", str(exc)
+        except (DBAPIError, LookupError, TypeError, ValueError, ArithmeticError) as exc:
+            # A handler that trips over hostile content is a bug to fix, but must not block
+            # the link: counted and logged with its traceback.
+            log.exception("federation handler of %s failed on #%d", message.kind, message.seq)
+            return "handler_failed", f"{type(exc).__name__}: {exc}"
+        return None
+
+    def report(self, result: ApplyResult) -> None:
+        """Count and announce the rejections of a committed apply."""
+        for sender, reason, text in result.rejected:
+            self.reject(sender, reason, text)
+
+    def reject(self, sender: str, reason: str, text: str) -> None:
+        self.rejections[reason] += 1
+        log.warning("federation: rejected from %s (%s): %s", sender or "?", reason, text)
+        if self.on_rejected is not None:
+            self.on_rejected(sender, reason, text)
