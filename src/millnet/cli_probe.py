@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from millnet.errors import MillnetError, ProtocolError
+from millnet.errors import InvalidInput, MillnetError, ProtocolError
 from millnet.model.security import SecurityEvent
 from millnet.probe import Baseline, Probe, live_capture, read_capture
 
@@ -44,6 +44,17 @@ async def run_live(probe: Probe, interface: str, duration: float | None,
                    count: int | None) -> None:
     async for ts, frame in live_capture(interface, duration=duration, count=count):
         probe.feed(ts, frame)
+
+
+def parse_ports(items: list[str]) -> dict[int, str]:
+    """``["5020=modbus"]`` as ``{5020: "modbus"}``."""
+    ports: dict[int, str] = {}
+    for item in items:
+        number, _, protocol = item.partition("=")
+        if not number.strip().isdigit() or not 0 < int(number) < 65536 or not protocol:
+            raise InvalidInput(f"{item!r} is not PORT=PROTOCOL (e.g. 5020=modbus)", "port")
+        ports[int(number)] = protocol.strip()
+    return ports
 
 
 def summary(probe: Probe, seconds: float) -> dict[str, Any]:
@@ -73,6 +84,8 @@ def probe(
         help="write the writers seen to this file at the end")] = None,
     learn: Annotated[float, typer.Option(
         help="seconds of traffic that teach who writes, when there is no baseline")] = 60.0,
+    port: Annotated[list[str] | None, typer.Option(
+        help="PORT=PROTOCOL for a service on another port (repeatable): 5020=modbus")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="end with one JSON line")] = False,
 ) -> None:
     """Passive probe: decode industrial traffic, inventory hosts, raise security events."""
@@ -85,7 +98,8 @@ def probe(
     started = time.perf_counter()
     try:
         known = Baseline.load(baseline) if baseline else None
-        sensor = Probe(_print_event, baseline=known, learn_seconds=learn)
+        sensor = Probe(_print_event, baseline=known, learn_seconds=learn,
+                       ports=parse_ports(port or []))
         if read is not None:
             run_file(sensor, read)
         else:

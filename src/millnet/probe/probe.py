@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import socket
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Final
 
 import dpkt  # type: ignore[import-untyped]
 
-from millnet.errors import ProtocolError
+from millnet.errors import InvalidInput, ProtocolError
 from millnet.model.security import SecurityEvent
 from millnet.probe.detectors import Baseline, Detectors
 from millnet.probe.dissect import DISSECTORS, PORTS, sniff
@@ -41,7 +41,13 @@ class Probe:
     def __init__(self, on_event: Callable[[SecurityEvent], None] | None = None, *,
                  baseline: Baseline | None = None, learn_seconds: float = 60.0,
                  max_flows: int = 4096, max_buffer: int = 64 << 10,
-                 max_hosts: int = 65536, scan_threshold: int = 20) -> None:
+                 max_hosts: int = 65536, scan_threshold: int = 20,
+                 ports: Mapping[int, str] | None = None) -> None:
+        unknown = sorted(set((ports or {}).values()) - set(DISSECTORS))
+        if unknown:
+            raise InvalidInput(f"no dissector for {', '.join(unknown)} "
+                               f"(there are {', '.join(sorted(DISSECTORS))})", "ports")
+        self.ports = {**PORTS, **(ports or {})}
         self.on_event = on_event
         self.stats = ProbeStats()
         self.flows = FlowTable(max_flows=max_flows, max_buffer=max_buffer)
@@ -93,7 +99,7 @@ class Probe:
             self.detectors.syn(ts, src, dst, dport)
         elif flags & SYN:
             self.detectors.answered(dst, src, sport)
-            self._inventory.service(src, sport, PORTS.get(sport))
+            self._inventory.service(src, sport, self.ports.get(sport))
         flow, from_client = self._flow(ts, src, sport, dst, dport, flags, payload)
         if flow is None:
             return
@@ -124,12 +130,12 @@ class Probe:
             return flow, False
         if flags & SYN:  # the handshake tells who is the client
             from_client = not flags & ACK
-        elif dport in PORTS or sport in PORTS:
-            from_client = dport in PORTS
+        elif dport in self.ports or sport in self.ports:
+            from_client = dport in self.ports
         else:
             from_client = dport < sport
         server_port = dport if from_client else sport
-        protocol = PORTS.get(server_port) or (sniff(payload) if payload else None)
+        protocol = self.ports.get(server_port) or (sniff(payload) if payload else None)
         if protocol is None:
             return None, from_client  # not industrial: only SYNs and services are kept
         key = forward if from_client else (dst, dport, src, sport)
