@@ -89,8 +89,9 @@ def build_insight(settings: Settings, registry: Registry, pipeline: IngestPipeli
     kpi.restore()
     rollup_store = RollupStore(settings.node.data_dir / "rollups.duckdb")
     rollups = Rollups(rollup_store)
-    for tap in (engine, kpi, rollups):
-        pipeline.add_tap(tap)
+    pipeline.add_tap(engine)
+    pipeline.add_tap(kpi, prompt=False)
+    pipeline.add_tap(rollups, prompt=False)
     insight = Insight(registry, rules, engine, alarm_store, alarms, outbox, notifier, kpi,
                       rollups, rollup_store)
     insight_ref.append(insight)

@@ -76,3 +76,32 @@ def test_taps_see_every_sample_once_in_order_and_a_failing_tap_costs_nothing(
             assert len(store.query_range([1], T0_NS, T0_NS + 10**9, limit=2000)) == 1000
 
     asyncio.run(scenario())
+
+
+def test_a_tap_that_is_not_prompt_gets_each_batch_once_when_it_is_sealed(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        with DuckDBTelemetryStore(tmp_path / "t.duckdb", tmp_path / "archive") as store:
+            pipe = IngestPipeline(store, IngestMetrics(), max_delay=5.0, max_samples=100,
+                                  tap_interval=0.001)
+            prompt, sealed = Recorder(), Recorder()
+            pipe.add_tap(prompt)
+            pipe.add_tap(sealed, prompt=False)
+            runner = asyncio.create_task(pipe.run())
+            for i in range(99):  # one short of a batch: nothing sealed yet
+                pipe.live.append(1, T0_NS + i, float(i), 0)
+                pipe.appended(1)
+                await asyncio.sleep(0.002)
+            assert len(prompt.values) == 99 and prompt.calls > 1
+            assert sealed.calls == 0, "a sealed tap was fed before its batch was sealed"
+            for i in range(99, 250):
+                pipe.live.append(1, T0_NS + i, float(i), 0)
+                pipe.appended(1)
+            pipe.live.text.append(TextSample(3, T0_NS, "idle"))
+            pipe.appended(1)
+            await pipe.drain()
+            runner.cancel()
+            assert sealed.values == prompt.values == [float(i) for i in range(250)]
+            assert sealed.text == ["idle"]
+            assert sealed.calls == 3  # batches of 100, 100 and the rest
+
+    asyncio.run(scenario())

@@ -124,6 +124,11 @@ class AlarmStore(SqlStore):
 
         return self._run(work)
 
+    def keys(self) -> set[Key]:
+        """(rule id, asset id) of every stored alarm."""
+        query = select(alarms.c.rule_id, alarms.c.asset_id)
+        return self._run(lambda c: {(r.rule_id, r.asset_id) for r in c.execute(query)})
+
     def unsettled(self) -> list[AlarmRecord]:
         """Every alarm not in NORMAL (what the service holds from the start)."""
         query = select(alarms).where(alarms.c.state != AlarmState.NORMAL.value)

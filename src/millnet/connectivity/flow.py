@@ -8,8 +8,10 @@ message. This client never drops: when its queue holds ``high_water`` messages o
 receive buffer fills, TCP's window closes, and the broker holds the backlog, as brokers are
 built to. Reading resumes when the consumer has taken the queue down to half of both marks.
 
-The queue can overshoot a mark only by what one read callback decodes (paho reads one packet per
-call, a few more while it has packets of its own in flight), so memory stays bounded.
+One read callback takes what the socket holds, up to ``READ_BUDGET`` packets (paho's
+``loop_read`` reads about one packet per call: a callback per packet made every message wait
+for a turn of the event loop, tens of milliseconds on a busy node), checking the marks after
+each packet, so the queue overshoots a mark by at most one packet and memory stays bounded.
 
 Flow control starts when the owner calls :meth:`FlowControlledClient.start_flow_control`,
 right after connecting, and the owner consumes the queue while it subscribes: SUBACK and PUBACK
@@ -25,11 +27,26 @@ that it can remove and restore it. Tested against the pinned aiomqtt (see the lo
 from __future__ import annotations
 
 import asyncio
+import select
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiomqtt
 import paho.mqtt.client as paho
+
+# Packets read per readable event at most, so that one busy connection does not hold the loop.
+READ_BUDGET = 128
+
+
+def _more_to_read(sock: Any) -> bool:
+    """Whether the socket holds more for paho: TLS bytes already decrypted, or bytes in the
+    kernel's buffer (a zero-timeout poll: cheaper than a loop iteration per packet)."""
+    if sock is None:
+        return False
+    pending = getattr(sock, "pending", None)
+    if pending is not None and pending() > 0:
+        return True
+    return bool(select.select([sock], [], [], 0)[0])
 
 
 class _Queue(asyncio.Queue[aiomqtt.Message]):
@@ -111,10 +128,9 @@ class FlowControlledClient(aiomqtt.Client):
 
         def read() -> None:
             try:
-                while True:
-                    client.loop_read()
-                    pending = getattr(client._sock, "pending", None)  # TLS: decoded bytes left
-                    if pending is None or pending() <= 0:
+                for _ in range(READ_BUDGET):
+                    client.loop_read()  # one packet (paho reads as many as it has in flight)
+                    if not _more_to_read(client._sock) or (self._flow and self._full()):
                         break
             except Exception as exc:  # noqa: BLE001 - a broken socket ends the connection
                 if not self._disconnected.done():

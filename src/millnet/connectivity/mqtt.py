@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,8 @@ log = logging.getLogger("millnet.mqtt")
 # brokers do not all honour it, so the client also stops reading its socket when its queue is
 # full (connectivity.flow); nothing is dropped for being busy.
 RECEIVE_MAXIMUM = 10_000
+# The longest the consumer holds the event loop before it lets other tasks run.
+CONSUME_SLICE_S = 0.002
 # Messages (and payload bytes) queued in the client before it stops reading the socket.
 QUEUE_HIGH_WATER = 2_000
 QUEUE_HIGH_BYTES = 32 << 20
@@ -147,11 +150,18 @@ OnMessage = Callable[[aiomqtt.Client, aiomqtt.Message], Awaitable[None]]
 async def _consume(client: FlowControlledClient, on_message: OnMessage,
                    before_read: Callable[[], Awaitable[None]],
                    went_through: Callable[[], None]) -> None:
-    """Hand every message to ``on_message`` until the connection ends (MqttError)."""
+    """Hand every message to ``on_message`` until the connection ends (MqttError).
+
+    A queue full of messages would be one long step of this task: it yields to the loop every
+    ``CONSUME_SLICE_S`` so the stream taps (rules) and the commits keep their turn."""
+    slice_start = time.monotonic()
     async for message in client.incoming():
         await before_read()
         await on_message(client, message)
         went_through()
+        if time.monotonic() - slice_start >= CONSUME_SLICE_S:
+            await asyncio.sleep(0)
+            slice_start = time.monotonic()
 
 
 def _sole(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -119,7 +119,8 @@ class IngestPipeline:
         self.live = SampleBuffer()
         self.historical = SampleBuffer()
         self._acks: list[Ack] = []
-        self._taps: list[SampleTap] = []
+        self._taps: list[SampleTap] = []  # fed every tap_interval
+        self._sealed_taps: list[SampleTap] = []  # fed once per batch, when it is sealed
         self._tap_interval = tap_interval
         self._tapped = {False: (0, 0), True: (0, 0)}  # historical -> (numeric, text) handed over
         self._tap_pending = asyncio.Event()
@@ -132,9 +133,12 @@ class IngestPipeline:
         """Where sealed batches are written (read its current values, never write to it)."""
         return self._store
 
-    def add_tap(self, tap: SampleTap) -> None:
-        """Hand every sample received from now on to ``tap`` (see :mod:`millnet.ingest.tap`)."""
-        self._taps.append(tap)
+    def add_tap(self, tap: SampleTap, *, prompt: bool = True) -> None:
+        """Hand every sample received from now on to ``tap`` (see :mod:`millnet.ingest.tap`):
+        ``prompt``, within ``tap_interval`` of its arrival (rules); otherwise in one chunk per
+        batch when the batch is sealed (KPIs and roll-ups, which need no haste: each call has a
+        fixed cost, and the prompt taps' calls already come up to a hundred times a second)."""
+        (self._taps if prompt else self._sealed_taps).append(tap)
 
     def add_ack(self, ack: Ack) -> None:
         """Run ``ack`` once everything appended so far is durable."""
@@ -165,6 +169,10 @@ class IngestPipeline:
             self._opened_at = None
             return
         self.feed_taps()
+        for historical, buf in ((True, self.historical), (False, self.live)):
+            if len(buf.series_id) or buf.text:
+                self._feed(self._sealed_taps, _chunk(buf, 0, len(buf.series_id)), buf.text,
+                           historical, time.time_ns())
         batch = _Batch(self.live, self.historical, self._acks)
         self.live, self.historical, self._acks = SampleBuffer(), SampleBuffer(), []
         self._tapped = {False: (0, 0), True: (0, 0)}
@@ -183,23 +191,30 @@ class IngestPipeline:
             if count == done and count_text == done_text:
                 continue
             self._tapped[historical] = (count, count_text)
-            chunk = _chunk(buf, done, count)
-            text = buf.text[done_text:count_text]
-            for tap in self._taps:
-                try:
-                    tap.on_samples(chunk, text, historical=historical, received_ns=now)
-                except Exception:  # a tap's fault is the tap's, not ingest's
-                    failures = self.tap_failures.get(tap.name, 0) + 1
-                    self.tap_failures[tap.name] = failures
-                    if failures & (failures - 1) == 0:  # 1st, 2nd, 4th, ... time: logged
-                        log.exception("stream tap %s failed (%d times so far)", tap.name,
-                                      failures)
+            self._feed(self._taps, _chunk(buf, done, count), buf.text[done_text:count_text],
+                       historical, now)
+
+    def _feed(self, taps: list[SampleTap], chunk: SampleBatch, text: Sequence[TextSample],
+              historical: bool, now: int) -> None:
+        for tap in taps:
+            try:
+                tap.on_samples(chunk, text, historical=historical, received_ns=now)
+            except Exception:  # a tap's fault is the tap's, not ingest's
+                failures = self.tap_failures.get(tap.name, 0) + 1
+                self.tap_failures[tap.name] = failures
+                if failures & (failures - 1) == 0:  # 1st, 2nd, 4th, ... time: logged
+                    log.exception("stream tap %s failed (%d times so far)", tap.name, failures)
 
     async def _tap_timer(self) -> None:
+        """Feed the taps once the samples that arrived together are appended (a turn of the
+        loop after the first of them), at most once per ``tap_interval``: a quiet node hands a
+        sample over at once, a busy one in chunks that keep the per-call cost small."""
+        fed = 0.0
         while True:
             await self._tap_pending.wait()
             self._tap_pending.clear()
-            await asyncio.sleep(self._tap_interval)
+            await asyncio.sleep(max(fed + self._tap_interval - time.monotonic(), 0.0))
+            fed = time.monotonic()
             self.feed_taps()
 
     def _touch(self) -> None:

@@ -1,10 +1,12 @@
 """Reading the ingest stream as it arrives, before it is durable (rules, roll-ups, KPIs).
 
 A :class:`SampleTap` is given every sample the pipeline receives, in arrival order, in small
-chunks: the pipeline hands over what was appended since the last chunk every ``tap_interval``
-(10 ms by default) and whatever is left when a batch is sealed. Taps run on the event loop and
-must be quick (vectorised over the chunk); they never hold the samples' writing up, and what
-they raise is logged and counted on the tap, never on ingest.
+chunks. A prompt tap (the rule engine) gets what was appended since its last chunk a turn of
+the event loop after it arrived, at most once per ``tap_interval`` (the rules' ``tick_ms``), and
+whatever is left when a batch is sealed; a tap added with ``prompt=False`` (KPIs, roll-ups) gets
+each batch in one chunk when the batch is sealed (within ``batch_max_delay_ms``). Taps run on
+the event loop and must be quick (vectorised over the chunk); they never hold the samples'
+writing up, and what they raise is logged and counted on the tap, never on ingest.
 """
 
 from __future__ import annotations

@@ -144,6 +144,7 @@ class RuleEngine:
                 c.texts.process(sample.series_id, sample.ts_ns, sample.value)
             if sample.series_id >= c.size:
                 self._unknown_series()
+        self._flush(t)  # the per-sample conditions go out before the scans' work
         self._scan(c, last, received_ns)
         c.stale.process(last, received_ns)
         self._flush(t)
