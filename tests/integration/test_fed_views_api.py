@@ -5,6 +5,8 @@ tenant tokens get 403 on every view."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -12,17 +14,21 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection
+from typer.testing import CliRunner, Result
 
 from millnet.api import create_app
 from millnet.api.routes.federation_views import router
+from millnet.cli_situation import app as situation_cli
 from millnet.federation import reports
 from millnet.federation.advisories import Child
 from millnet.federation.downward import apply_order
 from millnet.federation.views import FederationViews
 from millnet.ingest.metrics import IngestMetrics
 from millnet.registry import Registry
+from millnet.serving import embedded_server, listening_socket
 from millnet.telemetry.duckdb_store import DuckDBTelemetryStore
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -33,6 +39,7 @@ class Node:
     client: TestClient
     views: FederationViews
     tokens: dict[str, dict[str, str]]
+    app: FastAPI
     sent: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
 
     def get(self, path: str, who: str, **params: Any) -> Any:
@@ -67,7 +74,7 @@ def node(tmp: Path, node_id: str, role: str) -> Iterator[Node]:
         app.include_router(router, prefix="/api/v1")
         app.state.federation_views = views
         with TestClient(app) as client:
-            yield Node(client, views, tokens, sent)
+            yield Node(client, views, tokens, app, sent)
     finally:
         store.close()
         registry.close()
@@ -160,3 +167,43 @@ def test_enterprise_reports_its_progress_on_an_order(tmp_path: Path) -> None:
                                                               "acknowledged", "operator")
         missing = e.post("/federation/orders/RO-404/status", "operator", {"state": "done"})
         assert missing.status_code == 404
+
+
+def test_the_cli_reads_and_acts_through_the_api(tmp_path: Path) -> None:
+    with node(tmp_path, "national", "national") as n:
+        asyncio.run(_cli(n, tmp_path))
+
+
+async def _cli(n: Node, tmp: Path) -> None:
+    sock = listening_socket("127.0.0.1", 0)
+    server = embedded_server(n.app)
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    runner = CliRunner()
+
+    def run(who: str, *args: str) -> Result:
+        token = n.tokens[who]["Authorization"].removeprefix("Bearer ")
+        return runner.invoke(situation_cli, [*args, "--url", url, "--token", token])
+
+    try:
+        advisory, order = tmp / "advisory.json", tmp / "order.json"
+        advisory.write_text(json.dumps(ADVISORY))
+        order.write_text(json.dumps(ORDER))
+        refused = await asyncio.to_thread(run, "tenant-admin", "show")
+        assert refused.exit_code == 2 and "refused (403)" in refused.output
+        issued = await asyncio.to_thread(run, "admin", "advise", str(advisory))
+        assert issued.exit_code == 0 and "CNVD-2026-1 issued" in issued.output, issued.output
+        listed = await asyncio.to_thread(run, "viewer", "advisories")
+        assert "CNVD-2026-1" in listed.output and "critical" in listed.output
+        made = await asyncio.to_thread(run, "admin", "issue-order", str(order), "--json")
+        assert json.loads(made.output)["id"] == "RO-1", made.output
+        shown = await asyncio.to_thread(run, "viewer", "show", "--bucket", "6h")
+        assert shown.exit_code == 0, shown.output
+        assert "RO-1  ent-gz" in shown.output and "orders not acknowledged" in shown.output
+        trail = await asyncio.to_thread(run, "viewer", "order", "RO-1")
+        assert "-> issued" in trail.output and "national" in trail.output
+        wrong_node = await asyncio.to_thread(run, "operator", "status", "RO-1", "done")
+        assert wrong_node.exit_code == 2 and "refused (403)" in wrong_node.output
+    finally:
+        server.should_exit = True
+        await serving
