@@ -23,7 +23,8 @@ import millnet.federation.report_schema
 import millnet.identifiers.core.schema
 import millnet.kpi.schema
 import millnet.notify.schema
-import millnet.rules.schema  # noqa: F401
+import millnet.rules.schema
+import millnet.security.schema  # noqa: F401
 from millnet.db.engine import create_db_engine, writer
 from millnet.db.migrate import VERSION_TABLE, current_revision, downgrade, head_revision
 from millnet.db.schema import metadata
