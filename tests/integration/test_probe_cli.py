@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pymodbus.pdu.mei_message import ReadDeviceInformationResponse
 from pymodbus.pdu.register_message import WriteMultipleRegistersRequest
 
@@ -83,3 +86,16 @@ def test_a_truncated_capture_is_read_up_to_the_damage(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     stats = last_json(result.stdout)["stats"]
     assert stats["packets"] > 0
+
+
+def test_live_capture_without_cap_net_raw_names_the_privilege() -> None:
+    setpriv = shutil.which("setpriv")
+    if setpriv is None or os.geteuid() != 0:
+        pytest.skip("needs root and setpriv to run the CLI without CAP_NET_RAW")
+    result = subprocess.run(
+        [setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups",
+         "--inh-caps=-all", "--bounding-set=-all",
+         sys.executable, "-m", "millnet", "probe", "--interface", "lo", "--count", "1"],
+        capture_output=True, text=True, timeout=120, check=False, cwd="/")
+    assert result.returncode == 1, result.stderr
+    assert "CAP_NET_RAW" in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dpkt  # type: ignore[import-untyped]
 from pymodbus.pdu.register_message import WriteMultipleRegistersRequest
 
 from millnet.probe import Probe
@@ -96,3 +97,24 @@ def test_sequence_numbers_wrap() -> None:
     direction = Direction(max_buffer=1024, max_pending=4, max_pending_bytes=100)
     assert direction.accept(2**32 - 2, b"ab") == (b"ab", False)
     assert direction.accept(0, b"cd") == (b"cd", False)
+
+
+def test_joining_mid_pdu_is_a_resync_not_a_malformed_event() -> None:
+    events: list[object] = []
+    conv = g.Conversation("10.0.0.5", "10.0.0.10", 502)
+    conv.send(WRITE[9:])  # the capture starts in the middle of a PDU
+    for _ in range(3):
+        conv.send(WRITE)
+    probe = feed(Probe(events.append), conv.frames)
+    assert probe.stats.decode_errors["modbus"] == 1
+    assert probe.stats.pdus["modbus"] == 3
+    assert events == []
+
+
+def test_fin_from_both_sides_closes_the_flow() -> None:
+    conv = g.Conversation("10.0.0.5", "10.0.0.10", 502).handshake().send(WRITE)
+    assert len(feed(Probe(), conv.frames).flows) == 1
+    conv._emit(conv._packet(True, dpkt.tcp.TH_FIN | dpkt.tcp.TH_ACK))
+    conv._emit(conv._packet(False, dpkt.tcp.TH_FIN | dpkt.tcp.TH_ACK))
+    probe = feed(Probe(), conv.frames)
+    assert len(probe.flows) == 0 and probe.stats.pdus["modbus"] == 1

@@ -37,6 +37,9 @@ class Direction:
     pending: dict[int, bytes] = field(default_factory=dict)
     pending_bytes: int = 0
     skip: int = 0  # bytes still to drop of a frame too long to hold
+    #: framing known to start at a PDU boundary: false mid-stream and after a hole, until a
+    #: frame decodes (a framing error before that is a resync, not a malformed PDU)
+    synced: bool = True
 
     def accept(self, seq: int, payload: bytes) -> tuple[bytes, bool]:
         """Take one segment; the bytes now in order and whether a hole forced a resync."""
@@ -76,6 +79,7 @@ class Direction:
 
     def _jump(self, seq: int, payload: bytes) -> bytes:
         """Give up on the hole: restart at the earliest segment we hold (or this one)."""
+        self.synced = False
         self.buffer.clear()
         self.skip = 0
         held = {**self.pending, seq: payload}
@@ -105,7 +109,7 @@ class Flow:
     first_seen: float
     last_seen: float
     handshake: bool = False  # seen from the SYN: client and server are known, not guessed
-    established: bool = False
+    fins: int = 0  # 1: the client closed, 2: the server closed
     session: dict[str, Any] = field(default_factory=dict)
 
 
@@ -131,8 +135,8 @@ class FlowTable:
         while len(self._flows) >= self.max_flows:
             self._flows.popitem(last=False)
             self.evictions += 1
-        flow = Flow(key, protocol, Direction(*self._limits), Direction(*self._limits), ts, ts,
-                    handshake)
+        flow = Flow(key, protocol, Direction(*self._limits, synced=handshake),
+                    Direction(*self._limits, synced=handshake), ts, ts, handshake)
         self._flows[key] = flow
         self.created += 1
         return flow

@@ -31,7 +31,7 @@ def _address(raw: bytes) -> str:
 
 
 def _mac(raw: bytes) -> str:
-    return "" if raw == bytes(6) else ":".join(f"{b:02x}" for b in raw)
+    return "" if raw == bytes(6) else raw.hex(":")
 
 
 class Probe:
@@ -118,7 +118,9 @@ class Probe:
                 self.stats.resyncs += 1
             if data:
                 self._frames(ts, flow, direction, data, from_client)
-        if flags & RST:
+        if flags & FIN:
+            flow.fins |= 1 if from_client else 2
+        if flags & RST or flow.fins == 3:
             self.flows.remove(flow.key)
 
     def _flow(self, ts: float, src: str, sport: int, dst: str, dport: int, flags: int,
@@ -156,7 +158,7 @@ class Probe:
             try:
                 length = dissector.frame_length(bytes(buffer[:HEADER_PEEK]))
             except ProtocolError as exc:
-                self._malformed(ts, flow, from_client, exc)
+                self._malformed(ts, flow, direction, from_client, exc)
                 direction.resync()
                 return
             if length is None:
@@ -174,14 +176,18 @@ class Probe:
             try:
                 pdus = dissector.decode(frame, from_client, flow.session)
             except ProtocolError as exc:
-                self._malformed(ts, flow, from_client, exc)
+                self._malformed(ts, flow, direction, from_client, exc)
                 continue
+            direction.synced = True
             for pdu in pdus:
                 self._pdu(ts, flow, pdu)
 
-    def _malformed(self, ts: float, flow: Flow, from_client: bool, exc: ProtocolError) -> None:
+    def _malformed(self, ts: float, flow: Flow, direction: Direction, from_client: bool,
+                   exc: ProtocolError) -> None:
         assert flow.protocol is not None
         self.stats.decode_errors[flow.protocol] += 1
+        if not direction.synced:  # mid-stream or after a hole: bytes of a PDU we joined late
+            return
         client, server = flow.key[0], flow.key[2]
         sender, receiver = (client, server) if from_client else (server, client)
         self.detectors.malformed(ts, flow.protocol, sender, receiver, str(exc))
