@@ -15,7 +15,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
 import anyio.to_thread
 import msgspec
@@ -203,13 +203,15 @@ def federation_router(service: ParentService, engine: Engine,
 
 def _admin_routes(router: APIRouter, service: ParentService, engine: Engine,
                   admin: Callable[..., Any]) -> None:
-    def node_wide(caller: Annotated[Any, Depends(admin)]) -> Any:
+    # Dependencies as defaults, not Annotated: with postponed annotations FastAPI resolves
+    # annotation strings in the module's globals, where these closures are not.
+    def node_wide(caller: Any = Depends(admin)) -> Any:  # noqa: B008
         if not getattr(caller, "node_wide", False):
             raise PermissionDenied("enrollment tokens need a node-wide admin token")
         return caller
 
     @router.post("/tokens", response_model=TokenAnswer, status_code=201)
-    async def tokens(body: TokenRequest, _: Annotated[Any, Depends(node_wide)]) -> TokenAnswer:
+    async def tokens(body: TokenRequest, _: Any = Depends(node_wide)) -> TokenAnswer:  # noqa: B008
         ttl = body.ttl_s or service.settings.token_ttl_s
         token = await anyio.to_thread.run_sync(
             lambda: issue_token(engine, body.node_id, body.role, body.region, body.sector,
@@ -217,12 +219,12 @@ def _admin_routes(router: APIRouter, service: ParentService, engine: Engine,
         return TokenAnswer(token=token, node_id=body.node_id, expires_in_s=ttl)
 
     @router.get("/children", response_model=list[ChildView])
-    async def children(_: Annotated[Any, Depends(node_wide)]) -> list[ChildView]:
+    async def children(_: Any = Depends(node_wide)) -> list[ChildView]:  # noqa: B008
         found = await anyio.to_thread.run_sync(service.children.all)
         return [ChildView.of(c) for c in found]
 
     @router.get("/children/{node_id}", response_model=ChildView)
-    async def child(node_id: str, _: Annotated[Any, Depends(node_wide)]) -> ChildView:
+    async def child(node_id: str, _: Any = Depends(node_wide)) -> ChildView:  # noqa: B008
         return ChildView.of(await anyio.to_thread.run_sync(service.children.get, node_id))
 
 
