@@ -19,10 +19,26 @@ from sqlalchemy import Connection
 from millnet.errors import InvalidInput
 from millnet.federation import advisories, orders
 from millnet.federation.forwarding import apply_policy
+from millnet.federation.inventory import ProbeHost, inventory_snapshot, registry_devices
 from millnet.federation.reports import Handler
 
 AfterAdvisory = Callable[[Connection, advisories.Advisory], None]
 AfterOrder = Callable[[Connection, orders.Order], None]
+Enqueue = Callable[[Connection, str, dict[str, Any]], None]
+
+
+def answer_advisories(enqueue: Enqueue,
+                      hosts: Callable[[], list[ProbeHost]] = list) -> AfterAdvisory:
+    """An enterprise's reaction to a new advisory: match it against the inventory (registry
+    devices and the probe's hosts) and enqueue the ``advisory.match`` answer, even when
+    nothing matched (the issuer then knows this enterprise checked)."""
+
+    def answer(conn: Connection, advisory: advisories.Advisory) -> None:
+        inventory = inventory_snapshot(registry_devices(conn), hosts())
+        found = advisories.match_advisory(advisory, inventory)
+        enqueue(conn, "advisory.match", advisories.match_reply(advisory.id, found))
+
+    return answer
 
 
 def apply_advisory(conn: Connection, sender: str, origin: str, body: Any,

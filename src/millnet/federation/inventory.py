@@ -17,15 +17,17 @@ Items are keyed (``asset:<path>`` or ``host:<mac or address>``) so differences n
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, insert, select, update
 
 from millnet.errors import InvalidInput
+from millnet.federation.report_schema import fed_settings
 from millnet.registry.schema import assets
 
 MAX_ITEMS: Final = 20_000
@@ -33,6 +35,7 @@ MAX_FIELD: Final = 128
 MAX_LIST: Final = 64
 TEXT_FIELDS: Final = ("kind", "name", "address", "mac", "vendor", "model", "firmware")
 LIST_FIELDS: Final = ("protocols", "services")
+SENT_KEY: Final = "inventory.sent"
 _ATTRIBUTE = re.compile(r"\b(vendor|model|firmware|address|mac|protocols|services)=(\S+)")
 
 
@@ -203,3 +206,29 @@ def changed_fields(body: Any, where: str) -> dict[str, Any]:
         out[name] = _strings(body, name, where) if name in LIST_FIELDS else _text(
             body, name, where)
     return out
+
+
+def inventory_messages(conn: Connection, current: Sequence[InventoryItem],
+                       now: datetime) -> list[tuple[str, dict[str, Any]]]:
+    """What the enterprise sends up for ``current``: a snapshot the first time (or after
+    :func:`forget_sent`, e.g. on re-enrollment), then only changes (nothing when none). The
+    inventory last sent is kept in ``fed_settings`` so a restart does not resend it whole;
+    run this on the connection that enqueues the messages, so both commit together."""
+    row = conn.execute(select(fed_settings.c.value).where(
+        fed_settings.c.name == SENT_KEY)).first()
+    value = json.dumps([i.to_body() for i in current])
+    if row is None:
+        conn.execute(insert(fed_settings).values(name=SENT_KEY, value=value, updated_at=now))
+        return [("inventory.snapshot", {"items": [i.to_body() for i in current]})]
+    previous = [item_from_body(b) for b in json.loads(row.value)]
+    changes = inventory_diff(previous, current)
+    if changes.empty:
+        return []
+    conn.execute(update(fed_settings).where(fed_settings.c.name == SENT_KEY).values(
+        value=value, updated_at=now))
+    return [("inventory.change", changes.to_body())]
+
+
+def forget_sent(conn: Connection) -> None:
+    """Make the next :func:`inventory_messages` a whole snapshot (a new parent, say)."""
+    conn.execute(fed_settings.delete().where(fed_settings.c.name == SENT_KEY))
