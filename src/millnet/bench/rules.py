@@ -11,9 +11,12 @@ ordinary rules never
 fire; now and then the plant sends one reading far above a "trip" rule's limit and the normal
 value in the next message, so each trip is one alarm activated and one cleared.
 
-Latency of a trip: from the sample's timestamp (the plant stamps it with the clock when it
-publishes, so the broker hop is included) to the moment the receiver has the webhook
-(``alarm_latency_*``), and to the alarm's commit in the node (``stored_latency_*``).
+Latency of a trip (the issue's figure, ``alarm_latency_*``): from the moment its sample entered
+the node (its MQTT message read off the socket) to the moment the receiver has the webhook;
+``stored_latency_*`` to the alarm's commit in the node. Also reported: from the plant's clock when
+it published the sample (``publish_to_notified_*``: the publisher process and the broker hop
+included) and that hop alone (``publish_to_node_*``); on a shared 2-core machine the plant's
+own process competes with the node for the cores, so the hop is not the node's.
 
 The run fails (``ok`` false, exit 1) when a published point is not stored, a trip is not
 notified, the publisher cannot keep its rate, or the time limit passes.
@@ -226,11 +229,12 @@ def _result(node: Node, plant: PlantLoad, expected: int, stored: int,
             timed_out: bool) -> dict[str, Any]:
     trips = [(arrived, body) for arrived, body in hooks
              if str(body.get("rule_name", "")).startswith("trip-")]
-    alarm_ms = [(arrived / 1e6) - float(b["ts_ms"]) for arrived, b in trips]
-    stored_ms = [float(b["stored_ms"]) - float(b["ts_ms"]) for _, b in trips]
-    # Where the time goes: to the rule engine's tap, then to the alarm's commit.
-    tap_ms = [float(b["received_ms"]) - float(b["ts_ms"]) for _, b in trips]
-    commit_ms = [float(b["stored_ms"]) - float(b["received_ms"]) for _, b in trips]
+    # received: when the sample's message entered the node (whole ms, cut down: the figures
+    # err by up to 1 ms on the long side).
+    alarm_ms = [arrived / 1e6 - float(b["received_ms"]) for arrived, b in trips]
+    stored_ms = [float(b["stored_ms"]) - float(b["received_ms"]) for _, b in trips]
+    publish_ms = [arrived / 1e6 - float(b["ts_ms"]) for arrived, b in trips]
+    hop_ms = [float(b["received_ms"]) - float(b["ts_ms"]) for _, b in trips]
     others = len(hooks) - len(trips)
     elapsed = plant.last_publish - plant.first_publish
     achieved = plant.data_points / elapsed if elapsed > 0 else 0.0
@@ -252,7 +256,8 @@ def _result(node: Node, plant: PlantLoad, expected: int, stored: int,
         "target_points_per_second": rate,
         **_percentiles(alarm_ms, "alarm_latency"),
         **_percentiles(stored_ms, "stored_latency"),
-        **_percentiles(tap_ms, "sample_to_rules"), **_percentiles(commit_ms, "rules_to_stored"),
+        **_percentiles(publish_ms, "publish_to_notified"),
+        **_percentiles(hop_ms, "publish_to_node"),
         "trips": plant.trips, "notified": len(trips), "points": plant.data_points,
         "stored_points": stored, "lost_points": max(expected - stored, 0),
         "rules": count, "bindings": bindings, "machines": 60,

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import asyncio
 import select
+import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -50,19 +52,24 @@ def _more_to_read(sock: Any) -> bool:
 
 
 class _Queue(asyncio.Queue[aiomqtt.Message]):
-    """aiomqtt's incoming queue, unbounded, telling its client how full it is."""
+    """aiomqtt's incoming queue, unbounded, telling its client how full it is and when the
+    message it gave last came off the socket (``arrived_ns``: the time it entered the node)."""
 
     def __init__(self, maxsize: int = 0) -> None:
         super().__init__(0)
         self.bytes = 0
         self.on_get: Any = None
+        self._arrivals: deque[int] = deque()
+        self.arrived_ns = 0
 
     def put_nowait(self, item: aiomqtt.Message) -> None:
         super().put_nowait(item)
+        self._arrivals.append(time.time_ns())
         self.bytes += _size(item)
 
     def get_nowait(self) -> aiomqtt.Message:
         item = super().get_nowait()
+        self.arrived_ns = self._arrivals.popleft()
         self.bytes -= _size(item)
         if self.on_get is not None:
             self.on_get()
@@ -110,6 +117,11 @@ class FlowControlledClient(aiomqtt.Client):
     def queued(self) -> tuple[int, int]:
         """Messages and payload bytes waiting for the consumer."""
         return self._incoming.qsize(), self._incoming.bytes
+
+    @property
+    def arrived_ns(self) -> int:
+        """When the message the consumer took last was read off the socket (time.time_ns())."""
+        return self._incoming.arrived_ns
 
     def _full(self) -> bool:
         q = self._incoming

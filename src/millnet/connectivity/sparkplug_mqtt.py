@@ -140,14 +140,17 @@ class SparkplugSource(MqttSource):
             async def publish(topic: str, data: bytes) -> None:
                 await client.publish(topic, data)
 
-            await self.handle(str(message.topic), bytes(payload), publish)
+            arrived = client.arrived_ns if isinstance(client, FlowControlledClient) else None
+            await self.handle(str(message.topic), bytes(payload), publish, arrived)
         else:
             self._metrics.reject("malformed", f"{message.topic}: payload is not bytes")
         self._pipeline.add_ack(acknowledger(client, message))
 
     # -- transport-independent core ----------------------------------------------------------------
-    async def handle(self, topic: str, payload: bytes, publish: Publish) -> None:
-        """Process one Sparkplug message (the in-process transport calls this directly).
+    async def handle(self, topic: str, payload: bytes, publish: Publish,
+                     arrived_ns: int | None = None) -> None:
+        """Process one Sparkplug message (the in-process transport calls this directly) that
+        entered the node at ``arrived_ns`` (time.time_ns(); None: now).
 
         Whatever goes wrong with one message is a counted rejection (``IngestMetrics.rejecting``)
         except a registry outage (:class:`StorageError`), which the caller retries."""
@@ -156,18 +159,19 @@ class SparkplugSource(MqttSource):
         self._health.count("messages")
         self._publish = publish
         with self._metrics.rejecting(topic[:200]):
-            await self._handle(topic, payload, publish)
+            await self._handle(topic, payload, publish, arrived_ns or time.time_ns())
         if self._confirmations:
             self._confirm(topic, payload)
 
-    async def _handle(self, topic: str, payload: bytes, publish: Publish) -> None:
+    async def _handle(self, topic: str, payload: bytes, publish: Publish,
+                      arrived_ns: int) -> None:
         if len(payload) > self._max_payload:
             self._metrics.reject("oversized", f"{topic}: {len(payload)} bytes")
             return
         pipe = self._pipeline
         before = _pending(pipe)
-        events = self.host.receive(topic, payload, time.time_ns(), pipe.live, pipe.historical)
-        pipe.appended(_pending(pipe) - before)
+        events = self.host.receive(topic, payload, arrived_ns, pipe.live, pipe.historical)
+        pipe.appended(_pending(pipe) - before, arrived_ns)
         for ev in events:
             if isinstance(ev, BirthEvent):
                 self._edges.add((ev.group, ev.edge))

@@ -122,6 +122,7 @@ class IngestPipeline:
         self._taps: list[SampleTap] = []  # fed every tap_interval
         self._sealed_taps: list[SampleTap] = []  # fed once per batch, when it is sealed
         self._tap_interval = tap_interval
+        self._entered_ns: int | None = None  # when the oldest sample not yet tapped arrived
         self._tapped = {False: (0, 0), True: (0, 0)}  # historical -> (numeric, text) handed over
         self._tap_pending = asyncio.Event()
         #: Calls of each tap that raised (by tap name); the samples were stored regardless.
@@ -145,10 +146,14 @@ class IngestPipeline:
         self._acks.append(ack)
         self._touch()
 
-    def appended(self, count: int) -> None:
-        """Tell the pipeline that ``count`` samples were appended to the open batch."""
+    def appended(self, count: int, arrived_ns: int | None = None) -> None:
+        """Tell the pipeline that ``count`` samples were appended to the open batch; they
+        entered the node at ``arrived_ns`` (time.time_ns() when their message was read; None:
+        now). The taps are told when the earliest sample of a chunk entered."""
         if count:
             self._metrics.received.inc(count)
+            if self._entered_ns is None:
+                self._entered_ns = arrived_ns or time.time_ns()
         self._touch()
 
     def mark_stale(self, series_ids: Sequence[int], ts_ns: int) -> None:
@@ -184,7 +189,7 @@ class IngestPipeline:
         every ``tap_interval``, :meth:`seal` before it closes a batch)."""
         if not self._taps:
             return
-        now = time.time_ns()
+        now, self._entered_ns = self._entered_ns or time.time_ns(), None
         for historical, buf in ((True, self.historical), (False, self.live)):
             done, done_text = self._tapped[historical]
             count, count_text = len(buf.series_id), len(buf.text)

@@ -25,5 +25,6 @@ class SampleTap(Protocol):
     def on_samples(self, batch: SampleBatch, text: Sequence[TextSample], *,
                    historical: bool, received_ns: int) -> None:
         """``batch`` and ``text`` arrived since the last call (``historical``: store-and-forward
-        data, older than the current values); ``received_ns`` is when the pipeline took them
-        (``time.time_ns()``), no earlier than their arrival."""
+        data, older than the current values); ``received_ns`` is when the earliest of them
+        entered the node (``time.time_ns()`` when its message was read), no later than the
+        arrival of any of them."""

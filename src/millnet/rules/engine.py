@@ -145,8 +145,9 @@ class RuleEngine:
             if sample.series_id >= c.size:
                 self._unknown_series()
         self._flush(t)  # the per-sample conditions go out before the scans' work
-        self._scan(c, last, received_ns)
-        c.stale.process(last, received_ns)
+        now = time.time_ns()
+        self._scan(c, last, now)
+        c.stale.process(last, now)
         self._flush(t)
 
     def _scan(self, c: Compiled, last: LastValues, now_ns: int) -> None:
