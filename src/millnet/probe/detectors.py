@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,8 +91,10 @@ class Detectors:
         return self._started is None or ts - self._started < self.learn_seconds
 
     def raise_event(self, ts: float, kind: str, severity: Severity, summary: str, source: str,
-                    target: str, detail: dict[str, DetailValue]) -> None:
-        key = (kind, source, target)
+                    target: str, detail: dict[str, DetailValue], about: str | None = None) -> None:
+        """Raise unless the same (kind, source, ``about``: the target unless given) was raised
+        within ``repeat_seconds``."""
+        key = (kind, source, target if about is None else about)
         last = self._last_raised.get(key)
         if last is not None and 0 <= ts - last < self.repeat_seconds:
             return
@@ -140,13 +142,15 @@ class Detectors:
             return
         self.raise_event(ts, EventKind.FIELD_WRITE_UNUSUAL, Severity.MEDIUM,
                          f"{client} wrote with {pdu.protocol} {writer[2]} to {target}, "
-                         f"never seen writing that before", client, target, _detail(pdu))
+                         f"never seen writing that before", client, target, _detail(pdu),
+                         about=f"{target} {pdu.protocol} {writer[2]}")
 
     def malformed(self, ts: float, protocol: str, sender: str, receiver: str,
                   reason: str) -> None:
         self.raise_event(ts, EventKind.PROTOCOL_MALFORMED, Severity.LOW,
                          f"malformed {protocol} from {sender}: {reason}", sender, receiver,
-                         {"protocol": protocol, "reason": reason[:200]})
+                         {"protocol": protocol, "reason": reason[:200]},
+                         about=f"{receiver} {protocol}")
 
     def syn(self, ts: float, source: str, target: str, port: int) -> None:
         """A connection attempt; raises a scan when one source reaches many ports or hosts."""
@@ -169,7 +173,7 @@ class Detectors:
                          f"{self.scan_window:g} s ({len(pairs) - answered} unanswered)",
                          source, ",".join(sorted(hosts))[:256],
                          {"ports": len(ports), "hosts": len(hosts),
-                          "unanswered": len(pairs) - answered})
+                          "unanswered": len(pairs) - answered}, about="")
 
     def answered(self, source: str, target: str, port: int) -> None:
         self._remember(self._answered, (source, target, port), None)
@@ -181,6 +185,3 @@ def _detail(pdu: Pdu) -> dict[str, DetailValue]:
         detail[key] = value[:200] if isinstance(value, str) else value
     return detail
 
-
-def writers(rows: Iterable[Writer]) -> Baseline:
-    return Baseline(frozenset(rows))
