@@ -164,3 +164,11 @@ def test_a_national_node_checks_origins_against_what_a_secondary_reported(
     assert national.inbox.rejections == {"origin_not_allowed": 1, "invalid_content": 1}
     for links in (national, prov, other, plant):
         links.close()
+
+
+def test_one_bad_message_in_a_batch_costs_only_itself(tree: tuple[FederationLinks, ...]) -> None:
+    parent, a, _ = tree
+    bodies = [b'{"id":"one"}', b'{"no_id":0}', b'{"id":"three"}', b'{"id":"one"}']
+    assert send(parent, a.identity, [1, 2, 3, 4], bodies=bodies).ack == 4
+    assert [e[0] for e in effects(parent.engine)] == ["one", "three"]
+    assert parent.inbox.rejections["handler_failed"] == 2  # no id; "one" again (primary key)

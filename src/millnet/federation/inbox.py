@@ -108,37 +108,73 @@ class Inbox:
         if row is None:
             conn.execute(insert(inbox_state).values(peer=peer, applied_seq=0, rejected=0))
         result = ApplyResult(int(row.applied_seq) if row is not None else 0)
+        todo: list[Message] = []
         for message in sorted(messages, key=lambda m: m.seq):
-            if message.seq <= result.applied_seq:
+            expected = result.applied_seq + len(todo) + 1
+            if message.seq < expected:
                 result.duplicates += 1
-                continue
-            if message.seq != result.applied_seq + 1:
+            elif message.seq > expected:
                 result.gap = True
                 break
-            reason = self._apply_one(conn, sender, message, origin_check)
-            if reason is not None:
-                result.rejected.append((sender.node_id, reason[0], summary(message, reason[1])))
             else:
-                result.applied += 1
-            result.applied_seq = message.seq
-        if result.applied or result.rejected:
+                todo.append(message)
+        if todo:
+            self._apply_all(conn, sender, todo, origin_check, result)
+            result.applied_seq = todo[-1].seq
             conn.execute(update(inbox_state).where(inbox_state.c.peer == peer).values(
                 applied_seq=result.applied_seq,
                 rejected=inbox_state.c.rejected + len(result.rejected),
                 updated_at=datetime.now(UTC)))
         return result
 
-    def _apply_one(self, conn: Connection, sender: PeerInfo, message: Message,
-                   origin_check: OriginCheck | None) -> tuple[str, str] | None:
-        """None when applied, else ``(reason, detail)``."""
-        handler = self._handlers.get(message.kind)
-        if handler is None:
+    def _apply_all(self, conn: Connection, sender: PeerInfo, todo: list[Message],
+                   origin_check: OriginCheck | None, result: ApplyResult) -> None:
+        """Optimistically, the whole batch under one savepoint; when a handler refuses a
+        message, that savepoint is rolled back and the batch applied again with a savepoint
+        per message (a savepoint each costs more than most handlers)."""
+        try:
+            with conn.begin_nested():
+                rejected = []
+                for message in todo:
+                    reason = self._precheck(conn, sender, message, origin_check)
+                    if reason is not None:
+                        rejected.append((sender.node_id, reason[0], summary(message, reason[1])))
+                    else:
+                        self._handler(message)(conn, sender, message)
+        except (StorageError, OperationalError):
+            raise
+        except (MillnetError, DBAPIError, LookupError, TypeError, ValueError, ArithmeticError):
+            result.rejected.clear()
+            for message in todo:
+                reason = self._apply_one(conn, sender, message, origin_check)
+                if reason is not None:
+                    result.rejected.append((sender.node_id, reason[0],
+                                            summary(message, reason[1])))
+            result.applied = len(todo) - len(result.rejected)
+            return
+        result.rejected.extend(rejected)
+        result.applied = len(todo) - len(rejected)
+
+    def _handler(self, message: Message) -> Handler:
+        return self._handlers[message.kind]
+
+    def _precheck(self, conn: Connection, sender: PeerInfo, message: Message,
+                  origin_check: OriginCheck | None) -> tuple[str, str] | None:
+        if message.kind not in self._handlers:
             return "unknown_kind", "no handler for this kind"
         if origin_check is not None and not origin_check(conn, sender, message.origin):
             return "origin_not_allowed", f"{sender.node_id} may not speak for {message.origin}"
+        return None
+
+    def _apply_one(self, conn: Connection, sender: PeerInfo, message: Message,
+                   origin_check: OriginCheck | None) -> tuple[str, str] | None:
+        """None when applied, else ``(reason, detail)``."""
+        reason = self._precheck(conn, sender, message, origin_check)
+        if reason is not None:
+            return reason
         try:
             with conn.begin_nested():
-                handler(conn, sender, message)
+                self._handler(message)(conn, sender, message)
         except (StorageError, OperationalError):
             raise  # the database, not the message: the whole batch is retried
         except RejectedMessage as exc:
