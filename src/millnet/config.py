@@ -27,10 +27,12 @@ from pydantic import (
 from millnet.alarms.settings import AlarmsSection
 from millnet.connectivity.edge.settings import EdgeSection
 from millnet.errors import ConfigError
+from millnet.federation.settings import FederationSection
 from millnet.kpi.settings import KpiSection
 from millnet.model.limits import RETENTION_DAYS_MAX
 from millnet.notify.settings import NotifySection
 from millnet.rules.settings import RulesSection
+from millnet.security.settings import SecuritySettings
 from millnet.sources import RESERVED_NAMES, AnySpec, error_path
 
 ENV_PREFIX = "MILLNET_"
@@ -144,6 +146,10 @@ class Settings(_Section):
     alarms: AlarmsSection = AlarmsSection()
     notify: NotifySection = NotifySection()
     kpi: KpiSection = KpiSection()
+    # The monitoring federation and the node's own security monitoring (issue 13:
+    # docs/federation.md, docs/security-monitoring.md).
+    federation: FederationSection = FederationSection()
+    security: SecuritySettings = SecuritySettings()
     _file: Path | None = PrivateAttr(default=None)
 
     def __eq__(self, other: object) -> bool:
@@ -433,6 +439,18 @@ advertise = ""
 # max_inflight = 256
 # metrics_per_message = 2000
 
+# The monitoring federation (docs/federation.md): this node reports to its parent (enterprise ->
+# secondary -> national) and takes advisories and orders from it. Enroll once with a token the
+# parent's operator issued: `millnet federation enroll --parent http://... --token ...`.
+[federation]
+# parent_url = "http://province.example.cn:8080"   # empty on a national node
+heartbeat_s = 10
+
+# Security events of this node (docs/security-monitoring.md): failed logins, unknown devices,
+# protocol violations, message-rate anomalies; reported upward through the federation.
+[security]
+enabled = true
+
 # Field sources (docs/sources.md, docs/opcua.md, docs/modbus.md): one [[sources]] table each,
 # `kind` = opcua | modbus. Sources can also be added through the API (POST /api/v1/sources).
 # [[sources]]
@@ -456,4 +474,5 @@ advertise = ""
 # address = 0
 # type = "float32"
 # unit = "rpm"
+
 """
