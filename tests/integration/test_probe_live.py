@@ -102,3 +102,30 @@ def test_a_missing_interface_is_named() -> None:
     _need_raw_socket()
     with pytest.raises(InvalidInput, match="no interface 'nosuch0'"):
         open_raw_socket("nosuch0")
+
+
+def test_count_and_duration_end_a_live_capture() -> None:
+    _need_raw_socket()
+
+    async def scenario() -> tuple[int, int, float]:
+        async def traffic() -> None:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+                for _ in range(50):
+                    sender.sendto(b"x", ("127.0.0.1", 9))  # discard port: nobody answers
+                    await asyncio.sleep(0.01)
+
+        frames: list[bytes] = []
+        sender = asyncio.create_task(traffic())
+        async for _, frame in live_capture("lo", count=5):
+            frames.append(frame)
+        first = len(frames)
+        await sender
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        async for _, frame in live_capture("lo", duration=0.3):
+            frames.append(frame)
+        return first, len(frames) - first, loop.time() - started
+
+    counted, _, seconds = asyncio.run(scenario())
+    assert counted == 5
+    assert 0.25 <= seconds < 2.0

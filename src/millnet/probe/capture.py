@@ -127,13 +127,26 @@ async def live_capture(interface: str, duration: float | None = None,
             if remaining is not None and remaining <= 0:
                 return
             try:
-                frame, address = await asyncio.wait_for(loop.sock_recvfrom(sock, 65536),
-                                                        remaining)
+                first = await asyncio.wait_for(loop.sock_recvfrom(sock, 65536), remaining)
             except TimeoutError:
                 return
-            if loopback and address[2] == PACKET_OUTGOING:
-                continue  # the incoming copy of the same packet follows
-            seen += 1
-            yield time.time(), frame
+            for frame, address in [first, *_drain(sock)]:
+                if loopback and address[2] == PACKET_OUTGOING:
+                    continue  # the incoming copy of the same packet follows
+                if count is not None and seen >= count:
+                    return
+                seen += 1
+                yield time.time(), frame
     finally:
         sock.close()
+
+
+def _drain(sock: socket.socket, limit: int = 256) -> list[tuple[bytes, Any]]:
+    """What the socket already holds, without a wait per packet (a busy link delivers many)."""
+    frames: list[tuple[bytes, Any]] = []
+    while len(frames) < limit:
+        try:
+            frames.append(sock.recvfrom(65536))
+        except BlockingIOError:
+            break
+    return frames
