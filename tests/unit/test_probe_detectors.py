@@ -205,3 +205,14 @@ def test_malformed_industrial_pdus_are_counted_and_raised_once() -> None:
     (event,) = events
     assert event.kind == EventKind.PROTOCOL_MALFORMED and event.source == "10.0.0.77"
     assert event.detail["protocol"] == "modbus"
+
+
+def test_opcua_on_an_unknown_port_is_found_by_its_hello() -> None:
+    # the client's port is below the server's: the port heuristic alone would swap them
+    conv = g.Conversation(HMI, PLC, 50000, client_port=1025).handshake()
+    conv.send(g.opcua_hello()).send(g.opcua_open())
+    conv.send(g.opcua_endpoints("urn:acme.example:plc", "Acme PLC 9"), from_client=False)
+    probe, _ = run(conv.frames)
+    hosts = {host.address: host for host in probe.inventory()}
+    assert hosts[PLC].roles == ("opcua_server",) and hosts[HMI].roles == ("opcua_client",)
+    assert hosts[PLC].model == "Acme PLC 9" and "tcp/50000" in hosts[PLC].services

@@ -136,8 +136,9 @@ class Probe:
             from_client = dport in self.ports
         else:
             from_client = dport < sport
-        server_port = dport if from_client else sport
-        protocol = self.ports.get(server_port) or (sniff(payload) if payload else None)
+        protocol = self.ports.get(dport if from_client else sport)
+        if protocol is None and payload and (sniffed := sniff(payload)) is not None:
+            protocol, from_client = sniffed  # an OPC UA Hello comes from the client
         if protocol is None:
             return None, from_client  # not industrial: only SYNs and services are kept
         key = forward if from_client else (dst, dport, src, sport)

@@ -36,11 +36,12 @@ PORTS: dict[int, str] = {502: "modbus", 4840: "opcua", 1883: "mqtt", 102: "s7com
                          20000: "dnp3"}
 
 
-def sniff(data: bytes) -> str | None:
-    """The protocol of a stream on an unknown port, from its first bytes (OPC UA only:
-    other industrial headers are too short to tell apart from random traffic)."""
-    if data[:4] in (b"HELF", b"RHEF") and len(data) >= 8:
-        return "opcua"
+def sniff(data: bytes) -> tuple[str, bool] | None:
+    """The protocol of a stream on an unknown port from its first bytes, and whether their
+    sender is the client (OPC UA only: other industrial headers are too short to tell apart
+    from random traffic). A Hello comes from the client, a ReverseHello from the server."""
+    if len(data) >= 8 and data[:4] in (b"HELF", b"RHEF"):
+        return "opcua", data[:3] == b"HEL"
     return None
 
 

@@ -32,6 +32,9 @@ SUBSCRIBES: Final = frozenset({"CreateSubscriptionRequest", "CreateMonitoredItem
 SESSIONS: Final = frozenset({"CreateSessionRequest", "ActivateSessionRequest",
                              "CloseSessionRequest", "CloseSecureChannelRequest"})
 IDENTIFY: Final = frozenset({"GetEndpointsRequest", "FindServersRequest"})
+#: Responses that carry the server's ApplicationDescription
+DESCRIBING: Final = frozenset({"GetEndpointsResponse", "FindServersResponse",
+                               "CreateSessionResponse"})
 #: Everything asyncua's decoders raise on bytes that do not fit the type they decode
 DECODE_ERRORS: Final = (UaError, struct.error, ValueError, IndexError, KeyError, TypeError,
                         AttributeError, NotImplementedError, UnicodeDecodeError, OverflowError)
@@ -98,7 +101,7 @@ def _message(frame: bytes, body: Buffer, from_client: bool, session: dict[str, A
     if not name.endswith(("Request", "Response", "ServiceFault")):
         raise ProtocolError(f"opcua: {kind} type id {type_id.Identifier} is not a service")
     detail: dict[str, DetailValue] = {"service": name}
-    if name in ("GetEndpointsResponse", "FindServersResponse") and chunk == b"F":
+    if name in DESCRIBING and chunk == b"F":
         detail.update(_application(name, Buffer(frame, start)))
     return Pdu("opcua", _action(name), name, from_client, detail)
 
@@ -110,7 +113,7 @@ def _action(name: str) -> str:
                           (IDENTIFY, "identify")):
         if name in names:
             return action
-    if name in ("GetEndpointsResponse", "FindServersResponse"):
+    if name in DESCRIBING:
         return "identify"
     if name == "ServiceFault":
         return "exception"
@@ -122,6 +125,9 @@ def _application(name: str, body: Buffer) -> dict[str, DetailValue]:
     if name == "GetEndpointsResponse":
         endpoints = ua_binary.struct_from_binary(ua.GetEndpointsResponse, body).Endpoints
         apps = [endpoint.Server for endpoint in endpoints or ()]
+    elif name == "CreateSessionResponse":
+        result = ua_binary.struct_from_binary(ua.CreateSessionResponse, body).Parameters
+        apps = [endpoint.Server for endpoint in result.ServerEndpoints or ()]
     else:
         apps = list(ua_binary.struct_from_binary(ua.FindServersResponse, body).Servers or ())
     if not apps:
