@@ -21,6 +21,7 @@ from millnet.federation.inventory import (
     RegisteredDevice,
     inventory_diff,
     inventory_snapshot,
+    item_from_body,
 )
 
 BASE = {"id": "CNVD-2026-0001", "title": "S7 stop by crafted packet", "severity": "critical",
@@ -125,3 +126,10 @@ def test_the_advisory_published_time_is_utc() -> None:
     adv = parse_advisory({**BASE, "published": "2026-11-01T08:00:00+08:00",
                           "affected": [{"vendor": "a", "product": "b"}]})
     assert adv.published == datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def test_long_fields_are_clipped_so_the_parent_accepts_the_snapshot() -> None:
+    deep = RegisteredDevice("x/" * 200 + "plc", "p" * 200, "vendor=" + "V" * 300)
+    host = ProbeHost("10.0.0.1", services=tuple(f"{p}/tcp" for p in range(100)))
+    for item in inventory_snapshot([deep], [host]):
+        assert item_from_body(item.to_body()) == item

@@ -17,6 +17,7 @@ Items are keyed (``asset:<path>`` or ``host:<mac or address>``) so differences n
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -32,6 +33,7 @@ from millnet.registry.schema import assets
 
 MAX_ITEMS: Final = 20_000
 MAX_FIELD: Final = 128
+MAX_KEY: Final = 255
 MAX_LIST: Final = 64
 TEXT_FIELDS: Final = ("kind", "name", "address", "mac", "vendor", "model", "firmware")
 LIST_FIELDS: Final = ("protocols", "services")
@@ -117,8 +119,11 @@ def registry_devices(conn: Connection, tenant_id: int | None = None) -> list[Reg
 
 def _from_device(d: RegisteredDevice) -> InventoryItem:
     a = {**_attributes(d.description), **d.extra}
+    key = f"asset:{d.path}"
+    if len(key) > MAX_KEY:  # deep trees: a stable digest instead of the path
+        key = "asset:#" + hashlib.sha256(d.path.encode()).hexdigest()
     return InventoryItem(
-        key=f"asset:{d.path}", kind="registered", name=d.name, address=a.get("address", ""),
+        key=key, kind="registered", name=d.name, address=a.get("address", ""),
         mac=a.get("mac", "").lower(), vendor=a.get("vendor", ""), model=a.get("model", ""),
         firmware=a.get("firmware", ""), protocols=_listed(a.get("protocols", "")),
         services=_listed(a.get("services", "")))
@@ -146,7 +151,19 @@ def inventory_snapshot(devices: Iterable[RegisteredDevice],
             key = f"host:{host.mac.lower() or host.address}"
             items.setdefault(key, InventoryItem(key, "discovered", name=host.address))
         items[key] = _merge(items[key], host)
-    return [items[k] for k in sorted(items)]
+    return [_bounded(items[k]) for k in sorted(items)]
+
+
+def _bounded(item: InventoryItem) -> InventoryItem:
+    """Clip what a parent would refuse (long descriptions, chatty probes) rather than have the
+    whole snapshot rejected upstream."""
+    def clip(values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(v[:MAX_FIELD] for v in values)[:MAX_LIST]
+
+    n = MAX_FIELD
+    return replace(item, name=item.name[:n], address=item.address[:n], mac=item.mac[:n],
+                   vendor=item.vendor[:n], model=item.model[:n], firmware=item.firmware[:n],
+                   protocols=clip(item.protocols), services=clip(item.services))
 
 
 def inventory_diff(old: Sequence[InventoryItem],
@@ -164,10 +181,11 @@ def inventory_diff(old: Sequence[InventoryItem],
         removed=tuple(sorted(before.keys() - after.keys())), changed=tuple(changed))
 
 
-def _text(body: Mapping[str, Any], name: str, where: str, *, required: bool = False) -> str:
+def _text(body: Mapping[str, Any], name: str, where: str, *, required: bool = False,
+          limit: int = MAX_FIELD) -> str:
     value = body.get(name, "")
-    if not isinstance(value, str) or len(value) > MAX_FIELD or (required and not value):
-        raise InvalidInput(f"must be a string of {int(required)}-{MAX_FIELD} characters",
+    if not isinstance(value, str) or len(value) > limit or (required and not value):
+        raise InvalidInput(f"must be a string of {int(required)}-{limit} characters",
                            f"{where}.{name}")
     return value
 
@@ -189,7 +207,8 @@ def item_from_body(body: Any, where: str = "item") -> InventoryItem:
     if kind not in ("registered", "discovered"):
         raise InvalidInput("must be registered or discovered", f"{where}.kind")
     texts = {f: _text(body, f, where) for f in TEXT_FIELDS if f != "kind"}
-    return InventoryItem(key=_text(body, "key", where, required=True), kind=kind, **texts,
+    return InventoryItem(key=_text(body, "key", where, required=True, limit=MAX_KEY),
+                         kind=kind, **texts,
                          protocols=_strings(body, "protocols", where),
                          services=_strings(body, "services", where))
 

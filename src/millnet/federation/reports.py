@@ -153,8 +153,9 @@ def apply_inventory_change(conn: Connection, sender: str, origin: str, body: Any
     b = as_body(body)
     added = _items(b, "added")
     removed = b.get("removed", [])
-    if not isinstance(removed, list) or not all(isinstance(k, str) for k in removed):
-        raise InvalidInput("must be a list of item keys", "removed")
+    if not isinstance(removed, list) or len(removed) > MAX_ITEMS or not all(
+            isinstance(k, str) and 0 < len(k) <= 255 for k in removed):
+        raise InvalidInput(f"must be a list of at most {MAX_ITEMS} item keys", "removed")
     raw_changed = b.get("changed", [])
     if not isinstance(raw_changed, list) or len(raw_changed) > MAX_ITEMS:
         raise InvalidInput(f"must be a list of at most {MAX_ITEMS} changes", "changed")
@@ -344,9 +345,9 @@ def adapt(handler: Handler, allowed_origins: AllowedOrigins) -> LinkHandler:
         origin = msg.origin or peer.node_id
         if origin != peer.node_id and origin not in allowed_origins(conn, peer):
             raise PermissionDenied(f"{peer.node_id} may not report for {origin}")
-        if origin == peer.node_id and peer.role == "enterprise" and peer.region:
-            record_enterprise(conn, origin, origin, peer.region, peer.sector or "C",
-                              msg.created_at)
+        if origin == peer.node_id and peer.role == "enterprise" and peer.region \
+                and peer.sector:
+            record_enterprise(conn, origin, origin, peer.region, peer.sector, msg.created_at)
         handler(conn, peer.node_id, origin, msg.body, msg.created_at)
 
     return run
