@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from millnet.federation.enroll import issue_token
 from millnet.federation.schema import UP, federation_inbox_state, federation_outbox_state
@@ -53,15 +54,25 @@ def child_position(path: Path) -> tuple[int, int]:
     """(events produced, events still waiting) from the child's database."""
     from millnet.db.engine import create_db_engine
 
+    if not path.exists():
+        return 0, 0
     engine = create_db_engine(f"sqlite:///{path}")
     try:
         with engine.begin() as conn:
             row = conn.execute(select(federation_outbox_state.c.last_seq,
                                       federation_outbox_state.c.depth)
                                .where(federation_outbox_state.c.peer == UP)).first()
+    except OperationalError:  # the child is still migrating its new database
+        return 0, 0
     finally:
         engine.dispose()
     return (int(row.last_seq), int(row.depth)) if row else (0, 0)
+
+
+def wait_produced(path: Path, at_least: int, deadline: float) -> None:
+    while child_position(path)[0] < at_least:
+        assert time.monotonic() < deadline, f"the child produced {child_position(path)[0]}"
+        time.sleep(0.05)
 
 
 def test_kill_9_of_either_side_loses_and_duplicates_nothing(tmp_path: Path) -> None:
@@ -80,26 +91,26 @@ def test_kill_9_of_either_side_loses_and_duplicates_nothing(tmp_path: Path) -> N
     wait_port(port, deadline)
     kid = start("child", str(child_dir), url, token, str(COUNT), str(RATE), log=log)
     try:
-        time.sleep(1.5)
-        assert 0 < child_position(child_dir / "plant-a.sqlite")[0] < COUNT  # mid-stream
+        db = child_dir / "plant-a.sqlite"
+        wait_produced(db, 600, deadline)
         kill(par)  # the parent dies mid-stream: the child keeps producing and retries
         time.sleep(1.0)
         par = start("parent", str(parent_dir), str(port), log=log)
         wait_port(port, deadline)
-        time.sleep(1.0)
-        assert child_position(child_dir / "plant-a.sqlite")[0] < COUNT
+        wait_produced(db, 1500, deadline)
+        assert child_position(db)[0] < COUNT
         kill(kid)  # the child dies mid-stream
         kid = start("child", str(child_dir), url, token, str(COUNT), str(RATE), log=log)
-        time.sleep(0.7)
+        wait_produced(db, child_position(db)[0] + 300, deadline)
         kill(par)  # and the parent once more, while it applies
         par = start("parent", str(parent_dir), str(port), log=log)
         while time.monotonic() < deadline:
-            produced, waiting = child_position(child_dir / "plant-a.sqlite")
+            produced, waiting = child_position(db)
             if produced == COUNT and waiting == 0:
                 break
             time.sleep(0.2)
         else:
-            raise AssertionError(f"not drained: {child_position(child_dir / 'plant-a.sqlite')}"
+            raise AssertionError(f"not drained: {child_position(db)}"
                                  f"\n{log.read_text()[-3000:]}")
     finally:
         for proc in (kid, par):
