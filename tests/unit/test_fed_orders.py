@@ -10,7 +10,8 @@ from sqlalchemy import Engine
 
 from millnet.errors import Conflict, InvalidInput, NotFound
 from millnet.federation import orders
-from millnet.federation.downward import apply_order
+from millnet.federation.advisories import Child
+from millnet.federation.downward import apply_order, downward_handlers, relay_downward
 from tests.unit.fed_support import engine
 
 __all__ = ["engine"]
@@ -97,3 +98,22 @@ def test_bad_orders_are_refused_naming_the_field(change: dict[str, object], fiel
     with pytest.raises(InvalidInput) as info:
         orders.parse_order({**BODY, **change}, issuer="national")
     assert info.value.field == field
+
+
+def test_a_secondary_relays_new_advisories_and_orders_once(engine: Engine) -> None:
+    sent: list[tuple[str, str]] = []
+    after_advisory, after_order = relay_downward(
+        lambda conn, child, kind, body: sent.append((child, kind)),
+        lambda conn: [Child("ent-a", "enterprise", "320500"),
+                      Child("ent-c", "enterprise", "330100")],
+        lambda conn: {"ent-a": "ent-a", "ent-b": "ent-b"})
+    handlers = downward_handlers(None, after_advisory, after_order)
+    advisory = {"id": "A-1", "title": "t", "severity": "high", "published": "2026-11-01",
+                "regions": ["32"], "affected": [{"vendor": "a", "product": "b"}]}
+    with engine.begin() as conn:
+        for _ in range(2):  # the second delivery is a replay: nothing relayed again
+            handlers["advisory"](conn, "national", "national", advisory, T0)
+            handlers["order"](conn, "national", "national", {**BODY, "issuer": "national"}, T0)
+        assert {s.target for s in orders.target_statuses(conn, "RO-1", T0)} == {"ent-a",
+                                                                                "ent-b"}
+    assert sent == [("ent-a", "advisory"), ("ent-a", "order"), ("ent-b", "order")]

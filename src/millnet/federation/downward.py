@@ -10,7 +10,7 @@ commit with the message's "applied" mark or not at all.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -83,3 +83,23 @@ def downward_handlers(self_node_id: str | None = None,
         apply_order(conn, sender, origin, body, created_at, self_node_id, after_order)
 
     return {"advisory": advisory, "order": order, "policy": apply_policy}
+
+
+SendTo = Callable[[Connection, str, str, dict[str, Any]], None]
+
+
+def relay_downward(send: SendTo, children: Callable[[Connection], list[advisories.Child]],
+                   routes: Callable[[Connection], Mapping[str, str]],
+                   ) -> tuple[AfterAdvisory, AfterOrder]:
+    """A secondary's reactions: pass a new advisory to the children it concerns and a new
+    order to the children leading to its targets (``send(conn, child, kind, body)``)."""
+
+    def advisory(conn: Connection, adv: advisories.Advisory) -> None:
+        for child, kind, body in advisories.relay_messages(adv, children(conn)):
+            send(conn, child, kind, body)
+
+    def order(conn: Connection, o: orders.Order) -> None:
+        for child, kind, body in orders.relay_order(o, routes(conn)):
+            send(conn, child, kind, body)
+
+    return advisory, order
