@@ -152,6 +152,10 @@ def test_a_national_node_checks_origins_against_what_a_secondary_reported(
     report = msgspec.json.decode(pending[0].body)
     assert [c["node_id"] for c in report["children"]] == ["plant-a"]
 
+    prov.remove_child("plant-a")  # and when one leaves, the new list goes up too
+    assert prov.outbox_up is not None
+    again = prov.outbox_up.pending(10, 10**6)
+    assert [msgspec.json.decode(p.body) for p in again[1:]] == [{"children": []}]
     send(national, prov.identity, [1], kind="federation.children", bodies=[pending[0].body])
     with national.engine.begin() as conn:
         assert allowed_origins(conn, "prov-32") == {"prov-32", "plant-a"}

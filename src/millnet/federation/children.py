@@ -10,6 +10,7 @@ what the parent checks every forwarded message's ``origin`` against.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -169,8 +170,9 @@ class Children(SqlStore):
             raise NotFound(f"no child {node_id!r} is enrolled")
         return found[0]
 
-    def remove(self, node_id: str) -> None:
-        """Forget a child and everything waiting for it (it may enroll again with a token)."""
+    def remove(self, node_id: str, also: Callable[[Connection], None] | None = None) -> None:
+        """Forget a child and everything waiting for it (it may enroll again with a token);
+        ``also`` runs in the same transaction (a secondary's report of its children)."""
         def work(conn: Connection) -> None:
             if not conn.execute(delete(children).where(children.c.node_id == node_id)).rowcount:
                 raise NotFound(f"no child {node_id!r} is enrolled")
@@ -178,6 +180,8 @@ class Children(SqlStore):
                                   (outbox_state, outbox_state.c.peer),
                                   (inbox_state, inbox_state.c.peer), (nonces, nonces.c.peer)):
                 conn.execute(delete(table).where(column == node_id))
+            if also is not None:
+                also(conn)
         self._run(work, write=True)
         self.forget(node_id)
 

@@ -19,11 +19,14 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import httpx
 import msgspec
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from millnet.db.engine import writer
 from millnet.errors import ProtocolError, RejectedMessage, StorageError
@@ -37,6 +40,15 @@ from millnet.federation.settings import FederationSection
 from millnet.protocols.federation import VERSION, Batch, LinkStats, OutBatch, OutMessage
 
 log = logging.getLogger("millnet.federation")
+T = TypeVar("T")
+
+
+def _db(work: Callable[[], T]) -> T:
+    """``work()``, database failures as StorageError (the loop retries those)."""
+    try:
+        return work()
+    except DBAPIError as exc:
+        raise StorageError(f"federation database: {exc.orig!s}") from exc
 
 
 class NotEnrolled(ProtocolError):
@@ -121,7 +133,7 @@ class ChildLink:
 
     async def exchange(self, client: httpx.AsyncClient) -> bool:
         """One exchange; whether to go again at once."""
-        prep = await asyncio.to_thread(self._prepare)
+        prep = await asyncio.to_thread(_db, self._prepare)
         nonce = envelope.new_nonce()
         batch = OutBatch(
             v=VERSION, sender=self.identity.node_id, recipient=prep.pin.node_id,
@@ -137,7 +149,7 @@ class ChildLink:
             raise ProtocolError(f"the parent refused the exchange: HTTP "
                                 f"{response.status_code} {response.text[:300]}")
         answer = self._open(response.content, prep.pin, nonce)
-        result, acked = await asyncio.to_thread(self._settle, answer, prep.pin)
+        result, acked = await asyncio.to_thread(_db, lambda: self._settle(answer, prep.pin))
         self.inbox.report(result)
         m = self.metrics
         m.exchanges += 1

@@ -83,6 +83,10 @@ class FederationLinks:
                 box = self._down.setdefault(child_id, box)
         return box
 
+    def remove_child(self, node_id: str) -> None:
+        """Forget an enrolled child; a secondary tells its parent in the same transaction."""
+        self.children.remove(node_id, also=self.service.on_enrolled)
+
     def _report_children(self, conn: Connection) -> None:
         assert self.outbox_up is not None
         rows = conn.execute(select(federation_children).order_by(

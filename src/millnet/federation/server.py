@@ -23,6 +23,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from millnet.db.engine import writer
 from millnet.errors import (
@@ -80,6 +81,8 @@ class ParentService:
         except RejectedMessage as exc:
             self.reject(peek_sender(data[64:]), exc.reason, str(exc))
             raise
+        except DBAPIError as exc:  # busy, down, or a race on a nonce: the child retries
+            raise StorageError(f"federation database: {exc.orig!s}") from exc
 
     def reject(self, sender: str, reason: str, detail: str) -> None:
         with self._lock:
