@@ -121,8 +121,11 @@ class SecurityMonitor:
             while True:
                 if not self.pending:
                     # A timeout is the periodic round: flushers hold windows that end by time.
+                    # (asyncio.timeout, not wait_for: 3.11's wait_for loses a cancellation
+                    # that arrives as the event is set, and the node's stop would hang.)
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(wake.wait(), tick)
+                        async with asyncio.timeout(tick):
+                            await wake.wait()
                 wake.clear()
                 if self.settings.flush_s:
                     await asyncio.sleep(self.settings.flush_s)  # gather a batch
