@@ -60,7 +60,7 @@ def _auth() -> tuple[AuthFailureDetector, Reports, Clock]:
 # -- authentication ---------------------------------------------------------------------------
 def test_brute_force_is_raised_at_the_threshold_and_counts_every_failure() -> None:
     d, reports, clock = _auth()
-    for i in range(9):
+    for _ in range(9):
         d.observe_failure("10.0.0.7", "invalid", "fp-same", target="api")
         clock.now += 1
     assert reports.totals(EventKind.AUTH_BRUTE_FORCE) == {}
@@ -126,7 +126,7 @@ def test_memory_is_bounded_under_a_source_spray() -> None:
     d = AuthFailureDetector(reports, SecuritySettings(max_tracked=10), clock=Clock())
     for i in range(1000):
         d.observe_failure(f"10.{i // 256}.{i % 256}.1", "invalid", f"fp{i}")
-    assert len(d._by_source) <= 10 and len(d._by_credential) <= 10  # noqa: SLF001
+    assert len(d._by_source) <= 10 and len(d._by_credential) <= 10
 
 
 failures = st.lists(st.tuples(st.sampled_from(["10.0.0.1", "10.0.0.2", "10.0.0.3"]),
