@@ -45,6 +45,9 @@ from millnet.api.routes import (
 from millnet.api.routes import (
     rules as rule_routes,
 )
+from millnet.api.routes import (
+    security as security_routes,
+)
 from millnet.ingest.metrics import IngestMetrics
 from millnet.registry import Registry
 from millnet.telemetry.base import TelemetryStore
@@ -57,6 +60,7 @@ if TYPE_CHECKING:
     from millnet.registry.sources import SourceStore
     from millnet.rules.runtime import RuleRuntime
     from millnet.rules.store import RuleStore
+    from millnet.security import SecurityMonitor
     from millnet.sources import SourceHost
     from millnet.telemetry.rollups import Rollups
 
@@ -99,6 +103,7 @@ _TAGS = [
     {"name": "rules", "description": "Rules that raise alarms; admins change them"},
     {"name": "notifications", "description": "Notification targets and their delivery status "
                                              "(node-wide admins)"},
+    {"name": "security", "description": "Security events the node's detectors raised"},
     {"name": "operations", "description": "Health and metrics, without authentication"},
 ]
 
@@ -111,6 +116,7 @@ def create_app(
     rules: RuleStore | None = None, rule_runtime: RuleRuntime | None = None,
     alarms: AlarmService | None = None, kpi: KpiTracker | None = None,
     rollups: Rollups | None = None, notifier: Notifier | None = None,
+    security: SecurityMonitor | None = None,
 ) -> FastAPI:
     """Build the API of one node over its registry, telemetry store and ingest metrics; with
     ``sources_host`` the sources routes, with ``http_ingest`` and ``source_store`` HTTP ingest
@@ -163,4 +169,8 @@ def create_app(
     if notifier is not None:
         app.state.notifier = notifier
         app.include_router(notification_routes.router, prefix=API_PREFIX)
+    if security is not None:  # failed authentications feed its detector
+        app.state.security = security
+        app.state.millnet.auth.on_failure = security.auth.hook("api")
+        app.include_router(security_routes.router, prefix=API_PREFIX)
     return app

@@ -15,6 +15,8 @@ revoked through this API. Tokens never reach a log line.
 from __future__ import annotations
 
 import hashlib
+import hmac
+import os
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -29,6 +31,9 @@ from millnet.errors import PermissionDenied, Unauthenticated
 from millnet.registry import Principal, Role
 
 _RANK = {Role.VIEWER: 0, Role.OPERATOR: 1, Role.ADMIN: 2}
+#: ``on_failure(source address, reason, token fingerprint)``: reason ``invalid`` or ``revoked``
+#: (a token forgotten by a revocation through this API); the fingerprint is a keyed hash prefix.
+FailureHook = Callable[[str, str, str], None]
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -70,30 +75,38 @@ class Authenticator:
 
     def __init__(
         self, verify: Callable[[str], Principal | None], *, ttl: float = 5.0,
-        max_entries: int = 10_000,
+        max_entries: int = 10_000, on_failure: FailureHook | None = None,
     ) -> None:
         self._verify = verify
+        self.on_failure = on_failure  # the security monitor's; called on the failure path only
+        self._failure_key = os.urandom(16)
+        self._forgotten: frozenset[bytes] = frozenset()
         self._ttl = ttl
         self._max_entries = max_entries
         self._cache: dict[bytes, tuple[float, Caller]] = {}
         self._lock = threading.Lock()
 
-    def authenticate(self, authorization: str | None) -> Caller:
+    def authenticate(self, authorization: str | None, source: str = "") -> Caller:
         """The caller an ``Authorization`` header value proves (blocking on a cache miss)."""
-        return self.verify(bearer_token(authorization))
+        return self.verify(bearer_token(authorization), source)
 
     def cached(self, token: str) -> Caller | None:
         """The caller if ``token`` was verified within the last ``ttl`` seconds (no I/O)."""
         hit = self._cache.get(_digest(token))
         return hit[1] if hit is not None and hit[0] > time.monotonic() else None
 
-    def verify(self, token: str) -> Caller:
-        """Verify through the registry (blocking) unless verified recently."""
+    def verify(self, token: str, source: str = "") -> Caller:
+        """Verify through the registry (blocking) unless verified recently; ``source`` (the
+        client's address) is only for ``on_failure``."""
         hit = self.cached(token)
         if hit is not None:
             return hit
         principal = self._verify(token)
         if principal is None:
+            if self.on_failure is not None:
+                digest = _digest(token)
+                self.on_failure(source, "revoked" if digest in self._forgotten else "invalid",
+                                hmac.new(self._failure_key, digest, "sha256").hexdigest()[:12])
             raise Unauthenticated("invalid or revoked token")
         caller = Caller(principal.token_id, principal.tenant_id, Role(principal.role))
         with self._lock:
@@ -105,6 +118,7 @@ class Authenticator:
     def forget_all(self) -> None:
         """Drop cached verifications (after a revocation)."""
         with self._lock:
+            self._forgotten = frozenset(self._cache)  # a failure of one of these: revoked
             self._cache.clear()
 
 
@@ -124,7 +138,9 @@ async def current_caller(
     # Recently verified tokens are answered here; only a cache miss reaches the registry.
     caller = authenticator.cached(token)
     if caller is None:
-        caller = await run_in_threadpool(authenticator.verify, token)
+        client = request.client
+        caller = await run_in_threadpool(authenticator.verify, token,
+                                         client.host if client is not None else "")
     return caller
 
 

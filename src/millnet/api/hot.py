@@ -45,15 +45,17 @@ def last_values_body(ctx: ApiContext, caller: Caller, series: list[str]) -> byte
     return _encode({"values": values, "missing": missing})
 
 
-def _serve(ctx: ApiContext, authorization: str | None, series: list[str]) -> bytes:
-    caller = ctx.auth.authenticate(authorization)  # every role may read
+def _serve(ctx: ApiContext, authorization: str | None, series: list[str],
+           source: str = "") -> bytes:
+    caller = ctx.auth.authenticate(authorization, source)  # every role may read
     return last_values_body(ctx, caller, series)
 
 
 async def _last_values(request: Request) -> Response:
     ctx: ApiContext = request.app.state.millnet
     body = await run_in_threadpool(
-        _serve, ctx, request.headers.get("authorization"), request.query_params.getlist("series"))
+        _serve, ctx, request.headers.get("authorization"), request.query_params.getlist("series"),
+        request.client.host if request.client is not None else "")
     return Response(body, media_type="application/json")
 
 
