@@ -228,6 +228,8 @@ class AuthThrottle:
         self.limit, self.window, self.max_hosts, self._clock = limit, window, max_hosts, clock
         self._failures: OrderedDict[str, list[float]] = OrderedDict()
         self._lock = threading.Lock()
+        #: ``on_failure(host, reason, fingerprint)``: the security monitor's, set by the node.
+        self.on_failure: Callable[[str, str, str], None] | None = None
 
     def check(self, host: str) -> None:
         """Raise TooManyFailures while ``host`` is over the limit."""
@@ -239,6 +241,8 @@ class AuthThrottle:
                                   f"wait up to {self.window:.0f} s")
 
     def failed(self, host: str) -> None:
+        if self.on_failure is not None:
+            self.on_failure(host, "invalid", "")
         host = client_key(host)
         with self._lock:
             recent = self._recent(host)
