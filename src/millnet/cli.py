@@ -12,7 +12,16 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from millnet import cli_alarms, cli_commands, cli_eval, cli_modbus, cli_opcua, cli_probe, cli_rules
+from millnet import (
+    cli_alarms,
+    cli_commands,
+    cli_eval,
+    cli_modbus,
+    cli_opcua,
+    cli_probe,
+    cli_rules,
+    cli_security,
+)
 from millnet.cli_id import id_app
 from millnet.config import DEFAULT_CONFIG, Settings, load_settings
 from millnet.errors import ConfigError, MillnetError
@@ -37,6 +46,8 @@ app.add_typer(cli_modbus.app, name="modbus",
 app.add_typer(cli_eval.app, name="eval",
               help="Evaluations: anomaly detection on the Tennessee Eastman Process.")
 app.command("probe")(cli_probe.probe)
+app.add_typer(cli_security.app, name="security",
+              help="Security events (through the API): list, summary, acknowledge.")
 console = Console()
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="node.toml to read")]

@@ -12,8 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
 from millnet.api import create_app
+from millnet.cli import app
 from millnet.ingest.metrics import IngestMetrics
 from millnet.model.security import EventKind, SecurityEvent, Severity
 from millnet.registry import Registry
@@ -190,3 +192,24 @@ def test_pages_follow_the_cursor(node: Node) -> None:
         if cursor is None:
             break
     assert len(seen) == 7 == len(set(seen))
+
+
+def test_the_cli_lists_summarises_and_acknowledges(node: Node) -> None:
+    node.monitor.report(SecurityEvent(EventKind.PROTOCOL_SEQUENCE_ABUSE, Severity.MEDIUM,
+                                      "sequence abuse from edge7", source="edge7",
+                                      target="sparkplug"), node.acme_id, 42)
+    q = EventQuery(kind_prefix="protocol.sequence")
+    node.wait_for(q)
+    runner = CliRunner()
+    common = ["--url", node.url, "--token", node.acme_operator]
+    listed = runner.invoke(app, ["security", "events", "--kind", "protocol.", *common])
+    assert listed.exit_code == 0, listed.output
+    assert "protocol.sequence_abuse" in listed.output and "x42" in listed.output
+    as_json = runner.invoke(app, ["security", "summary", "--json", *common])
+    assert as_json.exit_code == 0 and '"occurrences": 42' in as_json.output
+    (event,) = node.monitor.store.query(q)[0]
+    acked = runner.invoke(app, ["security", "ack", str(event.id), "--comment", "edge7 "
+                                "reflashed", *common])
+    assert acked.exit_code == 0 and "acknowledged" in acked.output
+    refused = runner.invoke(app, ["security", "events", "--severity", "bogus", *common])
+    assert refused.exit_code == 2
