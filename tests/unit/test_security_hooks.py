@@ -8,9 +8,15 @@ import pytest
 from millnet.api.auth import Authenticator
 from millnet.errors import Unauthenticated
 from millnet.identifiers.wire.auth import AuthThrottle
+from millnet.model import DataType, PointSpec
 from millnet.model.security import EventKind
 from millnet.registry import Principal, Role
-from millnet.security import AuthFailureDetector, SecuritySettings
+from millnet.security import (
+    AuthFailureDetector,
+    SecuritySettings,
+    ViolationReporter,
+    birth_fingerprint,
+)
 from tests.unit.test_security_detectors import Reports
 
 
@@ -67,3 +73,24 @@ def test_success_path_does_not_call_the_hook() -> None:
                          on_failure=lambda *a: called.append(a))
     assert auth.verify("anything").node_wide
     assert called == []
+
+
+def test_ingest_rejections_become_violations_of_the_edge_node() -> None:
+    reports = Reports()
+    hook = ViolationReporter(reports, SecuritySettings()).rejection_hook("sparkplug")
+    hook("seq_gap", "spBv1.0/plant1/NDATA/edge7: seq 9 after 3", 1)
+    hook("malformed", "spBv1.0/plant1/DDATA/edge7/press: not a payload", 2)
+    hook("quota", "tenant point quota reached", 1)  # a node limit, not an attack
+    hook("oversized", "bad/topic: 9999999 bytes", 1)
+    got = [(e.kind, e.source, c) for e, _, c in reports.got]
+    assert got == [("protocol.sequence_abuse", "plant1/edge7", 1),
+                   ("protocol.malformed", "plant1/edge7", 1),
+                   ("protocol.malformed", "sparkplug", 1)]
+
+
+def test_birth_fingerprints_see_a_new_metric_and_a_changed_type() -> None:
+    base = [PointSpec("temp", DataType.DOUBLE), PointSpec("rpm", DataType.INT32)]
+    fp = birth_fingerprint(base)
+    assert fp == birth_fingerprint(list(reversed(base)))
+    assert fp != birth_fingerprint([*base, PointSpec("shell", DataType.STRING)])
+    assert fp != birth_fingerprint([PointSpec("temp", DataType.FLOAT), base[1]])

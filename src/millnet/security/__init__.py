@@ -8,7 +8,7 @@ See docs/security-monitoring.md for the hooks that feed them.
 from __future__ import annotations
 
 from millnet.security.auth import AuthFailureDetector
-from millnet.security.devices import DeviceFingerprints, metric_set
+from millnet.security.devices import DeviceFingerprints, birth_fingerprint, metric_set
 from millnet.security.monitor import OVERFLOW_KIND, SecurityMonitor
 from millnet.security.rates import RateAnomalyDetector
 from millnet.security.records import BucketCount, EventQuery, StoredEvent
@@ -33,5 +33,5 @@ def build_security(settings: SecuritySettings, db_url: str) -> SecurityMonitor:
 
 __all__ = ["OVERFLOW_KIND", "AuthFailureDetector", "BucketCount", "DeviceFingerprints",
            "EventQuery", "RateAnomalyDetector", "SecurityEventStore", "SecurityMonitor",
-           "SecuritySettings", "StoredEvent", "ViolationReporter", "build_security",
-           "metric_set"]
+           "SecuritySettings", "StoredEvent", "ViolationReporter", "birth_fingerprint",
+           "build_security", "metric_set"]

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from millnet.errors import InvalidInput
+from millnet.model import PointSpec
 from millnet.model.security import MAX_TEXT, EventKind, SecurityEvent, Severity
 from millnet.security.base import Reporter, clip
 from millnet.security.schema import DEVICE_KEY_WIDTH
@@ -33,6 +34,12 @@ def metric_set(names: Iterable[str]) -> dict[str, str]:
     unique = sorted(set(names))
     digest = hashlib.sha256("\n".join(unique).encode("utf-8", "surrogatepass")).hexdigest()
     return {"metrics": str(len(unique)), "metric_names": digest[:32]}
+
+
+def birth_fingerprint(specs: Iterable[PointSpec]) -> dict[str, str]:
+    """A Sparkplug NBIRTH/DBIRTH's fingerprint: its metric set, names with datatypes (a metric
+    that changes type is a changed device too)."""
+    return metric_set(f"{s.name}:{s.datatype.value}" for s in specs)
 
 
 def _normal(fingerprint: dict[str, str]) -> dict[str, str]:

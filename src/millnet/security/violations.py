@@ -21,6 +21,12 @@ from millnet.security.base import Bounded, Reporter, clip
 from millnet.security.settings import SecuritySettings
 
 SEVERITY = {EventKind.PROTOCOL_SEQUENCE_ABUSE.value: Severity.MEDIUM}
+#: Ingest rejection reasons (``IngestMetrics.reject``) that are protocol violations; the rest
+#: (quotas, a full store, a refused datatype) are the node's limits, not an attack.
+SEQUENCE_REASONS = frozenset({"seq_gap", "data_before_birth", "stale_death", "replay"})
+MALFORMED_REASONS = frozenset({"malformed", "oversized", "topic", "timestamp",
+                               "unsupported_type"})
+SPARKPLUG_PREFIX = "spBv1.0/"
 
 
 @dataclass(slots=True)
@@ -71,6 +77,27 @@ class ViolationReporter:
             self._send(old)
         if first:
             self._send(_Window(kind, source, now, tenant_id, 1, detail))
+
+    def rejection_hook(self, source_name: str) -> Callable[[str, str, int], None]:
+        """A ``(reason, detail, count)`` callback for an ingest source's rejections: protocol
+        violations only, attributed to the Sparkplug edge node when the detail starts with its
+        topic (``spBv1.0/group/KIND/edge...``), else to ``source_name``."""
+
+        def on_reject(reason: str, detail: str, count: int) -> None:
+            if reason in SEQUENCE_REASONS:
+                kind = EventKind.PROTOCOL_SEQUENCE_ABUSE.value
+            elif reason in MALFORMED_REASONS:
+                kind = EventKind.PROTOCOL_MALFORMED.value
+            else:
+                return
+            source = source_name
+            if detail.startswith(SPARKPLUG_PREFIX):
+                parts = detail.split(":", 1)[0].split("/")
+                if len(parts) >= 4:
+                    source = f"{parts[1]}/{parts[3]}"
+            self.observe_violation(kind, source, f"{reason}: {detail}", count=count)
+
+        return on_reject
 
     def flush(self) -> None:
         """Report the sums of the windows that have ended."""
