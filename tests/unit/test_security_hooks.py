@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 
 from millnet.api.auth import Authenticator
-from millnet.errors import Unauthenticated
+from millnet.errors import RejectedMessage, Unauthenticated
 from millnet.identifiers.wire.auth import AuthThrottle
+from millnet.ingest.metrics import IngestMetrics
 from millnet.model import DataType, PointSpec
 from millnet.model.security import EventKind
 from millnet.registry import Principal, Role
@@ -94,3 +95,13 @@ def test_birth_fingerprints_see_a_new_metric_and_a_changed_type() -> None:
     assert fp == birth_fingerprint(list(reversed(base)))
     assert fp != birth_fingerprint([*base, PointSpec("shell", DataType.STRING)])
     assert fp != birth_fingerprint([PointSpec("temp", DataType.FLOAT), base[1]])
+
+
+def test_ingest_metrics_feed_the_violation_reporter() -> None:
+    reports = Reports()
+    metrics = IngestMetrics()
+    metrics.on_reject = ViolationReporter(reports, SecuritySettings()).rejection_hook("mqtt")
+    with metrics.rejecting("spBv1.0/g/NDATA/e1"):
+        raise RejectedMessage("malformed", "spBv1.0/g/NDATA/e1: truncated protobuf")
+    assert metrics.rejected_count("malformed") == 1
+    assert [(e.kind, e.source) for e, _, _ in reports.got] == [("protocol.malformed", "g/e1")]

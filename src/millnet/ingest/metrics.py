@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -57,10 +57,14 @@ class IngestMetrics:
             ["task"], registry=r)
         self._last_log: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
+        #: ``on_reject(reason, detail, count)``: the security monitor's violation hook, if any.
+        self.on_reject: Callable[[str, str, int], None] | None = None
 
     def reject(self, reason: str, detail: str, count: int = 1) -> None:
         """Count a rejection and log it, at most once per reason every 10 s."""
         self.rejected.labels(reason).inc(count)
+        if self.on_reject is not None:
+            self.on_reject(reason, detail, count)
         now = time.monotonic()
         if now - self._last_log.get(reason, -1e9) >= 10.0:
             extra = self._suppressed.pop(reason, 0)
