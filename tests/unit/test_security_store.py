@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from millnet.errors import Conflict, InvalidInput, NotFound
 from millnet.model.security import EventKind, SecurityEvent, Severity
@@ -259,3 +261,18 @@ def test_hostile_fingerprints_are_cut_to_fit(store: SecurityEventStore) -> None:
     assert str(event.detail["app_uri"]).startswith("sha256:")
     with pytest.raises(InvalidInput):
         monitor.devices.observe_device(1, "d", {str(i): "v" for i in range(33)})
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.dictionaries(st.text(max_size=80), st.text(max_size=600), max_size=32),
+       st.text(max_size=500))
+def test_any_fingerprint_is_judged_once_and_then_recognised(
+    store: SecurityEventStore, fingerprint: dict[str, str], device: str,
+) -> None:
+    """Whatever a device announces (keys and values off the network), the first sighting is
+    one report and the same announcement again is none; nothing raises."""
+    monitor = SecurityMonitor(store, _settings())
+    assert monitor.devices.observe_device(1, device, fingerprint) == EventKind.DEVICE_UNKNOWN
+    assert monitor.devices.observe_device(1, device, dict(fingerprint)) is None
+    assert monitor.pending == 1
