@@ -16,11 +16,13 @@ from millnet import (
     cli_alarms,
     cli_commands,
     cli_eval,
+    cli_federation,
     cli_modbus,
     cli_opcua,
     cli_probe,
     cli_rules,
     cli_security,
+    cli_situation,
 )
 from millnet.cli_id import id_app
 from millnet.config import DEFAULT_CONFIG, Settings, load_settings
@@ -46,8 +48,11 @@ app.add_typer(cli_modbus.app, name="modbus",
 app.add_typer(cli_eval.app, name="eval",
               help="Evaluations: anomaly detection on the Tennessee Eastman Process.")
 app.command("probe")(cli_probe.probe)
+app.add_typer(cli_federation.app, name="federation")
 app.add_typer(cli_security.app, name="security",
               help="Security events (through the API): list, summary, acknowledge.")
+app.add_typer(cli_situation.app, name="situation",
+              help="The federation's situation, advisories and orders (through the API).")
 console = Console()
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="node.toml to read")]

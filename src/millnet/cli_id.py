@@ -100,6 +100,7 @@ def serve(
                  mirror_of=mirror_of)
     overrides = {"node": {"platform": False, **_given(role=role, data_dir=data)},
                  "identifiers": {"enabled": True, **ids},
+                 "federation": {"enabled": False},
                  "api": _given(trusted_proxies=trusted_proxy)}
     try:
         settings = load_settings(config, overrides=overrides)

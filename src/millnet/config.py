@@ -308,8 +308,8 @@ def _check_services(settings: Settings) -> None:
     # they listen on different addresses.
     listeners = [("identifiers.tcp_port", ids.host, ids.tcp_port),
                  ("identifiers.http_port", ids.host, ids.http_port)]
-    if settings.runs_platform:
-        listeners.insert(0, ("api.port", settings.api.host, settings.api.port))
+    # The API: the platform's, or a national node's federation API.
+    listeners.insert(0, ("api.port", settings.api.host, settings.api.port))
     for i, (key, host, port) in enumerate(listeners):
         for other, other_host, other_port in listeners[:i]:
             if port and port == other_port and _overlap(host, other_host):
@@ -332,7 +332,8 @@ role = "enterprise"
 name = "millnet-node"
 # Where the embedded stores live (SQLite registry and identifiers, DuckDB telemetry, Parquet).
 data_dir = "./millnet-data"
-# Run the platform (ingest, store, API)? Unset: yes, except on a national node.
+# Run the platform (ingest, store, API)? Unset: yes, except on a national node (which serves
+# only the federation and its views on the API port).
 # platform = true
 
 [registry]

@@ -24,7 +24,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 
 from prometheus_client import CollectorRegistry, Counter
@@ -88,6 +88,8 @@ from millnet.supervise import supervise
 __all__ = ["IdServerOptions", "LiveIdNode", "describe", "identifier_node", "open_identifier_node",
            "task_restarts"]
 
+#: ``(host, reason, fingerprint)`` of a failed admin authentication (security monitoring).
+AuthFailureHook = Callable[[str, str, str], None]
 log = logging.getLogger("millnet.identifiers")
 def site_info(host: str, udp_port: int, tcp_port: int, http_port: int | None) -> SiteInfo:
     """The node's HS_SITE: its native ports, and its HTTP port when it serves HTTP."""
@@ -190,11 +192,15 @@ class LiveIdNode:
 
 @contextlib.asynccontextmanager
 async def identifier_node(opts: IdServerOptions, *, http: bool = True,
-                          restarts: Counter | None = None) -> AsyncIterator[LiveIdNode]:
+                          restarts: Counter | None = None,
+                          on_auth_failure: AuthFailureHook | None = None,
+                          ) -> AsyncIterator[LiveIdNode]:
     """Run an identifier node (native UDP/TCP, and the HTTP JSON API unless ``http`` is
     false) while the context is open. Port 0 picks a free HTTP port (the native ports must
     be given: the node's site information names them before they are bound). The mirror and
-    the log trimmer are restarted when they fail, counted in ``restarts``."""
+    the log trimmer are restarted when they fail, counted in ``restarts``. Failed admin
+    authentications of both protocols go to ``on_auth_failure(host, reason, fingerprint)``
+    (the node's security monitor)."""
     opts.check()  # before binding anything
     restarts = restarts if restarts is not None else task_restarts()
     with contextlib.ExitStack() as closing:
@@ -211,6 +217,7 @@ async def identifier_node(opts: IdServerOptions, *, http: bool = True,
             # Writes, listings and secret checks of both protocols (closed after the servers)
             offload = await stack.enter_async_context(Offload())
             handler = node_handler(opts, service, site, offload)
+            handler.throttle.on_failure = on_auth_failure
             server = await stack.enter_async_context(_native_server(opts, handler, fast))
             http_port = opts.http_port if sock is not None else None
             await stack.enter_async_context(workers(opts, server.udp_port, http_port))
@@ -224,8 +231,9 @@ async def identifier_node(opts: IdServerOptions, *, http: bool = True,
                 background += _follow_changes(tg, handler, restarts)
                 web = None
                 if sock is not None:
-                    web = embedded_server(_http_app(opts, store, service, fast, offload),
-                                          proxies=opts.trusted_proxies)
+                    web = embedded_server(
+                        _http_app(opts, store, service, fast, offload, on_auth_failure),
+                        proxies=opts.trusted_proxies)
                     tg.create_task(web.serve(sockets=[sock]))
                 try:
                     yield LiveIdNode(store, service, server.udp_port, server.tcp_port,
@@ -306,10 +314,12 @@ async def _trim_forever(store: IdentifierStore, opts: IdServerOptions) -> None:
 
 
 def _http_app(opts: IdServerOptions, store: IdentifierStore, service: IdentifierService,
-              fast: FastResolver | None, offload: Offload) -> ASGIApp:
+              fast: FastResolver | None, offload: Offload,
+              on_auth_failure: AuthFailureHook | None = None) -> ASGIApp:
     routes = [*batch_routes(service), *replication_routes(service, opts.prefix),
               *change_routes(store)]
-    return create_handle_app(store, service, fast=fast, routes=routes, offload=offload)
+    return create_handle_app(store, service, fast=fast, routes=routes, offload=offload,
+                             on_auth_failure=on_auth_failure)
 
 
 def _follow_changes(tg: asyncio.TaskGroup, handler: NativeHandler,

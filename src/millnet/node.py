@@ -13,11 +13,12 @@ import contextlib
 import logging
 import signal
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
+from prometheus_client import Counter
 
 from millnet.config import EDGE_UPLINK, ApiSection, Settings
 from millnet.connectivity.edge import EdgeBuffer, EdgeUplink, open_edge_buffer
@@ -27,7 +28,7 @@ from millnet.connectivity.mqtt import Broker, MqttOptions
 from millnet.connectivity.sparkplug_mqtt import SparkplugSource
 from millnet.errors import ConfigError
 from millnet.files import private_dir, private_umask
-from millnet.idnode import LiveIdNode, describe, identifier_node
+from millnet.idnode import AuthFailureHook, LiveIdNode, describe, identifier_node
 from millnet.idoptions import (
     IdServerOptions,
     parse_delegation,
@@ -37,8 +38,10 @@ from millnet.idoptions import (
 from millnet.ingest.binder import Quotas, SeriesBinder
 from millnet.ingest.metrics import IngestMetrics
 from millnet.ingest.pipeline import IngestPipeline
+from millnet.model import PointSpec
 from millnet.registry import Registry
 from millnet.registry.sources import SourceStore
+from millnet.security.devices import birth_fingerprint
 from millnet.serving import embedded_server, listening_socket
 from millnet.sources import Binders, SourceHost
 from millnet.supervise import supervise
@@ -51,6 +54,7 @@ if TYPE_CHECKING:
 
     from millnet.api.routes.ingest import HttpIngest
     from millnet.insight import Insight
+    from millnet.monitoring import Monitoring
 
 log = logging.getLogger("millnet.node")
 
@@ -78,6 +82,7 @@ class Node:
     edge: EdgeBuffer | None = None
     uplink: EdgeUplink | None = None
     insight: Insight | None = None  # rules, alarms, notifications, KPIs (not on an edge node)
+    monitoring: Monitoring | None = None  # federation and security events (not on an edge node)
 
     @property
     def store(self) -> DuckDBTelemetryStore:
@@ -96,6 +101,8 @@ class Node:
     def close(self) -> None:
         if self.insight is not None:
             self.insight.close()
+        if self.monitoring is not None:
+            self.monitoring.close()
         self.telemetry.close()
         self.registry.close()
 
@@ -157,9 +164,42 @@ def build_node(settings: Settings) -> Node:
         from millnet.insight import build_insight
 
         node.insight = build_insight(settings, registry, pipeline, tenant.id)
+        node.monitoring = _monitoring(settings, registry)
+        if node.monitoring is not None and (security := node.monitoring.security) is not None:
+            metrics.on_reject = security.violations.rejection_hook("ingest")
+            if node.sparkplug is not None:
+                devices = security.devices
+
+                def birth(tenant_id: int, key: str, specs: Sequence[PointSpec]) -> None:
+                    devices.observe_device(tenant_id, key, birth_fingerprint(specs))
+
+                node.sparkplug.on_birth = birth
     for spec in settings.sources:
         host.add(spec)
     return node
+
+
+def _monitoring(settings: Settings, registry: Registry) -> Monitoring | None:
+    # Imported here: the federation's API pulls FastAPI in.
+    from millnet.monitoring import build_monitoring
+
+    return build_monitoring(settings, registry.engine)
+
+
+def _start_services(node: Node, tg: asyncio.TaskGroup,
+                    restarts: Counter) -> list[asyncio.Task[None]]:
+    """The rules, alarms and notifications, and the monitoring's jobs, each supervised."""
+    tasks: list[asyncio.Task[None]] = []
+    if node.insight is not None:
+        from millnet.insight import start
+
+        tasks += start(node.insight, tg, restarts)
+    if node.monitoring is not None:
+        from millnet.monitoring import jobs
+
+        tasks += [tg.create_task(supervise(name, job, restarts), name=name)
+                  for name, job in jobs(node.monitoring).items()]
+    return tasks
 
 
 def mqtt_options(settings: Settings) -> MqttOptions:
@@ -200,11 +240,7 @@ async def running(node: Node, *, api: bool = True) -> AsyncIterator[Node]:
             srcs.append(tg.create_task(supervise(
                 "maintenance", lambda: run_maintenance(node.store, node.retention_plan),
                 restarts)))
-        insight: list[asyncio.Task[None]] = []
-        if node.insight is not None:
-            from millnet.insight import start
-
-            insight = start(node.insight, tg, restarts)
+        insight = _start_services(node, tg, restarts)  # stopped after the drain
         uplink = None if node.uplink is None else tg.create_task(
             supervise(node.uplink.name, node.uplink.run, restarts), name="edge uplink")
         if sock is not None:
@@ -257,6 +293,8 @@ def _api_server(node: Node) -> uvicorn.Server:
     if (ins := node.insight) is not None:
         extra = {"rules": ins.rules, "rule_runtime": ins.engine, "alarms": ins.alarms,
                  "kpi": ins.kpi, "rollups": ins.rollups, "notifier": ins.notifier}
+    if (mon := node.monitoring) is not None:
+        extra.update(security=mon.security, monitoring=mon)
     app = create_app(node.registry, node.telemetry, node.metrics,
                      node_name=node.settings.node.name, role=node.settings.node.role,
                      sources_host=node.host, http_ingest=node.http_ingest,
@@ -338,6 +376,9 @@ class Services:
     settings: Settings
     platform: Node | None
     identifiers: IdServerOptions | None
+    #: A node without the platform (national) still runs the federation: its registry (API
+    #: tokens, federation tables) and the monitoring.
+    standalone: tuple[Registry, Monitoring] | None = None
 
 
 @dataclass
@@ -349,13 +390,34 @@ class LiveServices:
 def build_services(settings: Settings) -> Services:
     """Check every service's configuration (files, addresses), then open the platform's
     stores; starts nothing."""
-    if not settings.runs_platform and not settings.identifiers.enabled:
-        raise ConfigError("identifiers.enabled", f"a {settings.node.role} node without the "
-                          "platform (node.platform) runs nothing unless identifiers are enabled")
+    if not settings.runs_platform and settings.node.role == "edge":
+        raise ConfigError("node.platform", "an edge node runs its platform")
     ids = identifier_options(settings) if settings.identifiers.enabled else None
     if ids is not None:
         ids.check()
-    return Services(settings, build_node(settings) if settings.runs_platform else None, ids)
+    if settings.runs_platform:
+        return Services(settings, build_node(settings), ids)
+    if not settings.federation.enabled:
+        if ids is None:
+            raise ConfigError("identifiers.enabled", f"a {settings.node.role} node without the "
+                              "platform or the federation runs nothing unless identifiers are "
+                              "enabled")
+        return Services(settings, None, ids)
+    private_umask()
+    private_dir(settings.node.data_dir)
+    registry = Registry.open(settings.registry_url)
+    monitoring = _monitoring(settings, registry)
+    assert monitoring is not None  # not an edge node
+    return Services(settings, None, ids, (registry, monitoring))
+
+
+def _auth_hook(services: Services) -> AuthFailureHook | None:
+    """Failed identifier admin authentications go to the node's security monitor."""
+    monitoring = services.standalone[1] if services.standalone is not None else (
+        services.platform.monitoring if services.platform is not None else None)
+    if monitoring is None or monitoring.security is None:
+        return None
+    return monitoring.security.auth.hook("handle")
 
 
 @contextlib.asynccontextmanager
@@ -368,15 +430,52 @@ async def serving(services: Services) -> AsyncIterator[LiveServices]:
         if options is not None:
             restarts = platform.metrics.restarts if platform is not None else None
             try:
-                ids = await stack.enter_async_context(
-                    identifier_node(options, restarts=restarts))
+                ids = await stack.enter_async_context(identifier_node(
+                    options, restarts=restarts, on_auth_failure=_auth_hook(services)))
             except BaseException:
                 if platform is not None:
                     platform.close()
                 raise
         if platform is not None:
             await stack.enter_async_context(running(platform))
+        if services.standalone is not None:
+            await stack.enter_async_context(monitoring_only(services.settings,
+                                                            *services.standalone))
         yield LiveServices(platform, ids)
+
+
+@contextlib.asynccontextmanager
+async def monitoring_only(settings: Settings, registry: Registry,
+                          monitoring: Monitoring) -> AsyncIterator[int]:
+    """A node without the platform: the federation's jobs and its API (monitoring_app) on the
+    API's address while the context is open; yields the port."""
+    from millnet.api.app import monitoring_app
+    from millnet.monitoring import jobs
+
+    try:
+        sock = api_socket(settings.api)
+    except ConfigError:
+        registry.close()
+        raise
+    restarts = Counter("millnet_monitoring_restarts", "Restarts of a monitoring job",
+                       ["job"], registry=None)
+    server = embedded_server(monitoring_app(registry, monitoring, node_name=settings.node.name),
+                             proxies=[str(n) for n in settings.api.trusted_proxies])
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tasks = [tg.create_task(supervise(name, job, restarts), name=name)
+                     for name, job in jobs(monitoring).items()]
+            serve = tg.create_task(server.serve(sockets=[sock]))
+            try:
+                yield sock.getsockname()[1]
+            finally:
+                server.should_exit = True
+                await asyncio.wait([serve])
+                for task in tasks:
+                    task.cancel()
+    finally:
+        monitoring.close()
+        registry.close()
 
 
 async def run_node(settings: Settings) -> None:
@@ -392,5 +491,8 @@ async def run_node(settings: Settings) -> None:
         if live.platform is not None:
             log.info("node %s (%s) serving API on http://%s:%s", settings.node.name,
                      settings.node.role, settings.api.host, live.platform.api_port)
+        elif services.standalone is not None:
+            log.info("node %s (%s) serving the federation on http://%s:%s", settings.node.name,
+                     settings.node.role, settings.api.host, settings.api.port)
         await stop.wait()
         log.info("stopping")

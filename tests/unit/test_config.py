@@ -121,11 +121,15 @@ def test_services_that_do_not_fit_together_are_named(tmp_path: Path, keys: dict[
     assert err.value.key == named
 
 
-def test_a_national_node_has_no_platform_so_its_ports_are_free(tmp_path: Path) -> None:
-    env = _identifiers(tmp_path, NODE__ROLE="national", IDENTIFIERS__HTTP_PORT="8080")
+def test_a_national_node_has_no_platform_but_serves_the_federation_on_the_api_port(
+        tmp_path: Path) -> None:
+    env = _identifiers(tmp_path, NODE__ROLE="national", IDENTIFIERS__HTTP_PORT="8081")
     settings = load_settings(None, environ=env)
     assert not settings.runs_platform
     assert load_settings(None, environ={}).runs_platform
+    with pytest.raises(ConfigError) as err:  # its API port is taken by the federation
+        load_settings(None, environ={**env, "MILLNET_IDENTIFIERS__HTTP_PORT": "8080"})
+    assert err.value.key == "identifiers.http_port"
 
 
 def test_a_missing_secret_file_is_named_before_anything_opens(tmp_path: Path) -> None:

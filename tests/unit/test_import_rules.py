@@ -37,7 +37,8 @@ LAYERS: tuple[frozenset[str], ...] = (
 #: Above the domain: these may import anything (and nothing in LAYERS imports them).
 COMPOSITION = frozenset({
     "__init__", "__main__", "api", "bench", "cli", "cli_alarms", "cli_commands", "cli_eval",
-    "cli_id", "cli_modbus", "cli_opcua", "cli_probe", "cli_rules", "cli_security",
+    "cli_federation", "cli_id", "cli_modbus", "cli_opcua", "cli_probe", "cli_rules",
+    "cli_security",
     "cli_situation", "commands", "config", "demo", "demo_field", "demo_ids", "demo_insight",
     "files", "idnode", "idoptions", "insight", "monitoring", "node", "serving", "sim", "sources",
     "supervise", "web",

@@ -9,13 +9,14 @@ twin (see :mod:`millnet.api.hot`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
 from millnet import __version__
 from millnet.api import contract, hot
-from millnet.api.auth import Authenticator
+from millnet.api.auth import Authenticator, require
 from millnet.api.context import ApiContext
 from millnet.api.errors import install_error_handlers
 from millnet.api.params import Limits
@@ -25,6 +26,7 @@ from millnet.api.routes import (
 from millnet.api.routes import (
     assets,
     devices,
+    federation_views,
     ingest,
     ops,
     products,
@@ -49,13 +51,14 @@ from millnet.api.routes import (
     security as security_routes,
 )
 from millnet.ingest.metrics import IngestMetrics
-from millnet.registry import Registry
+from millnet.registry import Registry, Role
 from millnet.telemetry.base import TelemetryStore
 
 if TYPE_CHECKING:
     from millnet.alarms.service import AlarmService
     from millnet.commands import CommandService
     from millnet.kpi.tracker import KpiTracker
+    from millnet.monitoring import Monitoring
     from millnet.notify.service import Notifier
     from millnet.registry.sources import SourceStore
     from millnet.rules.runtime import RuleRuntime
@@ -116,7 +119,7 @@ def create_app(
     rules: RuleStore | None = None, rule_runtime: RuleRuntime | None = None,
     alarms: AlarmService | None = None, kpi: KpiTracker | None = None,
     rollups: Rollups | None = None, notifier: Notifier | None = None,
-    security: SecurityMonitor | None = None,
+    security: SecurityMonitor | None = None, monitoring: Monitoring | None = None,
 ) -> FastAPI:
     """Build the API of one node over its registry, telemetry store and ingest metrics; with
     ``sources_host`` the sources routes, with ``http_ingest`` and ``source_store`` HTTP ingest
@@ -173,4 +176,45 @@ def create_app(
         app.state.security = security
         app.state.millnet.auth.on_failure = security.auth.hook("api")
         app.include_router(security_routes.router, prefix=API_PREFIX)
+    if monitoring is not None:
+        mount_federation(app, monitoring)
     return app
+
+
+def mount_federation(app: FastAPI, monitoring: Monitoring) -> None:
+    """The federation's routes: the link (exchange and enroll, signed; tokens and children for
+    node-wide admins) and the views (situation, advisories, orders)."""
+    app.include_router(monitoring.links.router(admin=require(Role.ADMIN)))
+    app.state.federation_views = monitoring.views
+    app.include_router(federation_views.router, prefix=API_PREFIX)
+
+
+def monitoring_app(registry: Registry, monitoring: Monitoring, *, node_name: str,
+                   token_cache_seconds: float = 5.0) -> FastAPI:
+    """The API of a node without the platform (a national node): the federation, its views
+    and the node's security events, authenticated with the registry's tokens; no telemetry."""
+    app = FastAPI(title=f"millnet monitoring API ({node_name})", version=__version__,
+                  description=_DESCRIPTION, openapi_tags=_TAGS)
+    app.state.millnet = _AuthOnly(registry, Authenticator(registry.verify_token,
+                                                          ttl=token_cache_seconds))
+    install_error_handlers(app)
+
+    @app.get("/health", tags=["operations"])
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "node": node_name, "role": monitoring.role,
+                "federation": monitoring.links.status()}
+
+    if monitoring.security is not None:
+        app.state.security = monitoring.security
+        app.state.millnet.auth.on_failure = monitoring.security.auth.hook("api")
+        app.include_router(security_routes.router, prefix=API_PREFIX)
+    mount_federation(app, monitoring)
+    return app
+
+
+@dataclass
+class _AuthOnly:
+    """What the authentication dependency reads of a node without the platform."""
+
+    registry: Registry
+    auth: Authenticator

@@ -51,7 +51,7 @@ from millnet.errors import RejectedMessage
 from millnet.ingest.binder import DevicePath, SeriesBinder
 from millnet.ingest.metrics import IngestMetrics
 from millnet.ingest.pipeline import IngestPipeline
-from millnet.model import Quality
+from millnet.model import PointSpec, Quality
 from millnet.protocols.sparkplug import (
     NAMESPACE,
     MessageType,
@@ -100,6 +100,9 @@ class SparkplugSource(MqttSource):
         self._births: dict[DevicePath, tuple[Target, dict[str, BirthMetric]]] = {}
         self._confirmations = Confirmations()
         self._publish: Publish | None = None
+        #: ``on_birth(tenant_id, device key, point specs)`` on every NBIRTH/DBIRTH bound (the
+        #: security monitor's device fingerprinting), if set.
+        self.on_birth: Callable[[int, str, Sequence[PointSpec]], object] | None = None
 
     def health(self) -> Health:
         return mqtt_health(self._health, self.connected.is_set())
@@ -177,6 +180,9 @@ class SparkplugSource(MqttSource):
                 self._edges.add((ev.group, ev.edge))
                 binding = await self._binder.bind(device_path(ev.group, ev.edge, ev.device),
                                                   ev.specs)
+                if self.on_birth is not None:  # the security monitor's fingerprints
+                    self.on_birth(self._binder.tenant_id,
+                                  "/".join(device_path(ev.group, ev.edge, ev.device)), ev.specs)
                 for refusal in binding.refused:
                     self._metrics.reject(refusal.reason, f"{topic}: {refusal.detail}")
                 # The birth's values already stored (a node restarted, the edge node did not)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, insert, select, update
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import OperationalError, StatementError
 
 from millnet.errors import Conflict, MillnetError, RejectedMessage, StorageError
 from millnet.federation.schema import federation_inbox_state as inbox_state
@@ -64,6 +64,12 @@ def summary(message: Message, detail: str) -> str:
     return f"{message.kind} #{message.seq} origin {message.origin}: {detail}"[:300]
 
 
+# What a handler raises when it trips over content it did not expect (a statement refused or a
+# value the database layer cannot bind is StatementError): the message's fault, never the link's.
+HANDLER_BUGS = (StatementError, LookupError, TypeError, ValueError, ArithmeticError,
+                AttributeError)
+
+
 class Inbox:
     """Handlers by kind, and the apply step both ends of a link run."""
 
@@ -72,12 +78,18 @@ class Inbox:
         self.on_rejected = on_rejected
         self.rejections: Counter[str] = Counter()
 
-    def register(self, kind: str, handler: Handler) -> None:
+    def register(self, kind: str, handler: Handler, *, replace: bool = False) -> None:
+        """Apply ``kind`` messages with ``handler``; ``replace``: in place of the one
+        registered (which the new one may call: see :meth:`handler`)."""
         if not re.match(KIND_PATTERN, kind):
             raise ValueError(f"{kind!r} is not a message kind")
-        if kind in self._handlers:
+        if kind in self._handlers and not replace:
             raise Conflict(f"a handler of {kind!r} messages is already registered")
         self._handlers[kind] = handler
+
+    def handler(self, kind: str) -> Handler:
+        """The handler registered for ``kind`` (KeyError if none)."""
+        return self._handlers[kind]
 
     @property
     def kinds(self) -> frozenset[str]:
@@ -143,7 +155,7 @@ class Inbox:
                         self._handler(message)(conn, sender, message)
         except (StorageError, OperationalError):
             raise
-        except (MillnetError, DBAPIError, LookupError, TypeError, ValueError, ArithmeticError):
+        except (MillnetError, *HANDLER_BUGS):
             result.rejected.clear()
             for message in todo:
                 reason = self._apply_one(conn, sender, message, origin_check)
@@ -181,7 +193,7 @@ class Inbox:
             return exc.reason, str(exc)
         except MillnetError as exc:
             return "invalid_content", str(exc)
-        except (DBAPIError, LookupError, TypeError, ValueError, ArithmeticError) as exc:
+        except HANDLER_BUGS as exc:
             # A handler that trips over hostile content is a bug to fix, but must not block
             # the link: counted and logged with its traceback.
             log.exception("federation handler of %s failed on #%d", message.kind, message.seq)

@@ -322,7 +322,7 @@ class InboundMessage(Protocol):
     @property
     def body(self) -> dict[str, Any]: ...
     @property
-    def created_at(self) -> datetime: ...
+    def created_at(self) -> datetime | int: ...  # the link layer's: epoch milliseconds
 
 
 LinkHandler = Callable[[Connection, Any, Any], None]
@@ -333,6 +333,13 @@ class Inbox(Protocol):
 
 
 AllowedOrigins = Callable[[Connection, Any], set[str]]
+
+
+def _moment(created_at: datetime | int) -> datetime:
+    """The link layer stamps messages in epoch milliseconds."""
+    if isinstance(created_at, datetime):
+        return created_at
+    return datetime.fromtimestamp(created_at / 1000, UTC)
 
 
 def adapt(handler: Handler, allowed_origins: AllowedOrigins) -> LinkHandler:
@@ -347,8 +354,9 @@ def adapt(handler: Handler, allowed_origins: AllowedOrigins) -> LinkHandler:
             raise PermissionDenied(f"{peer.node_id} may not report for {origin}")
         if origin == peer.node_id and peer.role == "enterprise" and peer.region \
                 and peer.sector:
-            record_enterprise(conn, origin, origin, peer.region, peer.sector, msg.created_at)
-        handler(conn, peer.node_id, origin, msg.body, msg.created_at)
+            record_enterprise(conn, origin, origin, peer.region, peer.sector,
+                              _moment(msg.created_at))
+        handler(conn, peer.node_id, origin, msg.body, _moment(msg.created_at))
 
     return run
 

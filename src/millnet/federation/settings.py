@@ -12,6 +12,9 @@ MIB = 1024 * 1024
 class FederationSection(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # Take part in the federation (a node without the platform then serves it on the API
+    # port); `millnet id serve` runs the identifier service alone and turns it off.
+    enabled: bool = True
     # The parent's base URL (http://host:port); empty on a national node or before enrolling
     # (then the URL pinned at enrollment is used).
     parent_url: str = ""

@@ -50,6 +50,10 @@ class Binding:
 
 
 class SeriesBinder:
+    @property
+    def tenant_id(self) -> int:
+        return self._tenant_id
+
     def __init__(self, registry: Registry, tenant_id: int, enterprise: str,
                  quotas: Quotas = Quotas()) -> None:
         self._registry = registry

@@ -420,7 +420,9 @@ def create_handle_app(store: IdentifierStore, service: IdentifierService, *,
                       max_body_bytes: int = 1 << 20, inline_reads: bool = False,
                       routes: Sequence[BaseRoute] = (),
                       fast: FastResolver | None = None,
-                      offload: Offload | None = None) -> ASGIApp:
+                      offload: Offload | None = None,
+                      on_auth_failure: Callable[[str, str, str], None] | None = None,
+                      ) -> ASGIApp:
     """The HTTP JSON API over ``service`` (and its ``store``), under ``path_prefix``, with
     ``routes`` appended (other APIs of the identifier node); with a ``fast`` reader, plain
     resolutions take :class:`HotResolution`.
@@ -442,6 +444,7 @@ def create_handle_app(store: IdentifierStore, service: IdentifierService, *,
     #: failed HTTP Basic authentications per client host and per principal (authenticate()
     #: reads them)
     app.state.throttle = AuthThrottle()
+    app.state.throttle.on_failure = on_auth_failure  # the security monitor's, if any
     app.state.principal_throttle = PrincipalThrottle()
     app.state.offload = offload  # authenticate() and the batch route run there
     return HotResolution(app, fast, base) if fast is not None else app
