@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from millnet.errors import InvalidInput, MillnetError, ProtocolError
+from millnet.model.limits import ascii_digits
 from millnet.model.security import SecurityEvent
 from millnet.probe import Baseline, Probe, live_capture, read_capture
 
@@ -51,7 +52,7 @@ def parse_ports(items: list[str]) -> dict[int, str]:
     ports: dict[int, str] = {}
     for item in items:
         number, _, protocol = item.partition("=")
-        if not number.strip().isdigit() or not 0 < int(number) < 65536 or not protocol:
+        if not ascii_digits(number.strip(), 5) or not 0 < int(number) < 65536 or not protocol:
             raise InvalidInput(f"{item!r} is not PORT=PROTOCOL (e.g. 5020=modbus)", "port")
         ports[int(number)] = protocol.strip()
     return ports

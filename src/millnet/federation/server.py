@@ -43,6 +43,7 @@ from millnet.federation.identity import NodeIdentity
 from millnet.federation.inbox import Inbox
 from millnet.federation.outbox import Outbox
 from millnet.federation.settings import FederationSection
+from millnet.model.limits import ascii_digits
 from millnet.protocols.federation import NODE_ID_PATTERN, VERSION, OutBatch, OutMessage, peek_sender
 
 log = logging.getLogger("millnet.federation")
@@ -239,7 +240,7 @@ def _refused(exc: RejectedMessage) -> Response:
 async def _read_limited(request: Request, limit: int) -> bytes:
     """The request body, refused as ``oversized`` as soon as it passes ``limit``."""
     declared = request.headers.get("content-length", "")
-    if declared.isascii() and declared.isdigit() and int(declared) > limit:
+    if ascii_digits(declared, 18) and int(declared) > limit:
         raise RejectedMessage("oversized", f"{declared} bytes, the limit is {limit}")
     chunks: list[bytes] = []
     size = 0

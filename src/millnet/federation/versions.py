@@ -25,6 +25,7 @@ from typing import Final
 from packaging.version import InvalidVersion, Version
 
 from millnet.errors import InvalidInput
+from millnet.model.limits import ascii_digits
 
 Segment = tuple[int, int, str]
 VersionKey = tuple[Segment, ...]
@@ -34,7 +35,7 @@ _END: Final[Segment] = (1, 0, "")
 _PRE_RANK: Final = {"dev": 0, "a": 1, "alpha": 1, "b": 2, "beta": 2, "c": 3, "rc": 3,
                     "pre": 3, "preview": 3}
 _POST: Final = frozenset({"post", "p", "sp", "patch", "update", "u", "r", "rev"})
-_TOKEN = re.compile(r"\d+|[a-z]+")
+_TOKEN = re.compile(r"[0-9]+|[a-z]+")
 _ALLOWED = re.compile(r"[0-9A-Za-z.\-_+ ]+")
 
 
@@ -75,9 +76,9 @@ def _pep440_key(v: Version) -> VersionKey:
 
 def _vendor_key(text: str) -> VersionKey:
     lowered = text.lower()
-    if lowered.startswith("v") and lowered[1:2].isdigit():
+    if lowered.startswith("v") and ascii_digits(lowered[1:2], 1):
         lowered = lowered[1:]
-    tokens = [_num(int(t)) if t.isdigit() else _word(t) for t in _TOKEN.findall(lowered)]
+    tokens = [_num(int(t)) if ascii_digits(t, 64) else _word(t) for t in _TOKEN.findall(lowered)]
     return (_num(0), *_strip_zero_runs(tokens), _END)
 
 
