@@ -144,10 +144,9 @@ class RuleEngine:
                 c.texts.process(sample.series_id, sample.ts_ns, sample.value)
             if sample.series_id >= c.size:
                 self._unknown_series()
-        self._flush(t)  # the per-sample conditions go out before the scans' work
-        now = time.time_ns()
-        self._scan(c, last, now)
-        c.stale.process(last, now)
+        # The chunk's entry time stands for now: at most a tap interval earlier.
+        self._scan(c, last, received_ns)
+        c.stale.process(last, received_ns)
         self._flush(t)
 
     def _scan(self, c: Compiled, last: LastValues, now_ns: int) -> None:
