@@ -80,10 +80,12 @@ def hierarchy_plan(data_dir: Path, host: str = "127.0.0.1") -> HierarchyPlan:
         return {"role": role, "name": f"demo-{name}", "platform": False,
                 "data_dir": str(data_dir / name)}
 
-    national = {"node": node("national", "national"), "identifiers": ids(
+    # Identifier services only, in the demo's process (the federation's nodes are their own).
+    off = {"enabled": False}
+    national = {"node": node("national", "national"), "federation": off, "identifiers": ids(
         "national", NATIONAL, recursive=True,
         delegates=[f"{SECONDARY}={host}:{ports['secondary']}"])}
-    secondary = {"node": node("secondary", "secondary"), "identifiers": ids(
+    secondary = {"node": node("secondary", "secondary"), "federation": off, "identifiers": ids(
         "secondary", SECONDARY, recursive=True, parent=f"{host}:{ports['national']}",
         delegates=[f"{ENTERPRISE}={host}:{ports['enterprise']}"])}
     enterprise = ids("enterprise", ENTERPRISE, parent=f"{host}:{ports['secondary']}")
