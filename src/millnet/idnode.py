@@ -66,7 +66,7 @@ from millnet.identifiers.http.rest import create_handle_app
 from millnet.identifiers.http.rest_batch import batch_routes
 from millnet.identifiers.native.handler import NativeHandler
 from millnet.identifiers.replication.replication import Mirror, replication_routes, trim_log
-from millnet.identifiers.wire.transport import NativeServer
+from millnet.identifiers.wire.transport import NativeServer, ViolationHook
 from millnet.idoptions import IdServerOptions, read_secret
 from millnet.protocols.handle import (
     ServerRecord,
@@ -194,13 +194,15 @@ class LiveIdNode:
 async def identifier_node(opts: IdServerOptions, *, http: bool = True,
                           restarts: Counter | None = None,
                           on_auth_failure: AuthFailureHook | None = None,
+                          on_violation: ViolationHook | None = None,
                           ) -> AsyncIterator[LiveIdNode]:
     """Run an identifier node (native UDP/TCP, and the HTTP JSON API unless ``http`` is
     false) while the context is open. Port 0 picks a free HTTP port (the native ports must
     be given: the node's site information names them before they are bound). The mirror and
     the log trimmer are restarted when they fail, counted in ``restarts``. Failed admin
     authentications of both protocols go to ``on_auth_failure(host, reason, fingerprint)``
-    (the node's security monitor)."""
+    (the node's security monitor), malformed native requests to ``on_violation("malformed",
+    host, detail)``."""
     opts.check()  # before binding anything
     restarts = restarts if restarts is not None else task_restarts()
     with contextlib.ExitStack() as closing:
@@ -218,7 +220,8 @@ async def identifier_node(opts: IdServerOptions, *, http: bool = True,
             offload = await stack.enter_async_context(Offload())
             handler = node_handler(opts, service, site, offload)
             handler.throttle.on_failure = on_auth_failure
-            server = await stack.enter_async_context(_native_server(opts, handler, fast))
+            server = await stack.enter_async_context(_native_server(opts, handler, fast,
+                                                                    on_violation))
             http_port = opts.http_port if sock is not None else None
             await stack.enter_async_context(workers(opts, server.udp_port, http_port))
             mirror = _mirror(opts, store)
@@ -274,11 +277,12 @@ def _http_socket(opts: IdServerOptions) -> socket.socket:
 
 @contextlib.asynccontextmanager
 async def _native_server(opts: IdServerOptions, handler: NativeHandler,
-                         fast: FastResolver | None) -> AsyncIterator[NativeServer]:
+                         fast: FastResolver | None, on_violation: ViolationHook | None = None,
+                         ) -> AsyncIterator[NativeServer]:
     """The node's UDP and TCP listeners while the context is open; ConfigError naming the
     key and port that cannot be bound."""
     server = NativeServer(handler, opts.host, opts.udp_port, opts.tcp_port, fast=fast,
-                          reuse_port=opts.workers > 1)
+                          reuse_port=opts.workers > 1, on_violation=on_violation)
     try:
         await server.__aenter__()
     except OSError as exc:

@@ -15,34 +15,52 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from millnet.config import Settings
-from millnet.errors import MillnetError
+from millnet.errors import MillnetError, StorageError
 from millnet.federation import advisories, downward, reports
 from millnet.federation.children import allowed_origins
 from millnet.federation.forwarding import current_policy, forward_decision
 from millnet.federation.identity import NodeIdentity
-from millnet.federation.inventory import inventory_messages, inventory_snapshot, registry_devices
+from millnet.federation.inventory import (
+    ProbeHost,
+    inventory_messages,
+    inventory_snapshot,
+    registry_devices,
+)
 from millnet.federation.links import FederationLinks
 from millnet.federation.outbox import Outbox
 from millnet.federation.report_schema import fed_settings
 from millnet.federation.schema import federation_children, federation_origins
 from millnet.federation.views import PARENT, FederationViews
+from millnet.model import PointSpec
 from millnet.model.security import EventKind, SecurityEvent, Severity
 from millnet.security import SecurityEventStore, SecurityMonitor, StoredEvent
+from millnet.security.anomalies import AnomalyAlarms
+from millnet.security.devices import birth_fingerprint
+from millnet.security.hosts import ReportedHost
+from millnet.security.incidents import ChangeHook, Incident, incident_body
+from millnet.security.rates import RateFeeder
 from millnet.security.records import EventQuery
+
+if TYPE_CHECKING:
+    from millnet.connectivity.sparkplug_mqtt import SparkplugSource
+    from millnet.ingest.metrics import IngestMetrics
+    from millnet.insight import Insight
 
 log = logging.getLogger("millnet.monitoring")
 
 SUMMARY_S = 60  # the width of a summary bucket, and how often closed buckets are sent
 INVENTORY_S = 60.0  # how often the inventory is compared with what was sent
+RATE_S = 60.0  # the interval of per-device message rates
 RESEND_S = 600  # on start, events of this many seconds are sent again (idempotent upserts)
 SUMMARY_MARK = "summary_sent_until"
 FORWARDED_KINDS = ("inventory.snapshot", "inventory.change", "security.event", "incident",
@@ -55,8 +73,12 @@ class Monitoring:
     views: FederationViews
     security: SecurityMonitor | None
     role: str
-    #: Hosts the passive probe found (the inventory's second source), set by whoever runs it.
+    #: Hosts the passive probe found (the inventory's second source): by default what sensors
+    #: posted to ``/security/hosts``.
     probe_hosts: Callable[[], list[Any]] = list
+    #: Each gives (tenant, messages per device since the last call): the per-device rates.
+    rate_feeds: list[Callable[[], tuple[int | None, dict[str, int]]]] = field(
+        default_factory=list)
     tasks: list[Callable[[], Any]] = field(default_factory=list)
 
     def close(self) -> None:
@@ -100,8 +122,29 @@ def build_monitoring(settings: Settings, engine: Engine) -> Monitoring | None:
     views = FederationViews(engine, node_id=identity.node_id, role=role, send=send,
                             children=_children, routes=_routes)
     monitoring = Monitoring(links, views, security, role)
+    if security is not None:
+        book = security.hosts
+        monitoring.probe_hosts = lambda: [_probe_host(h) for h in book.current()]
+        if links.outbox_up is not None:
+            security.incidents.on_change = _incidents_upward(links.outbox_up)
     _register(monitoring, send)
     return monitoring
+
+
+def _probe_host(h: ReportedHost) -> ProbeHost:
+    return ProbeHost(h.address, h.mac, h.roles, h.protocols, h.services, h.vendor, h.model,
+                     h.firmware, h.first_seen, h.last_seen)
+
+
+def _incidents_upward(up: Outbox) -> ChangeHook:
+    """Each incident change goes up in the transaction that makes it: a refusal (the outbox
+    over its hard limit; incidents are a critical kind) undoes the change, so the parent's view
+    never silently misses one."""
+    def enqueue(conn: Connection, incident: Incident) -> None:
+        if up.enqueue("incident", incident_body(incident), conn) is None:
+            raise StorageError("the federation outbox is full: the incident was not changed")
+
+    return enqueue
 
 
 def _children(conn: Connection) -> list[advisories.Child]:
@@ -229,24 +272,30 @@ async def send_summaries(m: Monitoring) -> None:
     security, up = m.security, m.links.outbox_up
     if security is None or up is None:
         return
+    every = m.links.settings.summary_every_s
     while True:
-        await asyncio.to_thread(_summarize, m.links.engine, security.store, up)
-        await asyncio.sleep(SUMMARY_S)
+        await asyncio.to_thread(_summarize, m.links.engine, security.store, up,
+                                every < SUMMARY_S)
+        await asyncio.sleep(every)
 
 
-def _summarize(engine: Engine, store: SecurityEventStore, up: Outbox) -> None:
+def _summarize(engine: Engine, store: SecurityEventStore, up: Outbox,
+               open_bucket: bool = False) -> None:
+    """``open_bucket``: also the bucket not closed yet, as it stands (the parent replaces it
+    with the fuller one sent later; the mark still stops at the closed buckets)."""
     now = datetime.now(UTC)
     closed = datetime.fromtimestamp(now.timestamp() // SUMMARY_S * SUMMARY_S, UTC)
+    until = now if open_bucket else closed
     with engine.connect() as conn:
         mark = _setting(conn, SUMMARY_MARK)
     since = datetime.fromisoformat(mark) if mark else closed - timedelta(seconds=SUMMARY_S)
-    if since >= closed:
+    if since >= until:
         return
-    counts = store.counts(EventQuery(since=since, until=closed, node_wide=True),
+    counts = store.counts(EventQuery(since=since, until=until, node_wide=True),
                           timedelta(seconds=SUMMARY_S))
     buckets: dict[datetime, list[dict[str, Any]]] = {}
     for c in counts:
-        if c.start < closed:
+        if c.start < until:
             buckets.setdefault(c.start, []).append(
                 {"kind": c.kind, "severity": c.severity.label, "count": c.occurrences})
     with engine.begin() as conn:
@@ -287,6 +336,44 @@ def _set_setting(conn: Connection, key: str, value: str) -> None:
         conn.execute(insert(fed_settings).values(name=key, value=value, updated_at=now))
 
 
+def watch_platform(m: Monitoring, metrics: IngestMetrics, sparkplug: SparkplugSource | None,
+                   insight: Insight) -> None:
+    """The platform's signals as security events: ingest rejections (protocol violations),
+    Sparkplug births (device fingerprints) and message counts (per-device rates), and the
+    activations of anomaly-detector rules (``anomaly.alarm``, an alarm service listener)."""
+    security = m.security
+    if security is None:
+        return
+    metrics.on_reject = security.violations.rejection_hook("ingest")
+    if sparkplug is not None:
+        devices = security.devices
+
+        def birth(tenant_id: int, key: str, specs: Sequence[PointSpec]) -> None:
+            devices.observe_device(tenant_id, key, birth_fingerprint(specs))
+
+        sparkplug.on_birth = birth
+        m.rate_feeds.append(sparkplug.take_message_counts)
+    rules = insight.rules
+    insight.listeners.append(AnomalyAlarms(
+        security, lambda rule_id: rules.get(rule_id).rule.kind.value))
+
+
+async def feed_rates(m: Monitoring) -> None:
+    """Every ``RATE_S``: the messages each device sent, to the rate-anomaly detector."""
+    security = m.security
+    if security is None or not m.rate_feeds:
+        return
+    feeder = RateFeeder(security.rates, security.settings.max_tracked)
+    last = time.monotonic()
+    while True:
+        await asyncio.sleep(RATE_S)
+        now = time.monotonic()
+        for take in m.rate_feeds:
+            tenant_id, counts = take()
+            feeder.feed(counts, now - last, tenant_id=tenant_id)
+        last = now
+
+
 def jobs(m: Monitoring) -> dict[str, Callable[[], Any]]:
     """The long-running jobs of this node's monitoring, by name (``node.py`` supervises them)."""
     out: dict[str, Callable[[], Any]] = {}
@@ -295,6 +382,8 @@ def jobs(m: Monitoring) -> dict[str, Callable[[], Any]]:
     if m.security is not None:
         security = m.security
         out["security events"] = security.run
+        if m.rate_feeds:
+            out["device rates"] = lambda: feed_rates(m)
     if m.role == "enterprise":
         out["security upward"] = lambda: forward_events(m)
         out["security summaries"] = lambda: send_summaries(m)

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import signal
 import socket
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,10 +38,8 @@ from millnet.idoptions import (
 from millnet.ingest.binder import Quotas, SeriesBinder
 from millnet.ingest.metrics import IngestMetrics
 from millnet.ingest.pipeline import IngestPipeline
-from millnet.model import PointSpec
 from millnet.registry import Registry
 from millnet.registry.sources import SourceStore
-from millnet.security.devices import birth_fingerprint
 from millnet.serving import embedded_server, listening_socket
 from millnet.sources import Binders, SourceHost
 from millnet.supervise import supervise
@@ -53,8 +51,10 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from millnet.api.routes.ingest import HttpIngest
+    from millnet.identifiers.wire.transport import ViolationHook
     from millnet.insight import Insight
     from millnet.monitoring import Monitoring
+    from millnet.security import SecurityMonitor
 
 log = logging.getLogger("millnet.node")
 
@@ -165,15 +165,10 @@ def build_node(settings: Settings) -> Node:
 
         node.insight = build_insight(settings, registry, pipeline, tenant.id)
         node.monitoring = _monitoring(settings, registry)
-        if node.monitoring is not None and (security := node.monitoring.security) is not None:
-            metrics.on_reject = security.violations.rejection_hook("ingest")
-            if node.sparkplug is not None:
-                devices = security.devices
+        if node.monitoring is not None:
+            from millnet.monitoring import watch_platform
 
-                def birth(tenant_id: int, key: str, specs: Sequence[PointSpec]) -> None:
-                    devices.observe_device(tenant_id, key, birth_fingerprint(specs))
-
-                node.sparkplug.on_birth = birth
+            watch_platform(node.monitoring, metrics, node.sparkplug, node.insight)
     for spec in settings.sources:
         host.add(spec)
     return node
@@ -413,11 +408,20 @@ def build_services(settings: Settings) -> Services:
 
 def _auth_hook(services: Services) -> AuthFailureHook | None:
     """Failed identifier admin authentications go to the node's security monitor."""
+    security = _security(services)
+    return None if security is None else security.auth.hook("handle")
+
+
+def _violation_hook(services: Services) -> ViolationHook | None:
+    """Malformed native Handle requests go to the node's security monitor."""
+    security = _security(services)
+    return None if security is None else security.violations.observe_violation
+
+
+def _security(services: Services) -> SecurityMonitor | None:
     monitoring = services.standalone[1] if services.standalone is not None else (
         services.platform.monitoring if services.platform is not None else None)
-    if monitoring is None or monitoring.security is None:
-        return None
-    return monitoring.security.auth.hook("handle")
+    return None if monitoring is None else monitoring.security
 
 
 @contextlib.asynccontextmanager
@@ -431,7 +435,8 @@ async def serving(services: Services) -> AsyncIterator[LiveServices]:
             restarts = platform.metrics.restarts if platform is not None else None
             try:
                 ids = await stack.enter_async_context(identifier_node(
-                    options, restarts=restarts, on_auth_failure=_auth_hook(services)))
+                    options, restarts=restarts, on_auth_failure=_auth_hook(services),
+                    on_violation=_violation_hook(services)))
             except BaseException:
                 if platform is not None:
                     platform.close()

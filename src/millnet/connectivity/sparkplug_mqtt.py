@@ -72,6 +72,7 @@ from millnet.protocols.sparkplug_host import (
     SparkplugHost,
 )
 
+MAX_COUNTED_TOPICS = 20_000  # beyond: a topic not yet counted is not counted (a topic spray)
 log = logging.getLogger("millnet.sparkplug")
 
 Publish = Callable[[str, bytes], Awaitable[None]]
@@ -103,6 +104,9 @@ class SparkplugSource(MqttSource):
         #: ``on_birth(tenant_id, device key, point specs)`` on every NBIRTH/DBIRTH bound (the
         #: security monitor's device fingerprinting), if set.
         self.on_birth: Callable[[int, str, Sequence[PointSpec]], object] | None = None
+        #: Messages per topic since the last :meth:`take_message_counts` (the security
+        #: monitor's per-device rates): one dict increment per message, bounded in topics.
+        self.message_counts: dict[str, int] = {}
 
     def health(self) -> Health:
         return mqtt_health(self._health, self.connected.is_set())
@@ -168,6 +172,10 @@ class SparkplugSource(MqttSource):
 
     async def _handle(self, topic: str, payload: bytes, publish: Publish,
                       arrived_ns: int) -> None:
+        counts = self.message_counts
+        seen = counts.get(topic)
+        if seen is not None or len(counts) < MAX_COUNTED_TOPICS:
+            counts[topic] = (seen or 0) + 1
         if len(payload) > self._max_payload:
             self._metrics.reject("oversized", f"{topic}: {len(payload)} bytes")
             return
@@ -203,6 +211,18 @@ class SparkplugSource(MqttSource):
                 pipe.mark_stale(ev.series_ids, ev.ts_ns)
             elif isinstance(ev, Rejected):
                 self._metrics.reject(ev.reason, ev.detail, ev.count)
+
+    def take_message_counts(self) -> tuple[int, dict[str, int]]:
+        """The tenant and the messages per device (``group/edge[/device]``) since the last
+        call; the counting starts again. Topics outside the Sparkplug namespace are left out."""
+        taken, self.message_counts = self.message_counts, {}
+        by_device: dict[str, int] = {}
+        for topic, n in taken.items():
+            parts = topic.split("/")
+            if len(parts) in (4, 5) and parts[0] == "spBv1.0":
+                key = "/".join((parts[1], *parts[3:]))
+                by_device[key] = by_device.get(key, 0) + n
+        return self._binder.tenant_id, by_device
 
     # -- writes (Writable) -------------------------------------------------------------------------
     def _remember_birth(self, ev: BirthEvent, payload: bytes) -> None:

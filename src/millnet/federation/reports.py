@@ -37,7 +37,7 @@ from millnet.model.security import KIND_PATTERN, Severity
 
 MAX_ITEMS: Final = 20_000
 MAX_COUNT: Final = 10**9
-INCIDENT_STATUSES: Final = ("open", "contained", "resolved", "closed")
+INCIDENT_STATUSES: Final = ("open", "investigating", "contained", "resolved", "closed")
 Body = Mapping[str, Any]
 Handler = Callable[[Connection, str, str, Any, datetime], None]
 

@@ -187,7 +187,7 @@ class _View:
             if self.scoped(r.origin):
                 for t in self.tallies(r.origin, r.severity, r.opened_at):
                     t.incidents += 1
-                    t.incidents_open += r.status in ("open", "contained")
+                    t.incidents_open += r.status in ("open", "investigating", "contained")
 
     def products(self) -> None:
         matched: Counter[tuple[str, str]] = Counter()

@@ -25,6 +25,8 @@ from millnet.errors import StorageError
 from millnet.model.security import SecurityEvent, Severity
 from millnet.security.auth import AuthFailureDetector
 from millnet.security.devices import DeviceFingerprints
+from millnet.security.hosts import HostBook
+from millnet.security.incidents import IncidentStore
 from millnet.security.rates import RateAnomalyDetector
 from millnet.security.records import Fold, FoldKey, StoredEvent
 from millnet.security.settings import SecuritySettings
@@ -41,7 +43,8 @@ Flusher = Callable[[], None]
 
 class SecurityMonitor:
     """The writer, and the detectors that report to it: ``auth``, ``devices``, ``rates`` and
-    ``violations`` (each fed by its hook; see docs/security-monitoring.md)."""
+    ``violations`` (each fed by its hook; see docs/security-monitoring.md); ``incidents``
+    (the operators' incidents) and ``hosts`` (what sensors such as the probe saw)."""
 
     def __init__(self, store: SecurityEventStore, settings: SecuritySettings) -> None:
         self.store = store
@@ -61,6 +64,9 @@ class SecurityMonitor:
         self.devices = DeviceFingerprints(self, store)
         self.rates = RateAnomalyDetector(self, settings)
         self.violations = ViolationReporter(self, settings)
+        # Incidents share the events' database; sensors' hosts are kept in memory only.
+        self.incidents = IncidentStore(store.engine)
+        self.hosts = HostBook(settings.max_tracked)
         self.add_flusher(self.violations.flush)
         self.add_flusher(self.devices.flush)
 

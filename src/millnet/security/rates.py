@@ -86,3 +86,31 @@ class RateAnomalyDetector:
             EventKind.DEVICE_RATE_ANOMALY, Severity.MEDIUM, summary, source=device,
             target=verdict, detail={"rate": round(rate, 6), "baseline": round(median, 6),
                                     "direction": verdict}), tenant_id)
+
+
+class RateFeeder:
+    """Turns message counts per interval into :meth:`RateAnomalyDetector.observe_rate` calls.
+
+    A device counted before and absent from an interval sent nothing: it is observed at zero,
+    which is how a silence is seen at all. The devices remembered are bounded like the
+    detector's (``max_tracked``)."""
+
+    def __init__(self, detector: RateAnomalyDetector, limit: int) -> None:
+        self._detector = detector
+        self._known: Bounded[tuple[int | None]] = Bounded(limit)  # device -> (tenant,)
+
+    def feed(self, counts: dict[str, int], interval_s: float, *,
+             tenant_id: int | None = None) -> dict[str, str]:
+        """One interval's counts by device key; the anomalies raised, by device."""
+        observed = dict(counts)
+        for device, (tenant,) in list(self._known.items()):
+            if tenant == tenant_id:
+                observed.setdefault(device, 0)
+        raised: dict[str, str] = {}
+        for device, messages in observed.items():
+            self._known.touch(device, lambda: (tenant_id,))
+            verdict = self._detector.observe_rate(device, messages, interval_s,
+                                                  tenant_id=tenant_id)
+            if verdict is not None:
+                raised[device] = verdict
+        return raised

@@ -6,6 +6,11 @@ target) within ``security.dedup_window_s`` of the row's ``last_seen`` add to its
 ``device_fingerprints`` remembers what each device looked like, so that a restart does not
 raise every device again. Migration 0017 creates both (written out by hand; a test compares it
 with this). No foreign keys: the security history outlives tenants and devices.
+
+``security_incidents`` (migration 0019) are what operators open over events: a title, a
+severity, a status (``INCIDENT_STATUSES``), the related event ids (a JSON list: an incident
+names a handful, and no query goes from an event to its incidents), and
+``security_incident_audit`` the trail of its status changes (the creation included).
 """
 
 from __future__ import annotations
@@ -27,6 +32,10 @@ from millnet.model.limits import NAME_MAX
 from millnet.model.security import MAX_SUMMARY, MAX_TEXT
 
 STATUSES = ("open", "acknowledged", "closed")
+#: The same as ``millnet.federation.reports.INCIDENT_STATUSES`` (a test holds them equal).
+INCIDENT_STATUSES = ("open", "investigating", "contained", "resolved", "closed")
+INCIDENT_STATUS_CHECK = "status IN ({})".format(", ".join(f"'{s}'" for s in INCIDENT_STATUSES))
+TITLE_MAX = 200
 STATUS_CHECK = "status IN ({})".format(", ".join(f"'{s}'" for s in STATUSES))
 KIND_WIDTH = 132  # KIND_PATTERN: four parts of at most 32 characters and their dots
 DEVICE_KEY_WIDTH = 400
@@ -66,4 +75,34 @@ device_fingerprints = Table(
     Column("first_seen", UtcDateTime, nullable=False),
     Column("changed_at", UtcDateTime, nullable=False),
     UniqueConstraint("tenant_id", "device_key"),
+)
+
+security_incidents = Table(
+    "security_incidents", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("tenant_id", Integer, nullable=True),
+    Column("title", String(TITLE_MAX), nullable=False),
+    Column("severity", SmallInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("event_ids", Text, nullable=False),  # JSON list of security event ids
+    Column("opened_by", String(NAME_MAX), nullable=False),
+    Column("opened_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("closed_at", UtcDateTime, nullable=True),
+    CheckConstraint(INCIDENT_STATUS_CHECK, name="status"),
+    CheckConstraint("severity BETWEEN 0 AND 4", name="severity"),
+    Index(None, "tenant_id", "id"),
+)
+
+security_incident_audit = Table(
+    "security_incident_audit", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("incident_id", Integer, nullable=False),
+    Column("from_status", String(16), nullable=True),  # null: the incident was opened
+    Column("to_status", String(16), nullable=False),
+    Column("actor", String(NAME_MAX), nullable=False),
+    Column("comment", Text, nullable=True),
+    Column("at", UtcDateTime, nullable=False),
+    Index(None, "incident_id", "id"),
 )

@@ -4,7 +4,8 @@ and acknowledgement.
 Any token reads events: a node-wide token every event (node-wide ones included, or one tenant's
 with ``tenant_id``), a tenant token only its tenant's, never the node-wide ones (naming another
 tenant answers 404). Operators and admins acknowledge (``ack``) or close (``close``) an event,
-kept with the token's name and the comment. The monitor is ``app.state.security``.
+kept with the token's name and the comment. The monitor is ``app.state.security``. Incidents
+and sensors' reports are in ``security_incidents`` (included here).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pydantic import BaseModel, Field
 from millnet.api.auth import Caller, Operator, Viewer
 from millnet.api.errors import AUTH_ERRORS, responses
 from millnet.api.params import INT32_MAX, ObjectId, parse_time, parse_width
+from millnet.api.routes import security_incidents
 from millnet.api.routes.alarms import SinceQuery, TenantQuery
 from millnet.errors import InvalidInput, NotFound
 from millnet.model.security import DetailValue, Severity
@@ -168,3 +170,7 @@ async def acknowledge(request: Request, caller: Operator, event_id: ObjectId,
         _monitor(request).store.set_status, event_id, status, user=str(token.name),
         comment=body.comment, scope=scope)
     return SecurityEventOut.of(event)
+
+
+# Incidents and sensors' reports: their own module, served wherever the events are.
+router.include_router(security_incidents.router)

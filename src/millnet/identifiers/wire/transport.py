@@ -116,6 +116,11 @@ def _error(exc: MessageError) -> list[bytes]:
     return [encode_message(reply)] if reply is not None else []
 
 
+#: ``on_violation(kind, source host, detail)``: a request that was not a well-formed message
+#: (kind ``malformed``); the node's security monitor counts them per source.
+ViolationHook = Callable[[str, str, str], None]
+
+
 @dataclass
 class UdpStats:
     requests: int = 0
@@ -128,8 +133,10 @@ class UdpStats:
 
 class _UdpProtocol(asyncio.DatagramProtocol):
     def __init__(self, handler: Handler, amplification: int, tasks: Tasks,
-                 fast: FastPath | None = None, grace: ReflectionLimiter | None = None) -> None:
+                 fast: FastPath | None = None, grace: ReflectionLimiter | None = None,
+                 on_violation: ViolationHook | None = None) -> None:
         self._handler = handler
+        self._on_violation = on_violation
         self._fast = fast
         self._grace = grace
         self._amplification = amplification
@@ -165,9 +172,13 @@ class _UdpProtocol(asyncio.DatagramProtocol):
             msg = self._reassembler.receive_datagram(data, addr)
         except MessageError as exc:
             self.stats.malformed += 1
+            if self._on_violation is not None:
+                self._on_violation("malformed", addr[0], f"udp: {exc}"[:200])
             replies = _error(exc)
-        except ProtocolError:
+        except ProtocolError as exc:
             self.stats.malformed += 1  # not even an envelope: drop silently
+            if self._on_violation is not None:
+                self._on_violation("malformed", addr[0], f"udp: {exc}"[:200])
             return
         else:
             if msg is None:
@@ -260,8 +271,10 @@ class _TcpProtocol(asyncio.Protocol):
     ``idle_timeout``."""
 
     def __init__(self, handler: Handler, idle_timeout: float, tasks: Tasks,
-                 limits: Slots | None = None) -> None:
+                 limits: Slots | None = None, on_violation: ViolationHook | None = None,
+                 ) -> None:
         self._handler = handler
+        self._on_violation = on_violation
         self._tasks = tasks
         self._framer = TcpFramer()
         self._transport: asyncio.Transport | None = None
@@ -332,6 +345,8 @@ class _TcpProtocol(asyncio.Protocol):
                 if messages:
                     self._arm()  # complete messages only: a trickle of bytes times out
             except MessageError as exc:
+                if self._on_violation is not None:
+                    self._on_violation("malformed", self._peer[0], f"tcp: {exc}"[:200])
                 for reply in _error(exc):
                     transport.write(reply)
                 if isinstance(exc, StreamError):
@@ -393,6 +408,8 @@ class NativeServer:
     reuse_port: bool = False
     #: serve TCP too (a UDP worker process serves UDP only)
     tcp: bool = True
+    #: malformed requests of both protocols, by source (the node's security monitor)
+    on_violation: ViolationHook | None = None
 
     async def __aenter__(self) -> NativeServer:
         loop = asyncio.get_running_loop()
@@ -400,7 +417,7 @@ class NativeServer:
         sock = udp_socket(self.host, self.udp_port, reuse_port=self.reuse_port)
         udp, proto = await loop.create_datagram_endpoint(
             lambda: _UdpProtocol(self.handler, self.udp_amplification, self._tasks, self.fast,
-                                 self.udp_grace),
+                                 self.udp_grace, self.on_violation),
             sock=sock)
         self._udp = udp
         self.udp_port = udp.get_extra_info("sockname")[1]
@@ -411,7 +428,7 @@ class NativeServer:
             try:
                 self._tcp = await loop.create_server(
                     lambda: _TcpProtocol(self.handler, self.tcp_idle_timeout, self._tasks,
-                                         limits), self.host, self.tcp_port)
+                                         limits, self.on_violation), self.host, self.tcp_port)
             except OSError:
                 udp.close()  # a half-started server keeps no port
                 raise
