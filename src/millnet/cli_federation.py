@@ -2,7 +2,8 @@
 
 These act on the node's own database and key (``--config``), not over the API: a parent's
 operator issues a one-time enrollment token for a child (``token``), the child's operator
-redeems it (``enroll``), and either looks at the link (``status``). Exit status 1 when the
+redeems it (``enroll``), and either looks at the link (``status``); a parent tells its
+children what to forward (``policy``). Exit status 1 when the
 command failed (the reason is printed), 2 for a configuration error.
 """
 
@@ -90,6 +91,42 @@ def enroll(
     finally:
         engine.dispose()
     console.print(f"enrolled {identity.node_id} with {pin.node_id} ({parent})")
+
+
+@app.command("policy")
+def policy(
+    min_severity: Annotated[str, typer.Option(
+        help="children forward security events and incidents at or above this severity")]
+        = "high",
+    inventory: Annotated[bool, typer.Option(help="children forward inventories too")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Send a forwarding policy down to every enrolled child (applied at its next exchange)."""
+    from millnet.db.engine import create_db_engine
+    from millnet.db.migrate import upgrade
+    from millnet.federation.forwarding import parse_policy
+    from millnet.federation.identity import NodeIdentity
+    from millnet.federation.links import FederationLinks
+    from millnet.federation.schema import federation_children
+    from millnet.monitoring import key_path
+
+    settings = _settings(config)
+    engine = create_db_engine(settings.registry_url)
+    try:
+        upgrade(engine)
+        body = parse_policy({"forward_min_severity": min_severity,
+                             "forward_inventory": inventory}).to_body()
+        identity = NodeIdentity.load_or_create(key_path(settings), settings.node.name)
+        links = FederationLinks(settings.federation, engine, identity, settings.node.role)
+        with engine.begin() as conn:  # every child or none
+            children = [r.node_id for r in conn.execute(federation_children.select())]
+            for child in children:
+                links.outbox_down(child).enqueue("policy", body, conn)
+    except MillnetError as exc:
+        raise _fail(exc) from exc
+    finally:
+        engine.dispose()
+    console.print(f"policy {body} queued for {len(children)} children")
 
 
 @app.command("status")
