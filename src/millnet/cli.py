@@ -111,6 +111,9 @@ def demo(
     port: Annotated[int, typer.Option(help="API port (0: any free port)")] = 8080,
     in_process: Annotated[bool, typer.Option(
         "--in-process", help="feed the node directly, without an MQTT broker")] = False,
+    federation: Annotated[bool, typer.Option(
+        help="also run a national, a secondary and a second enterprise node (processes) and "
+             "print the national security situation")] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run a node with a simulated factory (2 sites, 6 lines, 60 machines, 1,020 points).
@@ -122,7 +125,8 @@ def demo(
     _logging(verbose)
     try:
         asyncio.run(run_demo(config, duration=duration, data_dir=data_dir, port=port,
-                             in_process=in_process, console=console))
+                             in_process=in_process, federation=federation,
+                             console=console))
     except KeyboardInterrupt:
         console.print("stopped")
     except MillnetError as exc:

@@ -11,9 +11,11 @@ import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 from rich.console import Console
 from rich.table import Table
 
+from millnet import demo_federation, demo_federation_events
 from millnet.config import Settings, load_settings
 from millnet.connectivity.broker import Mosquitto, find_mosquitto
 from millnet.connectivity.mqtt import Broker
@@ -36,7 +38,7 @@ from millnet.demo_insight import (
     assign_asset_types,
     coolant_incidents,
 )
-from millnet.errors import NotFound
+from millnet.errors import MillnetError, NotFound
 from millnet.node import LiveServices, Node, build_services, mqtt_options, serving
 from millnet.sim.edge import EdgeFleet
 from millnet.sim.factory import FactorySignals, Machine, plant_layout
@@ -77,7 +79,8 @@ async def _broker(config: Path | None, settings: Settings, console: Console, in_
 
 
 async def run_demo(config: Path | None, *, duration: float | None, data_dir: Path | None,
-                   port: int, console: Console, in_process: bool = False) -> None:
+                   port: int, console: Console, in_process: bool = False,
+                   federation: bool = True) -> None:
     base = load_settings(config)
     overrides: dict[str, dict[str, object]] = {
         "api": {"port": port},
@@ -87,15 +90,24 @@ async def run_demo(config: Path | None, *, duration: float | None, data_dir: Pat
         "kpi": {"ideal_cycle_s": IDEAL_CYCLE_S | base.kpi.ideal_cycle_s}}
     if data_dir is not None or config is None:
         overrides["node"] = {"data_dir": str(data_dir or Path("millnet-demo"))}
+        if config is None:  # the node is enterprise #1 of the demo's federation
+            overrides["node"]["name"] = demo_federation.ENTERPRISE_1
     settings = load_settings(config, overrides=overrides)
     plan = hierarchy_plan(settings.node.data_dir / "identifiers")
     # The national and secondary nodes are the demo's own: the environment is not theirs.
-    national = build_services(load_settings(None, environ={}, overrides=plan.national))
-    secondary = build_services(load_settings(None, environ={}, overrides=plan.secondary))
-    async with _broker(config, base, console, in_process) as broker:
+    # They serve identifiers only: the federation's nodes are processes of their own.
+    national = build_services(load_settings(None, environ={}, overrides={
+        **plan.national, "federation": {"enabled": False}}))
+    secondary = build_services(load_settings(None, environ={}, overrides={
+        **plan.secondary, "federation": {"enabled": False}}))
+    federated = federation and settings.node.role == "enterprise" and settings.federation.enabled
+    async with (_broker(config, base, console, in_process) as broker,
+                _federation(settings.node.data_dir, federated) as fed):
         mqtt: dict[str, object] = {"enabled": broker is not None}
         if broker is not None:
             mqtt |= {"host": broker.host, "port": broker.port}
+        if fed is not None:
+            overrides["federation"] = demo_federation.child_overrides(fed.secondary)
         settings = load_settings(config, overrides={**overrides, "mqtt": mqtt,
                                                     "identifiers": plan.enterprise})
         services = build_services(settings)
@@ -129,9 +141,39 @@ async def run_demo(config: Path | None, *, duration: float | None, data_dir: Pat
                         _identify_machines(console, live, ids, machines, url)),
                         tg.create_task(assign_asset_types(live.insight, live.tenant_id,
                                                           machines, console))]
+                    if fed is not None:
+                        background.append(tg.create_task(_federation_events(
+                            console, fed, settings, url, e, broker)))
                     await _report(console, live, view, duration)
                     for task in background:
                         task.cancel()
+                if fed is not None:
+                    await demo_federation_events.final_situation(console, fed)
+
+
+@contextlib.asynccontextmanager
+async def _federation(data_dir: Path, federated: bool,
+                      ) -> AsyncIterator[demo_federation.Federation | None]:
+    if not federated:
+        yield None
+        return
+    async with demo_federation.federation(data_dir) as fed:
+        yield fed
+
+
+async def _federation_events(console: Console, fed: demo_federation.Federation,
+                             settings: Settings, url: str, live: LiveServices,
+                             broker: Broker | None) -> None:
+    """The federation's scenario; its failure is reported, never the end of the demo."""
+    assert live.platform is not None and live.platform.sparkplug is not None
+    handle_http = (f"http://127.0.0.1:{live.identifiers.http_port}"
+                   if live.identifiers is not None and live.identifiers.http_port else None)
+    node = demo_federation_events.DemoNode(settings, url, handle_http, broker,
+                                           live.platform.sparkplug.handle)
+    try:
+        await demo_federation_events.run_scenario(console, fed, node)
+    except (MillnetError, httpx.HTTPError, OSError) as exc:
+        console.print(f"[red]federation demo[/red] {exc}", soft_wrap=True)
 
 
 def _hierarchy(national: LiveServices, secondary: LiveServices, enterprise: LiveServices,

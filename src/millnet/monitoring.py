@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, Engine, insert, select, update
 
 from millnet.config import Settings
+from millnet.db.engine import writer
 from millnet.errors import MillnetError, StorageError
 from millnet.federation import advisories, downward, reports
 from millnet.federation.children import allowed_origins
@@ -298,7 +299,8 @@ def _summarize(engine: Engine, store: SecurityEventStore, up: Outbox,
         if c.start < until:
             buckets.setdefault(c.start, []).append(
                 {"kind": c.kind, "severity": c.severity.label, "count": c.occurrences})
-    with engine.begin() as conn:
+    # The write lock up front: a read upgraded to a write fails at once when busy.
+    with writer(engine).begin() as conn:
         for start, rows in sorted(buckets.items()):
             up.enqueue("summary", {"bucket_start": start.isoformat(),
                                    "bucket_seconds": SUMMARY_S, "counts": rows}, conn)

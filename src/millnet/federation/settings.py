@@ -26,6 +26,9 @@ class FederationSection(BaseModel):
     heartbeat_s: float = Field(default=10.0, gt=0, le=3600)
     late_after_s: float = Field(default=30.0, gt=0)
     lost_after_s: float = Field(default=300.0, gt=0)
+    # How often an enterprise sends its event summaries (60 s buckets). Below 60 the open
+    # bucket is sent too, as it stands, and replaced by the fuller one later (the demo).
+    summary_every_s: float = Field(default=60.0, ge=1, le=3600)
 
     # Envelope checks: the accepted clock difference (nonces are kept this long too) and the
     # largest request or answer body.
