@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 
 from millnet.api.auth import Admin, Viewer
+from millnet.api.changes import config_changed
 from millnet.api.context import Ctx
 from millnet.api.errors import AUTH_ERRORS, responses
 from millnet.api.params import INT32_MAX, ObjectId
@@ -33,7 +34,7 @@ def asset_tree(ctx: Ctx, caller: Viewer, tenant_id: int | None = TENANT_QUERY) -
 @router.post("/assets", response_model=AssetOut, status_code=status.HTTP_201_CREATED,
              summary="Add an asset under a parent (admins)",
              responses=responses(*AUTH_ERRORS, 404, 409))
-def create_asset(ctx: Ctx, caller: Admin, body: AssetIn) -> AssetOut:
+def create_asset(request: Request, ctx: Ctx, caller: Admin, body: AssetIn) -> AssetOut:
     """The kind must be the level below the parent's (an enterprise for a root): another kind
     conflicts with the tree as it is (409). A parent of another tenant than ``tenant_id``
     answers 404, like a parent that does not exist."""
@@ -54,6 +55,7 @@ def create_asset(ctx: Ctx, caller: Admin, body: AssetIn) -> AssetOut:
                                       body.description)
     if body.asset_type is not None:
         asset = ctx.registry.set_asset_type(tenant, asset.id, body.asset_type)
+    config_changed(request, caller, "asset", "created", asset.id, tenant_id=tenant)
     return AssetOut.of(asset)
 
 
@@ -66,10 +68,13 @@ def get_asset(ctx: Ctx, caller: Viewer, asset_id: ObjectId) -> AssetOut:
 @router.patch("/assets/{asset_id}", response_model=AssetOut,
               summary="Change an asset's type (admins)",
               responses=responses(*AUTH_ERRORS, 404))
-def patch_asset(ctx: Ctx, caller: Admin, asset_id: ObjectId, body: AssetPatch) -> AssetOut:
+def patch_asset(request: Request, ctx: Ctx, caller: Admin, asset_id: ObjectId,
+                body: AssetPatch) -> AssetOut:
     """Rules that attach to an asset type cover the asset from its next evaluation on."""
     asset = visible_asset(ctx, caller, asset_id)
-    return AssetOut.of(ctx.registry.set_asset_type(asset.tenant_id, asset.id, body.asset_type))
+    changed = ctx.registry.set_asset_type(asset.tenant_id, asset.id, body.asset_type)
+    config_changed(request, caller, "asset", "retyped", asset_id, tenant_id=asset.tenant_id)
+    return AssetOut.of(changed)
 
 
 @router.get("/assets/{asset_id}/children", response_model=list[AssetOut],

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from millnet.api.auth import Admin, Caller, Viewer
+from millnet.api.changes import config_changed
 from millnet.api.context import ApiContext, Ctx
 from millnet.api.errors import AUTH_ERRORS, responses
 from millnet.api.params import INT32_MAX, ObjectId
@@ -147,6 +148,7 @@ async def create_rule(request: Request, ctx: Ctx, caller: Admin, body: RuleBody,
                       tenant_id: TenantQuery = None) -> RuleOut:
     stored = await run_in_threadpool(_create, ctx, _store(request), caller, tenant_id, body)
     _changed(request, stored.tenant_id)
+    config_changed(request, caller, "rule", "created", stored.id, tenant_id=stored.tenant_id)
     return RuleOut.of(stored)
 
 
@@ -159,6 +161,7 @@ async def replace_rule(request: Request, caller: Admin, rule_id: ObjectId,
     stored = await run_in_threadpool(_store(request).update, rule_id, rule,
                                      tenant_id=caller.tenant_id)
     _changed(request, stored.tenant_id)
+    config_changed(request, caller, "rule", "replaced", rule_id, tenant_id=stored.tenant_id)
     return RuleOut.of(stored)
 
 
@@ -169,6 +172,7 @@ async def delete_rule(request: Request, caller: Admin, rule_id: ObjectId) -> Rul
     stored = await run_in_threadpool(_store(request).delete, rule_id,
                                      tenant_id=caller.tenant_id)
     _changed(request, stored.tenant_id)
+    config_changed(request, caller, "rule", "deleted", rule_id, tenant_id=stored.tenant_id)
     return RuleOut.of(stored)
 
 

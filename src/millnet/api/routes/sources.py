@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from millnet.api.auth import Admin, Caller, Viewer
+from millnet.api.changes import config_changed
 from millnet.api.context import Ctx
 from millnet.api.errors import AUTH_ERRORS, ErrorBody, responses
 from millnet.api.params import INT32_MAX
@@ -135,7 +136,9 @@ async def add_source(
                                    "through the API", key)
     spec = parse_spec(data)
     tenant = await run_in_threadpool(tenant_of_request, ctx, caller, tenant_id)
-    return SourceOut.of(await _host(request).create(spec, tenant, caller.token_id))
+    created = SourceOut.of(await _host(request).create(spec, tenant, caller.token_id))
+    config_changed(request, caller, "source", "created", spec.name, tenant_id=tenant)
+    return created
 
 
 @router.delete("/sources/{name}", status_code=status.HTTP_204_NO_CONTENT,
@@ -145,4 +148,5 @@ async def remove_source(request: Request, caller: Admin, name: SourceName) -> Re
     host = _host(request)
     _visible(host, caller, name)
     await host.delete(name)
+    config_changed(request, caller, "source", "deleted", name)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

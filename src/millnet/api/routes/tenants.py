@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 
 from millnet.api.auth import Admin, Viewer
+from millnet.api.changes import config_changed
 from millnet.api.context import Ctx
 from millnet.api.errors import AUTH_ERRORS, responses
 from millnet.api.params import ObjectId
@@ -34,11 +35,12 @@ def list_tenants(ctx: Ctx, caller: Viewer) -> list[TenantOut]:
 @router.post("/tenants", response_model=TenantOut, status_code=status.HTTP_201_CREATED,
              summary="Create a tenant (node-wide admins)",
              responses=responses(*AUTH_ERRORS, 409))
-def create_tenant(ctx: Ctx, caller: Admin, body: TenantIn) -> TenantOut:
+def create_tenant(request: Request, ctx: Ctx, caller: Admin, body: TenantIn) -> TenantOut:
     if caller.tenant_id is not None:
         raise PermissionDenied("only a node-wide admin creates tenants")
     tenant = ctx.registry.create_tenant(
         body.name, body.display_name, retention_days=body.retention_days)
+    config_changed(request, caller, "tenant", "created", tenant.id)
     return TenantOut.of(tenant)
 
 
@@ -52,10 +54,12 @@ def get_tenant(ctx: Ctx, caller: Viewer, tenant_id: ObjectId) -> TenantOut:
               summary="Change tenant settings (admins of the tenant)",
               responses=responses(*AUTH_ERRORS, 404))
 def update_tenant(
-    ctx: Ctx, caller: Admin, tenant_id: ObjectId, body: TenantSettings,
+    request: Request, ctx: Ctx, caller: Admin, tenant_id: ObjectId, body: TenantSettings,
 ) -> TenantOut:
     visible_tenant(ctx, caller, tenant_id)
-    return TenantOut.of(ctx.registry.set_retention(tenant_id, body.retention_days))
+    changed = ctx.registry.set_retention(tenant_id, body.retention_days)
+    config_changed(request, caller, "tenant", "retention set", tenant_id, tenant_id=tenant_id)
+    return TenantOut.of(changed)
 
 
 @router.get("/tenants/{tenant_id}/identifier-prefixes", response_model=IdentifierPrefixes,
@@ -70,12 +74,14 @@ def get_identifier_prefixes(ctx: Ctx, caller: Viewer, tenant_id: ObjectId,
 @router.put("/tenants/{tenant_id}/identifier-prefixes", response_model=IdentifierPrefixes,
             summary="Assign the tenant's identifier prefixes (node-wide admins)",
             responses=responses(*AUTH_ERRORS, 404, 409))
-def set_identifier_prefixes(ctx: Ctx, caller: Admin, tenant_id: ObjectId,
+def set_identifier_prefixes(request: Request, ctx: Ctx, caller: Admin, tenant_id: ObjectId,
                             body: IdentifierPrefixes) -> IdentifierPrefixes:
     """A tenant links its devices and products only to handles under its own prefixes; a
     prefix belongs to one tenant. Only a node-wide admin assigns them: a tenant that could
     would claim another's identifiers."""
     if caller.tenant_id is not None:
         raise PermissionDenied("only a node-wide admin assigns identifier prefixes")
-    return IdentifierPrefixes(prefixes=ctx.registry.set_identifier_prefixes(tenant_id,
-                                                                            body.prefixes))
+    prefixes = ctx.registry.set_identifier_prefixes(tenant_id, body.prefixes)
+    config_changed(request, caller, "identifier_prefixes", "assigned", tenant_id,
+                   tenant_id=tenant_id)
+    return IdentifierPrefixes(prefixes=prefixes)

@@ -6,9 +6,10 @@ token appears once, in the creation answer; the registry keeps only its hash.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from millnet.api.auth import Admin
+from millnet.api.changes import config_changed
 from millnet.api.context import Ctx
 from millnet.api.errors import AUTH_ERRORS, responses
 from millnet.api.params import INT32_MAX, ObjectId
@@ -41,7 +42,7 @@ def list_tokens(
 @router.post("/tokens", response_model=TokenCreated, status_code=status.HTTP_201_CREATED,
              summary="Create a token; its secret is in this answer only",
              responses=responses(*AUTH_ERRORS, 404, 409))
-def create_token(ctx: Ctx, caller: Admin, body: TokenIn) -> TokenCreated:
+def create_token(request: Request, ctx: Ctx, caller: Admin, body: TokenIn) -> TokenCreated:
     tenant: int | None
     if body.node_wide:
         if caller.tenant_id is not None:
@@ -53,13 +54,14 @@ def create_token(ctx: Ctx, caller: Admin, body: TokenIn) -> TokenCreated:
         tenant = tenant_of_request(ctx, caller, body.tenant_id)
         visible_tenant(ctx, caller, tenant)
     plaintext, info = ctx.registry.create_token(tenant, body.role, body.name)
+    config_changed(request, caller, "token", f"created ({body.role})", info.id, tenant_id=tenant)
     return TokenCreated(token=plaintext, info=TokenOut.of(info))
 
 
 @router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT,
                response_class=Response, summary="Revoke a token",
                responses=responses(*AUTH_ERRORS, 404))
-def revoke_token(ctx: Ctx, caller: Admin, token_id: ObjectId) -> Response:
+def revoke_token(request: Request, ctx: Ctx, caller: Admin, token_id: ObjectId) -> Response:
     try:
         info = ctx.registry.get_token(token_id)
     except NotFound:
@@ -68,4 +70,5 @@ def revoke_token(ctx: Ctx, caller: Admin, token_id: ObjectId) -> Response:
         raise NotFound(f"token {token_id} not found")
     ctx.registry.revoke_token(token_id)
     ctx.auth.forget_all()
+    config_changed(request, caller, "token", "revoked", token_id, tenant_id=info.tenant_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
