@@ -228,6 +228,7 @@ def banner(console: Console, fed: Federation, ent1: str) -> None:
     console.print(f"try: curl -H 'Authorization: Bearer {fed.national_token}' "
                   f"{fed.national.url}/api/v1/federation/situation", soft_wrap=True)
     console.print(f"node logs: {fed.national.data_dir.parent}/*/node.log", soft_wrap=True)
+    console.print(f"federation pids {' '.join(map(str, fed.pids))}", soft_wrap=True)
 
 
 def show_situation(console: Console, s: dict[str, Any]) -> None:
