@@ -1,15 +1,20 @@
 """``millnet probe``: the passive network probe, on a capture file or a live interface.
 
 Events are printed as they are raised; at the end, the inventory and the counters (with
-``--json``: one JSON line holding both). Exit status 0, 1 on an error (a file that is not a
-capture, an interface that does not exist, no CAP_NET_RAW), 2 on bad options.
+``--json``: one JSON line holding both). With ``--report-to URL --token T`` the events and the
+inventory's hosts also go to that node (``millnet.sensor_report``: batched, retried, from a
+thread of their own, so the capture never waits for the node). Exit status 0, 1 on an error
+(a file that is not a capture, an interface that does not exist, no CAP_NET_RAW), 2 on bad
+options.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +26,9 @@ from millnet.errors import InvalidInput, MillnetError, ProtocolError
 from millnet.model.limits import ascii_digits
 from millnet.model.security import SecurityEvent
 from millnet.probe import Baseline, Probe, live_capture, read_capture
+from millnet.sensor_report import NodeReporter
+
+Tick = Callable[[], None]
 
 console = Console(stderr=True)
 
@@ -31,20 +39,26 @@ def _print_event(event: SecurityEvent) -> None:
                   soft_wrap=True, markup=True, highlight=False)
 
 
-def run_file(probe: Probe, path: Path) -> None:
+def _nothing() -> None:
+    return None
+
+
+def run_file(probe: Probe, path: Path, tick: Tick = _nothing) -> None:
     """Feed a capture file; a file corrupt part-way is one counted error, not a failure."""
     try:
         for ts, frame in read_capture(path):
             probe.feed(ts, frame)
+            tick()
     except ProtocolError as exc:
         probe.stats.decode_errors["capture"] += 1
         console.print(f"[yellow]capture ends early[/yellow] {exc}", soft_wrap=True)
 
 
 async def run_live(probe: Probe, interface: str, duration: float | None,
-                   count: int | None) -> None:
+                   count: int | None, tick: Tick = _nothing) -> None:
     async for ts, frame in live_capture(interface, duration=duration, count=count):
         probe.feed(ts, frame)
+        tick()
 
 
 def parse_ports(items: list[str]) -> dict[int, str]:
@@ -88,6 +102,10 @@ def probe(
     port: Annotated[list[str] | None, typer.Option(
         help="PORT=PROTOCOL for a service on another port (repeatable): 5020=modbus")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="end with one JSON line")] = False,
+    report_to: Annotated[str | None, typer.Option(
+        help="also send events and hosts to this node: http://node:8080")] = None,
+    token: Annotated[str, typer.Option(
+        help="the node's API token (admin; node-wide for hosts), or MILLNET_TOKEN")] = "",
 ) -> None:
     """Passive probe: decode industrial traffic, inventory hosts, raise security events."""
     if (read is None) == (interface is None):
@@ -96,16 +114,19 @@ def probe(
     if read is not None and (duration is not None or count is not None):
         console.print("[red]error[/red] --duration and --count are for --interface")
         raise typer.Exit(2)
+    reporter = _reporter(report_to, token)
     started = time.perf_counter()
+    sensor: Probe | None = None
     try:
         known = Baseline.load(baseline) if baseline else None
-        sensor = Probe(_print_event, baseline=known, learn_seconds=learn,
+        sensor = Probe(_reported(reporter), baseline=known, learn_seconds=learn,
                        ports=parse_ports(port or []))
+        tick = _nothing if reporter is None else _hosts_tick(reporter, sensor)
         if read is not None:
-            run_file(sensor, read)
+            run_file(sensor, read, tick)
         else:
             assert interface is not None
-            asyncio.run(run_live(sensor, interface, duration, count))
+            asyncio.run(run_live(sensor, interface, duration, count, tick))
         if save_baseline is not None:
             sensor.baseline().save(save_baseline)
     except MillnetError as exc:
@@ -113,7 +134,57 @@ def probe(
         raise typer.Exit(1) from exc
     except KeyboardInterrupt:
         console.print("interrupted")
+    finally:
+        if reporter is not None:
+            _finish(reporter, sensor)
+    if sensor is None:  # interrupted before the probe was built
+        raise typer.Exit(1)
     if as_json:
         print(json.dumps(summary(sensor, time.perf_counter() - started)))
     else:
         _print_inventory(sensor)
+
+
+def _reporter(report_to: str | None, token: str) -> NodeReporter | None:
+    if report_to is None:
+        return None
+    token = token or os.environ.get("MILLNET_TOKEN", "")
+    if not token:
+        console.print("[red]error[/red] --report-to needs --token (or MILLNET_TOKEN)")
+        raise typer.Exit(2)
+    try:
+        return NodeReporter(report_to, token).start()
+    except ValueError as exc:
+        console.print(f"[red]error[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+def _reported(reporter: NodeReporter | None) -> Callable[[SecurityEvent], None]:
+    if reporter is None:
+        return _print_event
+
+    def both(event: SecurityEvent) -> None:
+        _print_event(event)
+        reporter.submit(event)
+
+    return both
+
+
+def _hosts_tick(reporter: NodeReporter, sensor: Probe) -> Tick:
+    def tick() -> None:
+        reporter.offer_hosts(lambda: [h.to_dict() for h in sensor.inventory()])
+
+    return tick
+
+
+def _finish(reporter: NodeReporter, sensor: Probe | None) -> None:
+    """The last inventory, then what is queued (for a few seconds at most)."""
+    if sensor is not None:
+        reporter.offer_hosts(lambda: [h.to_dict() for h in sensor.inventory()], force=True)
+    reporter.close()
+    s = reporter.stats
+    console.print(f"reported to the node: {s.sent} events, {s.hosts_sent} host lists"
+                  + (f"; {s.refused} refused, {s.dropped_full} dropped"
+                     if s.refused or s.dropped_full else "")
+                  + (f"; last error: {s.last_error}" if s.last_error else ""),
+                  soft_wrap=True, markup=False, highlight=False)

@@ -27,7 +27,8 @@ from millnet.security.hosts import ReportedHost
 MAX_EVENTS: Final = 500  # per request
 MAX_HOSTS: Final = 2000  # per request
 MAX_FUTURE: Final = timedelta(minutes=5)  # sensor clocks drift; a later time is a bad clock
-MAX_AGE: Final = timedelta(days=30)  # a probe may post what it buffered while the node was away
+#: A probe replaying an old capture posts old times: only what no capture holds is refused.
+EARLIEST: Final = datetime(2000, 1, 1, tzinfo=UTC)
 #: One detail item is the node's own: which token reported the event.
 SENSOR_DETAIL: Final = "reported_by"
 _MAC = re.compile(r"([0-9a-fA-F]{2}[:-]){5}[0-9a-fA-F]{2}")
@@ -54,8 +55,8 @@ def _text(entry: Mapping[str, Any], name: str, where: str, limit: int, *,
 
 
 def _time(entry: Mapping[str, Any], name: str, where: str, now: datetime) -> datetime | None:
-    """An ISO 8601 time with its offset, or epoch seconds; within [now - MAX_AGE, now +
-    MAX_FUTURE]."""
+    """An ISO 8601 time with its offset, or epoch seconds; from 2000 to ``MAX_FUTURE`` after
+    ``now``."""
     raw = entry.get(name)
     if raw is None:
         return None
@@ -74,8 +75,8 @@ def _time(entry: Mapping[str, Any], name: str, where: str, now: datetime) -> dat
             from None
     if moment.tzinfo is None:
         raise _fail(field, "needs its UTC offset (2026-12-03T10:00:00Z)")
-    if not now - MAX_AGE <= moment <= now + MAX_FUTURE:
-        raise _fail(field, "is more than 30 days old or in the future (the sensor's clock?)")
+    if not EARLIEST <= moment <= now + MAX_FUTURE:
+        raise _fail(field, "is before 2000 or in the future (the sensor's clock?)")
     return moment.astimezone(UTC)
 
 
