@@ -12,6 +12,7 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,8 +22,8 @@ import pytest
 from millnet.bench.federation_chain import (
     ChainNode,
     applications,
-    enroll,
     install_apply_log,
+    issue_token,
     query,
     wait_policy,
 )
@@ -49,34 +50,50 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float = 20.0) -> Non
         time.sleep(0.2)
 
 
+@dataclass
+class Chain:
+    nat: ChainNode
+    sec: ChainNode
+    a: ChainNode
+    b: ChainNode
+    admin: dict[str, str]  # node-wide admin API tokens by node name
+
+
 @pytest.fixture
-def chain(tmp_path: Path) -> Iterator[dict[str, ChainNode]]:
+def chain(tmp_path: Path) -> Iterator[Chain]:
+    """The chain, started as early as each step allows (on 2 shared cores a node takes seconds
+    to import and start): the parent must serve before a child enrolls, a child is enrolled
+    before it starts. The secondary and the enterprises enroll through the CLI, with the
+    operator's recipe; tokens are made in this process (each CLI run costs seconds)."""
     nat = ChainNode("nat", "national", tmp_path)
     sec = ChainNode("sec-31", "secondary", tmp_path)
     a = ChainNode("plant-a", "enterprise", tmp_path, dict(ENTERPRISE))
     b = ChainNode("plant-b", "enterprise", tmp_path, dict(ENTERPRISE))
-    nodes = {"nat": nat, "sec": sec, "a": a, "b": b}
+    nodes = [nat, sec, a, b]
     try:
-        nat.data.mkdir(parents=True)
+        for node in nodes:
+            node.data.mkdir(parents=True)
         token = nat.cli("federation", "token", sec.name, "--role", "secondary", "--region",
                         "310000", "--sector", "C", "--prefix", "88.100").splitlines()[-1]
         install_apply_log(nat.db)
         nat.start()
+        admin = {"nat": nat.admin_token(), "a": a.admin_token()}
         nat.wait_ready()
-        sec.data.mkdir(parents=True)
         sec.cli("federation", "enroll", "--parent", nat.url, "--token", token)
         sec.start()
+        tokens = [issue_token(sec, a.name, "310100", "C34", "88.100.1"),
+                  issue_token(sec, b.name, "310100", "C38", "88.100.2")]
+        nat.cli("federation", "policy", "--min-severity", "info")
         sec.wait_ready()
-        parallel(lambda e: enroll(sec, e[0], "310100", e[1], e[2]),
-                 [(a, "C34", "88.100.1"), (b, "C38", "88.100.2")])
+        parallel(lambda e: e[0].cli("federation", "enroll", "--parent", sec.url, "--token",
+                                    e[1]), list(zip([a, b], tokens, strict=True)))
         for e in (a, b):
             e.start()
         parallel(lambda e: e.wait_ready(), [a, b])
-        nat.cli("federation", "policy", "--min-severity", "info")
         wait_policy(sec, "info")
-        yield nodes
+        yield Chain(nat, sec, a, b, admin)
     finally:
-        for node in nodes.values():
+        for node in nodes:
             node.kill()
 
 
@@ -106,12 +123,11 @@ def enterprise_event_ids(node: ChainNode, source_prefix: str) -> set[str]:
     return {f"se-{r[0]}" for r in rows}
 
 
-def test_three_level_chain(chain: dict[str, ChainNode]) -> None:
-    nat, sec, a, b = chain["nat"], chain["sec"], chain["a"], chain["b"]
-    check_brute_force_reaches_national(nat, a)
-    check_secondary_crash_mid_stream(nat, sec, a)
-    check_advisory_round_trip(nat, a, b)
-    check_enterprise_cannot_speak_for_another(nat, sec, a, b)
+def test_three_level_chain(chain: Chain) -> None:
+    check_brute_force_reaches_national(chain.nat, chain.a)
+    check_secondary_crash_mid_stream(chain.nat, chain.sec, chain.a)
+    check_advisory_round_trip(chain)
+    check_enterprise_cannot_speak_for_another(chain)
 
 
 def check_brute_force_reaches_national(nat: ChainNode, a: ChainNode) -> None:
@@ -134,7 +150,6 @@ def check_secondary_crash_mid_stream(nat: ChainNode, sec: ChainNode, a: ChainNod
         sec.kill()
         time.sleep(1.0)
         sec.start()
-        sec.wait_ready()
         stream.result(timeout=60)
     wait_for("every event stored at the enterprise",
              lambda: len(enterprise_event_ids(a, "10.9.0.")) == STREAM)
@@ -146,9 +161,9 @@ def check_secondary_crash_mid_stream(nat: ChainNode, sec: ChainNode, a: ChainNod
     assert sent <= set(national_events(nat, a.name))
 
 
-def create_device(node: ChainNode, description: str) -> None:
+def create_device(node: ChainNode, admin: str, description: str) -> None:
     """A device under a new tenant's tree, through the enterprise's API."""
-    headers = {"authorization": f"Bearer {node.admin_token()}"}
+    headers = {"authorization": f"Bearer {admin}"}
     with httpx.Client(base_url=node.url + "/api/v1", headers=headers, timeout=10) as client:
         r = client.post("/tenants", json={"name": "acme"})
         assert r.status_code == 201, r.text
@@ -161,15 +176,16 @@ def create_device(node: ChainNode, description: str) -> None:
             parent = r.json()["id"]
 
 
-def check_advisory_round_trip(nat: ChainNode, a: ChainNode, b: ChainNode) -> None:
+def check_advisory_round_trip(chain: Chain) -> None:
     """(c) an advisory from the top reaches both enterprises through the secondary; A's
     matching device and B's empty answer come back up."""
-    create_device(a, "Press PLC vendor=Siemens model=S7-1200 firmware=V4.2.1")
+    nat, a, b = chain.nat, chain.a, chain.b
+    create_device(a, chain.admin["a"], "Press PLC vendor=Siemens model=S7-1200 firmware=V4.2.1")
     advisory = {"id": "CNVD-2026-0042", "title": "S7-1200 web server", "severity": "high",
                 "published": "2026-11-01T00:00:00Z",
                 "affected": [{"cpe": "cpe:2.3:h:siemens:s7-1200:*:*:*:*:*:*:*:*",
                               "versionEndExcluding": "4.5"}]}
-    headers = {"authorization": f"Bearer {nat.admin_token()}"}
+    headers = {"authorization": f"Bearer {chain.admin['nat']}"}
     r = httpx.post(nat.url + "/api/v1/federation/advisories", json=advisory, headers=headers,
                    timeout=10)
     assert r.status_code == 201, r.text
@@ -187,15 +203,15 @@ def check_advisory_round_trip(nat: ChainNode, a: ChainNode, b: ChainNode) -> Non
     assert matches == [(a.name, "siemens", "s7-1200", "V4.2.1")]
 
 
-def check_enterprise_cannot_speak_for_another(nat: ChainNode, sec: ChainNode, a: ChainNode,
-                                              b: ChainNode) -> None:
+def check_enterprise_cannot_speak_for_another(chain: Chain) -> None:
     """(d) with A's key: a batch claiming B's origin is refused, a batch claiming to be B
     fails its signature, and A's exchange never carries what waits for B."""
+    nat, sec, a, b = chain.nat, chain.sec, chain.a, chain.b
     a.kill()  # its link would race the forged seqs
     b.kill()  # so that what the secondary holds for B waits in its outbox
     order = {"id": "RO-2026-0001", "targets": [b.name], "title": "patch",
              "action": "update the firmware", "deadline": "2030-01-01T00:00:00Z"}
-    headers = {"authorization": f"Bearer {nat.admin_token()}"}
+    headers = {"authorization": f"Bearer {chain.admin['nat']}"}
     r = httpx.post(nat.url + "/api/v1/federation/orders", json=order, headers=headers,
                    timeout=10)
     assert r.status_code == 201, r.text
