@@ -158,6 +158,7 @@ async def run_scenario(console: Console, fed: Federation, node: DemoNode) -> Non
             return int((await situation(client, fed))["totals"]["enterprises"]) >= 2
 
         await _until("both enterprises reaching the national node", both_placed)
+        before = _events_by_province(await situation(client, fed))
         scanned = await scan(client, f"http://127.0.0.1:{fed.enterprise.port}", 120)
         scanned += await scan(client, node.api_url, 30)
         guessed = (await guess_handle_admin(client, node.handle_http, 12)
@@ -174,7 +175,8 @@ async def run_scenario(console: Console, fed: Federation, node: DemoNode) -> Non
         console.print(f"national: advisory {advisory['id']} (S7-1200 < V4.5), order "
                       f"{order['id']} to {ent1} and {ent2}", soft_wrap=True)
         await _acknowledge(client, fed, order["id"])
-        await _until("the situation filling in", lambda: _complete(client, fed, order["id"]))
+        await _until("the situation filling in",
+                     lambda: _complete(client, fed, order["id"], before))
         while True:
             show_situation(console, await situation(client, fed))
             await asyncio.sleep(SITUATION_EVERY_S)
@@ -193,12 +195,20 @@ async def _acknowledge(client: httpx.AsyncClient, fed: Federation, order_id: str
                 {"state": "acknowledged", "comment": "S7-1200 firmware update planned"})
 
 
-async def _complete(client: httpx.AsyncClient, fed: Federation, order_id: str) -> bool:
-    """The national node has the events, the advisory's matches and #2's acknowledgement."""
+def _events_by_province(s: dict[str, Any]) -> dict[str, int]:
+    return {p["code"]: int(p["events"]) for p in s["by_province"]}
+
+
+async def _complete(client: httpx.AsyncClient, fed: Federation, order_id: str,
+                    before: dict[str, int]) -> bool:
+    """The national node has this run's events from both provinces (a demo restarted on its
+    data starts with the last hour's), the advisory's matches and #2's acknowledgement."""
     s = await situation(client, fed)
     pending = {p["target"] for p in s["pending_orders"] if p["order_id"] == order_id}
-    return (int(s["totals"]["events"]) > 0 and bool(s["top_products"])
-            and fed.enterprise.name not in pending and len(pending) == 1)
+    now = _events_by_province(s)
+    grew = len(now) >= 2 and all(n > before.get(code, 0) for code, n in now.items())
+    return (grew and bool(s["top_products"]) and fed.enterprise.name not in pending
+            and len(pending) == 1)
 
 
 async def final_situation(console: Console, fed: Federation) -> None:
@@ -243,7 +253,7 @@ def show_situation(console: Console, s: dict[str, Any]) -> None:
         places.add_row(f"sector {p['code']} {p['name']}"[:48], str(p["enterprises"]),
                        str(p["assets"]), str(p["events"]))
     console.print(places)
-    severity = Table(title="security events by severity (last hour)")
+    severity = Table(title="events by severity")
     severity.add_column("severity")
     severity.add_column("events")
     for row in s["by_severity"]:

@@ -320,7 +320,7 @@ async def send_inventory(m: Monitoring) -> None:
 def _inventory_round(m: Monitoring) -> None:
     up = m.links.outbox_up
     assert up is not None
-    with m.links.engine.begin() as conn:
+    with writer(m.links.engine).begin() as conn:  # it writes: the lock up front, as above
         current = inventory_snapshot(registry_devices(conn), m.probe_hosts())
         for kind, body in inventory_messages(conn, current, datetime.now(UTC)):
             up.enqueue(kind, body, conn)
