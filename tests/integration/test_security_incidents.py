@@ -210,7 +210,7 @@ def test_sensors_report_events_and_hosts(node: Node) -> None:
     assert node.call("POST", "/security/events", "olga", batch).status_code == 403
     node.written()
     (scan,) = node.monitor.store.query(EventQuery(kind_prefix="network.scan"))[0]
-    assert scan.tenant_id == node.acme and scan.detail["reported_by"].startswith("token:")
+    assert scan.tenant_id == node.acme and str(scan.detail["reported_by"]).startswith("token:")
     hosts = {"hosts": [{"address": "10.0.0.77", "vendor": "Moxa", "model": "NPort 5110",
                         "protocols": ["modbus"]}]}
     assert node.call("POST", "/security/hosts", "ada", hosts).status_code == 403  # a tenant's
