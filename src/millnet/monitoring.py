@@ -3,8 +3,11 @@ reports a parent keeps and the views over them, the node's own security events, 
 that send an enterprise's inventory, events and summaries upward.
 
 Data flow, enterprise: detectors and the probe -> :class:`SecurityMonitor` (stored, folded) ->
-``security.event`` in the upward outbox; every ``SUMMARY_S`` the counts of the last closed
-buckets -> ``summary``; the inventory (registry devices, probe hosts) -> ``inventory.*``.
+``security.event`` in the upward outbox; operators' incidents -> ``incident``, enqueued in the
+transaction of each change; :func:`watch_platform` hooks the platform (ingest rejections,
+Sparkplug births and message rates, anomaly-rule alarms) to the monitor; every ``SUMMARY_S``
+the counts of the last closed buckets -> ``summary``; the inventory (registry devices, probe
+hosts) -> ``inventory.*``.
 Secondary: what its enterprises send is stored (reports) and passed up by the parent's policy
 (:mod:`millnet.federation.forwarding`) in the transaction that applies it, so a crash forwards a
 message exactly when it applied it. National: stores what comes up, issues advisories and
