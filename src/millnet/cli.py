@@ -226,6 +226,25 @@ def bench_rules(
                as_json)
 
 
+@bench_app.command("federation")
+def bench_federation(
+    seconds: Annotated[float, typer.Option(help="seconds of sending at that rate")] = 30.0,
+    rate: Annotated[float, typer.Option(help="security events/s, all enterprises")] = 5000.0,
+    outage: Annotated[float, typer.Option(help="seconds a killed secondary stays down")] = 10.0,
+    limit: Annotated[float, typer.Option(help="seconds allowed from the first send to the "
+                                              "last delivery")] = 60.0,
+    as_json: Annotated[bool, typer.Option("--json", help="end with one JSON line")] = False,
+) -> None:
+    """Security events through national <- 2 secondaries <- 4 enterprises (processes), one
+    secondary killed and restarted mid-run: events/s end to end, lost, duplicated, drain time.
+
+    Exits 1 when an event is lost or duplicated, the rate is not kept, or the limit passes."""
+    from millnet.bench.federation import run_federation_bench
+
+    _run_bench(lambda out: run_federation_bench(seconds=seconds, rate=rate, outage=outage,
+                                                limit=limit, console=out), as_json)
+
+
 def _run_bench(run: Callable[[Console], dict[str, Any]], as_json: bool) -> None:
     """Run a benchmark, its progress on stderr with ``--json`` so that stdout ends with the one
     JSON line; errors as a message and exit code 1."""

@@ -102,7 +102,7 @@ def policy(
     config: ConfigOpt = None,
 ) -> None:
     """Send a forwarding policy down to every enrolled child (applied at its next exchange)."""
-    from millnet.db.engine import create_db_engine
+    from millnet.db.engine import create_db_engine, writer
     from millnet.db.migrate import upgrade
     from millnet.federation.forwarding import parse_policy
     from millnet.federation.identity import NodeIdentity
@@ -118,10 +118,12 @@ def policy(
                              "forward_inventory": inventory}).to_body()
         identity = NodeIdentity.load_or_create(key_path(settings), settings.node.name)
         links = FederationLinks(settings.federation, engine, identity, settings.node.role)
-        with engine.begin() as conn:  # every child or none
+        with engine.connect() as conn:
             children = [r.node_id for r in conn.execute(federation_children.select())]
-            for child in children:
-                links.outbox_down(child).enqueue("policy", body, conn)
+        boxes = [links.outbox_down(child) for child in children]  # each opens its own state
+        with writer(engine).begin() as conn:  # every child or none
+            for box in boxes:
+                box.enqueue("policy", body, conn)
     except MillnetError as exc:
         raise _fail(exc) from exc
     finally:

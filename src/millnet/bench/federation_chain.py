@@ -139,8 +139,9 @@ def enroll(parent: ChainNode, child: ChainNode, region: str, sector: str, prefix
     child.cli("federation", "enroll", "--parent", parent.url, "--token", token.splitlines()[-1])
 
 
-def issue_token(parent: ChainNode, child: str, region: str, sector: str, prefix: str) -> str:
-    """A token for an enterprise ``child`` of ``parent``, as ``millnet federation token`` issues
+def issue_token(parent: ChainNode, child: str, region: str, sector: str, prefix: str,
+                role: str = "enterprise") -> str:
+    """A token for ``child`` of ``parent``, as ``millnet federation token`` issues
     it, in this process (the parent's database must exist)."""
     from millnet.db.engine import create_db_engine
     from millnet.db.migrate import upgrade
@@ -149,8 +150,7 @@ def issue_token(parent: ChainNode, child: str, region: str, sector: str, prefix:
     engine = create_db_engine(f"sqlite:///{parent.db}")
     try:
         upgrade(engine)
-        return enrollment.issue_token(engine, child, "enterprise", region, sector, prefix,
-                                      3600)
+        return enrollment.issue_token(engine, child, role, region, sector, prefix, 3600)
     finally:
         engine.dispose()
 
