@@ -49,6 +49,7 @@ from rich.console import Console
 
 from millnet.bench.federation_chain import (
     ChainNode,
+    cpu_seconds,
     install_apply_log,
     issue_token,
     query,
@@ -191,6 +192,9 @@ def measure(nat: ChainNode, secs: list[ChainNode], loads: list[Load], *, seconds
     timed_out = time.monotonic() >= deadline
     rows = query(nat.db, "SELECT origin, event_id, at FROM bench_applied")
     out = figures(rows, results, down, start, timed_out)
+    # Where the CPU went (the killed secondary: its second process only).
+    out["cpu_seconds"] = {n.name: round(cpu_seconds(n.proc), 1) for n in [nat, *secs]} | {
+        "enterprises": round(sum(cpu_seconds(x.proc) for x in loads), 1)}
     # Where what is missing waits: each sender's upward outbox at the end.
     out["waiting_at_end"] = {n.name: waiting(n.db) for n in secs} | {
         x.name: waiting(x.data / "load.sqlite") for x in loads}

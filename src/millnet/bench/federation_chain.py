@@ -130,6 +130,17 @@ class ChainNode:
             registry.close()
 
 
+def cpu_seconds(proc: subprocess.Popen[bytes] | None) -> float:
+    """User + system CPU time of a running process so far (Linux /proc), 0 when gone."""
+    if proc is None or proc.poll() is not None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def enroll(parent: ChainNode, child: ChainNode, region: str, sector: str, prefix: str) -> None:
     """The operators' recipe: a one-time token from the parent, redeemed by the child (which
     must not run yet: it reads its pinned parent at start)."""

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from millnet.db.sqlstore import SqlStore
 from millnet.errors import Conflict, InvalidInput, NotFound
-from millnet.federation.inbox import PeerInfo
+from millnet.federation.inbox import BATCH_CACHE, PeerInfo, batch_cache
 from millnet.federation.schema import federation_children as children
 from millnet.federation.schema import federation_inbox_state as inbox_state
 from millnet.federation.schema import federation_nonces as nonces
@@ -72,19 +72,29 @@ def allowed_origins(conn: Connection, sender: str) -> set[str]:
     return {sender, *rows}
 
 
+def sender_origins(conn: Connection, sender: str) -> set[str]:
+    """:func:`allowed_origins`, read once per batch being applied."""
+    cache = batch_cache(conn)
+    key = ("origins", sender)
+    if key not in cache:
+        cache[key] = allowed_origins(conn, sender)
+    found: set[str] = cache[key]
+    return found
+
+
 def origin_allowed(conn: Connection, sender: PeerInfo, origin: str) -> bool:
     if origin == sender.node_id:
         return True
     if sender.role != "secondary":
         return False
-    return conn.execute(select(origins.c.child).where(
-        origins.c.origin == origin, origins.c.child == sender.node_id)).first() is not None
+    return origin in sender_origins(conn, sender.node_id)
 
 
 def apply_children_report(conn: Connection, sender: PeerInfo, message: Message) -> None:
     """Handler of ``federation.children``: the complete list of the sender's children."""
     if sender.role != "secondary":
         raise InvalidInput("only a secondary node has children to report", "kind")
+    conn.info.pop(BATCH_CACHE, None)  # who speaks for whom changes here
     entries = message.body.get("children")
     if not isinstance(entries, list) or len(entries) > 100_000:
         raise InvalidInput("children is a list of at most 100,000 entries", "children")

@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.exc import OperationalError, StatementError
@@ -44,6 +45,28 @@ class PeerInfo:
 
 
 Handler = Callable[[Connection, PeerInfo, Message], None]
+
+
+BATCH_CACHE = "millnet.batch"
+
+
+def batch_cache(conn: Connection) -> dict[Any, Any]:
+    """Facts read while one batch is applied (who may speak for whom, which enterprise was
+    placed), so that a batch of 1,000 messages reads each once: emptied when the batch ends or
+    its handlers' writes are rolled back; a handler that changes such a fact empties it."""
+    cache: dict[Any, Any] = conn.info.setdefault(BATCH_CACHE, {})
+    return cache
+
+
+class BatchHook(Protocol):
+    """Work a batch's handlers gather and write once per batch (a secondary's forwards go up
+    in one ``enqueue_many`` instead of one per message): ``flush`` writes it in the applying
+    transaction after the last handler; ``discard`` forgets it when the handlers' writes were
+    rolled back (a handler refused a message, or the batch failed)."""
+
+    def flush(self, conn: Connection) -> None: ...
+
+    def discard(self, conn: Connection) -> None: ...
 #: ``on_rejected(sender, reason, message_summary)``; sender is a node id (claimed, for
 #: rejections of a whole batch before its signature was checked; "" when unreadable).
 RejectHook = Callable[[str, str, str], None]
@@ -77,6 +100,7 @@ class Inbox:
         self._handlers: dict[str, Handler] = {}
         self.on_rejected = on_rejected
         self.rejections: Counter[str] = Counter()
+        self.batch_hooks: list[BatchHook] = []
 
     def register(self, kind: str, handler: Handler, *, replace: bool = False) -> None:
         """Apply ``kind`` messages with ``handler``; ``replace``: in place of the one
@@ -131,7 +155,19 @@ class Inbox:
             else:
                 todo.append(message)
         if todo:
-            self._apply_all(conn, sender, todo, origin_check, result)
+            for hook in self.batch_hooks:
+                hook.discard(conn)  # nothing left over from a failed transaction
+            conn.info.pop(BATCH_CACHE, None)
+            try:
+                self._apply_all(conn, sender, todo, origin_check, result)
+                for hook in self.batch_hooks:
+                    hook.flush(conn)
+            except BaseException:
+                for hook in self.batch_hooks:
+                    hook.discard(conn)
+                raise
+            finally:
+                conn.info.pop(BATCH_CACHE, None)  # the connection goes back to the pool
             result.applied_seq = todo[-1].seq
             conn.execute(update(inbox_state).where(inbox_state.c.peer == peer).values(
                 applied_seq=result.applied_seq,
@@ -156,6 +192,9 @@ class Inbox:
         except (StorageError, OperationalError):
             raise
         except (MillnetError, *HANDLER_BUGS):
+            for hook in self.batch_hooks:
+                hook.discard(conn)  # the savepoint took the handlers' writes with it
+            conn.info.pop(BATCH_CACHE, None)
             result.rejected.clear()
             for message in todo:
                 reason = self._apply_one(conn, sender, message, origin_check)

@@ -21,6 +21,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from millnet.errors import InvalidInput, PermissionDenied
 from millnet.federation import advisories, orders
+from millnet.federation.inbox import batch_cache
 from millnet.federation.inventory import InventoryItem, changed_fields, item_from_body
 from millnet.federation.regions import region_code, sector_code
 from millnet.federation.report_schema import (
@@ -352,11 +353,15 @@ def adapt(handler: Handler, allowed_origins: AllowedOrigins) -> LinkHandler:
         origin = msg.origin or peer.node_id
         if origin != peer.node_id and origin not in allowed_origins(conn, peer):
             raise PermissionDenied(f"{peer.node_id} may not report for {origin}")
-        if origin == peer.node_id and peer.role == "enterprise" and peer.region \
-                and peer.sector:
+        placed = batch_cache(conn).setdefault("placed", set())  # once per batch, not message
+        place = origin == peer.node_id and peer.role == "enterprise" and bool(peer.region) \
+            and bool(peer.sector) and origin not in placed
+        if place:
             record_enterprise(conn, origin, origin, peer.region, peer.sector,
                               _moment(msg.created_at))
         handler(conn, peer.node_id, origin, msg.body, _moment(msg.created_at))
+        if place:  # only once the message applied: a refused one rolls the record back
+            placed.add(origin)
 
     return run
 
