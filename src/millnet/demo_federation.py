@@ -325,6 +325,9 @@ async def federation(data_dir: Path) -> AsyncIterator[Federation]:
     # Until the demo's node is enrolled its link retries every 2 s, each time with a warning
     # that would fill the console: quiet until enroll_demo_node.
     _LINK_LOG.setLevel(logging.ERROR)
+    # The demo's node exchanges with its parent every second, and the scanner sends 150
+    # requests: one INFO line each from httpx would bury the demo's own output.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     starting = asyncio.create_task(fed.start())
     try:
         yield fed
