@@ -280,6 +280,8 @@ class Federation:
             self.failed = str(exc)
             raise
         finally:
+            if len(self.processes) < 3 and not self.failed:  # cancelled, or a database error
+                self.failed = "the federation's nodes did not all start (see their node.log)"
             self.ready.set()
 
     async def _start(self) -> None:
