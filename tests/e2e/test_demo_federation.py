@@ -54,6 +54,15 @@ def test_demo_prints_the_national_situation_and_leaves_no_node(tmp_path: Path) -
     args = [sys.executable, "-m", "millnet", "demo", "--duration", "300", "--port",
             str(free_port()), "--data-dir", str(tmp_path / "demo")]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        _check_demo(proc)
+    finally:
+        if proc.poll() is None:  # failed: SIGKILL, and the parent-death signal stops the nodes
+            proc.kill()
+            proc.wait(timeout=30)
+
+
+def _check_demo(proc: subprocess.Popen[str]) -> None:
     assert proc.stdout is not None
     lines: list[str] = []
     national = None

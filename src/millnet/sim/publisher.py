@@ -61,6 +61,12 @@ async def _edge_node(fleet: EdgeFleet, node: EdgeNode, broker: Broker, interval:
                         for topic, payload in fleet.data(node, _now_ms()):
                             await client.publish(topic, payload)
         except aiomqtt.MqttError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # Cancelled, and the client's exit failed (a disconnect timing out on a busy
+                # machine) with an MqttError in place of the CancelledError: reconnecting here
+                # would swallow the cancellation and the demo would never stop.
+                raise asyncio.CancelledError from None
             node.bd_seq = (node.bd_seq + 1) & 0xFF  # a new MQTT session is a new bdSeq
             await asyncio.sleep(1.0)
 
