@@ -123,8 +123,14 @@ class ChildLink:
                     await asyncio.sleep(delay)
                     continue
                 if not more:
+                    woken = False
                     with contextlib.suppress(TimeoutError):  # the heartbeat is due
                         await asyncio.wait_for(self._event.wait(), self.settings.heartbeat_s)
+                        woken = True
+                    if woken and self.settings.batch_linger_s > 0:
+                        # Let a batch gather: an exchange costs far more than a message, and
+                        # producers enqueue a few messages at a time.
+                        await asyncio.sleep(self.settings.batch_linger_s)
 
     def _backoff(self, failures: int) -> float:
         cap = min(self.settings.retry_max_s,

@@ -38,6 +38,9 @@ class FederationSection(BaseModel):
     # One exchange carries at most this many messages / bytes of bodies each way.
     batch_max_messages: int = Field(default=1000, ge=1, le=100_000)
     batch_max_bytes: int = Field(default=1 * MIB, ge=1024)
+    # Woken by a new message, the sender waits this long for more before it sends (a message
+    # waits at most this much longer; a full batch goes at once).
+    batch_linger_s: float = Field(default=0.1, ge=0, le=10)
     request_timeout_s: float = Field(default=30.0, gt=0)
     # Backoff while the parent is unreachable or refuses: doubling, with jitter, capped.
     retry_first_s: float = Field(default=0.5, gt=0)
