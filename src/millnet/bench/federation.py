@@ -198,6 +198,8 @@ def measure(nat: ChainNode, secs: list[ChainNode], loads: list[Load], *, seconds
     # Where what is missing waits: each sender's upward outbox at the end.
     out["waiting_at_end"] = {n.name: waiting(n.db) for n in secs} | {
         x.name: waiting(x.data / "load.sqlite") for x in loads}
+    # Counted as lost when the limit passed, but still queued on their way up: late, not gone.
+    out["queued_at_end"] = sum(out["waiting_at_end"].values())
     return out
 
 
