@@ -315,7 +315,12 @@ class Federation:
             _LINK_LOG.setLevel(logging.NOTSET)
 
     async def stop(self) -> None:
-        for node in reversed(self.processes):  # children first: nothing retries at a dead parent
+        # Every node is told at once (a second Ctrl-C cancelling the waits below leaves none
+        # untold; and if the demo dies, the parent-death signal tells them).
+        for node in reversed(self.processes):
+            if node.proc.poll() is None:
+                node.proc.terminate()
+        for node in reversed(self.processes):
             await stop_node(node)
 
 
