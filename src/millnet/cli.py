@@ -90,7 +90,7 @@ def node(config: ConfigOpt = None,
              help="enterprise | secondary | national | edge (overrides node.role)")] = None,
          verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
     """Run a node from its configuration until interrupted."""
-    from millnet.node import run_node
+    from millnet.services import run_node
 
     _logging(verbose)
     settings = _settings(config, {"node": {"role": role}} if role is not None else None)

@@ -86,7 +86,7 @@ def serve(
     import logging
 
     from millnet.config import load_settings
-    from millnet.node import run_node
+    from millnet.services import run_node
     from millnet.serving import event_loop_factory
 
     logging.basicConfig(level=logging.INFO,

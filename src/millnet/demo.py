@@ -39,7 +39,8 @@ from millnet.demo_insight import (
     coolant_incidents,
 )
 from millnet.errors import MillnetError, NotFound
-from millnet.node import LiveServices, Node, build_services, mqtt_options, serving
+from millnet.node import Node, mqtt_options
+from millnet.services import LiveServices, build_services, serving
 from millnet.sim.edge import EdgeFleet
 from millnet.sim.factory import FactorySignals, Machine, plant_layout
 from millnet.sim.publisher import run_fleet_inprocess, run_fleet_mqtt

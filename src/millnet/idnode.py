@@ -1,4 +1,4 @@
-"""The identifier service of a node: built by :mod:`millnet.node` from the ``[identifiers]``
+"""The identifier service of a node: built by :mod:`millnet.services` from the ``[identifiers]``
 section (as :class:`IdServerOptions`), run by :func:`identifier_node`.
 
 Opens the identifier store in the data directory, creates the node's prefix record and admin

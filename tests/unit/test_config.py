@@ -89,7 +89,7 @@ def _identifiers(tmp_path: Path, **keys: str) -> dict[str, str]:
 
 
 def test_identifier_service_from_the_environment(tmp_path: Path) -> None:
-    from millnet.node import identifier_options
+    from millnet.services import identifier_options
 
     env = _identifiers(tmp_path, IDENTIFIERS__UDP_PORT="3641", IDENTIFIERS__TCP_PORT="3642",
                        IDENTIFIERS__HTTP_PORT="0", IDENTIFIERS__PARENT="10.0.0.1:2641",
@@ -133,7 +133,7 @@ def test_a_national_node_has_no_platform_but_serves_the_federation_on_the_api_po
 
 
 def test_a_missing_secret_file_is_named_before_anything_opens(tmp_path: Path) -> None:
-    from millnet.node import build_services
+    from millnet.services import build_services
 
     env = _identifiers(tmp_path, IDENTIFIERS__ADMIN_SECRET_FILE=str(tmp_path / "nope"),
                        NODE__DATA_DIR=str(tmp_path / "d"))
