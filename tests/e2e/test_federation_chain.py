@@ -155,7 +155,7 @@ def check_secondary_crash_mid_stream(nat: ChainNode, sec: ChainNode, a: ChainNod
              lambda: len(enterprise_event_ids(a, "10.9.0.")) == STREAM)
     sent = enterprise_event_ids(a, "10.9.0.")
     wait_for("every event at the national node",
-             lambda: sent <= {e for _, e in applications(nat.db, a.name)}, timeout=30)
+             lambda: sent <= {e for _, e in applications(nat.db, a.name)}, timeout=60)
     applied = applications(nat.db, a.name)
     assert {n for (_, e), n in applied.items() if e in sent} == {1}, "an event applied twice"
     assert sent <= set(national_events(nat, a.name))
