@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import Counter
 
+from millnet import heap
 from millnet.alarms.service import AlarmService
 from millnet.alarms.store import AlarmStore
 from millnet.config import Settings
@@ -96,6 +97,7 @@ def build_insight(settings: Settings, registry: Registry, pipeline: IngestPipeli
                       rollups, rollup_store)
     insight_ref.append(insight)
     engine.rebound.append(lambda: _refresh_kpi(insight, settings))
+    engine.rebound.append(heap.freeze)  # the new bindings live long too
     return insight
 
 

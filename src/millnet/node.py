@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 from prometheus_client import Counter
 
+from millnet import heap
 from millnet.config import EDGE_UPLINK, ApiSection, Settings
 from millnet.connectivity.edge import EdgeBuffer, EdgeUplink, open_edge_buffer
 from millnet.connectivity.edge.service import export_metrics
@@ -236,6 +237,7 @@ async def running(node: Node, *, api: bool = True) -> AsyncIterator[Node]:
             # The sources (millnet.sources) stop, and are awaited, before the pipeline drains.
             async with node.host:
                 await node.host.restore()
+                heap.freeze()  # start-up state out of the collector's full passes
                 yield node
         except Exception as exc:  # noqa: BLE001 - the caller's, raised below, ungrouped
             failed = exc

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import Counter
 
+from millnet import heap
 from millnet.config import Settings
 from millnet.errors import ConfigError
 from millnet.files import private_dir, private_umask
@@ -139,6 +140,7 @@ async def serving(services: Services) -> AsyncIterator[LiveServices]:
         if services.standalone is not None:
             await stack.enter_async_context(monitoring_only(services.settings,
                                                             *services.standalone))
+        heap.freeze()  # every service's start-up state out of the collector's full passes
         yield LiveServices(platform, ids)
 
 

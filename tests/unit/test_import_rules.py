@@ -39,7 +39,7 @@ COMPOSITION = frozenset({
     "__init__", "__main__", "api", "bench", "cli", "cli_alarms", "cli_commands", "cli_eval",
     "cli_federation", "cli_id", "cli_modbus", "cli_opcua", "cli_probe", "cli_rules",
     "cli_security", "cli_situation", "commands", "config", "demo", "demo_federation",
-    "demo_federation_events", "demo_field", "demo_ids", "demo_insight", "files", "idnode",
+    "demo_federation_events", "demo_field", "demo_ids", "demo_insight", "files", "heap", "idnode",
     "idoptions", "insight", "monitoring", "node", "sensor_report", "services", "serving", "sim",
     "sources", "supervise", "web",
 })
