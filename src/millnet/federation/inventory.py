@@ -29,6 +29,7 @@ from sqlalchemy import Connection, insert, select, update
 
 from millnet.errors import InvalidInput
 from millnet.federation.report_schema import fed_settings
+from millnet.model.hosts import ObservedHost
 from millnet.registry.schema import assets
 
 MAX_ITEMS: Final = 20_000
@@ -60,20 +61,8 @@ class InventoryItem:
         return body
 
 
-@dataclass(frozen=True, slots=True)
-class ProbeHost:
-    """A host the passive probe saw on the plant network."""
-
-    address: str
-    mac: str = ""
-    roles: tuple[str, ...] = ()
-    protocols: tuple[str, ...] = ()
-    services: tuple[str, ...] = ()
-    vendor: str = ""
-    model: str = ""
-    firmware: str = ""
-    first_seen: datetime | None = None
-    last_seen: datetime | None = None
+#: A host the passive probe saw on the plant network.
+ProbeHost = ObservedHost
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,26 +9,12 @@ loses nothing that the next report does not bring back. The federation's invento
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from datetime import datetime
 
+from millnet.model.hosts import ObservedHost
 from millnet.security.base import Bounded
 
-
-@dataclass(frozen=True, slots=True)
-class ReportedHost:
-    """The fields of ``millnet.federation.inventory.ProbeHost`` (which the node converts to)."""
-
-    address: str
-    mac: str = ""
-    roles: tuple[str, ...] = ()
-    protocols: tuple[str, ...] = ()
-    services: tuple[str, ...] = ()
-    vendor: str = ""
-    model: str = ""
-    firmware: str = ""
-    first_seen: datetime | None = None
-    last_seen: datetime | None = None
+ReportedHost = ObservedHost
 
 
 class HostBook:
