@@ -213,13 +213,34 @@ class _Forwarding:
 
         def forwarding(conn: Connection, sender: Any, message: Any) -> None:
             handler(conn, sender, message)
-            pending: _Pending | None = conn.info.get(self.KEY)
-            if pending is None:
-                pending = conn.info[self.KEY] = (current_policy(conn), [])
+            pending = self._pending(conn)
             if forward_decision(pending[0], kind, message.body):
                 pending[1].append((kind, message.body, message.origin or sender.node_id))
 
         self._inbox.register(kind, forwarding)
+
+    def register_batch(self, kind: str, handler: Callable[[Connection, Any, list[Any]],
+                                                          list[tuple[Any, Exception]]]) -> None:
+        if kind not in FORWARDED_KINDS or self._up is None:
+            self._inbox.register_batch(kind, handler)
+            return
+
+        def forwarding(conn: Connection, sender: Any,
+                       messages: list[Any]) -> list[tuple[Any, Exception]]:
+            refused = handler(conn, sender, messages)
+            pending = self._pending(conn)
+            skip = {id(message) for message, _ in refused}
+            pending[1].extend((kind, m.body, m.origin or sender.node_id) for m in messages
+                              if id(m) not in skip and forward_decision(pending[0], kind, m.body))
+            return refused
+
+        self._inbox.register_batch(kind, forwarding)
+
+    def _pending(self, conn: Connection) -> _Pending:
+        pending: _Pending | None = conn.info.get(self.KEY)
+        if pending is None:
+            pending = conn.info[self.KEY] = (current_policy(conn), [])
+        return pending
 
     def flush(self, conn: Connection) -> None:
         pending = conn.info.pop(self.KEY, None)

@@ -45,6 +45,10 @@ class PeerInfo:
 
 
 Handler = Callable[[Connection, PeerInfo, Message], None]
+#: Applies a run of messages of one kind at once (one statement for the lot instead of a few
+#: per message): validates each, writes the valid ones, and returns the refused ones with what
+#: refused them (a millnet error or a handler bug, as a per-message handler would raise).
+BatchHandler = Callable[[Connection, PeerInfo, list[Message]], list[tuple[Message, Exception]]]
 
 
 BATCH_CACHE = "millnet.batch"
@@ -98,6 +102,7 @@ class Inbox:
 
     def __init__(self, on_rejected: RejectHook | None = None) -> None:
         self._handlers: dict[str, Handler] = {}
+        self._batch_handlers: dict[str, BatchHandler] = {}
         self.on_rejected = on_rejected
         self.rejections: Counter[str] = Counter()
         self.batch_hooks: list[BatchHook] = []
@@ -110,6 +115,14 @@ class Inbox:
         if kind in self._handlers and not replace:
             raise Conflict(f"a handler of {kind!r} messages is already registered")
         self._handlers[kind] = handler
+
+    def register_batch(self, kind: str, handler: BatchHandler) -> None:
+        """Apply runs of ``kind`` messages with ``handler`` on the optimistic whole-batch path;
+        the per-message handler (registered with :meth:`register`) stays the fallback, used
+        when a batch must be applied one savepoint per message."""
+        if kind not in self._handlers:
+            raise ValueError(f"no handler of {kind!r} messages to go with a batch handler")
+        self._batch_handlers[kind] = handler
 
     def handler(self, kind: str) -> Handler:
         """The handler registered for ``kind`` (KeyError if none)."""
@@ -182,13 +195,7 @@ class Inbox:
         per message (a savepoint each costs more than most handlers)."""
         try:
             with conn.begin_nested():
-                rejected = []
-                for message in todo:
-                    reason = self._precheck(conn, sender, message, origin_check)
-                    if reason is not None:
-                        rejected.append((sender.node_id, reason[0], summary(message, reason[1])))
-                    else:
-                        self._handler(message)(conn, sender, message)
+                rejected = self._apply_optimistic(conn, sender, todo, origin_check)
         except (StorageError, OperationalError):
             raise
         except (MillnetError, *HANDLER_BUGS):
@@ -205,6 +212,51 @@ class Inbox:
             return
         result.rejected.extend(rejected)
         result.applied = len(todo) - len(rejected)
+
+    def _apply_optimistic(self, conn: Connection, sender: PeerInfo, todo: list[Message],
+                          origin_check: OriginCheck | None) -> list[tuple[str, str, str]]:
+        """Every message of ``todo`` in seq order, runs of one kind that has a batch handler
+        together; the rejections, in seq order. A per-message handler that refuses raises."""
+        refused: list[tuple[int, tuple[str, str, str]]] = []
+        run: list[Message] = []
+        for message in todo:
+            reason = self._precheck(conn, sender, message, origin_check)
+            if reason is not None:
+                refused.append((message.seq, (sender.node_id, reason[0],
+                                              summary(message, reason[1]))))
+                continue
+            if run and run[0].kind != message.kind:
+                self._apply_run(conn, sender, run, refused)
+                run = []
+            if message.kind in self._batch_handlers:
+                run.append(message)  # the run goes in before any later message applies
+            else:
+                self._handler(message)(conn, sender, message)
+        if run:
+            self._apply_run(conn, sender, run, refused)
+        refused.sort(key=lambda r: r[0])
+        return [r for _, r in refused]
+
+    def _apply_run(self, conn: Connection, sender: PeerInfo, run: list[Message],
+                   refused: list[tuple[int, tuple[str, str, str]]]) -> None:
+        for message, exc in self._batch_handlers[run[0].kind](conn, sender, run):
+            reason, detail = self._refusal(message, exc)
+            refused.append((message.seq, (sender.node_id, reason, summary(message, detail))))
+
+    @staticmethod
+    def _refusal(message: Message, exc: Exception) -> tuple[str, str]:
+        """``(reason, detail)`` of a message a handler refused with ``exc``."""
+        if isinstance(exc, (StorageError, OperationalError)):
+            raise exc  # the database, not the message: the whole batch is retried
+        if isinstance(exc, RejectedMessage):
+            return exc.reason, str(exc)
+        if isinstance(exc, MillnetError):
+            return "invalid_content", str(exc)
+        # A handler that trips over hostile content is a bug to fix, but must not block
+        # the link: counted and logged with its traceback.
+        log.error("federation handler of %s failed on #%d", message.kind, message.seq,
+                  exc_info=exc)
+        return "handler_failed", f"{type(exc).__name__}: {exc}"
 
     def _handler(self, message: Message) -> Handler:
         return self._handlers[message.kind]
@@ -228,15 +280,8 @@ class Inbox:
                 self._handler(message)(conn, sender, message)
         except (StorageError, OperationalError):
             raise  # the database, not the message: the whole batch is retried
-        except RejectedMessage as exc:
-            return exc.reason, str(exc)
-        except MillnetError as exc:
-            return "invalid_content", str(exc)
-        except HANDLER_BUGS as exc:
-            # A handler that trips over hostile content is a bug to fix, but must not block
-            # the link: counted and logged with its traceback.
-            log.exception("federation handler of %s failed on #%d", message.kind, message.seq)
-            return "handler_failed", f"{type(exc).__name__}: {exc}"
+        except (MillnetError, *HANDLER_BUGS) as exc:
+            return self._refusal(message, exc)
         return None
 
     def report(self, result: ApplyResult) -> None:
