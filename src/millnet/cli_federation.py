@@ -9,12 +9,15 @@ command failed (the reason is printed), 2 for a configuration error.
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from sqlalchemy import Engine
 
 from millnet.config import Settings, load_settings
 from millnet.errors import ConfigError, MillnetError
@@ -33,9 +36,21 @@ def _settings(config: Path | None) -> Settings:
         raise typer.Exit(2) from exc
 
 
-def _fail(exc: MillnetError) -> typer.Exit:
-    console.print(f"[red]error[/red] {exc}", soft_wrap=True)
-    return typer.Exit(1)
+@contextlib.contextmanager
+def _database(settings: Settings) -> Iterator[Engine]:
+    """The node's database, migrated to head, for one command; a refusal is printed and exits 1."""
+    from millnet.db.engine import create_db_engine
+    from millnet.db.migrate import upgrade
+
+    engine = create_db_engine(settings.registry_url)
+    try:
+        upgrade(engine)
+        yield engine
+    except (MillnetError, ValueError) as exc:
+        console.print(f"[red]error[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(1) from exc
+    finally:
+        engine.dispose()
 
 
 @app.command("token")
@@ -48,20 +63,12 @@ def token(
     config: ConfigOpt = None,
 ) -> None:
     """Issue a one-time enrollment token for a child (printed once; only its hash is kept)."""
-    from millnet.db.engine import create_db_engine
-    from millnet.db.migrate import upgrade
     from millnet.federation.enroll import issue_token
 
     settings = _settings(config)
-    engine = create_db_engine(settings.registry_url)
-    try:
-        upgrade(engine)
+    with _database(settings) as engine:
         print(issue_token(engine, node_id, role, region, sector, prefix,
                           settings.federation.token_ttl_s))
-    except MillnetError as exc:
-        raise _fail(exc) from exc
-    finally:
-        engine.dispose()
 
 
 @app.command("enroll")
@@ -72,8 +79,6 @@ def enroll(
     config: ConfigOpt = None,
 ) -> None:
     """Enroll this node with its parent (creates the node's key if it has none)."""
-    from millnet.db.engine import create_db_engine
-    from millnet.db.migrate import upgrade
     from millnet.federation.enroll import enroll as redeem
     from millnet.federation.identity import NodeIdentity
     from millnet.files import private_dir
@@ -81,15 +86,9 @@ def enroll(
 
     settings = _settings(config)
     private_dir(settings.node.data_dir)
-    engine = create_db_engine(settings.registry_url)
-    try:
-        upgrade(engine)
+    with _database(settings) as engine:
         identity = NodeIdentity.load_or_create(key_path(settings), settings.node.name)
         pin = redeem(parent, token, identity, engine)
-    except MillnetError as exc:
-        raise _fail(exc) from exc
-    finally:
-        engine.dispose()
     console.print(f"enrolled {identity.node_id} with {pin.node_id} ({parent})")
 
 
@@ -102,8 +101,7 @@ def policy(
     config: ConfigOpt = None,
 ) -> None:
     """Send a forwarding policy down to every enrolled child (applied at its next exchange)."""
-    from millnet.db.engine import create_db_engine, writer
-    from millnet.db.migrate import upgrade
+    from millnet.db.engine import writer
     from millnet.federation.forwarding import parse_policy
     from millnet.federation.identity import NodeIdentity
     from millnet.federation.links import FederationLinks
@@ -111,9 +109,7 @@ def policy(
     from millnet.monitoring import key_path
 
     settings = _settings(config)
-    engine = create_db_engine(settings.registry_url)
-    try:
-        upgrade(engine)
+    with _database(settings) as engine:
         body = parse_policy({"forward_min_severity": min_severity,
                              "forward_inventory": inventory}).to_body()
         identity = NodeIdentity.load_or_create(key_path(settings), settings.node.name)
@@ -124,10 +120,6 @@ def policy(
         with writer(engine).begin() as conn:  # every child or none
             for box in boxes:
                 box.enqueue("policy", body, conn)
-    except MillnetError as exc:
-        raise _fail(exc) from exc
-    finally:
-        engine.dispose()
     console.print(f"policy {body} queued for {len(children)} children")
 
 
@@ -135,26 +127,17 @@ def policy(
 def status(config: ConfigOpt = None,
            as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """This node's links: its upward outbox and, on a parent, its children and their health."""
-    from millnet.db.engine import create_db_engine
-    from millnet.db.migrate import upgrade
     from millnet.federation.children import Children
     from millnet.federation.identity import NodeIdentity
     from millnet.federation.links import FederationLinks
     from millnet.monitoring import key_path
 
     settings = _settings(config)
-    engine = create_db_engine(settings.registry_url)
-    try:
-        upgrade(engine)
+    with _database(settings) as engine:
         identity = NodeIdentity.load_or_create(key_path(settings), settings.node.name)
         links = FederationLinks(settings.federation, engine, identity, settings.node.role)
         out: dict[str, Any] = links.status()
         out["children"] = [_child(c) for c in Children(engine, settings.federation).all()]
-    except (MillnetError, ValueError) as exc:
-        console.print(f"[red]error[/red] {exc}", soft_wrap=True)
-        raise typer.Exit(1) from exc
-    finally:
-        engine.dispose()
     if as_json:
         print(json.dumps(out, default=str))
         return
