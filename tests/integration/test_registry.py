@@ -18,8 +18,8 @@ from sqlalchemy import event, func, inspect, select
 
 # Every package that defines tables on the shared metadata, so that all of them are compared.
 import millnet.alarms.schema
-import millnet.federation.schema
 import millnet.federation.report_schema
+import millnet.federation.schema
 import millnet.identifiers.core.schema
 import millnet.kpi.schema
 import millnet.notify.schema
