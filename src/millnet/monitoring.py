@@ -35,7 +35,6 @@ from millnet.federation.children import sender_origins
 from millnet.federation.forwarding import Policy, current_policy, forward_decision
 from millnet.federation.identity import NodeIdentity
 from millnet.federation.inventory import (
-    ProbeHost,
     inventory_messages,
     inventory_snapshot,
     registry_devices,
@@ -50,7 +49,6 @@ from millnet.model.security import EventKind, SecurityEvent, Severity
 from millnet.security import SecurityEventStore, SecurityMonitor, StoredEvent
 from millnet.security.anomalies import AnomalyAlarms
 from millnet.security.devices import birth_fingerprint
-from millnet.security.hosts import ReportedHost
 from millnet.security.incidents import ChangeHook, Incident, incident_body
 from millnet.security.rates import RateFeeder
 from millnet.security.records import EventQuery
@@ -128,16 +126,11 @@ def build_monitoring(settings: Settings, engine: Engine) -> Monitoring | None:
     monitoring = Monitoring(links, views, security, role)
     if security is not None:
         book = security.hosts
-        monitoring.probe_hosts = lambda: [_probe_host(h) for h in book.current()]
+        monitoring.probe_hosts = book.current
         if links.outbox_up is not None:
             security.incidents.on_change = _incidents_upward(links.outbox_up)
     _register(monitoring, send)
     return monitoring
-
-
-def _probe_host(h: ReportedHost) -> ProbeHost:
-    return ProbeHost(h.address, h.mac, h.roles, h.protocols, h.services, h.vendor, h.model,
-                     h.firmware, h.first_seen, h.last_seen)
 
 
 def _incidents_upward(up: Outbox) -> ChangeHook:
