@@ -254,9 +254,12 @@ async def running(node: Node, *, api: bool = True) -> AsyncIterator[Node]:
                 log.warning("edge: stopping with samples not yet in the buffer (it is full and "
                             "the uplink cannot deliver); they were not acknowledged")
             drain.cancel()
-            for task in insight:  # after the drain: the taps have seen every sample
+            # After the drain (the taps have seen every sample), one at a time in the order
+            # they were started: the rule engine, then the alarms (which store what the engine
+            # handed over), then the notifier (which journals what the alarms handed over)...
+            for task in insight:
                 task.cancel()
-            await asyncio.gather(*insight, return_exceptions=True)
+                await asyncio.gather(task, return_exceptions=True)
             pipe.cancel()
             if uplink is not None:  # after the drain: a full buffer may empty meanwhile
                 uplink.cancel()

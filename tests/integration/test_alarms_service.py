@@ -195,3 +195,20 @@ def test_retiring_a_rule_returns_its_alarms_to_normal(tmp_path: Path) -> None:
             assert len(await r.service.list_alarms(AlarmFilter(states=(S.UNACK,)))) == 1
 
     asyncio.run(scenario())
+
+
+def test_changes_queued_when_the_node_stops_are_stored_before_the_writer_ends(
+        tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with running(tmp_path) as r:
+            await asyncio.sleep(0.05)  # the writer has loaded what was stored
+            # Handed over by the engine just as the node stops: the writer has not had a turn.
+            r.service.submit([change(True, asset_id=20), change(True, asset_id=21)])
+        store = AlarmStore.open(f"sqlite:///{tmp_path / 'alarms.sqlite'}")
+        try:
+            stored = store.find([(1, 20), (1, 21)])
+        finally:
+            store.close()
+        assert {k: v.state for k, v in stored.items()} == {(1, 20): S.UNACK, (1, 21): S.UNACK}
+
+    asyncio.run(scenario())

@@ -43,6 +43,8 @@ from millnet.errors import Conflict, InvalidInput, MillnetError, NotFound, Stora
 from millnet.model.alarms import AlarmNotice, AlarmState, ConditionChange
 
 log = logging.getLogger("millnet.alarms")
+#: How long a stopping node waits for the last condition changes to be stored.
+STOP_LIMIT_S = 5.0
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -224,6 +226,9 @@ class AlarmService:
                 self._wake.clear()
                 while self._queue:
                     await self._round()
+        except asyncio.CancelledError:
+            await self._last_round()
+            raise
         finally:
             for handle in self._timers.values():
                 handle.cancel()
@@ -231,6 +236,18 @@ class AlarmService:
             for item in self._queue:
                 if isinstance(item, _Act) and item.future is not None:
                     item.future.cancel()
+
+    async def _last_round(self) -> None:
+        """The node stops: store what the engine handed over before (its condition changes
+        would otherwise be lost from the alarms' history), within ``STOP_LIMIT_S``."""
+        changes = [i for i in self._queue if isinstance(i, ConditionChange)]
+        if not changes:
+            return
+        self._queue = deque(changes)  # operators' actions in flight are cancelled as before
+        try:
+            await asyncio.wait_for(self._round(), STOP_LIMIT_S)
+        except (StorageError, TimeoutError) as exc:
+            log.warning("stopping with %d condition changes not stored: %s", len(changes), exc)
 
     def _hold(self, record: AlarmRecord) -> None:
         self._held[record.key] = record
