@@ -205,7 +205,7 @@ _EVENT_UPSERT: Final[dict[str, Executable]] = {
     "sqlite": _upsert(sqlite.insert), "postgresql": _upsert(postgresql.insert)}
 
 
-def event_row(sender: str, origin: str, body: Any, created_at: datetime) -> dict[str, Any]:
+def event_row(sender: str, origin: str, body: Any) -> dict[str, Any]:
     """The ``fed_events`` row of one event body (InvalidInput naming the field otherwise)."""
     b = as_body(body)
     return {"kind": event_kind(b), "severity": int(severity(b)),
@@ -231,7 +231,7 @@ def write_events(conn: Connection, rows: list[dict[str, Any]]) -> None:
 def apply_security_event(conn: Connection, sender: str, origin: str, body: Any,
                          created_at: datetime) -> None:
     """One security event (its kind, severity, time and count; never the raw data)."""
-    write_events(conn, [event_row(sender, origin, body, created_at)])
+    write_events(conn, [event_row(sender, origin, body)])
 
 
 def apply_incident(conn: Connection, sender: str, origin: str, body: Any,
@@ -338,8 +338,9 @@ REPORT_HANDLERS: Final[dict[str, Handler]] = {
     "order.status": apply_order_status,
 }
 
-#: Kinds applied a run at a time: each body's row (validated alone), then one write for all.
-RowOf = Callable[[str, str, Any, datetime], dict[str, Any]]
+#: Kinds applied a run at a time: each body's row (validated alone, from the sender, origin
+#: and body), then one write for all.
+RowOf = Callable[[str, str, Any], dict[str, Any]]
 RowsWriter = Callable[[Connection, list[dict[str, Any]]], None]
 BULK_HANDLERS: Final[dict[str, tuple[RowOf, RowsWriter]]] = {
     "security.event": (event_row, write_events),
@@ -431,12 +432,12 @@ def adapt_bulk(row_of: RowOf, write: RowsWriter,
                     allowed = allowed_origins(conn, peer) if allowed is None else allowed
                     if origin not in allowed:
                         raise PermissionDenied(f"{peer.node_id} may not report for {origin}")
-                rows.append(row_of(peer.node_id, origin, msg.body, _moment(msg.created_at)))
+                rows.append(row_of(peer.node_id, origin, msg.body))
             except (MillnetError, *HANDLER_BUGS) as exc:
                 refused.append((message, exc))  # the inbox re-raises the database's errors
                 continue
             if place_at is None and origin == peer.node_id:
-                place_at = _moment(msg.created_at)
+                place_at = _moment(msg.created_at)  # once: a datetime per message costs
         placed = batch_cache(conn).setdefault("placed", set())
         if place_at is not None and peer.role == "enterprise" and peer.region \
                 and peer.sector and peer.node_id not in placed:
