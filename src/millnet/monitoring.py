@@ -30,7 +30,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 from millnet.config import Settings
 from millnet.db.engine import writer
 from millnet.errors import MillnetError, StorageError
-from millnet.federation import advisories, downward, reports
+from millnet.federation import advisories, downward, orders, reports
 from millnet.federation.children import sender_origins
 from millnet.federation.forwarding import Policy, current_policy, forward_decision
 from millnet.federation.identity import NodeIdentity
@@ -165,8 +165,14 @@ def _register(m: Monitoring, send: Callable[..., None]) -> None:
         def enqueue_up(conn: Connection, kind: str, body: dict[str, Any]) -> None:
             send(conn, PARENT, kind, body, None)
 
+        def order_received(conn: Connection, order: Any) -> None:
+            # The issuer tracks "received" too: reported in the transaction that records it.
+            enqueue_up(conn, "order.status", orders.status_body(
+                order.id, "received", "millnet", "received", datetime.now(UTC)))
+
         extra = downward.downward_handlers(
-            links.identity.node_id, downward.answer_advisories(enqueue_up, m.probe_hosts))
+            links.identity.node_id, downward.answer_advisories(enqueue_up, m.probe_hosts),
+            order_received)
     else:
         def to_child(conn: Connection, child: str, kind: str, body: dict[str, Any]) -> None:
             send(conn, child, kind, body, None)

@@ -16,7 +16,9 @@ Measured at the national node, by event id, from the log of applications its tri
 rows, which ``fed_events``, an upsert by id, would hide):
 
 * ``events_per_second``: events delivered / seconds from the first send to the last delivery
-  (so at most the offered rate); ``peak_apply_per_second``: the most applied in one second
+  (so at most the offered rate, which is why the default offers 6,000/s against the 5,000/s
+  target: offered exactly 5,000/s, the outage's tail alone keeps the figure under it);
+  ``peak_apply_per_second``: the most applied in one second
   (the catch-up after the outage shows what the chain can take);
 * ``lost_events``: sent and never applied; ``duplicate_events``: applications beyond the first
   of an id, plus ids never sent;
@@ -251,7 +253,7 @@ def figures(rows: list[tuple[Any, ...]], results: dict[str, dict[str, Any]], dow
     }
 
 
-def run_federation_bench(*, seconds: float = 30.0, rate: float = 5000.0, outage: float = 10.0,
+def run_federation_bench(*, seconds: float = 30.0, rate: float = 6000.0, outage: float = 10.0,
                          limit: float = 60.0, console: Console) -> dict[str, Any]:
     if seconds <= OUTAGE_AT_S + outage:
         raise MillnetError(f"--seconds must exceed {OUTAGE_AT_S:g} + --outage: the secondary is "
