@@ -24,6 +24,9 @@ from millnet.connectivity.edge.segments import SegmentLog
 from millnet.sim.modbus_server import plant_map_csv
 from tests.servers import Mosquitto
 
+#: How far behind its polls a loaded edge node may send (the duplicates window below).
+EDGE_LAG_MS = 10_000
+
 Key = tuple[str, str, int]  # device, point, ts ms
 
 
@@ -237,8 +240,10 @@ def test_edge_node_forwards_through_outage_and_crash_exactly_once(world: dict[st
     assert {k for k, _ in readings} == want  # nothing missing, nothing invented
     twice = [k for k, c in Counter(k for k, _ in readings).items() if c > 1]
     # Exactly once, except what the broker acknowledged in the instant before the SIGKILL,
-    # whose acknowledgement the edge had not persisted yet (sent again, identical).
-    assert all(killed_at - 2_000 <= ts <= killed_at for _, _, ts in twice), twice[:5]
+    # whose acknowledgement the edge had not persisted yet (sent again, identical). Their
+    # timestamps are when the plant was polled, which on a loaded machine (the suite runs in two
+    # workers) is seconds before they were sent: the window allows the edge's send lag.
+    assert all(killed_at - EDGE_LAG_MS <= ts <= killed_at for _, _, ts in twice), twice[:5]
     assert len(twice) <= 50, twice[:5]
     values: dict[Key, set[float | None]] = {}
     for k, v in readings:
