@@ -47,6 +47,18 @@ class _Window:
     def distinct(self) -> int:
         return len({what for _, what in self.seen})
 
+    def step(self, now: float, cutoff: float, what: str, threshold: int) -> tuple[int, int] | None:
+        """Record ``what`` failing at ``now``; once ``threshold`` distinct ones are in the window,
+        (distinct, occurrences to report): all of them the first time, one at a time after."""
+        self.prune(cutoff)
+        self.seen.append((now, what))
+        distinct = self.distinct()
+        if not self.raised and distinct < threshold:
+            return None
+        count = 1 if self.raised else len(self.seen)
+        self.raised = True
+        return distinct, count
+
 
 class AuthFailureDetector:
     """Thread-safe: the API reports failures from its thread pool."""
@@ -108,14 +120,11 @@ class AuthFailureDetector:
 
     def _stuffing_from_source(self, src: str, fp: str, target: str, now: float,
                               cutoff: float) -> list[tuple[SecurityEvent, int]]:
-        w = self._stuffing.touch(f"{target}\0{src}", _Window)
-        w.prune(cutoff)
-        w.seen.append((now, fp))
-        distinct = w.distinct()
-        if not w.raised and distinct < self._s.stuffing_credentials:
+        stepped = self._stuffing.touch(f"{target}\0{src}", _Window).step(
+            now, cutoff, fp, self._s.stuffing_credentials)
+        if stepped is None:
             return []
-        count = 1 if w.raised else len(w.seen)
-        w.raised = True
+        distinct, count = stepped
         return [(SecurityEvent(
             EventKind.AUTH_CREDENTIAL_STUFFING, Severity.HIGH,
             f"{distinct} distinct credentials failed on {target} from {src}",
@@ -127,14 +136,11 @@ class AuthFailureDetector:
                                 cutoff: float) -> list[tuple[SecurityEvent, int]]:
         if not fp:
             return []
-        w = self._by_credential.touch(f"{target}\0{fp}", _Window)
-        w.prune(cutoff)
-        w.seen.append((now, src))
-        sources = w.distinct()
-        if not w.raised and sources < self._s.stuffing_sources:
+        stepped = self._by_credential.touch(f"{target}\0{fp}", _Window).step(
+            now, cutoff, src, self._s.stuffing_sources)
+        if stepped is None:
             return []
-        count = 1 if w.raised else len(w.seen)
-        w.raised = True
+        sources, count = stepped
         return [(SecurityEvent(
             EventKind.AUTH_CREDENTIAL_STUFFING, Severity.HIGH,
             f"one credential failed on {target} from {sources} sources",
