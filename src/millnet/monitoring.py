@@ -81,10 +81,6 @@ class Monitoring:
     #: Each gives (tenant, messages per device since the last call): the per-device rates.
     rate_feeds: list[Callable[[], tuple[int | None, dict[str, int]]]] = field(
         default_factory=list)
-    tasks: list[Callable[[], Any]] = field(default_factory=list)
-
-    def close(self) -> None:
-        """Nothing of its own to close: its stores share the registry's engine."""
 
 
 def key_path(settings: Settings) -> Path:

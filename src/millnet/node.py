@@ -92,8 +92,6 @@ class Node:
     def close(self) -> None:
         if self.insight is not None:
             self.insight.close()
-        if self.monitoring is not None:
-            self.monitoring.close()
         self.telemetry.close()
         self.registry.close()
 

@@ -174,8 +174,7 @@ async def monitoring_only(settings: Settings, registry: Registry,
                 for task in tasks:
                     task.cancel()
     finally:
-        monitoring.close()
-        registry.close()
+        registry.close()  # the monitoring's stores share its engine
 
 
 async def run_node(settings: Settings) -> None:
