@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from millnet.api.routes.ingest import HttpIngest
     from millnet.insight import Insight
     from millnet.monitoring import Monitoring
+    from millnet.ordering import Ordering
 
 log = logging.getLogger("millnet.node")
 
@@ -74,6 +75,7 @@ class Node:
     uplink: EdgeUplink | None = None
     insight: Insight | None = None  # rules, alarms, notifications, KPIs (not on an edge node)
     monitoring: Monitoring | None = None  # federation and security events (not on an edge node)
+    ordering: Ordering | None = None  # customer orders and their tracking (not on an edge node)
 
     @property
     def store(self) -> DuckDBTelemetryStore:
@@ -153,6 +155,9 @@ def build_node(settings: Settings) -> Node:
         from millnet.insight import build_insight
 
         node.insight = build_insight(settings, registry, pipeline, tenant.id)
+        from millnet.ordering import build_ordering
+
+        node.ordering = build_ordering(settings, registry, pipeline)
         node.monitoring = open_monitoring(settings, registry)
         if node.monitoring is not None:
             from millnet.monitoring import watch_platform
@@ -178,6 +183,8 @@ def _start_services(node: Node, tg: asyncio.TaskGroup,
         from millnet.insight import start
 
         tasks += start(node.insight, tg, restarts)
+    if node.ordering is not None:
+        tasks.append(tg.create_task(supervise("orders", node.ordering.tracker.run, restarts)))
     if node.monitoring is not None:
         from millnet.monitoring import jobs
 
@@ -283,6 +290,8 @@ def _api_server(node: Node) -> uvicorn.Server:
                  "kpi": ins.kpi, "rollups": ins.rollups, "notifier": ins.notifier}
     if (mon := node.monitoring) is not None:
         extra.update(security=mon.security, monitoring=mon)
+    if node.ordering is not None:
+        extra["orders"] = node.ordering.service
     app = create_app(node.registry, node.telemetry, node.metrics,
                      node_name=node.settings.node.name, role=node.settings.node.role,
                      sources_host=node.host, http_ingest=node.http_ingest,

@@ -23,6 +23,7 @@ import millnet.federation.schema
 import millnet.identifiers.core.schema
 import millnet.kpi.schema
 import millnet.notify.schema
+import millnet.orders.schema
 import millnet.rules.schema
 import millnet.security.schema  # noqa: F401
 from millnet.db.engine import create_db_engine, writer

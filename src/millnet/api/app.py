@@ -45,6 +45,9 @@ from millnet.api.routes import (
     notifications as notification_routes,
 )
 from millnet.api.routes import (
+    orders as order_routes,
+)
+from millnet.api.routes import (
     rules as rule_routes,
 )
 from millnet.api.routes import (
@@ -60,6 +63,7 @@ if TYPE_CHECKING:
     from millnet.kpi.tracker import KpiTracker
     from millnet.monitoring import Monitoring
     from millnet.notify.service import Notifier
+    from millnet.orders.service import OrderService
     from millnet.registry.sources import SourceStore
     from millnet.rules.runtime import RuleRuntime
     from millnet.rules.store import RuleStore
@@ -107,6 +111,9 @@ _TAGS = [
     {"name": "notifications", "description": "Notification targets and their delivery status "
                                              "(node-wide admins)"},
     {"name": "security", "description": "Security events the node's detectors raised"},
+    {"name": "orders", "description": "Configurable products and customer orders: placed "
+                                      "(operators), scheduled, followed (tenant or follow "
+                                      "token)"},
     {"name": "operations", "description": "Health and metrics, without authentication"},
 ]
 
@@ -120,6 +127,7 @@ def create_app(
     alarms: AlarmService | None = None, kpi: KpiTracker | None = None,
     rollups: Rollups | None = None, notifier: Notifier | None = None,
     security: SecurityMonitor | None = None, monitoring: Monitoring | None = None,
+    orders: OrderService | None = None,
 ) -> FastAPI:
     """Build the API of one node over its registry, telemetry store and ingest metrics; with
     ``sources_host`` the sources routes, with ``http_ingest`` and ``source_store`` HTTP ingest
@@ -176,6 +184,7 @@ def create_app(
         app.state.security = security
         app.state.millnet.auth.on_failure = security.auth.hook("api")
         app.include_router(security_routes.router, prefix=API_PREFIX)
+    order_routes.mount(app, orders, API_PREFIX)
     if monitoring is not None:
         mount_federation(app, monitoring)
     return app
