@@ -137,11 +137,25 @@ async def serving(services: Services) -> AsyncIterator[LiveServices]:
                 raise
         if platform is not None:
             await stack.enter_async_context(running(platform))
+            if platform.ordering is not None and ids is not None and options is not None:
+                _register_orders(platform, ids, options)
         if services.standalone is not None:
             await stack.enter_async_context(monitoring_only(services.settings,
                                                             *services.standalone))
         heap.freeze()  # every service's start-up state out of the collector's full passes
         yield LiveServices(platform, ids)
+
+
+def _register_orders(platform: Node, ids: LiveIdNode, options: IdServerOptions) -> None:
+    """New orders' identifiers are registered here, pointing at the order's status URL."""
+    from millnet.ordering import attach_identifiers, handle_registrar
+
+    assert platform.ordering is not None
+    host = platform.settings.api.host
+    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - a wildcard
+    host = f"[{host}]" if ":" in host else host
+    attach_identifiers(platform.ordering, handle_registrar(ids.service, options.prefix),
+                       f"http://{host}:{platform.api_port}")
 
 
 @contextlib.asynccontextmanager
