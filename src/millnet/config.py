@@ -31,6 +31,7 @@ from millnet.federation.settings import FederationSection
 from millnet.kpi.settings import KpiSection
 from millnet.model.limits import RETENTION_DAYS_MAX
 from millnet.notify.settings import NotifySection
+from millnet.park.settings import ParkSection
 from millnet.rules.settings import RulesSection
 from millnet.security.settings import SecuritySettings
 from millnet.sources import RESERVED_NAMES, AnySpec, error_path
@@ -150,6 +151,8 @@ class Settings(_Section):
     # docs/federation.md, docs/security-monitoring.md).
     federation: FederationSection = FederationSection()
     security: SecuritySettings = SecuritySettings()
+    # The industrial park: a secondary keeps its members' summaries (issue 15: docs/park.md).
+    park: ParkSection = ParkSection()
     _file: Path | None = PrivateAttr(default=None)
 
     def __eq__(self, other: object) -> bool:

@@ -81,6 +81,11 @@ class Monitoring:
     #: Each gives (tenant, messages per device since the last call): the per-device rates.
     rate_feeds: list[Callable[[], tuple[int | None, dict[str, int]]]] = field(
         default_factory=list)
+    #: Shares with partner enterprises (an enterprise), the park's database (a park), and
+    #: their jobs by name (``millnet.partners`` sets them).
+    collaboration: Any = None
+    park: Any = None
+    extra_jobs: dict[str, Callable[[], Any]] = field(default_factory=dict)
 
 
 def key_path(settings: Settings) -> Path:
@@ -429,4 +434,5 @@ def jobs(m: Monitoring) -> dict[str, Callable[[], Any]]:
         out["security upward"] = lambda: forward_events(m)
         out["security summaries"] = lambda: send_summaries(m)
         out["inventory upward"] = lambda: send_inventory(m)
+    out.update(m.extra_jobs)
     return out

@@ -163,6 +163,9 @@ def build_node(settings: Settings) -> Node:
             from millnet.monitoring import watch_platform
 
             watch_platform(node.monitoring, metrics, node.sparkplug, node.insight)
+            from millnet.partners import attach_platform
+
+            attach_platform(settings, node.monitoring, registry, store, node.insight)
     for spec in settings.sources:
         host.add(spec)
     return node
@@ -171,8 +174,12 @@ def build_node(settings: Settings) -> Node:
 def open_monitoring(settings: Settings, registry: Registry) -> Monitoring | None:
     # Imported here: the federation's API pulls FastAPI in.
     from millnet.monitoring import build_monitoring
+    from millnet.partners import attach
 
-    return build_monitoring(settings, registry.engine)
+    monitoring = build_monitoring(settings, registry.engine)
+    if monitoring is not None:
+        attach(settings, monitoring)
+    return monitoring
 
 
 def _start_services(node: Node, tg: asyncio.TaskGroup,

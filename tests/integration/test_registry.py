@@ -18,12 +18,14 @@ from sqlalchemy import event, func, inspect, select
 
 # Every package that defines tables on the shared metadata, so that all of them are compared.
 import millnet.alarms.schema
+import millnet.collab.schema
 import millnet.federation.report_schema
 import millnet.federation.schema
 import millnet.identifiers.core.schema
 import millnet.kpi.schema
 import millnet.notify.schema
 import millnet.orders.schema
+import millnet.park.schema
 import millnet.rules.schema
 import millnet.security.schema  # noqa: F401
 from millnet.db.engine import create_db_engine, writer

@@ -33,6 +33,9 @@ LAYERS: tuple[frozenset[str], ...] = (
                "security"}),
     frozenset({"ingest", "federation"}),
     frozenset({"connectivity", "rules", "kpi"}),
+    # Issue 15: shares between enterprises read a device's values, alarms and KPI states and
+    # travel through the federation; a park's summaries come from the KPI tracker.
+    frozenset({"collab", "park"}),
 )
 #: Above the domain: these may import anything (and nothing in LAYERS imports them).
 COMPOSITION = frozenset({
@@ -41,7 +44,7 @@ COMPOSITION = frozenset({
     "cli_security", "cli_situation", "commands", "config", "demo", "demo_federation",
     "demo_federation_events", "demo_field", "demo_ids", "demo_insight", "files", "heap", "idnode",
     "idoptions", "insight", "monitoring", "node", "sensor_report", "services", "serving", "sim",
-    "sources", "supervise", "web",
+    "sources", "supervise", "web", "partners", "cli_share", "cli_park",
 })
 #: Imports that break a rule, each with the reason it is tolerated: (importer, imported) as
 #: module names. Keep this short; an entry is a debt.

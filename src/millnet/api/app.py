@@ -196,6 +196,10 @@ def mount_federation(app: FastAPI, monitoring: Monitoring) -> None:
     app.include_router(monitoring.links.router(admin=require(Role.ADMIN)))
     app.state.federation_views = monitoring.views
     app.include_router(federation_views.router, prefix=API_PREFIX)
+    from millnet.api.routes import park, shares
+
+    shares.mount(app, monitoring)  # an enterprise's shares with partners (issue 15)
+    park.mount(app, monitoring)  # a park's members side by side
 
 
 def monitoring_app(registry: Registry, monitoring: Monitoring, *, node_name: str,

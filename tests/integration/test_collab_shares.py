@@ -1,0 +1,190 @@
+"""Shares between two enterprises' databases, their messages carried by hand (the federation's
+part is tested with real nodes in tests/e2e/test_collaboration.py): the handshake, consent,
+sealed updates of exactly the scoped device, revocation and expiry deleting the partner's copy,
+and updates that do not open or do not belong refused."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, select
+
+from millnet.collab import crypto
+from millnet.collab.common import parse_expiry
+from millnet.collab.owner import OwnerShares
+from millnet.collab.partner import PartnerShares
+from millnet.collab.providers import kinds, machine_state
+from millnet.collab.schema import collab_audit, collab_received
+from millnet.errors import Conflict, InvalidInput, NotFound, RejectedMessage
+from millnet.kpi.settings import KpiSection
+from millnet.registry import Registry
+
+Sent = list[tuple[str, dict[str, Any]]]
+
+
+@dataclass
+class Pair:
+    a: OwnerShares
+    b: PartnerShares
+    to_b: Sent
+    to_a: Sent
+    data: dict[str, dict[str, Any]]
+    regs: list[Registry]
+
+    def deliver(self) -> None:
+        """Every message queued so far, to its recipient, in order, until none is left."""
+        while self.to_b or self.to_a:
+            while self.to_b:
+                kind, body = self.to_b.pop(0)
+                with self.b.engine.begin() as conn:
+                    self.b.apply(conn, "ent-a", kind, body)
+            while self.to_a:
+                kind, body = self.to_a.pop(0)
+                with self.a.engine.begin() as conn:
+                    self.a.apply_answer(conn, "ent-b", kind, body)
+
+
+def _sender(box: Sent) -> Any:
+    def send(conn: Connection, kind: str, body: dict[str, Any]) -> None:
+        box.append((kind, json.loads(json.dumps(body))))
+
+    return send
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[Pair]:
+    reg_a, reg_b = (Registry.open(f"sqlite:///{tmp_path / n}.sqlite") for n in ("a", "b"))
+    to_b: Sent = []
+    to_a: Sent = []
+    data = {"Plant/Press1": {"device": "Plant/Press1", "temp": 41.5},
+            "Plant/Press2": {"device": "Plant/Press2", "temp": 99.0}}
+
+    def provider(sources: Any) -> Any:
+        def provide(tenant_id: int, target: str) -> dict[str, Any]:
+            if target not in data:
+                raise NotFound(f"no device {target!r}")
+            return data[target]
+        return provide
+
+    a = OwnerShares(reg_a.engine, "ent-a", _sender(to_b), {"device-status": provider})
+    a.attach(None)  # type: ignore[arg-type]  # the test provider reads no stores
+    b = PartnerShares(reg_b.engine, "ent-b", _sender(to_a))
+    yield Pair(a, b, to_b, to_a, data, [reg_a, reg_b])
+    for r in (reg_a, reg_b):
+        r.close()
+
+
+def offer(p: Pair, target: str = "Plant/Press1", expires: str = "1h") -> str:
+    share = p.a.create(1, "ent-b", f"device-status:{target}", parse_expiry(expires), "alice")
+    p.deliver()
+    return share.id
+
+
+def test_offer_consent_updates_of_the_scope_only_then_revoke(pair: Pair) -> None:
+    share_id = offer(pair)
+    [seen] = pair.b.offers()
+    assert seen.scope == "device-status:Plant/Press1" and seen.status == "offered"
+    assert seen.fingerprint == pair.a.get(1, share_id).fingerprint
+    assert pair.a.push() == 0  # no consent yet: nothing goes
+    assert pair.b.shared(None) == []
+
+    pair.b.answer(7, "ent-a", share_id, True, "bob")
+    pair.deliver()
+    assert pair.a.get(1, share_id).status == "active"
+    assert pair.a.push() == 1
+    [(kind, update)] = pair.to_b
+    assert kind == "share.update" and set(update) == {"id", "owner", "partner", "n", "sealed"}
+    assert "41.5" not in json.dumps(update) and "Press" not in json.dumps(update)
+    pair.deliver()
+    [got] = pair.b.shared(7)
+    assert got.payload == {"device": "Plant/Press1", "temp": 41.5}
+    assert pair.b.shared(8) == []  # another tenant of the partner
+    assert pair.a.push() == 0  # unchanged: not sent again
+    pair.data["Plant/Press1"]["temp"] = 42.0
+    assert pair.a.push() == 1
+    pair.deliver()
+    assert pair.b.shared(7)[0].payload == {"device": "Plant/Press1", "temp": 42.0}
+
+    pair.a.revoke(1, share_id, "alice")
+    pair.deliver()
+    assert pair.b.shared(None) == []
+    with pair.b.engine.connect() as conn:
+        row = conn.execute(select(collab_received)).one()
+        events = [r.event for r in conn.execute(select(collab_audit).order_by(collab_audit.c.id))
+                  if r.side == "partner"]
+    assert row.status == "revoked" and row.payload is None and row.updates == 2
+    assert events == ["offered", "accepted", "received", "revoked"]
+    assert pair.a.push() == 0
+    with pytest.raises(Conflict):
+        pair.a.revoke(1, share_id, "alice")
+
+
+def test_expiry_ends_the_share_on_both_sides(pair: Pair) -> None:
+    share_id = offer(pair, expires="2s")
+    pair.b.answer(7, "ent-a", share_id, True, "bob")
+    pair.deliver()
+    pair.a.push()
+    pair.deliver()
+    assert pair.b.shared(7)
+    later = datetime.now(UTC) + timedelta(seconds=3)
+    assert pair.b.expire(later) == 1  # by the partner's own clock, without a message
+    assert pair.b.shared(7) == []
+    assert pair.a.expire(later) == 1
+    assert pair.a.get(1, share_id).status == "expired"
+    pair.deliver()  # the owner's notice changes nothing more
+    with pair.b.engine.connect() as conn:
+        assert conn.execute(select(collab_received.c.payload)).scalar() is None
+
+
+def test_declined_share_sends_nothing(pair: Pair) -> None:
+    share_id = offer(pair)
+    pair.b.answer(7, "ent-a", share_id, False, "bob")
+    pair.deliver()
+    assert pair.a.get(1, share_id).status == "declined"
+    assert pair.a.push() == 0
+
+
+def test_refusals(pair: Pair) -> None:
+    with pytest.raises(NotFound):
+        pair.a.create(1, "ent-b", "device-status:Plant/Nope", parse_expiry("1h"), "alice")
+    with pytest.raises(InvalidInput):
+        pair.a.create(1, "ent-b", "telemetry:Plant/Press1", parse_expiry("1h"), "alice")
+    with pytest.raises(InvalidInput):
+        pair.a.create(1, "ent-a", "device-status:Plant/Press1", parse_expiry("1h"), "alice")
+    with pytest.raises(InvalidInput):
+        parse_expiry("0s")
+    share_id = offer(pair)
+    pair.b.answer(7, "ent-a", share_id, True, "bob")
+    pair.deliver()
+    pair.a.push()
+    [(_, update)] = pair.to_b
+    pair.to_b.clear()
+    with pair.b.engine.begin() as conn:
+        with pytest.raises(RejectedMessage):  # another enterprise cannot speak for ent-a
+            pair.b.apply(conn, "ent-c", "share.update", update)
+        forged = {**update, "n": 5, "sealed": crypto.seal(b"k" * 32, share_id, "ent-a", 5,
+                                                          b'{"device": "x"}')}
+        with pytest.raises(InvalidInput):  # does not open with the share's key
+            pair.b.apply(conn, "ent-a", "share.update", forged)
+        moved = {**update, "n": 9}  # a box replayed under another number does not open
+        with pytest.raises(InvalidInput):
+            pair.b.apply(conn, "ent-a", "share.update", moved)
+        with pytest.raises(RejectedMessage):  # for another partner
+            pair.b.apply(conn, "ent-a", "share.update", {**update, "partner": "ent-c"})
+    with pair.b.engine.begin() as conn:
+        pair.b.apply(conn, "ent-a", "share.update", update)
+        pair.b.apply(conn, "ent-a", "share.update", update)  # again: older than held, ignored
+    assert pair.b.shared(7)[0].updates == 1
+
+
+def test_kinds_and_machine_state() -> None:
+    assert "device-status" in kinds()
+    section = KpiSection()
+    assert [machine_state(v, section) for v in (1, 3, 4, 0, None)] == \
+        ["running", "setup", "fault", "down", None]
