@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
@@ -40,6 +41,7 @@ from millnet.orders.store import OpenOperation, OrderProgress, OrderStore
 log = logging.getLogger(__name__)
 
 _STATE, _GOOD, _SCRAP = 1, 2, 3
+REBIND_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,7 @@ class OrderTracker:
         self._line: npt.NDArray[np.int64] = np.zeros(0, np.int64)
         self._last: npt.NDArray[np.float64] = np.zeros(0, np.float64)
         self._bound: frozenset[int] = frozenset()
+        self._bound_at = 0.0
         self.unassigned_parts = 0
 
     # -- loading --------------------------------------------------------------------------------
@@ -124,7 +127,11 @@ class OrderTracker:
         new = await asyncio.to_thread(self._store.open_operations, self._last_order)
         self._add(new)
         lines = {line for line, q in self._queues.items() if q}
-        if new or not lines <= self._bound:
+        now = time.monotonic()
+        # A line without machines yet (they appear with their first data) is looked at again
+        # every REBIND_S, not every second.
+        if new or (not lines <= self._bound and now - self._bound_at >= REBIND_S):
+            self._bound_at = now
             found = await asyncio.to_thread(self._find_series,
                                             await asyncio.to_thread(
                                                 self._store.line_of_operations))
