@@ -19,6 +19,7 @@ from millnet import (
     cli_federation,
     cli_modbus,
     cli_opcua,
+    cli_orders,
     cli_probe,
     cli_rules,
     cli_security,
@@ -51,6 +52,9 @@ app.command("probe")(cli_probe.probe)
 app.add_typer(cli_federation.app, name="federation")
 app.add_typer(cli_security.app, name="security",
               help="Security events (through the API): list, summary, acknowledge.")
+app.add_typer(cli_orders.app, name="orders",
+              help="Orders of configurable products (through the API): define, place, list, "
+                   "show.")
 app.add_typer(cli_situation.app, name="situation",
               help="The federation's situation, advisories and orders (through the API).")
 console = Console()
