@@ -29,6 +29,7 @@ from millnet.connectivity.sparkplug_mqtt import SparkplugSource
 from millnet.errors import ConfigError
 from millnet.files import private_dir, private_umask
 from millnet.ingest.binder import Quotas, SeriesBinder
+from millnet.ingest.live import LiveFeed
 from millnet.ingest.metrics import IngestMetrics
 from millnet.ingest.pipeline import IngestPipeline
 from millnet.registry import Registry
@@ -76,6 +77,7 @@ class Node:
     insight: Insight | None = None  # rules, alarms, notifications, KPIs (not on an edge node)
     monitoring: Monitoring | None = None  # federation and security events (not on an edge node)
     ordering: Ordering | None = None  # customer orders and their tracking (not on an edge node)
+    live: LiveFeed | None = None  # samples as they arrive, for the console (not on an edge node)
 
     @property
     def store(self) -> DuckDBTelemetryStore:
@@ -158,6 +160,9 @@ def build_node(settings: Settings) -> Node:
         from millnet.ordering import build_ordering
 
         node.ordering = build_ordering(settings, registry, pipeline)
+        # Fed once per sealed batch: charts need no more, and the rules stay the one prompt tap.
+        node.live = LiveFeed()
+        pipeline.add_tap(node.live, prompt=False)
         node.monitoring = open_monitoring(settings, registry)
         if node.monitoring is not None:
             from millnet.monitoring import watch_platform
@@ -275,6 +280,8 @@ async def running(node: Node, *, api: bool = True) -> AsyncIterator[Node]:
             pipe.cancel()
             if uplink is not None:  # after the drain: a full buffer may empty meanwhile
                 uplink.cancel()
+            if node.live is not None:  # open streams would hold the server's shutdown
+                node.live.close()
             if server is not None:
                 server.should_exit = True
     node.close()
@@ -302,7 +309,8 @@ def _api_server(node: Node) -> uvicorn.Server:
     app = create_app(node.registry, node.telemetry, node.metrics,
                      node_name=node.settings.node.name, role=node.settings.node.role,
                      sources_host=node.host, http_ingest=node.http_ingest,
-                     source_store=node.source_store, commands=commands, **extra)
+                     source_store=node.source_store, commands=commands, live=node.live,
+                     **extra)
     if node.edge is not None:
         _without_history(app)
     return embedded_server(app, proxies=[str(n) for n in node.settings.api.trusted_proxies])

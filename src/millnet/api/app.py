@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
-from millnet import __version__
+from millnet import __version__, console
 from millnet.api import contract, hot
 from millnet.api.auth import Authenticator, require
 from millnet.api.context import ApiContext
@@ -30,7 +30,10 @@ from millnet.api.routes import (
     ingest,
     ops,
     products,
+    session,
     sources,
+    status,
+    stream,
     telemetry,
     tenants,
     tokens,
@@ -60,6 +63,7 @@ from millnet.telemetry.base import TelemetryStore
 if TYPE_CHECKING:
     from millnet.alarms.service import AlarmService
     from millnet.commands import CommandService
+    from millnet.ingest.live import LiveFeed
     from millnet.kpi.tracker import KpiTracker
     from millnet.monitoring import Monitoring
     from millnet.notify.service import Notifier
@@ -128,10 +132,12 @@ def create_app(
     rollups: Rollups | None = None, notifier: Notifier | None = None,
     security: SecurityMonitor | None = None, monitoring: Monitoring | None = None,
     orders: OrderService | None = None,
+    live: LiveFeed | None = None,
 ) -> FastAPI:
     """Build the API of one node over its registry, telemetry store and ingest metrics; with
     ``sources_host`` the sources routes, with ``http_ingest`` and ``source_store`` HTTP ingest
-    and device tokens."""
+    and device tokens, with ``live`` the live stream of samples. The web console is served at
+    ``/console/`` (:mod:`millnet.console`)."""
     app = FastAPI(
         title=f"millnet node API ({node_name})", version=__version__, description=_DESCRIPTION,
         openapi_tags=_TAGS)
@@ -152,8 +158,11 @@ def create_app(
     # Order matters: the hot last-values route must precede its documented FastAPI twin.
     app.router.routes.append(hot.route(f"{API_PREFIX}/telemetry/last"))
     app.include_router(ops.router)
-    for area in (tenants, assets, devices, products, telemetry, tokens):
+    for area in (tenants, assets, status, devices, products, telemetry, tokens, session):
         app.include_router(area.router, prefix=API_PREFIX)
+    if live is not None:
+        app.state.live = live
+        app.include_router(stream.router, prefix=API_PREFIX)
     if sources_host is not None:
         app.state.sources = sources_host
         app.include_router(sources.router, prefix=API_PREFIX)
@@ -187,6 +196,7 @@ def create_app(
     order_routes.mount(app, orders, API_PREFIX)
     if monitoring is not None:
         mount_federation(app, monitoring)
+    app.router.routes.extend(console.routes())
     return app
 
 
@@ -209,7 +219,8 @@ def monitoring_app(registry: Registry, monitoring: Monitoring, *, node_name: str
     app = FastAPI(title=f"millnet monitoring API ({node_name})", version=__version__,
                   description=_DESCRIPTION, openapi_tags=_TAGS)
     app.state.millnet = _AuthOnly(registry, Authenticator(registry.verify_token,
-                                                          ttl=token_cache_seconds))
+                                                          ttl=token_cache_seconds),
+                                  node_name, monitoring.role)
     install_error_handlers(app)
 
     @app.get("/health", tags=["operations"])
@@ -222,6 +233,8 @@ def monitoring_app(registry: Registry, monitoring: Monitoring, *, node_name: str
         app.state.millnet.auth.on_failure = monitoring.security.auth.hook("api")
         app.include_router(security_routes.router, prefix=API_PREFIX)
     mount_federation(app, monitoring)
+    app.include_router(session.router, prefix=API_PREFIX)
+    app.router.routes.extend(console.routes())
     return app
 
 
@@ -231,3 +244,5 @@ class _AuthOnly:
 
     registry: Registry
     auth: Authenticator
+    node_name: str = ""
+    role: str = ""

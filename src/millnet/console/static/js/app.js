@@ -1,0 +1,144 @@
+// The console's shell: login state, the caller (GET /whoami), the tenant picker, the nav and
+// hash routing (#/tree, #/device/12). Pages are modules listed in pages/index.js; each renders
+// into <main> and returns a cleanup function (close streams, stop timers).
+
+import { api, clearErrors, session } from "./api.js";
+import { clear, h } from "./dom.js";
+import { renderLogin } from "./pages/login.js";
+import { PAGES } from "./pages/index.js";
+
+const RANK = { viewer: 0, operator: 1, admin: 2 };
+const TENANT_KEY = "millnet.tenant";
+
+/** What pages receive: the caller, the tenant in view, role checks. */
+export const ctx = {
+  whoami: null,
+  get tenantId() {
+    const own = this.whoami && this.whoami.tenant_id;
+    if (own) return own;
+    const chosen = Number(sessionStorage.getItem(TENANT_KEY));
+    const tenants = (this.whoami && this.whoami.tenants) || [];
+    return tenants.some((t) => t.id === chosen) ? chosen : (tenants[0] || {}).id || null;
+  },
+  /** The tenant query of collection requests (a node-wide token must name one). */
+  get tenantQuery() {
+    return this.whoami && this.whoami.tenant_id ? {} : { tenant_id: this.tenantId };
+  },
+  can(role) { return !!this.whoami && RANK[this.whoami.role] >= RANK[role]; },
+  serves(area) { return !area || (!!this.whoami && this.whoami.areas.includes(area)); },
+};
+
+let cleanup = null;
+const main = () => document.getElementById("main");
+
+function parseHash() {
+  const parts = window.location.hash.replace(/^#\/?/, "").split("/").filter(Boolean);
+  return { name: parts[0] || "tree", args: parts.slice(1).map(decodeURIComponent) };
+}
+
+function renderNav() {
+  const list = clear(document.getElementById("nav-list"));
+  const current = parseHash().name;
+  for (const page of PAGES) {
+    if (!page.nav || !ctx.serves(page.area)) continue;
+    list.append(h("li", {}, h("a", {
+      href: `#/${page.name}`, "aria-current": page.name === current ? "page" : null,
+    }, page.title)));
+  }
+  document.getElementById("nav").hidden = false;
+}
+
+function renderWho() {
+  const who = ctx.whoami;
+  const scope = who.tenant_id ? (who.tenants[0] || {}).name : "node-wide";
+  document.getElementById("who-text").textContent = `${who.token_name} · ${who.role} · ${scope}`;
+  const box = document.getElementById("tenant-box");
+  const select = clear(document.getElementById("tenant-select"));
+  box.hidden = !!who.tenant_id || who.tenants.length === 0;
+  for (const t of who.tenants) {
+    select.append(h("option", { value: t.id, selected: t.id === ctx.tenantId },
+                    t.display_name || t.name));
+  }
+  document.getElementById("who").hidden = false;
+}
+
+async function route() {
+  if (cleanup) cleanup();
+  cleanup = null;
+  const target = main();
+  clear(target);
+  if (!session.token) {
+    showLogin("");
+    return;
+  }
+  if (!ctx.whoami) {
+    try {
+      ctx.whoami = await api("/whoami");
+    } catch (err) {
+      if (err.status === 401) return;  // back at the login page
+      target.append(h("p", { class: "muted", text: "The node cannot be reached; retrying." }));
+      return;
+    }
+    renderWho();
+  }
+  renderNav();
+  const { name, args } = parseHash();
+  const page = PAGES.find((p) => p.name === name && ctx.serves(p.area));
+  if (!page) {
+    target.append(h("h1", {}, "Not found"),
+                  h("p", {}, "No page ", h("code", {}, name), " on this console."));
+    return;
+  }
+  document.title = `${page.title} · millnet`;
+  try {
+    cleanup = (await page.render(target, args, ctx)) || null;
+  } catch (err) {
+    // API errors are already in the error area; others are bugs worth seeing there too.
+    if (!err.status) throw err;
+  }
+}
+
+function showLogin(message) {
+  if (cleanup) cleanup();
+  cleanup = null;
+  ctx.whoami = null;
+  document.getElementById("nav").hidden = true;
+  document.getElementById("who").hidden = true;
+  document.title = "Log in · millnet";
+  renderLogin(clear(main()), message, () => {
+    clearErrors();
+    if (!window.location.hash || window.location.hash === "#/login") {
+      window.location.hash = "#/tree";
+    } else {
+      route();
+    }
+  });
+}
+
+session.onUnauthenticated = (detail) => {
+  showLogin(`You were logged out: ${detail}. Log in again.`);
+};
+
+document.getElementById("logout").addEventListener("click", () => {
+  session.token = null;
+  clearErrors();
+  showLogin("");
+});
+
+document.getElementById("tenant-select").addEventListener("change", (event) => {
+  sessionStorage.setItem(TENANT_KEY, event.target.value);
+  window.location.hash = "#/tree";
+  route();
+});
+
+window.addEventListener("hashchange", () => {
+  clearErrors();
+  route();
+  main().focus();
+});
+// Back from a lost connection: the page reloads what it shows.
+window.addEventListener("millnet:reconnected", () => {
+  if (session.token && !document.querySelector("[data-live]")) route();
+});
+
+route();

@@ -1,0 +1,88 @@
+"""A node with a small simulated plant, for the browser tests: ``python -m tests.browser.plant
+--data-dir D --port P`` runs until killed and prints one JSON line once it serves.
+
+The plant is the demo factory's, small (one site, two lines of two machines, publishing every
+0.5 s through the in-process Sparkplug transport), with the demo's rules and one CNC whose
+coolant pump is out (so a machine goes down and an alarm is raised). On the first start it also
+makes the tokens the tests log in with and a device whose name and point are markup
+(``<img ...>``, ``<script>...``): asset names cannot hold '/', so the ``<script>`` element itself
+is the point's name and the device's description. A restart on the same data directory (the
+connection-lost test) serves the same tokens and ids.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from millnet.config import load_settings
+from millnet.demo_insight import IDEAL_CYCLE_S, RULES_FILE
+from millnet.model import AssetKind, DataType, PointSpec
+from millnet.node import Node, build_node, running
+from millnet.registry import Registry
+from millnet.sim.edge import EdgeFleet
+from millnet.sim.factory import FactorySignals, plant_layout
+from millnet.sim.publisher import run_fleet_inprocess
+
+XSS_DEVICE = "<img src=x onerror=alert(1)>"
+XSS_TEXT = "<script>alert(1)</script>"
+INTERVAL_S = 0.5
+
+
+def _tokens(registry: Registry, tenant_id: int, path: Path) -> dict[str, str]:
+    if path.exists():
+        tokens: dict[str, str] = json.loads(path.read_text())
+        return tokens
+    tokens = {role: registry.create_token(tenant_id, role, f"browser-{role}")[0]
+              for role in ("viewer", "operator")}
+    tokens["admin"] = registry.create_token(None, "admin", "browser-admin")[0]
+    path.write_text(json.dumps(tokens))
+    return tokens
+
+
+def _xss_device(node: Node) -> int:
+    """The device named with markup, beside the plant's lines (created once)."""
+    registry, tenant = node.registry, node.tenant_id
+    ids = registry.ensure_path(tenant, [
+        (AssetKind.ENTERPRISE, registry.get_tenant(tenant).name), (AssetKind.SITE, "Lab"),
+        (AssetKind.AREA, "Bench"), (AssetKind.LINE, "B1"), (AssetKind.DEVICE, XSS_DEVICE)])
+    device = ids[-1]
+    registry.upsert_points(tenant, device, [PointSpec(XSS_TEXT, DataType.DOUBLE, unit=XSS_TEXT,
+                                                      description=XSS_TEXT)])
+    return device
+
+
+async def main(data_dir: Path, port: int) -> None:
+    settings = load_settings(None, environ={}, overrides={
+        "node": {"data_dir": str(data_dir), "name": "browser-test"},
+        "mqtt": {"enabled": False},
+        "federation": {"enabled": False},
+        "api": {"host": "127.0.0.1", "port": port},
+        "ingest": {"batch_max_delay_ms": 100},
+        "rules": {"files": [str(RULES_FILE)]},
+        "kpi": {"ideal_cycle_s": IDEAL_CYCLE_S},
+    })
+    node = build_node(settings)
+    tokens = _tokens(node.registry, node.tenant_id, data_dir / "tokens.json")
+    machines = plant_layout(sites=1, lines_per_site=2, machines_per_line=2)
+    fleet = EdgeFleet(FactorySignals(machines, warm=True, pumps_out=[0]))
+    async with running(node) as live:
+        assert live.sparkplug is not None
+        xss = await asyncio.to_thread(_xss_device, live)
+        print(json.dumps({"port": live.api_port, "tenant_id": live.tenant_id, "xss_device": xss,
+                          "tokens": tokens}), flush=True)
+        await run_fleet_inprocess(fleet, live.sparkplug.handle, interval=INTERVAL_S)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--port", type=int, required=True)
+    options = parser.parse_args()
+    try:
+        asyncio.run(main(options.data_dir, options.port))
+    except KeyboardInterrupt:
+        sys.exit(0)
