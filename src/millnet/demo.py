@@ -15,7 +15,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from millnet import demo_federation, demo_federation_events
+from millnet import demo_federation, demo_federation_events, demo_orders
 from millnet.config import Settings, load_settings
 from millnet.connectivity.broker import Mosquitto, find_mosquitto
 from millnet.connectivity.mqtt import Broker
@@ -141,7 +141,8 @@ async def run_demo(config: Path | None, *, duration: float | None, data_dir: Pat
                     background = [tg.create_task(sim), tg.create_task(
                         _identify_machines(console, live, ids, machines, url)),
                         tg.create_task(assign_asset_types(live.insight, live.tenant_id,
-                                                          machines, console))]
+                                                          machines, console)),
+                        tg.create_task(demo_orders.order_stream(console, live))]
                     if fed is not None:
                         background.append(tg.create_task(_federation_events(
                             console, fed, settings, url, e, broker)))
