@@ -149,7 +149,7 @@ def test_status_rolls_machine_states_and_alarms_up_the_tree(tmp_path: Path) -> N
             assert [nodes[ids["l2"]][k] for k in counts] == [0, 0, 0, 1, 1]
             for up in ("a1", "s1", "acme"):
                 assert [nodes[ids[up]][k] for k in counts] == [1, 1, 1, 2, 2]
-            assert [n["asset_id"] for n in body["nodes"]][0] == ids["acme"]
+            assert body["nodes"][0]["asset_id"] == ids["acme"]
             devices = {d["device_id"]: d for d in body["devices"]}
             assert devices[ids["m1"]]["state"] == "running"
             assert devices[ids["m2"]]["state"] == "down" and devices[ids["m2"]]["alarms"] == 1
