@@ -35,7 +35,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"connectivity", "rules", "kpi"}),
     # Issue 15: shares between enterprises read a device's values, alarms and KPI states and
     # travel through the federation; a park's summaries come from the KPI tracker.
-    frozenset({"collab", "park"}),
+    frozenset({"collab", "park", "orders"}),
 )
 #: Above the domain: these may import anything (and nothing in LAYERS imports them).
 COMPOSITION = frozenset({
@@ -45,6 +45,7 @@ COMPOSITION = frozenset({
     "demo_federation_events", "demo_field", "demo_ids", "demo_insight", "files", "heap", "idnode",
     "idoptions", "insight", "monitoring", "node", "sensor_report", "services", "serving", "sim",
     "sources", "supervise", "web", "partners", "cli_share", "cli_park",
+    "ordering", "cli_orders", "demo_orders",
 })
 #: Imports that break a rule, each with the reason it is tolerated: (importer, imported) as
 #: module names. Keep this short; an entry is a debt.
