@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +17,9 @@ from millnet.orders.service import OrderService
 from millnet.orders.store import OrderStore
 from millnet.orders.tracker import OrderTracker
 from millnet.registry import Registry
+from tests.integration.registry_fixtures import registry, registry_url
+
+__all__ = ["registry", "registry_url"]  # fixtures, imported to be found by pytest
 
 T0 = 1_800_000_000.0
 POINTS = [PointSpec("State", DataType.INT32), PointSpec("Parts/Good", DataType.INT64),
@@ -63,9 +65,9 @@ class Plant:
 
 
 @pytest.fixture
-def plant(tmp_path: Path) -> Iterator[Plant]:
-    with Registry.open(f"sqlite:///{tmp_path / 'r.sqlite'}") as registry:
-        yield Plant(registry)
+def plant(registry: Registry) -> Iterator[Plant]:
+    """On SQLite and on PostgreSQL (``registry`` of the registry fixtures)."""
+    yield Plant(registry)
 
 
 def _status(tracker: OrderTracker, order: int) -> list[tuple[str, int, int]]:
