@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+from typer.testing import CliRunner, Result
 
+from millnet.cli import app
 from millnet.config import Settings
 from millnet.connectivity.broker import free_port
 from millnet.errors import NotFound
@@ -101,6 +104,34 @@ async def _plant(settings: Settings) -> AsyncIterator[tuple[Node, httpx.AsyncCli
             feed.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await feed
+
+
+async def _cli(node: Node, client: httpx.AsyncClient, tmp: Path, follow: str,
+               ident: str) -> None:
+    """millnet orders place / list / show against the node (in a thread: the node serves on
+    this loop)."""
+    url = str(client.base_url).rstrip("/").removesuffix("/api/v1")
+    token = client.headers["Authorization"].removeprefix("Bearer ")
+
+    def run(*args: str) -> Result:
+        return CliRunner().invoke(app, ["orders", *args, "--url", url])
+
+    good, bad = tmp / "order.toml", tmp / "bad.yaml"
+    good.write_text('product = "pump"\nquantity = 3\ncustomer = "PO-9"\n'
+                    '[options]\nseal = "SiC"\n')
+    bad.write_text("product: pump\nquantity: 1\noptions: {motor: 11kW, seal: NBR}\n")
+    result = await asyncio.to_thread(run, "place", str(good), "--token", token)
+    assert result.exit_code == 0, result.output
+    assert "88.100.5/ORDER-" in result.output and "follow token  mno_" in result.output
+    result = await asyncio.to_thread(run, "place", str(bad), "--token", token)
+    assert result.exit_code == 2
+    assert "refused: rule R1 (requires): an 11 kW motor needs a SiC seal" in result.output
+    result = await asyncio.to_thread(run, "list", "--token", token)
+    assert result.exit_code == 0 and ident in result.output and "PO-9" not in result.output
+    result = await asyncio.to_thread(run, "show", ident, "--token", follow)
+    assert result.exit_code == 0 and json.loads(result.output)["identifier"] == ident
+    result = await asyncio.to_thread(run, "list", "--token", follow)
+    assert result.exit_code == 2
 
 
 def _lines_exist(node: Node) -> bool:
@@ -260,5 +291,6 @@ def test_bad_input_tenants_follow_tokens_and_the_handle(tmp_path: Path) -> None:
                                   headers={"Authorization": f"Bearer {own}"})
             assert r.status_code == 403
             assert (await _order(client, "88.100.5/ORDER-999999")).status_code == 404
+            await _cli(node, client, tmp_path, follow, ident)
 
     asyncio.run(scenario())
