@@ -115,8 +115,11 @@ def page(context: BrowserContext) -> Iterator[Page]:
     tab.set_default_timeout(15_000)
     errors: list[str] = []
     tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    # A script or style the policy blocked is a console error, not a page error.
+    tab.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" and
+           "Content Security Policy" in msg.text else None)
     yield tab
-    assert not errors, f"uncaught errors in the page: {errors}"
+    assert not errors, f"uncaught errors or policy violations in the page: {errors}"
 
 
 def screenshot(page: Page, name: str) -> Path:
