@@ -35,6 +35,7 @@ from millnet.park.settings import ParkSection
 from millnet.rules.settings import RulesSection
 from millnet.security.settings import SecuritySettings
 from millnet.sources import RESERVED_NAMES, AnySpec, error_path
+from millnet.trace.settings import TraceSection
 
 ENV_PREFIX = "MILLNET_"
 EDGE_UPLINK = "edge-uplink"  # the name the uplink is listed under in GET /api/v1/sources
@@ -153,6 +154,9 @@ class Settings(_Section):
     security: SecuritySettings = SecuritySettings()
     # The industrial park: a secondary keeps its members' summaries (issue 15: docs/park.md).
     park: ParkSection = ParkSection()
+    # EPCIS capture and query, the trace across nodes, emitted events (issue 15:
+    # docs/traceability.md).
+    trace: TraceSection = TraceSection()
     _file: Path | None = PrivateAttr(default=None)
 
     def __eq__(self, other: object) -> bool:

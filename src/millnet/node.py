@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from millnet.insight import Insight
     from millnet.monitoring import Monitoring
     from millnet.ordering import Ordering
+    from millnet.tracing import Tracing
 
 log = logging.getLogger("millnet.node")
 
@@ -77,6 +78,7 @@ class Node:
     insight: Insight | None = None  # rules, alarms, notifications, KPIs (not on an edge node)
     monitoring: Monitoring | None = None  # federation and security events (not on an edge node)
     ordering: Ordering | None = None  # customer orders and their tracking (not on an edge node)
+    tracing: Tracing | None = None  # EPCIS repository, trace, emitted events (not on an edge node)
     live: LiveFeed | None = None  # samples as they arrive, for the console (not on an edge node)
 
     @property
@@ -159,7 +161,7 @@ def build_node(settings: Settings) -> Node:
         node.insight = build_insight(settings, registry, pipeline, tenant.id)
         from millnet.ordering import build_ordering
 
-        node.ordering = build_ordering(settings, registry, pipeline)
+        node.ordering = build_ordering(settings, registry, pipeline, tenant.id)
         # Fed once per sealed batch: charts need no more, and the rules stay the one prompt tap.
         node.live = LiveFeed()
         pipeline.add_tap(node.live, prompt=False)
@@ -197,6 +199,12 @@ def _start_services(node: Node, tg: asyncio.TaskGroup,
         tasks += start(node.insight, tg, restarts)
     if node.ordering is not None:
         tasks.append(tg.create_task(supervise("orders", node.ordering.tracker.run, restarts)))
+    if not node.settings.is_edge:  # built here: build_node is at its size limit
+        from millnet.tracing import build_tracing, start_tracing
+
+        node.tracing = build_tracing(node.settings, node.registry, node.telemetry,
+                                     node.tenant_id)
+        tasks += start_tracing(node.tracing, tg, restarts)
     if node.monitoring is not None:
         from millnet.monitoring import jobs
 
@@ -313,6 +321,10 @@ def _api_server(node: Node) -> uvicorn.Server:
                      **extra)
     if node.edge is not None:
         _without_history(app)
+    if node.tracing is not None:
+        from millnet.tracing import mount
+
+        mount(app, node.tracing, "/api/v1")
     return embedded_server(app, proxies=[str(n) for n in node.settings.api.trusted_proxies])
 
 

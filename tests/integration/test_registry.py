@@ -27,7 +27,8 @@ import millnet.notify.schema
 import millnet.orders.schema
 import millnet.park.schema
 import millnet.rules.schema
-import millnet.security.schema  # noqa: F401
+import millnet.security.schema
+import millnet.trace.schema  # noqa: F401
 from millnet.db.engine import create_db_engine, writer
 from millnet.db.migrate import VERSION_TABLE, current_revision, downgrade, head_revision
 from millnet.db.schema import metadata

@@ -30,7 +30,7 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"protocols"}),
     frozenset({"db"}),
     frozenset({"registry", "identifiers", "telemetry", "alarms", "notify", "analytics", "probe",
-               "security"}),
+               "security", "trace"}),
     frozenset({"ingest", "federation"}),
     frozenset({"connectivity", "rules", "kpi"}),
     # Issue 15: shares between enterprises read a device's values, alarms and KPI states and
@@ -45,7 +45,7 @@ COMPOSITION = frozenset({
     "demo_federation_events", "demo_field", "demo_ids", "demo_insight", "files", "heap", "idnode",
     "idoptions", "insight", "monitoring", "node", "sensor_report", "services", "serving", "sim",
     "sources", "supervise", "web", "partners", "cli_share", "cli_park",
-    "ordering", "cli_orders", "demo_orders",
+    "ordering", "cli_orders", "demo_orders", "tracing", "cli_trace",
 })
 #: Imports that break a rule, each with the reason it is tolerated: (importer, imported) as
 #: module names. Keep this short; an entry is a debt.
