@@ -22,7 +22,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -122,9 +121,11 @@ def device_status(sources: Sources) -> Provider:
         if sources.alarms is not None:
             active = len(sources.alarms.list_alarms(AlarmFilter(
                 tenant_id=tenant_id, asset_ids=(device.id,), active=True, limit=10_000)))
+        # The time of the newest value, not of the call: an unchanged device gives the same
+        # payload, which is then not sent again.
         return {"device": device.path, "points": values,
                 "machine_state": machine_state(state, sources.kpi), "active_alarms": active,
-                "at_ms": time.time_ns() // 1_000_000}
+                "at_ms": max((v["ts_ms"] for v in values), default=None)}
 
     return provide
 
