@@ -31,6 +31,7 @@ from millnet.federation.settings import FederationSection
 from millnet.kpi.settings import KpiSection
 from millnet.model.limits import RETENTION_DAYS_MAX
 from millnet.notify.settings import NotifySection
+from millnet.orders.settings import OrdersSection
 from millnet.park.settings import ParkSection
 from millnet.rules.settings import RulesSection
 from millnet.security.settings import SecuritySettings
@@ -154,6 +155,9 @@ class Settings(_Section):
     security: SecuritySettings = SecuritySettings()
     # The industrial park: a secondary keeps its members' summaries (issue 15: docs/park.md).
     park: ParkSection = ParkSection()
+    # Orders of configurable products: product files, tracking (issue 15:
+    # docs/customization.md).
+    orders: OrdersSection = OrdersSection()
     # EPCIS capture and query, the trace across nodes, emitted events (issue 15:
     # docs/traceability.md).
     trace: TraceSection = TraceSection()

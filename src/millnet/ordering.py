@@ -12,6 +12,7 @@ from millnet.config import Settings
 from millnet.identifiers.core.delegation import ADMIN_SUFFIX, SECKEY_INDEX, prefix_key
 from millnet.identifiers.core.service import IdentifierService
 from millnet.ingest.pipeline import IngestPipeline
+from millnet.orders.files import load_product_file
 from millnet.orders.service import OrderService, Registrar
 from millnet.orders.store import OrderStore
 from millnet.orders.tracker import FindSeries, LineSeries, OrderTracker
@@ -25,15 +26,21 @@ class Ordering:
     tracker: OrderTracker
 
 
-def build_ordering(settings: Settings, registry: Registry, pipeline: IngestPipeline) -> Ordering:
-    """The service and the tracker (restored from the database), tapped on the pipeline;
-    starts nothing (:meth:`OrderTracker.run` is started with the node's services)."""
+def build_ordering(settings: Settings, registry: Registry, pipeline: IngestPipeline,
+                   tenant_id: int) -> Ordering:
+    """The service (with the products of the ``[orders]`` files, the default tenant's) and the
+    tracker (restored from the database), tapped on the pipeline; starts nothing
+    (:meth:`OrderTracker.run` is started with the node's services)."""
     store = OrderStore(registry)
+    for path in settings.orders.resolved_files(settings.config_path):
+        for product in load_product_file(path):
+            store.put_product(tenant_id, product)
     ids = settings.identifiers
     service = OrderService(store, registry, node_prefix=ids.prefix or None)
     kpi = settings.kpi
     tracker = OrderTracker(store, line_series(registry, kpi.state_point, kpi.good_point,
-                                              kpi.scrap_point), kpi.states.running)
+                                              kpi.scrap_point), kpi.states.running,
+                           flush_s=settings.orders.flush_interval_s)
     tracker.restore()
     pipeline.add_tap(tracker, prompt=False)
     return Ordering(service, tracker)

@@ -19,6 +19,7 @@ from typer.testing import CliRunner, Result
 from millnet.cli import app
 from millnet.config import Settings
 from millnet.connectivity.broker import free_port
+from millnet.demo_orders import PRODUCTS_FILE
 from millnet.errors import NotFound
 from millnet.idnode import LiveIdNode
 from millnet.node import Node, build_node, running
@@ -41,9 +42,10 @@ PRODUCT: dict[str, Any] = {
 
 
 def _settings(tmp_path: Path, *, ids: bool = False) -> Settings:
-    if not ids:
+    if not ids:  # with the demo's product file
         return node_settings(tmp_path, 1, mqtt={"enabled": False},
-                             identifiers={"prefix": "88.100.5"})
+                             identifiers={"prefix": "88.100.5"},
+                             orders={"files": [str(PRODUCTS_FILE)]})
     secret = tmp_path / "admin.secret"
     secret.write_text("a-test-secret-of-some-length\n")
     secret.chmod(0o600)
@@ -160,6 +162,8 @@ def test_an_order_is_scheduled_tracked_to_finished_and_survives_a_restart(
             await until(lambda: _lines_exist(node), 10, "the lines' births")
             r = await client.put("/order-products/pump", json=PRODUCT)
             assert r.status_code == 201, r.text
+            names = [p["name"] for p in (await client.get("/order-products")).json()]
+            assert names == ["pump", "pump-p200"]  # the API's and the [orders] file's
             r = await client.post("/orders", json={"product": "pump", "quantity": 12,
                                                    "options": {"seal": "NBR"},
                                                    "customer": "PO-1"})
