@@ -20,9 +20,11 @@ from millnet import (
     cli_modbus,
     cli_opcua,
     cli_orders,
+    cli_park,
     cli_probe,
     cli_rules,
     cli_security,
+    cli_share,
     cli_situation,
 )
 from millnet.cli_id import id_app
@@ -57,6 +59,10 @@ app.add_typer(cli_orders.app, name="orders",
                    "show.")
 app.add_typer(cli_situation.app, name="situation",
               help="The federation's situation, advisories and orders (through the API).")
+app.add_typer(cli_share.app, name="share",
+              help="Shares with partner enterprises (through the API): create, list, revoke, "
+                   "accept, decline, shared.")
+app.command("park")(cli_park.park)
 console = Console()
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="node.toml to read")]

@@ -256,6 +256,18 @@ def plant(p: Park) -> dict[str, str]:
     return paths
 
 
+def cli(p: Park, node: Node, who: str, *args: str) -> str:
+    """``millnet ARGS`` against ``node``'s API, run in this process."""
+    from typer.testing import CliRunner
+
+    from millnet.cli import app
+
+    done = CliRunner().invoke(app, list(args), env={"MILLNET_URL": node.url,
+                                                    "MILLNET_TOKEN": p.tokens[who]})
+    assert done.exit_code == 0, done.output
+    return done.output
+
+
 def shared(p: Park, node: Node, who: str) -> list[dict[str, Any]]:
     answer: list[dict[str, Any]] = p.ok(node, who, "GET", "/api/v1/shared")
     return answer
@@ -264,9 +276,9 @@ def shared(p: Park, node: Node, who: str) -> list[dict[str, Any]]:
 def test_share_a_device_status_with_a_partner_only(park: Park) -> None:
     p = park
     paths = plant(p)
-    share = p.ok(p.a, "a", "POST", "/api/v1/shares", {
-        "partner": "ent-b", "scope": f"device-status:{paths['press1']}", "expires": "1h",
-        "tenant_id": 1})
+    share = json.loads(cli(p, p.a, "a", "share", "create", "--partner", "ent-b", "--scope",
+                           f"device-status:{paths['press1']}", "--expires", "1h",
+                           "--tenant", "1", "--json"))
     assert share["status"] == "offered"
     assert p.api(p.a, "a", "POST", "/api/v1/shares", {
         "partner": "ent-b", "scope": "device-status:acme/nope", "expires": "1h",
@@ -277,6 +289,7 @@ def test_share_a_device_status_with_a_partner_only(park: Park) -> None:
         [("ent-a", share["id"], f"device-status:{paths['press1']}")]
     [mine] = p.ok(p.a, "a", "GET", "/api/v1/shares")
     assert offer[0]["fingerprint"] == mine["fingerprint"]  # what both admins may compare
+    assert share["id"] in cli(p, p.b, "b", "share", "list")
     assert shared(p, p.b, "b1") == []  # no consent yet
     p.ok(p.b, "b1", "POST", f"/api/v1/shares/offers/ent-a/{share['id']}/accept", {})
 
@@ -396,6 +409,9 @@ def test_park_shows_its_members_side_by_side(park: Park) -> None:
     assert a["last_report"] is not None
     assert members["ent-b"]["periods"] == 0 and members["ent-b"]["last_report"] is None
     assert p.api(p.sec, "b1", "GET", "/api/v1/park/members").status_code == 401  # ent-b's key
+    table = cli(p, p.sec, "sec", "park").splitlines()
+    assert table[1].split()[:2] == ["member", "good"] and table[2].split()[:3] == \
+        ["ent-a", "80", "2"]
     # Only summaries crossed: no raw value in anything ent-a sent up but sealed shares.
     up = sent(p.a)
     assert "park.summary" in {k for k, *_ in up}
