@@ -66,6 +66,28 @@ def test_walk_the_tree_to_a_device_and_watch_its_chart(page: Page, plant: Plant)
     expect(page.locator("#identifier-error")).to_have_text("Enter an identifier.")
 
 
+def test_keyboard_alone_reaches_a_device_and_every_control_is_labelled(
+        page: Page, plant: Plant) -> None:
+    page.goto(plant.url)
+    page.keyboard.type(plant.tokens["operator"])  # the token field has the focus
+    page.keyboard.press("Enter")
+    stamping = page.locator(".tree summary", has_text="Stamping")
+    stamping.focus()
+    page.keyboard.press("Enter")  # opens the area
+    page.keyboard.press("Tab")  # its line
+    expect(page.locator(":focus")).to_contain_text("L2")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Tab")  # the line's first machine
+    expect(page.locator(":focus")).to_have_text("PRESS-201")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="PRESS-201", level=1)).to_be_visible()
+    unlabelled = page.evaluate("""() => [...document.querySelectorAll(
+        'input, select, button, [role=img]')].filter(el => !el.closest('[hidden]')).filter(el =>
+          !(el.labels && el.labels.length) && !el.getAttribute('aria-label') &&
+          !el.textContent.trim()).map(el => el.outerHTML.slice(0, 80))""")
+    assert unlabelled == []
+
+
 def test_a_viewer_sees_no_operator_actions(page: Page, plant: Plant) -> None:
     log_in(page, plant, "viewer")
     page.goto(plant.url + "#/device/10")

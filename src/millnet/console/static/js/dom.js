@@ -1,5 +1,5 @@
 // Building the DOM without HTML strings: every name and value a user typed goes in as text
-// (a text node or textContent), never through innerHTML, so `<script>` stays a name.
+// (a text node or textContent), never as HTML markup, so `<script>` stays a name.
 
 /**
  * h("a", {href: "#/x", class: "link"}, "text", child) -> an element.
