@@ -1,6 +1,6 @@
-"""What the web console needs of the API (issue 14): ``/whoami``, the status roll-up under an
-asset, the live stream of samples (SSE over a real uvicorn server), and the console's static
-files with their security headers."""
+"""What the web console needs of the API (issue 14): ``/me`` (extended for it), the status
+roll-up under an asset, the live stream of samples (SSE over a real uvicorn server), and the
+console's static files with their security headers."""
 
 from __future__ import annotations
 
@@ -112,19 +112,19 @@ async def plant(tmp: Path) -> AsyncIterator[Plant]:
         registry.close()
 
 
-def test_whoami_tells_the_role_the_tenants_and_the_areas(tmp_path: Path) -> None:
+def test_me_tells_the_role_the_tenants_and_the_areas(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with plant(tmp_path) as p:
-            me = (await p.get("/whoami", "acme-operator")).json()
+            me = (await p.get("/me", "acme-operator")).json()
             assert me["token_name"] == "acme-operator" and me["role"] == "operator"
             assert [t["name"] for t in me["tenants"]] == ["acme"]
             assert me["tenant_id"] == me["tenants"][0]["id"]
             assert me["node"] == "n" and {"alarms", "live"} <= set(me["areas"])
             assert "kpi" not in me["areas"]
-            node = (await p.get("/whoami", "node")).json()
+            node = (await p.get("/me", "node")).json()
             assert node["tenant_id"] is None and node["role"] == "admin"
             assert {t["name"] for t in node["tenants"]} == {"acme", "globex"}
-            bad = await p.client.get("/api/v1/whoami",
+            bad = await p.client.get("/api/v1/me",
                                      headers={"Authorization": "Bearer mn_nope"})
             assert bad.status_code == 401 and bad.json()["error"] == "unauthenticated"
 
@@ -135,7 +135,7 @@ def test_status_rolls_machine_states_and_alarms_up_the_tree(tmp_path: Path) -> N
     async def scenario() -> None:
         async with plant(tmp_path) as p:
             ids = p.ids
-            tenant = (await p.get("/whoami", "acme-viewer")).json()["tenant_id"]
+            tenant = (await p.get("/me", "acme-viewer")).json()["tenant_id"]
             p.alarms.submit([ConditionChange(
                 3, "overheat", tenant, ids[m], True, time.time_ns(), Priority.HIGH, "hot", 90.0,
                 time.time_ns()) for m in ("m2", "m5")])
@@ -183,7 +183,7 @@ def test_the_console_is_served_with_a_strict_policy(tmp_path: Path) -> None:
             assert (await p.client.get("/console/js/nothing.js")).status_code == 404
             schema = (await p.client.get("/openapi.json")).json()
             assert "/api/v1/stream/points" not in schema["paths"]
-            assert "/api/v1/whoami" in schema["paths"]
+            assert "/api/v1/me" in schema["paths"]
 
     asyncio.run(scenario())
 

@@ -288,9 +288,23 @@ class TokenCreated(BaseModel):
     info: TokenOut
 
 
+class TenantRef(BaseModel):
+    id: int
+    name: str
+    display_name: str | None
+
+
 class Me(BaseModel):
+    """The calling token, for a client that adapts to it (the web console)."""
+
     token_id: int
+    token_name: str = Field(examples=["olga"])
     tenant_id: int | None = Field(description="null: node-wide")
     role: Role
-    node: str
-    node_role: str
+    tenants: list[TenantRef] = Field(description="The tenants the token sees (a node-wide "
+                                                "token: all of them)")
+    node: str = Field(description="The node's name")
+    node_role: str = Field(description="enterprise, secondary or national")
+    areas: list[str] = Field(description="What the node serves beyond the asset tree and "
+                                         "telemetry: alarms, kpi, rules, live, federation...",
+                             examples=[["alarms", "kpi", "live"]])

@@ -1,4 +1,5 @@
-"""Tenants: node-wide admins create them; every token sees its own; admins change settings."""
+"""Tenants: node-wide admins create them; every token sees its own; admins change settings.
+(``GET /me``, the calling token, is :mod:`millnet.api.routes.session`.)"""
 
 from __future__ import annotations
 
@@ -9,18 +10,11 @@ from millnet.api.changes import config_changed
 from millnet.api.context import Ctx
 from millnet.api.errors import AUTH_ERRORS, responses
 from millnet.api.params import ObjectId
-from millnet.api.schemas import IdentifierPrefixes, Me, TenantIn, TenantOut, TenantSettings
+from millnet.api.schemas import IdentifierPrefixes, TenantIn, TenantOut, TenantSettings
 from millnet.api.scope import visible_tenant
 from millnet.errors import PermissionDenied
 
 router = APIRouter(tags=["tenants"])
-
-
-@router.get("/me", response_model=Me, summary="The calling token: tenant and role",
-            responses=responses(*AUTH_ERRORS))
-def whoami(ctx: Ctx, caller: Viewer) -> Me:
-    return Me(token_id=caller.token_id, tenant_id=caller.tenant_id, role=caller.role,
-              node=ctx.node_name, node_role=ctx.role)
 
 
 @router.get("/tenants", response_model=list[TenantOut],

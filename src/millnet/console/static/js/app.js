@@ -1,4 +1,4 @@
-// The console's shell: login state, the caller (GET /whoami), the tenant picker, the nav and
+// The console's shell: login state, the caller (GET /me), the tenant picker, the nav and
 // hash routing (#/tree, #/device/12). Pages are modules listed in pages/index.js; each renders
 // into <main> and returns a cleanup function (close streams, stop timers).
 
@@ -12,20 +12,20 @@ const TENANT_KEY = "millnet.tenant";
 
 /** What pages receive: the caller, the tenant in view, role checks. */
 export const ctx = {
-  whoami: null,
+  me: null,
   get tenantId() {
-    const own = this.whoami && this.whoami.tenant_id;
+    const own = this.me && this.me.tenant_id;
     if (own) return own;
     const chosen = Number(sessionStorage.getItem(TENANT_KEY));
-    const tenants = (this.whoami && this.whoami.tenants) || [];
+    const tenants = (this.me && this.me.tenants) || [];
     return tenants.some((t) => t.id === chosen) ? chosen : (tenants[0] || {}).id || null;
   },
   /** The tenant query of collection requests (a node-wide token must name one). */
   get tenantQuery() {
-    return this.whoami && this.whoami.tenant_id ? {} : { tenant_id: this.tenantId };
+    return this.me && this.me.tenant_id ? {} : { tenant_id: this.tenantId };
   },
-  can(role) { return !!this.whoami && RANK[this.whoami.role] >= RANK[role]; },
-  serves(area) { return !area || (!!this.whoami && this.whoami.areas.includes(area)); },
+  can(role) { return !!this.me && RANK[this.me.role] >= RANK[role]; },
+  serves(area) { return !area || (!!this.me && this.me.areas.includes(area)); },
 };
 
 let cleanup = null;
@@ -49,7 +49,7 @@ function renderNav() {
 }
 
 function renderWho() {
-  const who = ctx.whoami;
+  const who = ctx.me;
   const scope = who.tenant_id ? (who.tenants[0] || {}).name : "node-wide";
   document.getElementById("who-text").textContent = `${who.token_name} · ${who.role} · ${scope}`;
   const box = document.getElementById("tenant-box");
@@ -71,9 +71,9 @@ async function route() {
     showLogin("");
     return;
   }
-  if (!ctx.whoami) {
+  if (!ctx.me) {
     try {
-      ctx.whoami = await api("/whoami");
+      ctx.me = await api("/me");
     } catch (err) {
       if (err.status === 401) return;  // back at the login page
       target.append(h("p", { class: "muted", text: "The node cannot be reached; retrying." }));
@@ -101,7 +101,7 @@ async function route() {
 function showLogin(message) {
   if (cleanup) cleanup();
   cleanup = null;
-  ctx.whoami = null;
+  ctx.me = null;
   document.getElementById("nav").hidden = true;
   document.getElementById("who").hidden = true;
   document.title = "Log in · millnet";

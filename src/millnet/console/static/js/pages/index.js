@@ -1,5 +1,5 @@
 // The console's pages, in nav order. A page: {name, title, nav, area, render(main, args, ctx)}
-// where `area` (optional) is what the node must serve (GET /whoami `areas`), and render
+// where `area` (optional) is what the node must serve (GET /me `areas`), and render
 // returns a cleanup function or nothing. docs/console.md: how to add one.
 
 import * as device from "./device.js";

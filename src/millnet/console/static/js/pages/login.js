@@ -33,7 +33,7 @@ export function renderLogin(main, message, onLoggedIn) {
     const previous = session.onUnauthenticated;
     session.onUnauthenticated = () => {};  // a bad token is this form's error, not a logout
     try {
-      await api("/whoami", { show: false });
+      await api("/me", { show: false });
       onLoggedIn();
     } catch (err) {
       session.token = null;
