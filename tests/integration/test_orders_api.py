@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import time
 from collections.abc import AsyncIterator
@@ -14,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from rich.console import Console
 from typer.testing import CliRunner, Result
 
+from millnet import demo_orders
 from millnet.cli import app
 from millnet.config import Settings
 from millnet.connectivity.broker import free_port
@@ -91,8 +94,9 @@ IDS: dict[int, LiveIdNode] = {}
 
 
 @contextlib.asynccontextmanager
-async def _plant(settings: Settings) -> AsyncIterator[tuple[Node, httpx.AsyncClient, str]]:
-    fleet = EdgeFleet(FactorySignals(plant_layout(1, 2, 2), warm=True))
+async def _plant(settings: Settings, layout: tuple[int, int, int] = (1, 2, 2),
+                 ) -> AsyncIterator[tuple[Node, httpx.AsyncClient, str]]:
+    fleet = EdgeFleet(FactorySignals(plant_layout(*layout), warm=True))
     async with _served(settings) as live:
         assert live.sparkplug is not None
         feed = asyncio.create_task(_feed(fleet, live.sparkplug.handle))
@@ -296,5 +300,35 @@ def test_bad_input_tenants_follow_tokens_and_the_handle(tmp_path: Path) -> None:
             assert r.status_code == 403
             assert (await _order(client, "88.100.5/ORDER-999999")).status_code == 404
             await _cli(node, client, tmp_path, follow, ident)
+
+    asyncio.run(scenario())
+
+
+def test_the_demo_order_stream_makes_progress_on_the_simulated_lines(tmp_path: Path) -> None:
+    """demo_orders on the demo's six lines (one machine each): the pump is defined once its
+    lines exist, orders are placed (one refused with its rule), their operations count parts."""
+    console = Console(file=io.StringIO(), width=200)
+
+    async def scenario() -> None:
+        async with _plant(_settings(tmp_path), (2, 3, 1)) as (node, client, _):
+            stream = asyncio.create_task(demo_orders.order_stream(console, node, every_s=0.2))
+            try:
+                for _ in range(300):
+                    orders = (await client.get("/orders")).json()
+                    if any(o["operations"][0]["good"] > 0 for o in orders) and \
+                            "refused" in console.file.getvalue():  # type: ignore[attr-defined]
+                        break
+                    await asyncio.sleep(0.1)
+            finally:
+                stream.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await stream
+            assert any(o["operations"][0]["good"] > 0 for o in orders), orders
+            assert all(o["identifier"].startswith("88.100.5/ORDER-") for o in orders)
+            table = demo_orders.orders_table(node.ordering.service, node.tenant_id)  # type: ignore[union-attr]
+            assert table.row_count == min(len(orders), 8)
+        out = console.file.getvalue()  # type: ignore[attr-defined]
+        assert "orders: product pump-p200 defined" in out
+        assert "refused: options: rule R1-motor-seal (requires)" in out, out
 
     asyncio.run(scenario())
