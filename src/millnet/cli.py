@@ -137,7 +137,7 @@ def demo(
         asyncio.run(run_demo(config, duration=duration, data_dir=data_dir, port=port,
                              in_process=in_process, federation=federation,
                              console=console))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C, or SIGTERM
         console.print("stopped")
     except MillnetError as exc:
         console.print(f"[red]error[/red] {exc}", soft_wrap=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -82,6 +83,10 @@ async def _broker(config: Path | None, settings: Settings, console: Console, in_
 async def run_demo(config: Path | None, *, duration: float | None, data_dir: Path | None,
                    port: int, console: Console, in_process: bool = False,
                    federation: bool = True) -> None:
+    # SIGTERM stops the demo as Ctrl-C does (its broker, nodes and stores closed in order).
+    task = asyncio.current_task()
+    if task is not None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     base = load_settings(config)
     overrides: dict[str, dict[str, object]] = {
         "api": {"port": port},

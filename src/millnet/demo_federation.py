@@ -20,17 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
-import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from millnet.children import die_with_parent
 from millnet.config import Settings, load_settings
 from millnet.connectivity.broker import free_port
 from millnet.db.engine import create_db_engine
@@ -50,7 +49,6 @@ ENTERPRISE_1 = "ent-suzhou-machinery"
 ENTERPRISE_1_PLACE = ("320500", "C34")
 START_TIMEOUT_S = 90.0  # two shared cores, migrations on first start
 STOP_TIMEOUT_S = 15.0
-PR_SET_PDEATHSIG = 1
 #: how the demo's enterprises report: often, so that the situation fills in seconds
 CHILD_LINK = {"heartbeat_s": 1.0, "summary_every_s": 2.0, "retry_first_s": 0.5,
               "retry_max_s": 2.0}
@@ -182,18 +180,6 @@ def seed_plant(settings: Settings) -> None:
 
 # -- the node processes ----------------------------------------------------------------------
 
-def _die_with_parent(parent_pid: int) -> Callable[[], None]:
-    """Runs in the child between fork and exec: ask for SIGTERM when the demo dies."""
-    libc = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
-
-    def arm() -> None:
-        if libc is not None:
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent_pid:  # the demo died before the prctl took effect
-            os._exit(1)
-    return arm
-
-
 @dataclass
 class NodeProcess:
     spec: NodeSpec
@@ -218,7 +204,7 @@ def start_node(spec: NodeSpec) -> NodeProcess:
     proc = subprocess.Popen(
         [sys.executable, "-m", "millnet", "node"], env=env | spec.environ(),
         stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-        preexec_fn=_die_with_parent(os.getpid()))  # noqa: PLW1509 - prctl only, see above
+        preexec_fn=die_with_parent(os.getpid()))  # noqa: PLW1509 - prctl only, see above
     return NodeProcess(spec, proc, log_file)
 
 

@@ -15,7 +15,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from millnet.connectivity.broker import free_port
+import psutil
+
+from millnet.connectivity.broker import find_mosquitto, free_port
 
 ENTERPRISE_1, ENTERPRISE_2 = "ent-suzhou-machinery", "ent-pudong-drives"
 
@@ -102,9 +104,10 @@ def _check_demo(proc: subprocess.Popen[str]) -> None:
 
 
 def test_a_killed_demo_takes_its_nodes_with_it(tmp_path: Path) -> None:
-    """SIGKILL gives the demo no chance to stop anything: the parent-death signal does."""
+    """SIGKILL gives the demo no chance to stop anything: the parent-death signal does, for
+    its nodes and for its private Mosquitto."""
     args = [sys.executable, "-m", "millnet", "demo", "--port", str(free_port()),
-            "--in-process", "--data-dir", str(tmp_path / "demo")]
+            "--data-dir", str(tmp_path / "demo")]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert proc.stdout is not None
     seen: list[str] = []
@@ -115,6 +118,11 @@ def test_a_killed_demo_takes_its_nodes_with_it(tmp_path: Path) -> None:
                 break
         pids = _pids("".join(seen))
         assert len(pids) == 3 and all(_alive(p) for p in pids), seen[-20:]
+        if find_mosquitto() is not None:
+            brokers = [c.pid for c in psutil.Process(proc.pid).children()
+                       if c.name().startswith("mosquitto")]
+            assert len(brokers) == 1, seen[-20:]
+            pids += brokers
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)

@@ -6,6 +6,7 @@ directory of its own; it can be stopped, killed and restarted on the same port.
 
 from __future__ import annotations
 
+import getpass
 import shutil
 import signal
 import socket
@@ -13,6 +14,8 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from millnet.children import bound_to_this_process
 
 
 def free_port() -> int:
@@ -59,12 +62,17 @@ class Mosquitto:
             "max_inflight_messages 0\n"
             "max_queued_messages 0\n"
             "max_queued_bytes 0\n"
-            f"log_dest file {self.workdir}/mosquitto.log\n",
+            f"log_dest file {self.workdir}/mosquitto.log\n"
+            # Run as whoever started it: started as root, Mosquitto would switch to its
+            # 'mosquitto' user, and the switch clears the parent-death signal (prctl(2)).
+            f"user {getpass.getuser()}\n",
             encoding="utf-8",
         )
         self.proc = subprocess.Popen(  # noqa: S603 - our own binary and arguments
             [self.binary, "-c", str(conf)], cwd=self.workdir,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            # A demo, benchmark or test killed outright takes its broker with it.
+            preexec_fn=bound_to_this_process(),  # noqa: PLW1509 - prctl only
         )
         wait_for_port(self.port)
 

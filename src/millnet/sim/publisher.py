@@ -44,12 +44,12 @@ async def _stepper(fleet: EdgeFleet, interval: float) -> None:
 async def _edge_node(fleet: EdgeFleet, node: EdgeNode, broker: Broker, interval: float) -> None:
     while True:
         death_topic, death = node.death
+        client = aiomqtt.Client(
+            broker.host, broker.port, username=broker.username, password=broker.password,
+            identifier=f"sim-{node.group}-{node.edge}", clean_session=True,
+            will=aiomqtt.Will(death_topic, death, qos=1))
         try:
-            async with aiomqtt.Client(
-                broker.host, broker.port, username=broker.username, password=broker.password,
-                identifier=f"sim-{node.group}-{node.edge}", clean_session=True,
-                will=aiomqtt.Will(death_topic, death, qos=1),
-            ) as client:
+            async with client:
                 await client.subscribe(f"spBv1.0/{node.group}/NCMD/{node.edge}", qos=1)
                 await client.subscribe(f"spBv1.0/{node.group}/DCMD/{node.edge}/+", qos=0)
                 for topic, payload in fleet.births(node, _now_ms()):
@@ -60,15 +60,27 @@ async def _edge_node(fleet: EdgeFleet, node: EdgeNode, broker: Broker, interval:
                         await _tick(interval)
                         for topic, payload in fleet.data(node, _now_ms()):
                             await client.publish(topic, payload)
+        except asyncio.CancelledError:
+            _settle_later(client)
+            raise
         except aiomqtt.MqttError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 # Cancelled, and the client's exit failed (a disconnect timing out on a busy
                 # machine) with an MqttError in place of the CancelledError: reconnecting here
                 # would swallow the cancellation and the demo would never stop.
+                _settle_later(client)
                 raise asyncio.CancelledError from None
             node.bd_seq = (node.bd_seq + 1) & 0xFF  # a new MQTT session is a new bdSeq
             await asyncio.sleep(1.0)
+
+
+def _settle_later(client: aiomqtt.Client) -> None:
+    """Cancelled while connecting, the client never ran its exit: when its broker goes away
+    later, aiomqtt sets the disconnection's error on a future nobody awaits, and asyncio logs
+    "Future exception was never retrieved" at exit. Retrieve it when it comes."""
+    disconnected = client._disconnected  # aiomqtt keeps it private
+    disconnected.add_done_callback(lambda f: f.cancelled() or f.exception())
 
 
 async def _commands(client: aiomqtt.Client, fleet: EdgeFleet) -> None:
