@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from millnet.telemetry.base import TelemetryStore
 
 
-def _routes(conn: Connection) -> Mapping[str, str]:
+def routes_below(conn: Connection) -> Mapping[str, str]:
     """Every enterprise below this node -> the child it is reached through."""
     out = {r.node_id: r.node_id for r in conn.execute(select(federation_children))
            if r.role == "enterprise"}
@@ -65,7 +65,7 @@ def attach(settings: Settings, m: Monitoring) -> None:
         if box is None or box.enqueue(kind, body, conn, origin=origin) is None:
             raise MillnetError(f"{kind} could not be queued for {peer}")
 
-    register_relay(links.inbox, send, _routes, links.outbox_up is not None)
+    register_relay(links.inbox, send, routes_below, links.outbox_up is not None)
     if settings.park.enabled and m.role == "secondary":
         links.inbox.register(park_report.KIND, apply_summary)
         m.park = links.engine

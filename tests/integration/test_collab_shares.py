@@ -188,3 +188,64 @@ def test_kinds_and_machine_state() -> None:
     section = KpiSection()
     assert [machine_state(v, section) for v in (1, 3, 4, 0, None)] == \
         ["running", "setup", "fault", "down", None]
+
+
+def test_relays_route_down_up_or_refuse(tmp_path: Path) -> None:
+    """A national node passes ent-a's share (under sec-1) down to sec-2, where ent-b is; sec-1
+    passes it up, not knowing ent-b; what names another sender, or nobody reachable, is
+    refused."""
+    from sqlalchemy import insert
+
+    from millnet.collab.relay import register_relay
+    from millnet.federation.inbox import Inbox, PeerInfo
+    from millnet.federation.schema import federation_children, federation_origins
+    from millnet.partners import routes_below
+    from millnet.protocols.federation import Message
+
+    def child(node_id: str, role: str) -> dict[str, Any]:
+        return {"node_id": node_id, "role": role, "region": "320500", "sector": "C",
+                "prefix": "88", "public_key": b"k" * 32, "enrolled_at": datetime.now(UTC),
+                "child_depth": 0, "child_bytes": 0, "child_oldest_age_ms": 0,
+                "child_refused": 0}
+
+    body = {"id": "sh-0123456789abcdef", "owner": "ent-a", "partner": "ent-b", "n": 1,
+            "sealed": "AAAA"}
+    registries = [Registry.open(f"sqlite:///{tmp_path / n}.sqlite") for n in ("nat", "sec1")]
+    try:
+        nat, sec1 = (r.engine for r in registries)
+        with nat.begin() as conn:
+            conn.execute(insert(federation_children), [child("sec-1", "secondary"),
+                                                       child("sec-2", "secondary")])
+            conn.execute(insert(federation_origins), [
+                {"origin": o, "child": c, "role": "enterprise", "region": "320500",
+                 "sector": "C", "prefix": "88"} for o, c in (("ent-a", "sec-1"),
+                                                             ("ent-b", "sec-2"))])
+        with sec1.begin() as conn:
+            conn.execute(insert(federation_children), [child("ent-a", "enterprise")])
+        out: list[tuple[str, str | None]] = []
+        inbox = Inbox()
+        register_relay(inbox, lambda conn, peer, kind, body, origin: out.append(
+            (peer, origin)), routes_below, True)
+        for engine, sender, origin, kind, expected in (
+                (nat, "sec-1", "ent-a", "share.update", ("sec-2", "ent-a")),
+                (nat, "sec-2", "ent-b", "share.accept", ("sec-1", "ent-b")),
+                (sec1, "ent-a", "ent-a", "share.update", ("parent", "ent-a")),
+                (sec1, "nat", "ent-b", "share.key", ("ent-a", "ent-b"))):
+            out.clear()
+            with engine.begin() as conn:
+                inbox.handler(kind)(conn, PeerInfo(sender, "secondary"),
+                                    Message(1, 0, kind, origin, body))
+            assert out == [expected], (sender, kind)
+        inbox = Inbox()
+        register_relay(inbox, lambda *args: None, routes_below, False)
+        with nat.begin() as conn:
+            with pytest.raises(RejectedMessage, match="share_origin"):
+                inbox.handler("share.update")(conn, PeerInfo("sec-2", "secondary"),
+                                              Message(1, 0, "share.update", "ent-b", body))
+            lost = {**body, "partner": "ent-z"}
+            with pytest.raises(RejectedMessage, match="share_unroutable"):
+                inbox.handler("share.update")(conn, PeerInfo("sec-1", "secondary"),
+                                              Message(1, 0, "share.update", "ent-a", lost))
+    finally:
+        for r in registries:
+            r.close()
