@@ -163,7 +163,7 @@ def build_node(settings: Settings) -> Node:
 
         node.ordering = build_ordering(settings, registry, pipeline, tenant.id)
         # Fed once per sealed batch: charts need no more, and the rules stay the one prompt tap.
-        node.live = LiveFeed()
+        node.live = LiveFeed(registry=metrics.registry)
         pipeline.add_tap(node.live, prompt=False)
         node.monitoring = open_monitoring(settings, registry)
         if node.monitoring is not None:

@@ -7,6 +7,7 @@ import asyncio
 
 import numpy as np
 import pytest
+from prometheus_client import CollectorRegistry
 
 from millnet.ingest.live import LiveFeed, TooManyWatchers
 from millnet.model import SampleBatch
@@ -39,8 +40,10 @@ def test_each_subscription_gets_its_own_series() -> None:
 
 def test_a_slow_watcher_loses_its_oldest_samples_and_counts_them() -> None:
     async def scenario() -> None:
-        feed = LiveFeed(max_samples=10)
+        registry = CollectorRegistry()
+        feed = LiveFeed(max_samples=10, registry=registry)
         sub = feed.subscribe([1])
+        assert registry.get_sample_value("millnet_live_streams") == 1
         for i in range(5):
             feed_with(feed, batch([1] * 4, start_ns=100 * i))
         got = await sub.next(1)
@@ -50,6 +53,7 @@ def test_a_slow_watcher_loses_its_oldest_samples_and_counts_them() -> None:
         feed_with(feed, batch([1] * 25))  # one chunk larger than the queue: its newest 10
         got = await sub.next(1)
         assert got is not None and len(got) == 10 and got.ts_ns[0] == 15
+        assert registry.get_sample_value("millnet_live_dropped_samples_total") == sub.dropped
 
     asyncio.run(scenario())
 

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 import numpy.typing as npt
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from millnet.errors import MillnetError
 from millnet.model import SampleBatch, TextSample
@@ -33,7 +34,9 @@ class TooManyWatchers(MillnetError):
 class Subscription:
     """Samples of some series, queued for one watcher; read with :meth:`next`."""
 
-    def __init__(self, series_ids: Iterable[int], max_samples: int) -> None:
+    def __init__(self, series_ids: Iterable[int], max_samples: int,
+                 dropped: Counter | None = None) -> None:
+        self._dropped_total = dropped
         self.series_ids = np.unique(np.fromiter(series_ids, dtype=np.int32))
         self.max_samples = max_samples
         self.dropped = 0  # samples lost to a full queue, over the subscription's life
@@ -50,15 +53,20 @@ class Subscription:
             return
         part = SampleBatch(batch.series_id[mask], batch.ts_ns[mask], batch.value[mask],
                            batch.quality[mask])
+        dropped = 0
         if len(part) > self.max_samples:  # a single chunk larger than the queue: its newest
-            self.dropped += len(part) - self.max_samples
+            dropped += len(part) - self.max_samples
             part = part.slice(len(part) - self.max_samples, len(part))
         self._chunks.append(part)
         self._queued += len(part)
         while self._queued > self.max_samples:
             oldest = self._chunks.popleft()
             self._queued -= len(oldest)
-            self.dropped += len(oldest)
+            dropped += len(oldest)
+        if dropped:
+            self.dropped += dropped
+            if self._dropped_total is not None:
+                self._dropped_total.inc(dropped)
         self._ready.set()
 
     def close(self) -> None:
@@ -87,10 +95,20 @@ class LiveFeed:
 
     name = "live"
 
-    def __init__(self, *, max_subscriptions: int = 64, max_samples: int = 50_000) -> None:
+    def __init__(self, *, max_subscriptions: int = 64, max_samples: int = 50_000,
+                 registry: CollectorRegistry | None = None) -> None:
+        """With ``registry``, exported: ``millnet_live_streams`` (open subscriptions) and
+        ``millnet_live_dropped_samples_total`` (lost to watchers that read too slowly)."""
         self.max_subscriptions = max_subscriptions
         self.max_samples = max_samples
         self._subs: list[Subscription] = []
+        self._dropped: Counter | None = None
+        if registry is not None:
+            self._dropped = Counter(
+                "millnet_live_dropped_samples", "Samples a live watcher lost because it read "
+                "too slowly (the store has them)", registry=registry)
+            Gauge("millnet_live_streams", "Open live subscriptions (console charts)",
+                  registry=registry).set_function(lambda: len(self._subs))
         self._closed = False
         self._watched: npt.NDArray[np.int32] = np.empty(0, np.int32)
 
@@ -109,7 +127,7 @@ class LiveFeed:
         if len(self._subs) >= self.max_subscriptions:
             raise TooManyWatchers(f"the node serves {self.max_subscriptions} live streams at "
                                   "most; close one or retry later")
-        sub = Subscription(series_ids, self.max_samples)
+        sub = Subscription(series_ids, self.max_samples, self._dropped)
         self._subs.append(sub)
         self._rewatch()
         return sub
