@@ -194,6 +194,7 @@ def _banner(console: Console, url: str, token: str, settings: Settings, machines
             points: int) -> None:
     table = Table(title="millnet demo", show_header=False)
     table.add_row("API", f"{url}/docs")
+    table.add_row("console", f"{url}/console/ (log in with the admin token)")
     table.add_row("admin token", token)
     table.add_row("try", f"curl -H 'Authorization: Bearer {token}' {url}/api/v1/tenants")
     table.add_row("plant", f"2 sites, 6 lines, {machines} machines, {points} points "
