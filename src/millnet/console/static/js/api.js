@@ -35,6 +35,8 @@ const MAX_ERRORS = 5;
 /** Show an error in the page's error area (newest first, each dismissable). */
 export function showError(message) {
   const area = document.getElementById("errors");
+  const newest = area.querySelector(".error-text");
+  if (newest && newest.textContent === message) return;  // a page polling the same failure
   const item = h("div", { class: "error", role: "alert" },
     h("span", { class: "error-text", text: message }),
     h("button", {
