@@ -106,7 +106,8 @@ def device_status(sources: Sources) -> Provider:
             raise NotFound(f"no device {path!r}")
         points = sources.registry.list_points(tenant_id, device.id)
         last = sources.telemetry.last_values([p.series_id for p in points])
-        values = []
+        values: list[dict[str, Any]] = []
+        newest: int | None = None
         state: float | None = None
         for p in sorted(points, key=lambda p: p.name):
             v = last.get(p.series_id)
@@ -115,6 +116,7 @@ def device_status(sources: Sources) -> Provider:
             value = None if v.value is None or math.isnan(v.value) else v.value
             values.append({"name": p.name, "value": value, "text": v.text, "unit": p.unit,
                            "ts_ms": v.ts_ns // 1_000_000, "quality": v.quality.name.lower()})
+            newest = max(newest or 0, v.ts_ns // 1_000_000)
             if p.name == sources.kpi.state_point:
                 state = value
         active = 0
@@ -125,7 +127,7 @@ def device_status(sources: Sources) -> Provider:
         # payload, which is then not sent again.
         return {"device": device.path, "points": values,
                 "machine_state": machine_state(state, sources.kpi), "active_alarms": active,
-                "at_ms": max((v["ts_ms"] for v in values), default=None)}
+                "at_ms": newest}
 
     return provide
 

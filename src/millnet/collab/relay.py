@@ -18,7 +18,7 @@ from sqlalchemy import Connection, select
 
 from millnet.collab.common import KINDS, TO_PARTNER, node_of
 from millnet.errors import RejectedMessage
-from millnet.federation.inbox import Inbox, PeerInfo
+from millnet.federation.inbox import Inbox, PeerInfo, batch_cache
 from millnet.federation.schema import federation_children
 from millnet.protocols.federation import Message
 
@@ -39,7 +39,10 @@ def register_relay(inbox: Inbox, send: Send, routes: Routes, has_parent: bool) -
         source, recipient = ends(message.kind, message.body)
         if source != origin:
             raise RejectedMessage("share_origin", f"{origin} sent a share message of {source}")
-        child = routes(conn).get(recipient)
+        cache = batch_cache(conn)  # read once per applied batch, not once per message
+        if "share routes" not in cache:
+            cache["share routes"] = routes(conn)
+        child = cache["share routes"].get(recipient)
         if child is not None:
             send(conn, child, message.kind, message.body, origin)
             return

@@ -68,6 +68,7 @@ class ShareIn(BaseModel):
                        description="device-status:<device path>, trace:<identifier> or "
                                    "order:<order id> (the kinds this node provides)")
     expires: str = Field(min_length=2, max_length=40, examples=["7d"],
+                         pattern=r"^(\d{1,6}[smhd]|\d{4}-\d{2}-\d{2}[T ].+)$",
                          description="A duration (7d, 12h, 30m) or an ISO 8601 time")
     tenant_id: int | None = Field(None, ge=1, le=2**31 - 1,
                                   description="The owning tenant (node-wide tokens only)")
