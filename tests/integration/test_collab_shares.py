@@ -249,3 +249,22 @@ def test_relays_route_down_up_or_refuse(tmp_path: Path) -> None:
     finally:
         for r in registries:
             r.close()
+
+
+def test_a_kind_from_another_package_is_offered_when_it_provides_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from millnet.collab import providers
+
+    (tmp_path / "fake_trace.py").write_text(
+        "def share_provider(sources):\n    return lambda tenant_id, target: {'id': target}\n")
+    (tmp_path / "no_provider.py").write_text("X = 1\n")
+    (tmp_path / "broken.py").write_text("import does_not_exist_anywhere\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(providers, "OPTIONAL", {"trace": "fake_trace", "order": "no_provider",
+                                                "other": "broken", "gone": "not_a_module"})
+    found = providers.kinds()
+    assert set(found) == {"device-status", "trace"}
+    assert found["trace"](None)(1, "88.100/P-1") == {"id": "88.100/P-1"}  # type: ignore[arg-type]
+    assert providers.parse_scope("trace:88.100/P-1") == ("trace", "88.100/P-1")
+    with pytest.raises(InvalidInput):
+        providers.parse_scope("order:42")

@@ -38,6 +38,7 @@ from millnet.db.engine import writer
 from millnet.db.schema import AnyRow
 from millnet.errors import Conflict, InvalidInput, NotFound, RejectedMessage
 
+PAYLOAD_MAX = 256 * 1024
 #: ``send(conn, kind, body)``: enqueue toward the parent in ``conn``'s transaction.
 Send = Callable[[Connection, str, dict[str, Any]], None]
 
@@ -217,6 +218,8 @@ class OwnerShares:
             except (NotFound, InvalidInput) as exc:
                 payload = {"error": str(exc)[:200]}  # the target is gone: the partner sees so
             plain = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
+            if len(plain) > PAYLOAD_MAX:  # a window on a target, not a bulk transfer
+                plain = json.dumps({"error": f"the payload exceeds {PAYLOAD_MAX} bytes"}).encode()
             digest = hashlib.sha256(plain).hexdigest()
             if digest == row.pushed_digest:
                 continue

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from millnet.registry import Registry
 from millnet.telemetry.base import TelemetryStore
 
 Provider = Callable[[int, str], dict[str, Any]]
+log = logging.getLogger("millnet.collab")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +68,11 @@ def kinds() -> dict[str, ProviderFactory]:
     for kind, package in OPTIONAL.items():
         if kind in out or importlib.util.find_spec(package) is None:
             continue
-        factory = getattr(importlib.import_module(package), "share_provider", None)
+        try:
+            factory = getattr(importlib.import_module(package), "share_provider", None)
+        except ImportError as exc:  # that package's own trouble: its kind is not offered
+            log.warning("share kind %s not offered: %s does not import (%s)", kind, package, exc)
+            continue
         if callable(factory):
             out[kind] = factory
     return out
