@@ -159,10 +159,14 @@ def fix_time(text: str) -> str:
     """hash_generator._fix_time_stamp_format (dateutil) for the common ISO 8601 forms."""
     if _ISO.fullmatch(text) is None:
         return str(_hg._fix_time_stamp_format(text))
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:  # February 30th: dateutil refuses it too, and the text stays
+        return str(_hg._fix_time_stamp_format(text))
     if text[-1] == "Z" and len(text) <= 24:  # UTC to the millisecond: only padding to do
         fraction = text[20:-1] if len(text) > 20 else ""
         return text[:19] + "." + (fraction + "000")[:3] + "Z"
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+    moment = moment.astimezone(UTC)
     moment = moment.replace(microsecond=round(moment.microsecond, -3))
     return moment.isoformat(timespec="milliseconds")[:-6] + "Z"
 

@@ -40,14 +40,11 @@ class HttpRemote:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         params = {"direction": "up", "depth": str(max(depth, 0)), "hops": str(max(hops, 0))}
+        if self._client is None:  # one pool of kept-alive connections, on the serving loop
+            self._client = httpx.AsyncClient()
         try:
-            if self._client is not None:
-                reply = await self._client.get(target, params=params, headers=headers,
-                                               timeout=self._timeout)
-            else:
-                async with httpx.AsyncClient() as client:
-                    reply = await client.get(target, params=params, headers=headers,
-                                             timeout=self._timeout)
+            reply = await self._client.get(target, params=params, headers=headers,
+                                           timeout=self._timeout)
         except httpx.HTTPError as exc:
             return {"identifier": key, "status": "unreachable", "url": url,
                     "error": f"{type(exc).__name__}: {exc}"}
