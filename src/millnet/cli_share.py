@@ -105,6 +105,16 @@ def decline(owner: Annotated[str, typer.Argument(help="The owner enterprise")],
     _answer(owner, share_id, "decline", tenant, url, token, as_json)
 
 
+@app.command("end")
+def end(owner: Annotated[str, typer.Argument(help="The owner enterprise")],
+        share_id: Annotated[str, typer.Argument(help="The share's id (sh-...)")],
+        url: UrlOption = DEFAULT_URL, token: TokenOption = "",
+        as_json: JsonOption = False) -> None:
+    """End a share this enterprise accepted: its data is deleted here, the owner stops."""
+    got = _request("POST", url, token, f"/shared/{owner}/{share_id}/end")
+    _show(got, as_json, [_received(got)])
+
+
 @app.command("shared")
 def shared(url: UrlOption = DEFAULT_URL, token: TokenOption = "",
            as_json: JsonOption = False) -> None:

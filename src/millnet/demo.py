@@ -93,7 +93,9 @@ async def run_demo(config: Path | None, *, duration: float | None, data_dir: Pat
         # The demo's rules beside any of the configuration's own; its machines' cycle times.
         "rules": {"files": [str(f) for f in base.rules.resolved_files(config)]
                   + [str(RULES_FILE)]},
-        "kpi": {"ideal_cycle_s": IDEAL_CYCLE_S | base.kpi.ideal_cycle_s}}
+        "kpi": {"ideal_cycle_s": IDEAL_CYCLE_S | base.kpi.ideal_cycle_s},
+        # EPCIS events of the lines' batches (docs/traceability.md), unless the file says no.
+        "trace": {"emit": base.trace.emit if "emit" in base.trace.model_fields_set else True}}
     if data_dir is not None or config is None:
         overrides["node"] = {"data_dir": str(data_dir or Path("millnet-demo"))}
         if config is None:  # the node is enterprise #1 of the demo's federation

@@ -142,6 +142,24 @@ def test_expiry_ends_the_share_on_both_sides(pair: Pair) -> None:
         assert conn.execute(select(collab_received.c.payload)).scalar() is None
 
 
+def test_the_partner_ends_its_consent(pair: Pair) -> None:
+    share_id = offer(pair)
+    pair.b.answer(7, "ent-a", share_id, True, "bob")
+    pair.deliver()
+    pair.a.push()
+    pair.deliver()
+    with pytest.raises(NotFound):  # another tenant's admin
+        pair.b.leave(8, "ent-a", share_id, "eve")
+    assert pair.b.leave(7, "ent-a", share_id, "bob").status == "ended"
+    assert pair.b.shared(None) == []
+    pair.deliver()
+    assert pair.a.get(1, share_id).status == "declined"
+    pair.data["Plant/Press1"]["temp"] = 50.0
+    assert pair.a.push() == 0
+    with pytest.raises(Conflict):
+        pair.b.leave(7, "ent-a", share_id, "bob")
+
+
 def test_declined_share_sends_nothing(pair: Pair) -> None:
     share_id = offer(pair)
     pair.b.answer(7, "ent-a", share_id, False, "bob")

@@ -176,6 +176,12 @@ class OwnerShares:
         row = conn.execute(select(shares).where(shares.c.id == share_id)).first()
         if row is None or row.partner != origin or node_of(body, "partner") != origin:
             raise RejectedMessage("share_unknown", f"{origin} has no share {share_id} here")
+        if kind == DECLINE and row.status == "active":  # the partner ends its consent
+            conn.execute(update(shares).where(shares.c.id == share_id)
+                         .values(status="declined", ended_at=datetime.now(UTC)))
+            audit(conn, "owner", share_id, self.node_id, origin, "declined", origin,
+                  f"ended by the partner after {row.updates} updates")
+            return
         if row.status != "offered":
             return  # answered already, or ended: nothing changes
         if kind == KEY:

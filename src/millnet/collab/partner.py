@@ -50,7 +50,7 @@ class Received:
     id: str
     scope: str
     expires_at: datetime
-    status: str  # offered, active, declined, revoked, expired
+    status: str  # offered, active, declined, revoked, expired, ended (by this side)
     tenant_id: int | None
     payload: dict[str, Any] | None
     payload_at: datetime | None
@@ -140,6 +140,20 @@ class PartnerShares:
             audit(conn, "partner", share_id, owner, self.node_id,
                   "accepted" if accept else "declined", actor, f"tenant {tenant_id}")
             self._send(conn, ACCEPT if accept else DECLINE, body)
+            return _received(self._row(conn, owner, share_id))
+
+    def leave(self, tenant_id: int | None, owner: str, share_id: str, actor: str) -> Received:
+        """End an accepted share from this side: the data is deleted here and the owner stops
+        (told by ``share.decline``)."""
+        with writer(self.engine).begin() as conn:
+            row = self._row(conn, owner, share_id)
+            if tenant_id is not None and row.tenant_id != tenant_id:
+                raise NotFound(f"no share {share_id} of {owner}")
+            if row.status != "active":
+                raise Conflict(f"share {share_id} of {owner} is {row.status}")
+            self._end(conn, row, "ended", actor)
+            self._send(conn, DECLINE, {"id": share_id, "owner": owner,
+                                       "partner": self.node_id})
             return _received(self._row(conn, owner, share_id))
 
     @staticmethod

@@ -149,6 +149,17 @@ async def list_shared(request: Request, caller: Viewer) -> list[Json]:
     return [r.json() for r in await asyncio.to_thread(collab.partner.shared, caller.tenant_id)]
 
 
+@router.post("/shared/{owner}/{share_id}/end", response_model=Json,
+             summary="End an accepted share: the data is deleted here, the owner stops",
+             responses=responses(*AUTH_ERRORS, 404, 409))
+async def end_shared(request: Request, caller: Admin, owner: Owner,
+                     share_id: ShareId) -> Json:
+    collab = _collab(request)
+    got = await asyncio.to_thread(collab.partner.leave, caller.tenant_id, owner, share_id,
+                                  _actor(caller))
+    return got.json()
+
+
 @router.get("/shared/audit", response_model=list[Json],
             summary="What was received from partners and when (kept after a share ends)",
             responses=responses(*AUTH_ERRORS, 404))
