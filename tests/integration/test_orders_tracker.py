@@ -86,15 +86,15 @@ def test_parts_advance_operations_in_routing_order(plant: Plant) -> None:
     plant.feed(tracker, [("L2", "m1", "Parts/Good", 1, 2)])
     assert _status(tracker, first.id) == [("planned", 0, 0), ("planned", 0, 0)]
     assert tracker.unassigned_parts == 2
-    # L1: two machines, several samples each, a scrap part: 3 + 4 = 7 parts, 5 for the first
-    # order (done), 2 for the second
+    # L1: two machines, several samples each: 1 + 4 parts at t=2 finish the first order; the
+    # 2 parts and the scrap part at t=3 are the second's
     plant.feed(tracker, [("L1", "m1", "Parts/Good", 2, 101), ("L1", "m1", "Parts/Good", 3, 103),
                          ("L1", "m2", "Parts/Good", 2, 11), ("L1", "m1", "Parts/Scrap", 3, 4)])
-    assert _status(tracker, first.id) == [("done", 5, 1), ("planned", 0, 0)]
-    assert _status(tracker, second.id) == [("started", 2, 0), ("planned", 0, 0)]
+    assert _status(tracker, first.id) == [("done", 5, 0), ("planned", 0, 0)]
+    assert _status(tracker, second.id) == [("started", 2, 1), ("planned", 0, 0)]
     # a counter reset: the new value is what was made since
     plant.feed(tracker, [("L1", "m2", "Parts/Good", 4, 1), ("L2", "m1", "State", 4, 1)])
-    assert _status(tracker, second.id)[0] == ("started", 3, 0)
+    assert _status(tracker, second.id)[0] == ("started", 3, 1)
     assert _status(tracker, first.id)[1] == ("started", 0, 0)  # running: started
     plant.feed(tracker, [("L2", "m1", "Parts/Good", 5, 9)])
     assert _status(tracker, first.id)[1] == ("done", 5, 0)
@@ -103,12 +103,12 @@ def test_parts_advance_operations_in_routing_order(plant: Plant) -> None:
     done = plant.store.get_order(first.id)
     assert done.status == "finished" and done.started_s == T0 + 2
     assert done.finished_s == T0 + 5
-    assert [(o.status, o.good, o.scrap) for o in done.operations] == [("done", 5, 1),
+    assert [(o.status, o.good, o.scrap) for o in done.operations] == [("done", 5, 0),
                                                                       ("done", 5, 0)]
     # a restarted tracker goes on from the stored counters: 103 -> 104 is one more part
     again = plant.tracker()
     plant.feed(again, [("L1", "m1", "Parts/Good", 6, 104)])
-    assert _status(again, second.id)[0] == ("done", 4, 0)
+    assert _status(again, second.id)[0] == ("done", 4, 1)
     assert plant.store.get_order(second.id).status == "in_progress"
 
 

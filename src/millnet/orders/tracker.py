@@ -17,10 +17,12 @@ every line that has an operation to do, and advances the operations:
 * **Done.** An operation is done when it has the quantity; the order is finished when its
   last operation is.
 
-The tap selects its series from a chunk with a lookup table indexed by series id and sums the
-increments per line with numpy (one pass, O(chunk)); Python only loops over the lines that
-made parts in the chunk. What changed is written every ``flush_s`` by :meth:`run`, which also
-loads orders placed since (the service writes them; the tap never waits for the database).
+The tap selects its series from a chunk with a lookup table indexed by series id, computes the
+increments and sums them per line and timestamp with numpy (O(chunk)); Python only loops over
+those (line, time) groups, in time order, so that an operation that becomes ready within a
+chunk takes only the parts made after that, whatever the chunks. What changed is written
+every ``flush_s`` by :meth:`run`, which also loads orders placed since (the service writes
+them; the tap never waits for the database).
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ class LineSeries:
     role: str  # "good", "scrap" or "state"
 
 
+#: (time, line, good, scrap) columns of counter increments and running states
+_Events = tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.float64],
+                npt.NDArray[np.float64]]
 #: Finds the series of the given lines (line id -> tenant id); blocking, run in a thread.
 FindSeries = Callable[[dict[int, int]], list[LineSeries]]
 
@@ -152,20 +157,23 @@ class OrderTracker:
         ts = batch.ts_ns[at].astype(np.float64) / 1e9
         role = self._role[s]
         counter = role != _STATE
-        made: dict[int, list[float]] = {}  # line -> [good, scrap, last time, first time]
+        parts: list[_Events] = []
         if counter.any():
-            self._counts(s[counter], v[counter], ts[counter], role[counter], made)
+            parts.append(self._counts(s[counter], v[counter], ts[counter], role[counter]))
         running = ~counter & np.isin(v, self._running)
-        if running.any():
-            lines, first = np.unique(self._line[s[running]], return_index=True)
-            for line, t in zip(lines.tolist(), ts[running][first].tolist(), strict=True):
-                made.setdefault(line, [0.0, 0.0, t, t])
-        for line, (good, scrap, last_t, first_t) in made.items():
-            self._advance(line, int(good), int(scrap), first_t, last_t)
+        if running.any():  # a line's first and last running sample start what is ready then
+            lines, t = self._line[s[running]], ts[running]
+            _, first = np.unique(lines, return_index=True)
+            _, last = np.unique(lines[::-1], return_index=True)
+            pick = np.r_[first, lines.size - 1 - last]
+            zero = np.zeros(pick.size)
+            parts.append((t[pick], lines[pick], zero, zero))
+        if parts:
+            self._apply(*(np.concatenate(column) for column in zip(*parts, strict=True)))
 
     def _counts(self, s: npt.NDArray[np.int64], v: npt.NDArray[np.float64],
-                ts: npt.NDArray[np.float64], role: npt.NDArray[np.int8],
-                made: dict[int, list[float]]) -> None:
+                ts: npt.NDArray[np.float64], role: npt.NDArray[np.int8]) -> _Events:
+        """The counter increments: (time, line, good, scrap) of every sample that adds."""
         order = np.lexsort((ts, s))
         s, v, ts, role = s[order], v[order], ts[order], role[order]
         first = np.r_[True, s[1:] != s[:-1]]
@@ -177,22 +185,26 @@ class OrderTracker:
         for sid, value in zip(s[last].tolist(), v[last].tolist(), strict=True):
             self._carry[sid] = value
             self._dirty_counters.add(sid)
-        lines = self._line[s]
-        for code, col in ((_GOOD, 0), (_SCRAP, 1)):
-            pick = (role == code) & (delta > 0)
-            if not pick.any():
-                continue
-            ids, inverse = np.unique(lines[pick], return_inverse=True)
-            sums = np.bincount(inverse, weights=delta[pick])
-            lasts = np.full(ids.size, -np.inf)
-            np.maximum.at(lasts, inverse, ts[pick])
-            firsts = np.full(ids.size, np.inf)
-            np.minimum.at(firsts, inverse, ts[pick])
-            for line, n, t_last, t_first in zip(ids.tolist(), sums.tolist(), lasts.tolist(),
-                                                firsts.tolist(), strict=True):
-                entry = made.setdefault(line, [0.0, 0.0, t_last, t_first])
-                entry[col] += n
-                entry[2], entry[3] = max(entry[2], t_last), min(entry[3], t_first)
+        adds = delta > 0
+        good = np.where(role[adds] == _GOOD, delta[adds], 0.0)
+        return ts[adds], self._line[s[adds]], good, delta[adds] - good
+
+    def _apply(self, ts: npt.NDArray[np.float64], lines: npt.NDArray[np.int64],
+               good: npt.NDArray[np.float64], scrap: npt.NDArray[np.float64]) -> None:
+        """Advance the lines in time order, the increments of one line at one time together
+        (the machines of a line publish together): Python loops over (time, line) groups, not
+        samples."""
+        if not ts.size:
+            return
+        order = np.lexsort((lines, ts))
+        ts, lines, good, scrap = ts[order], lines[order], good[order], scrap[order]
+        starts = np.flatnonzero(np.r_[True, (ts[1:] != ts[:-1]) | (lines[1:] != lines[:-1])])
+        goods = np.add.reduceat(good, starts)
+        scraps = np.add.reduceat(scrap, starts)
+        for t, line, g, sc in zip(ts[starts].tolist(), lines[starts].tolist(),
+                                  np.rint(goods).tolist(), np.rint(scraps).tolist(),
+                                  strict=True):
+            self._advance(line, int(g), int(sc), t, t)
 
     def _ready(self, op: OpenOperation, at_s: float) -> bool:
         if at_s < op.release_s:
