@@ -63,9 +63,12 @@ def test_historical_data_and_unwatched_series_are_skipped() -> None:
         feed = LiveFeed()
         sub = feed.subscribe([1])
         feed_with(feed, batch([1, 1]), historical=True)
-        feed_with(feed, batch([2, 3]))
+        feed_with(feed, batch([2, 3, 2**31 - 1]))  # beyond the largest watched id too
         got = await sub.next(0.05)
         assert got is not None and len(got) == 0
+        feed_with(feed, batch([2**31 - 1, 1]))
+        got = await sub.next(1)
+        assert got is not None and got.series_id.tolist() == [1]
 
     asyncio.run(scenario())
 

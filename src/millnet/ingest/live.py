@@ -5,8 +5,9 @@ Ingest never waits for a watcher. The tap runs on the event loop and only copies
 subscription asked for into that subscription's bounded queue; a subscription that is not read
 fast enough loses its *oldest* samples (counted in ``dropped`` and told to the watcher), never
 the store's. With no subscription the tap returns at once, so a node nobody watches pays one
-call per sealed batch. One ``isin`` over the union of every watched series filters a chunk for
-all subscriptions together, so a large batch costs the same for 1 watcher or 60.
+call per sealed batch. One lookup table over the union of every watched series filters a chunk
+for all subscriptions together (one gather, tens of µs for 10,000 samples); only what is
+watched is then sorted out per subscription (a binary search in its few ids).
 
 Limits: at most ``max_subscriptions`` at once (a client that opens more is refused, not queued)
 and ``max_samples`` queued per subscription. :meth:`LiveFeed.close` ends every subscription (the
@@ -25,6 +26,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from millnet.errors import MillnetError
 from millnet.model import SampleBatch, TextSample
+
+
+def _member(ids: npt.NDArray[np.int32], values: npt.NDArray[np.int32]) -> npt.NDArray[np.bool_]:
+    """Which ``values`` are in ``ids`` (sorted, unique, not empty): a binary search each."""
+    at = np.minimum(np.searchsorted(ids, values), len(ids) - 1)
+    found: npt.NDArray[np.bool_] = ids[at] == values
+    return found
 
 
 class TooManyWatchers(MillnetError):
@@ -48,7 +56,9 @@ class Subscription:
     def offer(self, batch: SampleBatch) -> None:
         """Queue the samples of ``batch`` that are of this subscription's series (on the
         loop; copies them, dropping the oldest queued samples beyond ``max_samples``)."""
-        mask = np.isin(batch.series_id, self.series_ids)
+        if not len(self.series_ids):
+            return
+        mask = _member(self.series_ids, batch.series_id)
         if not mask.any():
             return
         part = SampleBatch(batch.series_id[mask], batch.ts_ns[mask], batch.value[mask],
@@ -110,7 +120,7 @@ class LiveFeed:
             Gauge("millnet_live_streams", "Open live subscriptions (console charts)",
                   registry=registry).set_function(lambda: len(self._subs))
         self._closed = False
-        self._watched: npt.NDArray[np.int32] = np.empty(0, np.int32)
+        self._watched = np.zeros(1, np.bool_)  # series id -> watched by a subscription
 
     @property
     def subscriptions(self) -> int:
@@ -147,15 +157,20 @@ class LiveFeed:
         self._rewatch()
 
     def _rewatch(self) -> None:
-        ids = [s.series_ids for s in self._subs]
-        self._watched = np.unique(np.concatenate(ids)) if ids else np.empty(0, np.int32)
+        ids = [s.series_ids for s in self._subs if len(s.series_ids)]
+        union = np.concatenate(ids) if ids else np.empty(0, np.int32)
+        table = np.zeros(int(union.max()) + 1 if len(union) else 1, np.bool_)
+        table[union] = True
+        self._watched = table
 
     def on_samples(self, batch: SampleBatch, text: Sequence[TextSample], *,
                    historical: bool, received_ns: int) -> None:
         # Store-and-forward data is older than what the charts show: live samples only.
         if historical or not self._subs or not len(batch):
             return
-        mask = np.isin(batch.series_id, self._watched)
+        table, ids = self._watched, batch.series_id
+        inside = (ids >= 0) & (ids < len(table))
+        mask = table[np.where(inside, ids, 0)] & inside
         if not mask.any():
             return
         watched = SampleBatch(batch.series_id[mask], batch.ts_ns[mask], batch.value[mask],
