@@ -4,7 +4,9 @@ and following it.
 
 ``GET /orders/{identifier}`` answers a token of the order's tenant (viewer or more) or the
 order's own follow token (``Authorization: Bearer mno_...``), which reads that order and
-nothing else; anything else answers 404, as for an order that does not exist. A configuration
+nothing else: with another identifier it is an invalid token (401, counted by the security
+monitor, whether that order exists or not); a token of another tenant answers 404, as for an
+order that does not exist. A configuration
 the product does not allow answers 422 naming the option (``invalid_configuration``) or the
 rule it breaks (``rule_violated``, with ``rule``: its id, kind and message).
 """
@@ -233,9 +235,14 @@ async def get_order(request: Request, orders: Orders, identifier: str,
     token = bearer_token(request.headers.get("authorization"))
     missing = NotFound(f"order {identifier} not found")
     if token.startswith(FOLLOW_PREFIX):
-        if not await run_in_threadpool(orders.follows, identifier, token):
-            raise missing
-        return OrderOut.of(await run_in_threadpool(orders.get, identifier))
+        if await run_in_threadpool(orders.follows, identifier, token):
+            return OrderOut.of(await run_in_threadpool(orders.get, identifier))
+        # Not this order's token: an invalid token, whether the order exists or not (401, and
+        # the security monitor counts it, as it counts guessed API tokens).
+        client = request.client
+        await run_in_threadpool(request.app.state.millnet.auth.verify, token,
+                                client.host if client is not None else "")
+        raise missing  # a follow token is no API token: verify has raised
     caller = await current_caller(request, credentials)
     if not caller.at_least(Role.VIEWER):
         raise missing
