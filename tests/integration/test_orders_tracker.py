@@ -5,7 +5,9 @@ parts nobody ordered; what it wrote is what a restarted tracker goes on from."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -128,3 +130,20 @@ def test_new_orders_are_picked_up_by_refresh(plant: Plant) -> None:
     asyncio.run(tracker.refresh())
     plant.feed(tracker, [("L1", "m1", "Parts/Good", 0, 0), ("L1", "m1", "Parts/Good", 1, 1)])
     assert _status(tracker, order.id)[0] == ("done", 1, 0)
+
+
+def test_orders_placed_at_once_never_book_a_line_twice(plant: Plant) -> None:
+    with ThreadPoolExecutor(4) as pool:
+        placed = list(pool.map(lambda q: plant.service.place(plant.tenant, "p", {}, q,
+                                                             now_s=T0).order, range(1, 13)))
+    booked: dict[int, list[tuple[float, float]]] = {}
+    for order in placed:
+        assert order.promised_s == order.operations[-1].planned_end_s
+        for before, after in itertools.pairwise(order.operations):
+            assert before.planned_end_s <= after.planned_start_s
+        for op in order.operations:
+            booked.setdefault(op.line_id, []).append((op.planned_start_s, op.planned_end_s))
+    for intervals in booked.values():
+        intervals.sort()
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(intervals)), intervals
+    assert len({o.identifier for o in placed}) == 12
