@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from millnet.errors import InvalidInput
 from millnet.trace import capture, ehash, fasthash, ids
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "epcis"
@@ -211,7 +212,7 @@ def test_every_handle_form_has_one_key(handle: str) -> None:
     assert ids.key_of(handle) == handle
     assert ids.key_of(f"hdl:{handle}") == handle
     assert ids.key_of(ids.uri_of(handle)) == handle
-    assert ids.prefix_of(handle) == handle.split("/")[0]
+    assert ids.prefix_of(handle) == handle.split("/", maxsplit=1)[0]
 
 
 def test_gs1_forms_of_one_key_are_one_key() -> None:
@@ -224,5 +225,5 @@ def test_nothing_is_fetched_for_an_unknown_context() -> None:
     event = {"type": "ObjectEvent", "eventTime": "2026-01-01T00:00:00Z",
              "eventTimeZoneOffset": "+00:00", "epcList": ["hdl:88.100.5/X-1"],
              "action": "OBSERVE"}
-    with pytest.raises(ehash.InvalidInput, match="never-fetched"):
+    with pytest.raises(InvalidInput, match="never-fetched"):
         ehash.event_hash(event, ["https://example.com/never-fetched.jsonld"])
