@@ -186,6 +186,13 @@ def points_tenant(conn: Connection, series_ids: Iterable[int]) -> dict[int, int]
     return owners
 
 
+def series_named(conn: Connection, tenant_id: int, name: str) -> dict[int, int]:
+    """device id -> series id of the tenant's points called ``name`` (one per device)."""
+    return {int(r.device_id): int(r.series_id) for r in conn.execute(
+        select(points.c.device_id, points.c.series_id)
+        .where(points.c.tenant_id == tenant_id, points.c.name == name))}
+
+
 def series_ids_of_tenant(conn: Connection, tenant_id: int) -> list[int]:
     return list(conn.execute(select(points.c.series_id).where(points.c.tenant_id == tenant_id)
                              .order_by(points.c.series_id)).scalars())

@@ -249,6 +249,11 @@ class Registry(SqlStore):
         wanted = list(series_ids)
         return self._run(lambda c: points.points_tenant(c, wanted))
 
+    def series_named(self, tenant_id: int, name: str) -> dict[int, int]:
+        """device id -> series id of the tenant's points called ``name`` (a machine's state
+        point, say), without reading the others."""
+        return self._run(lambda c: points.series_named(c, tenant_id, name))
+
     def series_ids_of_tenant(self, tenant_id: int) -> list[int]:
         return self._run(lambda c: points.series_ids_of_tenant(c, tenant_id))
 

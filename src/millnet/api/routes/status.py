@@ -8,7 +8,8 @@ stopped, planned stop). A device without a state point, without a value yet, or 
 is bad or stale (its source went away) is unknown; a device without a state point is no machine
 (a meter, an edge node's own metrics) and is not counted. Active alarms are those annunciated with
 their condition active (``unack_active``, ``acked_active``), counted at their asset and at every
-ancestor. One request costs two registry queries, one alarm query and a memory lookup.
+ancestor. One request costs three registry queries (the asset, the tree, the state points),
+one alarm query and a memory lookup.
 """
 
 from __future__ import annotations
@@ -102,8 +103,8 @@ def state_of(value: float | None, quality: int | None, states: StateValues) -> M
 def _machine_states(ctx: ApiContext, tenant_id: int, device_ids: set[int], point: str,
                     states: StateValues) -> dict[int, tuple[MachineState | None, float | None,
                                                             float | None]]:
-    series = {p.device_id: p.series_id for p in ctx.registry.list_points(tenant_id)
-              if p.name == point and p.device_id in device_ids}
+    series = {device: sid for device, sid in ctx.registry.series_named(tenant_id, point).items()
+              if device in device_ids}
     last = ctx.store.last_values(series.values())
     found: dict[int, tuple[MachineState | None, float | None, float | None]] = {}
     for device in device_ids:
