@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 
 _STATE, _GOOD, _SCRAP = 1, 2, 3
 REBIND_S = 10.0
+REFRESH_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,9 +134,10 @@ class OrderTracker:
         self._add(new)
         lines = {line for line, q in self._queues.items() if q}
         now = time.monotonic()
-        # A line without machines yet (they appear with their first data) is looked at again
-        # every REBIND_S, not every second.
-        if new or (not lines <= self._bound and now - self._bound_at >= REBIND_S):
+        # Machines appear with their first data: a line without any is looked at again every
+        # REBIND_S, the others every REFRESH_S (a machine added to a line), not every second.
+        wait = REBIND_S if not lines <= self._bound else REFRESH_S
+        if new or now - self._bound_at >= wait:
             self._bound_at = now
             found = await asyncio.to_thread(self._find_series,
                                             await asyncio.to_thread(
