@@ -21,7 +21,7 @@ from millnet.collab.relay import register_relay
 from millnet.collab.service import Collaboration, sender
 from millnet.config import Settings
 from millnet.db.engine import writer
-from millnet.errors import MillnetError
+from millnet.errors import MillnetError, StorageError
 from millnet.federation.schema import federation_children, federation_origins
 from millnet.park import report as park_report
 from millnet.park.store import apply_summary
@@ -85,7 +85,8 @@ def attach_platform(settings: Settings, m: Monitoring, registry: Registry,
     def enqueue(bodies: list[dict[str, Any]]) -> None:
         with writer(m.links.engine).begin() as conn:
             for body in bodies:
-                up.enqueue(park_report.KIND, body, conn)
+                if up.enqueue(park_report.KIND, body, conn) is None:  # full: the next round
+                    raise StorageError("the federation outbox is full: park summaries wait")
 
     reporter = park_report.ParkReporter(settings.park, insight.kpi, registry, telemetry,
                                         enqueue)

@@ -7,17 +7,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from millnet.errors import StorageError
 from millnet.kpi.report import KpiRow
 from millnet.kpi.tracker import KpiTracker
 from millnet.park.settings import ParkSection
 from millnet.registry import Registry
 from millnet.telemetry.base import TelemetryStore
 
+log = logging.getLogger("millnet.park")
 KIND = "park.summary"
 DAY_NS = 86_400 * 1_000_000_000
 BUCKET_NS = 60 * 1_000_000_000
@@ -95,5 +98,8 @@ class ParkReporter:
 
     async def run(self) -> None:
         while True:
-            await self.round()
+            try:
+                await self.round()
+            except StorageError as exc:  # a busy database or a full outbox: the next round
+                log.warning("park summaries: %s", exc)
             await asyncio.sleep(self.section.report_every_s)

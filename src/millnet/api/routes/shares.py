@@ -46,13 +46,14 @@ def _collab(request: Request) -> Collaboration:
     return found
 
 
-def _tenant(caller: Caller, tenant_id: int | None) -> int:
+def _tenant(request: Request, caller: Caller, tenant_id: int | None) -> int:
     if caller.tenant_id is not None:
         if tenant_id not in (None, caller.tenant_id):
             raise PermissionDenied("a tenant's token acts for its own tenant only")
         return caller.tenant_id
     if tenant_id is None:
         raise PermissionDenied("a node-wide token must name tenant_id")
+    request.app.state.millnet.registry.get_tenant(tenant_id)  # NotFound: 404
     return tenant_id
 
 
@@ -85,7 +86,7 @@ class AnswerIn(BaseModel):
              responses=responses(*AUTH_ERRORS, 400, 404))
 async def create_share(request: Request, caller: Admin, body: ShareIn) -> Json:
     collab = _collab(request)
-    tenant = _tenant(caller, body.tenant_id)
+    tenant = await asyncio.to_thread(_tenant, request, caller, body.tenant_id)
     expires = parse_expiry(body.expires)
     share = await asyncio.to_thread(collab.owner.create, tenant, body.partner, body.scope,
                                     expires, _actor(caller))
@@ -124,7 +125,7 @@ async def list_offers(request: Request, caller: Admin) -> list[Json]:
 async def accept_offer(request: Request, caller: Admin, owner: Owner, share_id: ShareId,
                        body: AnswerIn) -> Json:
     collab = _collab(request)
-    tenant = _tenant(caller, body.tenant_id)
+    tenant = await asyncio.to_thread(_tenant, request, caller, body.tenant_id)
     got = await asyncio.to_thread(collab.partner.answer, tenant, owner, share_id, True,
                                   _actor(caller))
     return got.json()
@@ -135,7 +136,7 @@ async def accept_offer(request: Request, caller: Admin, owner: Owner, share_id: 
 async def decline_offer(request: Request, caller: Admin, owner: Owner, share_id: ShareId,
                         body: AnswerIn) -> Json:
     collab = _collab(request)
-    tenant = _tenant(caller, body.tenant_id)
+    tenant = await asyncio.to_thread(_tenant, request, caller, body.tenant_id)
     got = await asyncio.to_thread(collab.partner.answer, tenant, owner, share_id, False,
                                   _actor(caller))
     return got.json()
