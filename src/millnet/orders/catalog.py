@@ -24,7 +24,15 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from millnet.errors import InvalidInput
 
@@ -34,9 +42,9 @@ _UNIT_S = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 MAX_LEAD_TIME_S = 365 * 86400.0
 
 
-def duration_s(text: str | float | int) -> float:
+def duration_s(text: object) -> float:
     """``"90s"``, ``"15m"``, ``"4h"``, ``"2d"`` (or a number of seconds) in seconds."""
-    if isinstance(text, bool):
+    if isinstance(text, bool) or not isinstance(text, int | float | str):
         raise ValueError("a duration is a number of seconds or a string like '4h'")
     if isinstance(text, int | float):
         seconds = float(text)
@@ -54,15 +62,15 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+#: Seconds; given as a number of seconds or a string like "2d".
+Duration = Annotated[float, BeforeValidator(duration_s, json_schema_input_type=float | str),
+                     Field(description="seconds, or a number with s, m, h or d: '2d'")]
+
+
 class Choice(_Model):
     id: Name
     label: str | None = Field(default=None, max_length=200)
-    lead_time: float = Field(default=0.0, description="seconds, or a string like '2d'")
-
-    @field_validator("lead_time", mode="before")
-    @classmethod
-    def _lead(cls, value: Any) -> float:
-        return duration_s(value)
+    lead_time: Duration = 0.0
 
 
 class Option(_Model):
@@ -156,15 +164,10 @@ class ProductDefinition(_Model):
 
     name: Name
     title: str | None = Field(default=None, max_length=200)
-    lead_time: float = Field(default=0.0, description="seconds, or a string like '1d'")
+    lead_time: Duration = 0.0
     options: list[Option] = Field(min_length=1, max_length=100)
     rules: list[Rule] = Field(default_factory=list, max_length=1000)
     routing: list[Operation] = Field(min_length=1, max_length=100)
-
-    @field_validator("lead_time", mode="before")
-    @classmethod
-    def _lead(cls, value: Any) -> float:
-        return duration_s(value)
 
     @model_validator(mode="after")
     def _references(self) -> ProductDefinition:
