@@ -463,6 +463,14 @@ heartbeat_s = 10
 [security]
 enabled = true
 
+# The industrial park (docs/park.md): a secondary with `enabled` keeps its member enterprises'
+# summaries (`millnet park`); a member sends its per-shift parts, energy and OEE upward.
+# Shares with partner enterprises need no configuration (docs/collaboration.md).
+# [park]
+# enabled = false                # on a secondary: it is a park
+# report_every_s = 300           # on a member enterprise (0: it sends no park summaries)
+# energy_point = "Power/Active"  # kW, integrated; or a kWh meter with energy_counter = true
+
 # Field sources (docs/sources.md, docs/opcua.md, docs/modbus.md): one [[sources]] table each,
 # `kind` = opcua | modbus. Sources can also be added through the API (POST /api/v1/sources).
 # [[sources]]
