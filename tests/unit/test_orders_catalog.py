@@ -97,6 +97,7 @@ def test_a_product_definition_names_what_is_wrong(changes: dict[str, object],
 def test_durations() -> None:
     assert duration_s("90s") == 90 and duration_s("15m") == 900
     assert duration_s("2d") == 172800 and duration_s(3.5) == 3.5
+    bad: object
     for bad in ("", "3 weeks", "-1s", "400d", {}, None, True):
         with pytest.raises(ValueError, match="duration"):
             duration_s(bad)
