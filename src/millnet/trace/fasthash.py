@@ -127,6 +127,26 @@ def _collect(obj: Any, parent: str, key: str, vocab: Vocabulary, out: set[str]) 
             _collect(v, parent, key, vocab, out)
 
 
+def _collect_event(event: dict[str, Any], vocab: Vocabulary, out: set[str]) -> None:
+    """_collect for a whole event, with lists of EPCs (most of an event's strings) checked
+    inline: an EPC expands to web vocabulary only if it is, or abbreviates, such an IRI."""
+    prefixes = vocab.prefixes
+    for key, value in event.items():
+        if type(value) is list and key in _EPC_LISTS:
+            for epc in value:
+                if type(epc) is not str:
+                    _collect(epc, "", key, vocab, out)
+                elif epc.startswith(VOCAB_PREFIXES):
+                    out.add(epc)
+                elif epc.partition(":")[0] in prefixes:
+                    _collect(epc, "", key, vocab, out)
+        else:
+            _collect(value, "", key, vocab, out)
+
+
+_EPC_LISTS: Final = frozenset({"epcList", "childEPCs", "inputEPCList", "outputEPCList"})
+
+
 @lru_cache(maxsize=4096)
 def _replacements(expanded: frozenset[str]) -> dict[str, str]:
     """Bare value -> the one expanded IRI it ends (the package's heuristic: a value that ends
@@ -194,7 +214,21 @@ _FLOAT_HEADS: Final = frozenset("+-.nNiI")
 
 
 def canonize(text: str) -> str:
-    """hash_generator._canonize_value."""
+    """hash_generator._canonize_value, remembered (steps, places, classes, units repeat)."""
+    known = _CANON.get(text)
+    if known is not None:
+        return known
+    out = _canonize(text)
+    if len(_CANON) >= 65_536:
+        _CANON.clear()
+    _CANON[text] = out
+    return out
+
+
+_CANON: dict[str, str] = {}
+
+
+def _canonize(text: str) -> str:
     if "urn:epcglobal:cbv:" in text:
         text = _hg._try_format_web_vocabulary(text)
     head = text[:1]
@@ -334,7 +368,7 @@ def render(event: dict[str, Any], vocab: Vocabulary) -> str:
     for key in _SCALAR_KEYS & event.keys():
         _scalar(event[key])
     expanded: set[str] = set()
-    _collect(event, "", "", vocab, expanded)
+    _collect_event(event, vocab, expanded)
     rep = _replacements(frozenset(expanded)) if expanded else {}
     kind = event.get("type", "")
     ordered = "".join(render_one(name, event[name], rep)

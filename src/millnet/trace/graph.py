@@ -46,12 +46,11 @@ _DOWN_TO: Final = {INPUT: (OUTPUT, OUTPUT_CLASS), INPUT_CLASS: (OUTPUT, OUTPUT_C
 
 
 class RemoteTrace(Protocol):
-    """Asks another enterprise's node for the upstream trace of ``key``; returns its tree, or
-    None when no node is known for it (raises nothing: failures are an ``unreachable``
-    tree)."""
+    """Asks other enterprises' nodes for the upstream traces of ``keys``: a tree per key
+    (raises nothing: failures are ``unreachable`` trees)."""
 
-    def __call__(self, key: str, depth: int,
-                 hops: int) -> Coroutine[Any, Any, dict[str, Any] | None]: ...
+    def __call__(self, keys: list[str], depth: int,
+                 hops: int) -> Coroutine[Any, Any, dict[str, dict[str, Any]]]: ...
 
 
 #: (tenant, read point, start µs, end µs) -> the telemetry summary and alarms of that place.
@@ -101,34 +100,50 @@ class Tracer:
         depth = max(0, min(depth, MAX_DEPTH))
         root: dict[str, Any] = {"identifier": key, "node": self._node}
         if upstream:
-            root["upstream"] = await self._walk(tenant_id, key, depth, hops, True, conditions)
+            walked = await self._walk(tenant_id, [key], depth, hops, True, conditions)
+            root["upstream"] = walked[key]
         if downstream:
-            root["downstream"] = await self._walk(tenant_id, key, depth, hops, False, False)
+            walked = await self._walk(tenant_id, [key], depth, hops, False, False)
+            root["downstream"] = walked[key]
         made = await asyncio.to_thread(self._made, tenant_id, [key], conditions)
         root.update(made.get(key, {}))
         return root
 
+    async def trace_many(self, tenant_id: int, identifiers: list[str], *, depth: int = 8,
+                         hops: int = MAX_HOPS,
+                         conditions: bool = True) -> dict[str, dict[str, Any]]:
+        """The upstream trees of several identifiers in one walk (what another node asks for
+        the identifiers of one level): one round of queries per level for all of them."""
+        keys = list(dict.fromkeys(ids.key_of(i) for i in identifiers))
+        depth = max(0, min(depth, MAX_DEPTH))
+        walked = await self._walk(tenant_id, keys, depth, hops, True, conditions)
+        made = await asyncio.to_thread(self._made, tenant_id, keys, conditions)
+        return {key: {"identifier": key, "node": self._node, "upstream": walked[key],
+                      **made.get(key, {})} for key in keys}
+
     # -- one direction, level by level ---------------------------------------------------------
 
-    async def _walk(self, tenant_id: int, key: str, depth: int, hops: int, up: bool,
-                    conditions: bool) -> list[dict[str, Any]]:
-        seen = {key}
+    async def _walk(self, tenant_id: int, roots: list[str], depth: int, hops: int, up: bool,
+                    conditions: bool) -> dict[str, list[dict[str, Any]]]:
+        seen = set(roots)
+        root_set = frozenset(roots)
         trees: dict[str, dict[str, Any]] = {}
-        frontier = [key]
+        frontier = list(roots)
         children_of: dict[str, list[str]] = {}
         level_no = 0
         own = set(await asyncio.to_thread(self._own_prefixes, tenant_id))
-        remote_jobs: list[tuple[str, asyncio.Task[dict[str, Any] | None]]] = []
+        remote_jobs: list[asyncio.Task[dict[str, dict[str, Any]]]] = []
         while frontier and level_no < depth and len(seen) < MAX_NODES:
             level = await asyncio.to_thread(self._level, tenant_id, frontier, up)
             if up and self._remote is not None and hops > 0:
-                # Identifiers of another enterprise that this node made nothing of: ask it.
-                for parent in frontier:
-                    prefix = ids.prefix_of(parent)
-                    if parent != key and parent not in level.events and prefix is not None \
-                            and prefix not in own:
-                        remote_jobs.append((parent, asyncio.create_task(
-                            self._remote(parent, depth - level_no, hops - 1))))
+                # Identifiers of other enterprises that this node made nothing of: ask their
+                # nodes, all of this level at once.
+                foreign = [k for k in frontier if k not in root_set
+                           and k not in level.events and ids.prefix_of(k) is not None
+                           and ids.prefix_of(k) not in own]
+                if foreign:
+                    remote_jobs.append(asyncio.create_task(
+                        self._remote(foreign, depth - level_no, hops - 1)))
             next_frontier: list[str] = []
             for parent in frontier:
                 kids = level.next_keys.get(parent, [])
@@ -144,11 +159,11 @@ class Tracer:
                 trees[kid] = {"identifier": kid, "node": self._node, **made.get(kid, {})}
             frontier = next_frontier
             level_no += 1
-        for kid, job in remote_jobs:
-            answer = await job
-            if answer is not None:
-                trees[kid] = answer
-        return self._assemble(key, children_of, trees, {key}, "upstream" if up else "downstream")
+        for job in remote_jobs:
+            trees.update(await job)
+        direction = "upstream" if up else "downstream"
+        return {root: self._assemble(root, children_of, trees, {root}, direction)
+                for root in roots}
 
     def _assemble(self, key: str, children_of: dict[str, list[str]],
                   trees: dict[str, dict[str, Any]], shown: set[str],

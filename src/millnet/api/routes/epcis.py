@@ -38,6 +38,18 @@ class CaptureAnswer(BaseModel):
     event_hashes: list[str] = Field(description="The standard event hash of each event given")
 
 
+class TraceRequest(BaseModel):
+    identifiers: list[Annotated[str, Field(min_length=1, max_length=500)]] = Field(
+        min_length=1, max_length=1000)
+    depth: int = Field(default=8, ge=0, le=MAX_DEPTH)
+    hops: int = Field(default=MAX_HOPS, ge=0, le=MAX_HOPS)
+    conditions: bool = True
+
+
+class TraceMany(BaseModel):
+    traces: dict[str, dict[str, Any]] = Field(description="Upstream tree per identifier key")
+
+
 class EventsPage(BaseModel):
     events: list[dict[str, Any]]
     next_after: int | None = Field(description="Pass as `after` for the next page; null at "
@@ -133,3 +145,16 @@ async def trace(
     return await _tracer(request).trace(
         tenant, identifier, depth=depth, hops=hops, upstream=direction != "down",
         downstream=direction != "up", conditions=conditions)
+
+
+@router.post("/trace", response_model=TraceMany,
+             summary="Upstream traces of several identifiers in one walk (what a node asks "
+                     "another enterprise's node for)",
+             responses=responses(*AUTH_ERRORS, 400, 404))
+async def trace_many(request: Request, ctx: Ctx, caller: Viewer, body: TraceRequest,
+                     tenant_id: Annotated[int | None, Query(ge=1, le=INT32_MAX)] = None,
+                     ) -> TraceMany:
+    tenant = tenant_of_request(ctx, caller, tenant_id)
+    return TraceMany(traces=await _tracer(request).trace_many(
+        tenant, body.identifiers, depth=body.depth, hops=body.hops,
+        conditions=body.conditions))
