@@ -21,8 +21,8 @@ import yaml
 from millnet.cli_commands import TokenOption, UrlOption, _api, _call, _refused
 from millnet.orders.files import read_product_file
 
-app = typer.Typer(no_args_is_help=True, help="Orders of configurable products: validate and "
-                                             "define products; place, list and show orders.")
+app = typer.Typer(no_args_is_help=True, help="Orders of configurable products: validate, define "
+                                             "and list products; place, list and show orders.")
 
 Files = Annotated[list[Path], typer.Argument(help="Product files (.toml, .yaml, .yml)")]
 TenantOption = Annotated[int | None, typer.Option(help="The tenant (node-wide tokens)")]
@@ -80,6 +80,25 @@ def define(file: Annotated[Path, typer.Argument(help="A product file")],
             typer.echo(f"{product.name}: ", err=True, nl=False)
             _refused(status, answer)
         typer.echo(f"{'defined' if status == 201 else 'replaced'} {product.name}")
+
+
+@app.command("products")
+def products(url: UrlOption = DEFAULT_URL, token: TokenOption = "",
+             tenant_id: TenantOption = None, as_json: JsonOption = False) -> None:
+    """The tenant's configurable products: options and their choices, rules, routing."""
+    _need(token)
+    code, answer = _call("GET", _api(url, "/order-products" + _query(tenant_id=tenant_id)),
+                         token)
+    if code != 200:
+        _refused(code, answer)
+    if as_json:
+        typer.echo(json.dumps(answer, indent=2))
+        return
+    for p in answer:
+        options = "; ".join(f"{o['id']}: {'/'.join(c['id'] for c in o['choices'])}"
+                            for o in p["options"])
+        route = " -> ".join(f"{op['id']}@{op['line']}" for op in p["routing"])
+        typer.echo(f"{p['name']}  [{options}]  {len(p['rules'])} rules  {route}")
 
 
 def _read_order(path: Path) -> Any:

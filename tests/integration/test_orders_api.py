@@ -138,6 +138,9 @@ async def _cli(node: Node, client: httpx.AsyncClient, tmp: Path, follow: str,
     assert result.exit_code == 0 and json.loads(result.output)["identifier"] == ident
     result = await asyncio.to_thread(run, "list", "--token", follow)
     assert result.exit_code == 2
+    result = await asyncio.to_thread(run, "products", "--token", token)
+    assert result.exit_code == 0
+    assert "pump  [motor: 7.5kW/11kW; seal: NBR/SiC]  1 rules  housing@" in result.output
 
 
 def _lines_exist(node: Node) -> bool:
