@@ -270,6 +270,7 @@ def load_settings(
     _check_services(settings)
     _check_edge(settings)
     _check_sources(settings)
+    _check_park(settings)
     settings._file = path
     return settings
 
@@ -286,6 +287,16 @@ def _check_edge(settings: Settings) -> None:
     if settings.node.platform is False:
         raise ConfigError("node.platform", "an edge node is its platform (adapters, buffer, "
                                            "uplink); it cannot be off")
+
+
+def _check_park(settings: Settings) -> None:
+    """A park is a secondary node; its members are enterprises (docs/park.md)."""
+    role = settings.node.role
+    if settings.park.enabled and role != "secondary":
+        raise ConfigError("park.enabled", f"a park is a secondary node, not a {role} node")
+    if settings.park.report_every_s and role != "enterprise":
+        raise ConfigError("park.report_every_s", f"park members are enterprises, not {role} "
+                                                 "nodes")
 
 
 def _check_sources(settings: Settings) -> None:

@@ -108,3 +108,16 @@ def test_energy_from_power_or_a_meter(tmp_path: Path) -> None:
         assert energy_kwh(reg, store, ParkSection(energy_point="none"), 0, 1) is None
     finally:
         reg.close()
+
+
+def test_only_a_secondary_is_a_park_and_only_enterprises_report() -> None:
+    from millnet.config import load_settings
+    from millnet.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"park\.enabled"):
+        load_settings(None, environ={}, overrides={"park": {"enabled": True}})
+    with pytest.raises(ConfigError, match=r"park\.report_every_s"):
+        load_settings(None, environ={}, overrides={"node": {"role": "secondary"},
+                                                   "park": {"report_every_s": 60}})
+    assert load_settings(None, environ={}, overrides={
+        "node": {"role": "secondary"}, "park": {"enabled": True}}).park.enabled
