@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from millnet.api.routes.ingest import HttpIngest
+    from millnet.identifiers.core.service import IdentifierService
     from millnet.insight import Insight
     from millnet.monitoring import Monitoring
     from millnet.ordering import Ordering
@@ -80,6 +81,8 @@ class Node:
     ordering: Ordering | None = None  # customer orders and their tracking (not on an edge node)
     tracing: Tracing | None = None  # EPCIS repository, trace, emitted events (not on an edge node)
     live: LiveFeed | None = None  # samples as they arrive, for the console (not on an edge node)
+    #: The node's identifier service when it runs beside the platform (the console resolves)
+    identifiers: IdentifierService | None = None
 
     @property
     def store(self) -> DuckDBTelemetryStore:
@@ -318,7 +321,7 @@ def _api_server(node: Node) -> uvicorn.Server:
                      node_name=node.settings.node.name, role=node.settings.node.role,
                      sources_host=node.host, http_ingest=node.http_ingest,
                      source_store=node.source_store, commands=commands, live=node.live,
-                     **extra)
+                     identifiers=node.identifiers, **extra)
     if node.edge is not None:
         _without_history(app)
     if node.tracing is not None:

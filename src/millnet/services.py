@@ -136,6 +136,8 @@ async def serving(services: Services) -> AsyncIterator[LiveServices]:
                     platform.close()
                 raise
         if platform is not None:
+            if ids is not None:  # its API resolves identifiers for the console
+                platform.identifiers = ids.service
             await stack.enter_async_context(running(platform))
             if platform.ordering is not None and ids is not None and options is not None:
                 _register_orders(platform, ids, options)

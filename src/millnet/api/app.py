@@ -42,6 +42,9 @@ from millnet.api.routes import (
     commands as command_routes,
 )
 from millnet.api.routes import (
+    identifiers as identifier_routes,
+)
+from millnet.api.routes import (
     kpi as kpi_routes,
 )
 from millnet.api.routes import (
@@ -63,6 +66,7 @@ from millnet.telemetry.base import TelemetryStore
 if TYPE_CHECKING:
     from millnet.alarms.service import AlarmService
     from millnet.commands import CommandService
+    from millnet.identifiers.core.service import IdentifierService
     from millnet.ingest.live import LiveFeed
     from millnet.kpi.tracker import KpiTracker
     from millnet.monitoring import Monitoring
@@ -111,6 +115,8 @@ _TAGS = [
     {"name": "alarms", "description": "Alarms (ISA-18.2): states, actions (operators), audit "
                                      "trail and EEMUA 191 figures"},
     {"name": "kpi", "description": "ISO 22400-2 KPIs per machine, line and shift"},
+    {"name": "identifiers", "description": "Identifiers this node holds, resolved (public "
+                                           "values) for the console"},
     {"name": "rules", "description": "Rules that raise alarms; admins change them"},
     {"name": "notifications", "description": "Notification targets and their delivery status "
                                              "(node-wide admins)"},
@@ -132,7 +138,7 @@ def create_app(
     rollups: Rollups | None = None, notifier: Notifier | None = None,
     security: SecurityMonitor | None = None, monitoring: Monitoring | None = None,
     orders: OrderService | None = None,
-    live: LiveFeed | None = None,
+    live: LiveFeed | None = None, identifiers: IdentifierService | None = None,
 ) -> FastAPI:
     """Build the API of one node over its registry, telemetry store and ingest metrics; with
     ``sources_host`` the sources routes, with ``http_ingest`` and ``source_store`` HTTP ingest
@@ -193,11 +199,21 @@ def create_app(
         app.state.security = security
         app.state.millnet.auth.on_failure = security.auth.hook("api")
         app.include_router(security_routes.router, prefix=API_PREFIX)
-    order_routes.mount(app, orders, API_PREFIX)
+    _mount_apps(app, orders, identifiers)
     if monitoring is not None:
         mount_federation(app, monitoring)
     app.router.routes.extend(console.routes())
     return app
+
+
+def _mount_apps(app: FastAPI, orders: OrderService | None,
+                identifiers: IdentifierService | None) -> None:
+    """Orders (issue 15); identifier resolution for the console (the Handle API has its own
+    port and no bearer tokens: docs/console.md)."""
+    order_routes.mount(app, orders, API_PREFIX)
+    if identifiers is not None:
+        app.state.identifiers = identifiers
+        app.include_router(identifier_routes.router, prefix=API_PREFIX)
 
 
 def mount_federation(app: FastAPI, monitoring: Monitoring) -> None:

@@ -21,7 +21,7 @@ router = APIRouter(tags=["tenants"])
 #: Area -> the ``app.state`` attribute set when the node serves it.
 _AREAS = {"alarms": "alarms", "kpi": "kpi", "rules": "rules", "live": "live",
           "federation": "federation_views", "security": "security", "sources": "sources",
-          "commands": "commands"}
+          "commands": "commands", "identifiers": "identifiers"}
 
 
 def _token_and_tenants(registry: Registry, token_id: int, tenant_id: int | None,
