@@ -7,7 +7,7 @@ order's own follow token (``Authorization: Bearer mno_...``), which reads that o
 nothing else: with another identifier it is an invalid token (401, counted by the security
 monitor, whether that order exists or not); a token of another tenant answers 404, as for an
 order that does not exist. A configuration
-the product does not allow answers 422 naming the option (``invalid_configuration``) or the
+the product does not allow answers 409 naming the option (``invalid_configuration``) or the
 rule it breaks (``rule_violated``, with ``rule``: its id, kind and message).
 """
 
@@ -156,10 +156,12 @@ def _refusal(exc: ConfigurationRefused) -> JSONResponse:
     body = RefusalBody(error="rule_violated" if rules else "invalid_configuration",
                        detail=str(exc), field=exc.field, rule=rules[0] if rules else None,
                        rules=rules)
-    return JSONResponse(body.model_dump(), status_code=422)
+    # 409, not 422: the body matches the document (a schema-valid request is never refused
+    # as malformed, docs/design.md); it conflicts with the product as defined.
+    return JSONResponse(body.model_dump(), status_code=409)
 
 
-_REFUSED: dict[int | str, dict[str, Any]] = {422: {
+_REFUSED: dict[int | str, dict[str, Any]] = {409: {
     "model": RefusalBody, "description": "The configuration breaks a rule of the product or "
                                          "names an unknown product, option or choice"}}
 
