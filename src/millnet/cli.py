@@ -242,7 +242,7 @@ def bench_rules(
 def bench_trace(
     events: Annotated[int, typer.Option(help="EPCIS events over the 3 enterprises (1,000,000 "
                                              "for the issue's figure: beyond 60 s here)")]
-        = 150_000,
+        = 50_000,
     traces: Annotated[int, typer.Option(help="finished products traced (5 levels, 3 nodes)")]
         = 200,
     limit: Annotated[float, typer.Option(help="seconds allowed for the capture")] = 60.0,

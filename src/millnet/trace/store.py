@@ -189,9 +189,12 @@ class EpcisStore(SqlStore):
         def work(conn: Connection) -> list[tuple[int, str, int]]:
             out: list[tuple[int, str, int]] = []
             for i in range(0, len(wanted), _IN_CHUNK):
-                query = select(lc.event_id, lc.identifier, lc.role).where(
-                    lc.event_id.in_(wanted[i:i + _IN_CHUNK]), lc.tenant_id == tenant_id)
-                out.extend((r.event_id, r.identifier, r.role) for r in conn.execute(query))
+                # By event id alone (its index): with the tenant too, SQLite took the primary
+                # key's (tenant, identifier...) and read every link of the tenant.
+                query = select(lc.event_id, lc.identifier, lc.role, lc.tenant_id).where(
+                    lc.event_id.in_(wanted[i:i + _IN_CHUNK]))
+                out.extend((r.event_id, r.identifier, r.role) for r in conn.execute(query)
+                           if r.tenant_id == tenant_id)
             return out
 
         return self._run(work)
@@ -203,9 +206,11 @@ class EpcisStore(SqlStore):
         def work(conn: Connection) -> dict[int, StoredEvent]:
             out: dict[int, StoredEvent] = {}
             for i in range(0, len(wanted), _IN_CHUNK):
-                query = select(epcis_events).where(c.tenant_id == tenant_id,
-                                                   c.id.in_(wanted[i:i + _IN_CHUNK]))
-                out.update((r.id, _event(r)) for r in conn.execute(query))
+                # By id alone, the tenant checked here: given both, SQLite's planner took the
+                # (tenant, time) index and read the tenant's events (13 ms for 16 events).
+                query = select(epcis_events).where(c.id.in_(wanted[i:i + _IN_CHUNK]))
+                out.update((r.id, _event(r)) for r in conn.execute(query)
+                           if r.tenant_id == tenant_id)
             return out
 
         return self._run(work)
