@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
+import signal
 from pathlib import Path
 
 from millnet.config import load_settings
@@ -69,12 +69,18 @@ async def main(data_dir: Path, port: int) -> None:
     tokens = _tokens(node.registry, node.tenant_id, data_dir / "tokens.json")
     machines = plant_layout(sites=1, lines_per_site=2, machines_per_line=2)
     fleet = EdgeFleet(FactorySignals(machines, warm=True, pumps_out=[0]))
+    stop = asyncio.Event()  # SIGINT or SIGTERM: stopped as `millnet node` stops
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     async with running(node) as live:
         assert live.sparkplug is not None
         xss = await asyncio.to_thread(_xss_device, live)
         print(json.dumps({"port": live.api_port, "tenant_id": live.tenant_id, "xss_device": xss,
                           "tokens": tokens}), flush=True)
-        await run_fleet_inprocess(fleet, live.sparkplug.handle, interval=INTERVAL_S)
+        fleet_task = asyncio.create_task(
+            run_fleet_inprocess(fleet, live.sparkplug.handle, interval=INTERVAL_S))
+        await stop.wait()
+        fleet_task.cancel()
 
 
 if __name__ == "__main__":
@@ -82,7 +88,4 @@ if __name__ == "__main__":
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--port", type=int, required=True)
     options = parser.parse_args()
-    try:
-        asyncio.run(main(options.data_dir, options.port))
-    except KeyboardInterrupt:
-        sys.exit(0)
+    asyncio.run(main(options.data_dir, options.port))
