@@ -151,6 +151,21 @@ def test_tenants_see_nothing_of_each_other(node: Node) -> None:
     r = node.client.post("/api/v1/epcis/capture", json=doc(),
                          headers={"Authorization": f"Bearer {node.viewer}"})
     assert r.status_code == 403  # viewers read only
+    many = node.client.post("/api/v1/trace", json={"identifiers": ["88.100.5/B-1"]},
+                            headers={"Authorization": f"Bearer {node.other}"}).json()
+    assert many["traces"]["88.100.5/B-1"]["upstream"] == []
+    assert "events" not in many["traces"]["88.100.5/B-1"]
+    mine = node.client.post("/api/v1/trace", json={"identifiers": ["88.100.5/B-1"]},
+                            headers={"Authorization": f"Bearer {node.viewer}"}).json()
+    assert [t["identifier"] for t in mine["traces"]["88.100.5/B-1"]["upstream"]] == \
+        ["88.100.5/P-1"]
+
+
+def test_a_context_that_is_not_shipped_is_refused_not_fetched(node: Node) -> None:
+    event = made(["88.100.5/P-1"], "88.100.5/B-1", T0)
+    answer = node.post({**doc(event), "@context": [*CTX, "https://example.com/x.jsonld"]}, 422)
+    assert answer["errors"][0]["path"] == "epcisBody.eventList[0]"
+    assert node.get("/api/v1/epcis/events")["events"] == []
 
 
 def _line_with_telemetry(node: Node) -> tuple[int, str]:
