@@ -4,7 +4,9 @@ connection-lost banner comes and goes with the node, and the 390 px layout does 
 
 from __future__ import annotations
 
+import json
 import re
+import urllib.request
 
 from playwright.sync_api import Dialog, Page, expect
 
@@ -40,6 +42,31 @@ def test_login_refuses_a_bad_token_and_accepts_a_good_one(page: Page, plant: Pla
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Plant")).to_be_visible()
     expect(page.locator("#who-text")).to_contain_text("browser-viewer · viewer")
+
+
+def _admin(plant: Plant, method: str, path: str, body: object = None) -> object:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{plant.port}/api/v1{path}", method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {plant.tokens['admin']}",
+                 "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        raw = resp.read()
+    return json.loads(raw) if raw else None
+
+
+def test_a_revoked_token_returns_to_the_login_page(page: Page, plant: Plant) -> None:
+    made = _admin(plant, "POST", "/tokens", {"name": "revoked-soon", "role": "viewer",
+                                             "tenant_id": plant.info["tenant_id"]})
+    assert isinstance(made, dict)
+    page.goto(plant.url)
+    page.get_by_label("API token").fill(made["token"])
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Plant")).to_be_visible()
+    _admin(plant, "DELETE", f"/tokens/{made['info']['id']}")
+    # The tree refreshes every 5 s: its next call answers 401.
+    expect(page.get_by_role("heading", name="Log in")).to_be_visible(timeout=15_000)
+    expect(page.locator(".login .notice")).to_contain_text("You were logged out")
 
 
 def test_walk_the_tree_to_a_device_and_watch_its_chart(page: Page, plant: Plant) -> None:
