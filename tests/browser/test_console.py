@@ -115,6 +115,13 @@ def test_keyboard_alone_reaches_a_device_and_every_control_is_labelled(
     assert unlabelled == []
 
 
+def test_a_node_wide_token_picks_the_tenant(page: Page, plant: Plant) -> None:
+    log_in(page, plant, "admin")
+    expect(page.locator("#who-text")).to_contain_text("admin · node-wide")
+    expect(page.get_by_label("Tenant")).to_have_value(str(plant.info["tenant_id"]))
+    expect(page.locator(".tree summary", has_text="Suzhou")).to_be_visible()
+
+
 def test_a_viewer_sees_no_operator_actions(page: Page, plant: Plant) -> None:
     log_in(page, plant, "viewer")
     page.goto(plant.url + "#/device/10")
