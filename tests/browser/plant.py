@@ -2,11 +2,12 @@
 --data-dir D --port P`` runs until killed and prints one JSON line once it serves.
 
 The plant is the demo factory's, small (one site, two lines of two machines, publishing every
-0.5 s through the in-process Sparkplug transport), with the demo's rules and one CNC whose
-coolant pump is out (so a machine goes down and an alarm is raised). On the first start it also
-makes the tokens the tests log in with and a device whose name and point are markup
-(``<img ...>``, ``<script>...``): asset names cannot hold '/', so the ``<script>`` element itself
-is the point's name and the device's description. A restart on the same data directory (the
+0.5 s through the in-process Sparkplug transport), with the demo's rules (the machines typed
+``cnc`` and ``press`` as the demo types them) and one CNC whose coolant pump is out (so an alarm
+is raised within seconds, and the machine goes down once its spindle overheats). On the first
+start it also makes the tokens the tests log in with and a device whose name and point are
+markup (``<img ...>``, ``<script>...``): asset names cannot hold '/', so the ``<script>``
+element is the point's name, unit and description. A restart on the same data directory (the
 connection-lost test) serves the same tokens and ids.
 """
 
@@ -24,7 +25,7 @@ from millnet.model import AssetKind, DataType, PointSpec
 from millnet.node import Node, build_node, running
 from millnet.registry import Registry
 from millnet.sim.edge import EdgeFleet
-from millnet.sim.factory import FactorySignals, plant_layout
+from millnet.sim.factory import FactorySignals, Machine, plant_layout
 from millnet.sim.publisher import run_fleet_inprocess
 
 XSS_DEVICE = "<img src=x onerror=alert(1)>"
@@ -55,6 +56,24 @@ def _xss_device(node: Node) -> int:
     return device
 
 
+async def _type_machines(node: Node, machines: list[Machine]) -> None:
+    """Give the machines their asset types once they exist (the demo's rules attach to
+    them): CNC-101's coolant pump is out, so its low-pressure alarm is raised within seconds."""
+    assert node.insight is not None
+    kinds = {m.name: m.kind for m in machines}
+    while True:
+        devices = [d for d in await asyncio.to_thread(node.registry.list_devices, node.tenant_id)
+                   if d.name in kinds]
+        if len(devices) == len(kinds):
+            break
+        await asyncio.sleep(0.2)
+    for device in devices:
+        if device.asset_type != kinds[device.name]:
+            await asyncio.to_thread(node.registry.set_asset_type, node.tenant_id, device.id,
+                                    kinds[device.name])
+    node.insight.engine.changed(node.tenant_id)
+
+
 async def main(data_dir: Path, port: int) -> None:
     settings = load_settings(None, environ={}, overrides={
         "node": {"data_dir": str(data_dir), "name": "browser-test"},
@@ -77,10 +96,12 @@ async def main(data_dir: Path, port: int) -> None:
         xss = await asyncio.to_thread(_xss_device, live)
         print(json.dumps({"port": live.api_port, "tenant_id": live.tenant_id, "xss_device": xss,
                           "tokens": tokens}), flush=True)
-        fleet_task = asyncio.create_task(
-            run_fleet_inprocess(fleet, live.sparkplug.handle, interval=INTERVAL_S))
+        tasks = [asyncio.create_task(run_fleet_inprocess(fleet, live.sparkplug.handle,
+                                                         interval=INTERVAL_S)),
+                 asyncio.create_task(_type_machines(live, machines))]
         await stop.wait()
-        fleet_task.cancel()
+        for task in tasks:
+            task.cancel()
 
 
 if __name__ == "__main__":

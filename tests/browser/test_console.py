@@ -78,7 +78,10 @@ def test_walk_the_tree_to_a_device_and_watch_its_chart(page: Page, plant: Plant)
     tree.locator("summary", has_text="Machining").click()
     line = tree.locator("details", has=page.locator("summary", has_text="L1")).last
     line.locator("summary").first.click()
-    expect(line.locator(".rollup").first).to_contain_text("alarm")
+    # CNC-101's coolant pump is out: its low-pressure alarm counts at its line and above.
+    expect(line.locator(".rollup").first).to_contain_text(re.compile(r"[1-9] alarms?"),
+                                                          timeout=20_000)
+    expect(site.locator(".rollup")).to_contain_text(re.compile(r"[1-9] alarms?"))
     screenshot(page, "console-tree")
     page.get_by_role("link", name="CNC-102").click()
     expect(page.get_by_role("heading", name="CNC-102", level=1)).to_be_visible()
