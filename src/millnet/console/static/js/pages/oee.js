@@ -41,7 +41,7 @@ export async function render(main, _args, ctx) {
   const note = h("p", { class: "help", id: "oee-note" });
   const table = h("div", { class: "table-wrap", dataset: { live: "oee" } });
   main.append(h("h1", {}, "OEE"),
-    h("form", { class: "filters", "aria-label": "Shift" },
+    h("form", { class: "filters", "aria-label": "Choose a shift" },
       h("div", { class: "field" }, h("label", { for: "oee-shift" }, "Shift"), picker)),
     note, table);
   if (!all.length) {
@@ -97,7 +97,8 @@ export async function render(main, _args, ctx) {
     clear(table).append(h("table", { class: "data oee" },
       h("caption", { class: "sr-only" }, "KPIs per line"),
       h("thead", {}, h("tr", {}, ["Line", "Machines", "Availability", "Performance",
-        "Quality", "OEE", "MTBF", "MTTR"].map((c) => h("th", { scope: "col" }, c)))),
+        "Quality", "OEE", "MTBF", "MTTR"].map((c, i) => h("th", { scope: "col",
+                                                        class: i ? "num" : null }, c)))),
       h("tbody", {}, all.map((line, i) => {
         const row = rows[i];
         const k = row ? row.kpis : {};

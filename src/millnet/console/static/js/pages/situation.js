@@ -49,7 +49,7 @@ function table(caption, keyLabel, rows, key) {
   return h("div", { class: "table-wrap" }, h("table", { class: "data" },
     h("caption", {}, caption),
     h("thead", {}, h("tr", {}, h("th", { scope: "col" }, keyLabel),
-      COLUMNS.map(([, label]) => h("th", { scope: "col" }, label)))),
+      COLUMNS.map(([, label]) => h("th", { scope: "col", class: "num" }, label)))),
     h("tbody", {}, rows.length ? rows.map((r) => h("tr", {},
       h("th", { scope: "row", "data-label": keyLabel, text: key(r) }),
       COLUMNS.map(([k, label]) => h("td", { class: "num", "data-label": label,
