@@ -204,6 +204,8 @@ class Tracer:
                     kids = level.next_keys.setdefault(key, [])
                     if other not in kids:
                         kids.append(other)
+        for kids in level.next_keys.values():
+            kids.sort()  # one tree for the same data, whatever order the rows came in
         return level
 
     def _made(self, tenant_id: int, keys: list[str],
