@@ -4,7 +4,7 @@
 // (#/orders/RO-1) shows its audit trail; on an enterprise node an operator reports progress.
 
 import { api, ApiError } from "../api.js";
-import { clear, h } from "../dom.js";
+import { append, clear, h } from "../dom.js";
 
 const REFRESH_MS = 15_000;
 const NEXT = { issued: ["received", "acknowledged"], received: ["acknowledged"],
@@ -99,7 +99,7 @@ async function renderOrder(main, id, ctx) {
     main.append(h("h1", {}, "Order"), h("p", { class: "muted" }, "This order could not be read."));
     return null;
   }
-  main.append(
+  append(main, [
     h("nav", { class: "crumbs", "aria-label": "Breadcrumb" },
       h("a", { href: "#/orders" }, "Advisories and orders"), " / ", h("span", { text: order.id })),
     h("h1", { text: `${order.id}: ${order.title}` }),
@@ -121,7 +121,7 @@ async function renderOrder(main, id, ctx) {
     h("ol", { class: "audit" }, (order.audit || []).map((e) => h("li", {},
       h("span", { text: when(e.at) }), " ", h("strong", { text: e.target }), ": ",
       `${e.from || "–"} → ${e.to}`, " by ", h("span", { text: e.actor }),
-      e.comment ? h("q", { text: e.comment }) : null))));
+      e.comment ? h("q", { text: e.comment }) : null)))]);
   return null;
 }
 
