@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
@@ -124,8 +125,22 @@ class Conditions:
         self._registry = registry
         self._telemetry = telemetry
         self._alarms = alarms
+        self._assets: dict[tuple[int, str], tuple[float, Asset | None]] = {}
 
     def _asset(self, tenant_id: int, read_point: str) -> Asset | None:
+        """The asset a read point names, remembered for a minute (every node of a trace asks,
+        and most read points name no asset of this node)."""
+        now = time.monotonic()
+        known = self._assets.get((tenant_id, read_point))
+        if known is not None and known[0] > now:
+            return known[1]
+        if len(self._assets) > 10_000:
+            self._assets.clear()
+        asset = self._lookup(tenant_id, read_point)
+        self._assets[tenant_id, read_point] = (now + 60.0, asset)
+        return asset
+
+    def _lookup(self, tenant_id: int, read_point: str) -> Asset | None:
         try:
             if read_point.startswith(ASSET_URN):
                 asset = self._registry.get_asset(int(read_point[len(ASSET_URN):]))
