@@ -237,9 +237,10 @@ def test_resolve_an_identifier_and_link_a_product(page: Page, plant: PagesNode) 
 def test_the_national_situation_advisories_and_orders(page: Page, national: PagesNode) -> None:
     with national.api("viewer") as client:
         assert "situation" in client.get("/me").json()["areas"]
-    log_in(page, national, "viewer")
-    page.get_by_role("link", name="Situation").click()
+    log_in(page, national, "viewer")  # no plant tree here: the console opens the situation
     expect(page.get_by_role("heading", name="Situation", level=1)).to_be_visible()
+    expect(page.get_by_role("link", name="Plant")).to_have_count(0)
+    expect(page.locator("#errors .error")).to_have_count(0)
     provinces = page.locator("table", has=page.locator("caption", has_text="By province"))
     expect(provinces.locator("tr", has_text="Jiangsu")).to_contain_text("10")
     expect(provinces.locator("tr", has_text="Guangdong")).to_be_visible()

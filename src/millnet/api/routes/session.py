@@ -42,6 +42,8 @@ async def me(request: Request, caller: Viewer) -> Me:
                                             caller.tenant_id)
     areas = [area for area, attr in _AREAS.items()
              if getattr(request.app.state, attr, None) is not None]
+    if getattr(ctx, "store", None) is not None:
+        areas.insert(0, "assets")  # the platform: the asset tree, devices, telemetry
     if "federation" in areas and getattr(ctx, "role", "") in ("secondary", "national"):
         areas.append("situation")  # the enterprises under this node, side by side
     return Me(token_id=caller.token_id, token_name=name, tenant_id=caller.tenant_id,

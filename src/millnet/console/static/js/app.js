@@ -84,6 +84,11 @@ async function route() {
   renderNav();
   const { name, args } = parseHash();
   const page = PAGES.find((p) => p.name === name && ctx.serves(p.area));
+  const home = PAGES.find((p) => p.nav && ctx.serves(p.area));
+  if (!page && name === "tree" && home) {  // a node without the platform (national)
+    window.location.replace(`#/${home.name}`);
+    return;
+  }
   if (!page) {
     target.append(h("h1", {}, "Not found"),
                   h("p", {}, "No page ", h("code", {}, name), " on this console."));

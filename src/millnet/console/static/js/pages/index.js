@@ -11,8 +11,8 @@ import * as situation from "./situation.js";
 import * as tree from "./tree.js";
 
 export const PAGES = [
-  { name: "tree", title: "Plant", nav: true, render: tree.render },
-  { name: "device", title: "Device", nav: false, render: device.render },
+  { name: "tree", title: "Plant", nav: true, area: "assets", render: tree.render },
+  { name: "device", title: "Device", nav: false, area: "assets", render: device.render },
   { name: "alarms", title: "Alarms", nav: true, area: "alarms", render: alarms.render },
   { name: "oee", title: "OEE", nav: true, area: "kpi", render: oee.render },
   { name: "identifiers", title: "Identifiers", nav: true, area: "identifiers",
