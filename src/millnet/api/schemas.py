@@ -305,6 +305,7 @@ class Me(BaseModel):
                                                 "token: all of them)")
     node: str = Field(description="The node's name")
     node_role: str = Field(description="enterprise, secondary or national")
-    areas: list[str] = Field(description="What the node serves beyond the asset tree and "
-                                         "telemetry: alarms, kpi, rules, live, federation...",
-                             examples=[["alarms", "kpi", "live"]])
+    areas: list[str] = Field(description="What the node serves: assets (the platform's tree "
+                                         "and telemetry), alarms, kpi, rules, live, "
+                                         "identifiers, federation, situation...",
+                             examples=[["assets", "alarms", "kpi", "live"]])
