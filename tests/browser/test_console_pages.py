@@ -145,6 +145,10 @@ def test_a_bad_shelve_duration_is_refused_next_to_its_field(page: Page,
     row = _alarm_row(page, "CNC-101")
     alarm_id = row.get_attribute("data-alarm")
     row.get_by_role("button", name=re.compile("^Shelve")).click()
+    page.keyboard.press("Escape")  # closes the form, the focus back on its button
+    expect(page.locator(".action-form")).to_have_count(0)
+    expect(row.get_by_role("button", name=re.compile("^Shelve"))).to_be_focused()
+    page.keyboard.press("Enter")
     duration = page.get_by_label("Shelve for")
     submit = page.locator("#alarm-action").get_by_role("button", name="Shelve")
     duration.fill("soon")

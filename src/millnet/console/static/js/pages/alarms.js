@@ -68,7 +68,7 @@ export async function render(main, _args, ctx) {
     h("div", { class: "field" }, h("label", { for: "alarm-priority" }, "Priority"), prioSel),
     h("div", { class: "field" }, h("label", { for: "alarm-asset" }, "Asset"), assetSel));
   const panel = h("div", { class: "action-panel", id: "alarm-action" });
-  const count = h("p", { class: "muted", role: "status", "aria-live": "polite" });
+  const count = h("p", { class: "muted", role: "status", "aria-live": "polite", tabindex: -1 });
   const table = h("div", { class: "table-wrap" });
   main.append(h("h1", {}, "Alarms"), summary, filters, panel, count,
               h("section", { "aria-label": "Alarm list", dataset: { live: "alarms" } }, table));
@@ -159,7 +159,7 @@ export async function render(main, _args, ctx) {
     const buttons = [];
     const name = `${a.rule_name} on ${(assets.get(a.asset_id) || {}).path || a.asset_id}`;
     if (a.state === "unack_active" || a.state === "rtn_unack") {
-      buttons.push(h("button", { type: "button", dataset: { key: `ack${a.id}` },
+      buttons.push(h("button", { type: "button", dataset: { key: `acknowledge${a.id}` },
                                  "aria-label": `Acknowledge ${name}`,
                                  onclick: () => openAction("acknowledge", a, name) },
                      "Acknowledge"));
@@ -239,6 +239,7 @@ export async function render(main, _args, ctx) {
         clear(panel);
         await refresh();
         count.textContent += ` · ${title.toLowerCase()}d ${name}`;
+        count.focus();  // the form is gone: say what happened where the focus lands
       } catch (err) {
         const text = err instanceof ApiError ? err.message : String(err);
         if (kind === "shelve" && err.field === "duration_s") {
@@ -248,6 +249,9 @@ export async function render(main, _args, ctx) {
           formError.textContent = text;
         }
       }
+    });
+    form.addEventListener("keydown", (event) => {
+      if (event.key === "Escape") close();
     });
     clear(panel).append(form);
     (duration || comment).focus();
