@@ -289,3 +289,20 @@ def test_the_new_pages_fit_390_px_with_labelled_controls(page: Page, plant: Page
         expect(page.locator(ready)).to_be_visible()
         _no_overflow(page)
         screenshot(page, f"console-{name}-390")
+
+
+def test_a_polling_page_rides_out_a_lost_connection(page: Page, national: PagesNode) -> None:
+    """Last: it stops the national node. Opening an order finds no node: the banner comes, then
+    goes by itself once the node is back, and the page shows the order without an uncaught
+    error (the orders list polls on meanwhile)."""
+    log_in(page, national, "viewer")
+    page.goto(f"{national.url}#/orders")
+    expect(page.locator("table.orders")).to_be_visible()
+    banner = page.locator("#offline")
+    national.stop()
+    page.get_by_role("link", name="RO-2026-7").click()
+    expect(banner).to_be_visible()
+    national.start()
+    national.wait()
+    expect(banner).to_be_hidden(timeout=20_000)
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Patch S7-1200")

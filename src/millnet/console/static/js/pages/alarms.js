@@ -109,7 +109,7 @@ export async function render(main, _args, ctx) {
       latest = await api("/alarms", { query: query() });
       draw(latest);
     } catch (err) {
-      if (!err.status) throw err;
+      if (!(err instanceof ApiError)) throw err;  // API errors and lost connections are shown
     } finally {
       if (!stopped) timer = setTimeout(refresh, REFRESH_MS);
     }

@@ -3,7 +3,7 @@
 // one first) or over the last 24 hours. A KPI the API leaves null (nothing to divide by) is an
 // em dash, never 0.
 
-import { api } from "../api.js";
+import { api, ApiError } from "../api.js";
 import { clear, h } from "../dom.js";
 
 const REFRESH_MS = 10_000;
@@ -77,7 +77,7 @@ export async function render(main, _args, ctx) {
       }
       draw(rows);
     } catch (err) {
-      if (!err.status) throw err;
+      if (!(err instanceof ApiError)) throw err;  // API errors and lost connections are shown
     } finally {
       if (!stopped) timer = setTimeout(refresh, REFRESH_MS);
     }

@@ -45,7 +45,7 @@ export async function render(main, args, ctx) {
       drawAdvisories(a);
       drawOrders(o);
     } catch (err) {
-      if (!err.status) throw err;
+      if (!(err instanceof ApiError)) throw err;  // API errors and lost connections are shown
     } finally {
       if (!stopped) timer = setTimeout(refresh, REFRESH_MS);
     }
