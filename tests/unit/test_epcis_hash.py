@@ -227,3 +227,15 @@ def test_nothing_is_fetched_for_an_unknown_context() -> None:
              "action": "OBSERVE"}
     with pytest.raises(InvalidInput, match="never-fetched"):
         ehash.event_hash(event, ["https://example.com/never-fetched.jsonld"])
+
+
+def test_a_business_transaction_without_type_is_hashed_not_refused() -> None:
+    """Valid EPCIS that the package cannot hash (it indexes a missing pair element)."""
+    event = {"type": "ObjectEvent", "eventTime": "2026-01-01T00:00:00Z",
+             "eventTimeZoneOffset": "+00:00", "epcList": ["hdl:88.100.5/X-1"],
+             "action": "OBSERVE", "bizTransactionList": [{"bizTransaction": "urn:x:po:1"}]}
+    typed = {**event, "bizTransactionList": [{"type": "po", "bizTransaction": "urn:x:po:1"}]}
+    with pytest.raises(InvalidInput):
+        ehash.prehash_reference(event)
+    assert ehash.prehash(event).endswith("bizTransactionListbizTransaction=urn:x:po:1")
+    assert ehash.event_hash(event) != ehash.event_hash(typed)

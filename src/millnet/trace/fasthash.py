@@ -347,10 +347,11 @@ _SCALAR_KEYS: Final = frozenset({"eventTime", "eventTimeZoneOffset", "parentID",
 
 def _pairs(name: str, value: Any, rep: dict[str, str]) -> str:
     """A business transaction, source or destination list: each element's two fields in the
-    order they were written (the package keeps that order), the elements sorted."""
+    order they were written (the package keeps that order), the elements sorted. An element
+    without ``type`` (valid EPCIS) makes the package fail; it is rendered with its one field."""
     texts = []
     for element in _items(value):
-        if not isinstance(element, dict) or len(element) != 2 \
+        if not isinstance(element, dict) or not element \
                 or not element.keys() <= {"type", name[:-4]}:
             raise NotPlain(name)
         text = ""
