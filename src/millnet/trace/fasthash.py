@@ -249,11 +249,22 @@ def _scalar(value: Any) -> str:
     return str(value)
 
 
+def _is_time(name: str) -> bool:
+    """Whether the package treats a field as a time (its name says "time", not "offset")."""
+    known = _TIME_NAMES.get(name)
+    if known is None:
+        low = name.lower()
+        known = _TIME_NAMES[name] = "time" in low and "offset" not in low
+    return known
+
+
+_TIME_NAMES: dict[str, bool] = {}
+
+
 def _leaf(name: str, value: Any, rep: dict[str, str]) -> str:
     text = (rep.get(value, value) if type(value) is str else _scalar(value)).strip()
     if text:
-        low = name.lower()
-        text = fix_time(text) if "time" in low and "offset" not in low else canonize(text)
+        text = fix_time(text) if _is_time(name) else canonize(text)
     return f"{name}={text}" if text else ""
 
 

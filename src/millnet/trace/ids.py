@@ -21,6 +21,8 @@ HDL_SCHEME: Final = "hdl:"
 
 def handle_of(uri: str) -> str | None:
     """The handle a Handle-style URI names, None for other URIs."""
+    if not uri.startswith(("http", "hdl")):
+        return None
     for proxy in HANDLE_PROXIES:
         if uri.startswith(proxy):
             rest = uri[len(proxy):].split("?", 1)[0].split("#", 1)[0]
