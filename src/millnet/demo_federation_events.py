@@ -21,6 +21,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from millnet.aio import keep_cancel
 from millnet.config import Settings
 from millnet.connectivity.mqtt import Broker
 from millnet.demo_federation import ENTERPRISE_1_PLACE, Federation
@@ -96,7 +97,7 @@ async def rogue_birth(node: DemoNode) -> str:
         async with aiomqtt.Client(b.host, b.port, username=b.username, password=b.password,
                                   identifier=f"rogue-{name.lower()}") as client:
             for topic, payload in births:
-                await client.publish(topic, payload, qos=1)
+                await keep_cancel(client.publish(topic, payload, qos=1))
     elif node.sparkplug is not None:
         async def ignore(topic: str, payload: bytes) -> None:
             """Commands to the rogue device go nowhere."""

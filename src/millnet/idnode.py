@@ -384,7 +384,8 @@ async def _serve_worker(opts: IdServerOptions, udp_port: int, http_port: int | N
                     tg.create_task(web.serve(sockets=[sock]))
                 while not stop.is_set() and os.getppid() == parent:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), 1.0)
+                        async with asyncio.timeout(1.0):
+                            await stop.wait()
                 if web is not None:
                     web.should_exit = True
                 for task in background:

@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 
 from prometheus_client import Counter
 
+from millnet.aio import until_cancelled
+
 log = logging.getLogger("millnet.supervise")
 
 FIRST_BACKOFF_S = 1.0
@@ -28,7 +30,9 @@ async def supervise(name: str, run: Callable[[], Awaitable[None]], restarts: Cou
     while True:
         started = time.monotonic()
         try:
-            await run()
+            # In a task of its own, cancelled until it stops: a library's swallowed
+            # cancellation (millnet.aio) cannot keep a stopping node running.
+            await until_cancelled(_call(run))
             return
         except Exception:
             if time.monotonic() - started >= MAX_BACKOFF_S:
@@ -37,3 +41,7 @@ async def supervise(name: str, run: Callable[[], Awaitable[None]], restarts: Cou
             log.exception("%s failed; restarting in %.0f s", name, backoff)
         await asyncio.sleep(backoff)
         backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+
+async def _call(run: Callable[[], Awaitable[None]]) -> None:
+    await run()

@@ -102,8 +102,8 @@ def locator(section: TraceSection) -> Any:
             return None
         for handle in (key, f"0.NA/{prefix}"):
             try:
-                body = await asyncio.wait_for(
-                    resolve_following(handle, server, types=(TRACE_TYPE,)), section.timeout_s)
+                async with asyncio.timeout(section.timeout_s):
+                    body = await resolve_following(handle, server, types=(TRACE_TYPE,))
             except (MillnetError, OSError, TimeoutError) as exc:
                 log.debug("trace: %s did not resolve: %s", handle, exc)
                 continue

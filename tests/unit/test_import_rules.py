@@ -24,8 +24,10 @@ MILLNET = SRC / "millnet"
 #: ``rules`` consume the ingest stream (``ingest.tap``) beside ``connectivity``, which feeds it.
 #: Issue 13: ``security`` (events and detectors) stands on ``model.security``; ``federation``
 #: reads the registry's devices for its inventory and knows nothing of the stores above it.
+#: ``aio`` (asyncio without lost cancellations) and ``children`` (child processes that die with
+#: their parent) are leaves of the standard library beside ``errors``.
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"errors"}),
+    frozenset({"errors", "aio", "children"}),
     frozenset({"model"}),
     frozenset({"protocols"}),
     frozenset({"db"}),
@@ -45,7 +47,7 @@ COMPOSITION = frozenset({
     "demo_federation_events", "demo_field", "demo_ids", "demo_insight", "files", "heap", "idnode",
     "idoptions", "insight", "monitoring", "node", "sensor_report", "services", "serving", "sim",
     "sources", "supervise", "web", "partners", "cli_share", "cli_park",
-    "ordering", "cli_orders", "demo_orders", "tracing", "cli_trace",
+    "ordering", "cli_orders", "demo_orders", "tracing", "cli_trace", "console",
 })
 #: Imports that break a rule, each with the reason it is tolerated: (importer, imported) as
 #: module names. Keep this short; an entry is a debt.
@@ -196,3 +198,16 @@ def test_identifier_subpackages_import_only_downward() -> None:
                 found.append(f"{importer} imports {imported}: "
                              f"{'peers' if layer(target) == layer(source) else 'upward'}")
     assert not found, "\n".join(found)
+
+
+def test_nothing_waits_with_asyncio_wait_for() -> None:
+    """Python 3.11's ``asyncio.wait_for`` can swallow the cancellation of the waiting task
+    (CPython gh-86296): a loop stopped by a TaskGroup then never stops (the demo hung on Ctrl-C
+    this way, inside aiomqtt). ``asyncio.timeout`` has no such flaw; see millnet.aio."""
+    found = []
+    for path in sorted(MILLNET.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if (isinstance(node, ast.Attribute) and node.attr == "wait_for"
+                    and isinstance(node.value, ast.Name) and node.value.id == "asyncio"):
+                found.append(f"{path.relative_to(SRC)}:{node.lineno}")
+    assert not found, f"use asyncio.timeout instead of asyncio.wait_for: {found}"

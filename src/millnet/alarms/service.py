@@ -245,7 +245,8 @@ class AlarmService:
             return
         self._queue = deque(changes)  # operators' actions in flight are cancelled as before
         try:
-            await asyncio.wait_for(self._round(), STOP_LIMIT_S)
+            async with asyncio.timeout(STOP_LIMIT_S):
+                await self._round()
         except (StorageError, TimeoutError) as exc:
             log.warning("stopping with %d condition changes not stored: %s", len(changes), exc)
 

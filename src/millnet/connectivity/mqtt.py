@@ -17,6 +17,7 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from millnet.aio import keep_cancel
 from millnet.connectivity.flow import FlowControlledClient
 from millnet.errors import StorageError
 from millnet.ingest.binder import SeriesBinder
@@ -201,7 +202,7 @@ async def run_forever(
                     async with asyncio.TaskGroup() as group:
                         group.create_task(_consume(client, on_message, before_read, went_through))
                         for topic, qos in subscriptions:
-                            await client.subscribe(topic, qos=qos)
+                            await keep_cancel(client.subscribe(topic, qos=qos))
                         await on_connect(client)
                         log.info("%s: connected and subscribed", name)
                         metrics.connected.labels(name).set(1)

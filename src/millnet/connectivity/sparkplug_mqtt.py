@@ -29,6 +29,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import aiomqtt
 
+from millnet.aio import keep_cancel
 from millnet.connectivity.adapter import Health, WriteRequest, WriteResult
 from millnet.connectivity.flow import FlowControlledClient
 from millnet.connectivity.json_mqtt import mqtt_health
@@ -129,14 +130,16 @@ class SparkplugSource(MqttSource):
 
     async def _on_connect(self, client: aiomqtt.Client) -> None:
         async def publish(topic: str, data: bytes) -> None:
-            await client.publish(topic, data, qos=0)
+            await keep_cancel(client.publish(topic, data, qos=0))
 
         self._publish = publish
-        await client.publish(state_topic(self._options.sparkplug_host_id),
-                             state_payload(True, self._online_ts), qos=1, retain=True)
+        await keep_cancel(client.publish(state_topic(self._options.sparkplug_host_id),
+                                         state_payload(True, self._online_ts), qos=1,
+                                         retain=True))
         now_ms = int(time.time() * 1000)
         for group, edge in sorted(self._edges):
-            await client.publish(f"{NAMESPACE}/{group}/NCMD/{edge}", rebirth_payload(now_ms))
+            await keep_cancel(client.publish(f"{NAMESPACE}/{group}/NCMD/{edge}",
+                                             rebirth_payload(now_ms)))
         if self._edges:
             log.info("asked %d edge nodes to rebirth after (re)connecting", len(self._edges))
 
@@ -145,7 +148,7 @@ class SparkplugSource(MqttSource):
         if isinstance(payload, bytes | bytearray):
 
             async def publish(topic: str, data: bytes) -> None:
-                await client.publish(topic, data)
+                await keep_cancel(client.publish(topic, data))
 
             arrived = client.arrived_ns if isinstance(client, FlowControlledClient) else None
             await self.handle(str(message.topic), bytes(payload), publish, arrived)

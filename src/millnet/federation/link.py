@@ -125,7 +125,8 @@ class ChildLink:
                 if not more:
                     woken = False
                     with contextlib.suppress(TimeoutError):  # the heartbeat is due
-                        await asyncio.wait_for(self._event.wait(), self.settings.heartbeat_s)
+                        async with asyncio.timeout(self.settings.heartbeat_s):
+                            await self._event.wait()
                         woken = True
                     if woken and self.settings.batch_linger_s > 0:
                         # Let a batch gather: an exchange costs far more than a message, and

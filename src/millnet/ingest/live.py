@@ -88,7 +88,8 @@ class Subscription:
         seconds of nothing, so the caller can send a keep-alive); None once closed."""
         if not self._chunks and not self.closed:
             try:
-                await asyncio.wait_for(self._ready.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._ready.wait()
             except TimeoutError:
                 return SampleBatch.empty()
         self._ready.clear()

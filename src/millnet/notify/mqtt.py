@@ -16,6 +16,7 @@ import time
 
 import aiomqtt
 
+from millnet.aio import keep_cancel
 from millnet.model.alarms import AlarmNotice
 from millnet.notify import payload
 from millnet.notify.base import DeliveryFailed
@@ -79,8 +80,9 @@ class MqttSender:
         client = await self._connected()
         t = self._target
         try:
-            await client.publish(topic(t.topic, notice), payload.body(notice, delivery_id),
-                                 qos=t.qos, retain=t.retain, timeout=t.timeout_s)
+            await keep_cancel(client.publish(
+                topic(t.topic, notice), payload.body(notice, delivery_id), qos=t.qos,
+                retain=t.retain, timeout=t.timeout_s))
         except aiomqtt.MqttError as exc:
             await self._drop(client)
             raise DeliveryFailed(f"publish failed: {exc}") from None

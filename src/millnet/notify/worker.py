@@ -142,7 +142,8 @@ class Worker:
                 if self._heap and self._in_flight < self.concurrency:
                     timeout = self._heap[0][0] - now
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+                    async with asyncio.timeout(timeout):
+                        await self._wake.wait()
 
     async def _attempt(self, delivery: Delivery) -> None:
         delivery.attempts += 1

@@ -127,7 +127,8 @@ async def live_capture(interface: str, duration: float | None = None,
             if remaining is not None and remaining <= 0:
                 return
             try:
-                first = await asyncio.wait_for(loop.sock_recvfrom(sock, 65536), remaining)
+                async with asyncio.timeout(remaining):
+                    first = await loop.sock_recvfrom(sock, 65536)
             except TimeoutError:
                 return
             for frame, address in [first, *_drain(sock)]:

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 import aiomqtt
 
+from millnet.aio import keep_cancel
 from millnet.connectivity.mqtt import Broker
 from millnet.sim.edge import EdgeFleet, EdgeNode
 
@@ -50,16 +51,20 @@ async def _edge_node(fleet: EdgeFleet, node: EdgeNode, broker: Broker, interval:
             will=aiomqtt.Will(death_topic, death, qos=1))
         try:
             async with client:
-                await client.subscribe(f"spBv1.0/{node.group}/NCMD/{node.edge}", qos=1)
-                await client.subscribe(f"spBv1.0/{node.group}/DCMD/{node.edge}/+", qos=0)
+                await keep_cancel(client.subscribe(f"spBv1.0/{node.group}/NCMD/{node.edge}",
+                                                   qos=1))
+                await keep_cancel(client.subscribe(f"spBv1.0/{node.group}/DCMD/{node.edge}/+",
+                                                   qos=0))
                 for topic, payload in fleet.births(node, _now_ms()):
-                    await client.publish(topic, payload)
+                    await keep_cancel(client.publish(topic, payload))
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(_commands(client, fleet))
                     while True:
                         await _tick(interval)
                         for topic, payload in fleet.data(node, _now_ms()):
-                            await client.publish(topic, payload)
+                            # aiomqtt waits with 3.11's wait_for, which can swallow the
+                            # cancellation that stops the demo (millnet.aio).
+                            await keep_cancel(client.publish(topic, payload))
         except asyncio.CancelledError:
             _settle_later(client)
             raise
@@ -87,7 +92,7 @@ async def _commands(client: aiomqtt.Client, fleet: EdgeFleet) -> None:
     async for message in client.messages:
         if isinstance(message.payload, bytes):
             for topic, payload in fleet.command(str(message.topic), message.payload, _now_ms()):
-                await client.publish(topic, payload)
+                await keep_cancel(client.publish(topic, payload))
 
 
 async def run_fleet_inprocess(fleet: EdgeFleet, handle: Handle, interval: float = 1.0) -> None:

@@ -249,7 +249,8 @@ class Rollups:
         try:
             while True:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._closed.wait(), self.open_flush_s)
+                    async with asyncio.timeout(self.open_flush_s):
+                        await self._closed.wait()
                 self._closed.clear()
                 await self.flush()
         except asyncio.CancelledError:

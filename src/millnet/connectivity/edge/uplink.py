@@ -228,7 +228,8 @@ class EdgeUplink:
     # -- sending -------------------------------------------------------------------------------
     async def _wait(self, event: asyncio.Event, timeout: float | None = None) -> None:
         try:
-            await asyncio.wait_for(event.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await event.wait()
         except TimeoutError:
             raise LinkDown("no answer from the broker") from None
         if self._down:

@@ -157,7 +157,8 @@ class OpcUaAdapter:
         finally:
             self._client = None
             with contextlib.suppress(*_CONNECT_ERRORS):
-                await asyncio.wait_for(client.disconnect(), self.spec.timeout_s)
+                async with asyncio.timeout(self.spec.timeout_s):
+                    await client.disconnect()
 
     async def _make_client(self) -> Client:
         spec = self.spec

@@ -104,7 +104,8 @@ async def request_udp(msg: Message, server: Server, *, timeout: float = 1.0,
         for _ in range(attempts):
             transport.sendto(data)
             try:
-                return await asyncio.wait_for(asyncio.shield(proto.answer), timeout)
+                async with asyncio.timeout(timeout):
+                    return await asyncio.shield(proto.answer)
             except TimeoutError:
                 continue
         return None
@@ -114,14 +115,15 @@ async def request_udp(msg: Message, server: Server, *, timeout: float = 1.0,
 
 async def request_tcp(msg: Message, server: Server, *, timeout: float = 5.0) -> Message:
     """The response over a fresh TCP connection."""
-    reader, writer = await asyncio.wait_for(
-        asyncio.open_connection(server.host, server.tcp_port), timeout)
+    async with asyncio.timeout(timeout):
+        reader, writer = await asyncio.open_connection(server.host, server.tcp_port)
     try:
         writer.write(encode_message(msg))
         await writer.drain()
         framer = TcpFramer()
         while True:
-            chunk = await asyncio.wait_for(reader.read(65536), timeout)
+            async with asyncio.timeout(timeout):
+                chunk = await reader.read(65536)
             if not chunk:
                 raise ProtocolError("the server closed the connection without answering")
             for answer in framer.receive_data(chunk):
@@ -166,7 +168,8 @@ class _Connection:
                 answer = self._ready.pop(0)
                 if answer.envelope.request_id == request_id:
                     return answer
-            chunk = await asyncio.wait_for(self._reader.read(65536), self._timeout)
+            async with asyncio.timeout(self._timeout):
+                chunk = await self._reader.read(65536)
             if not chunk:
                 raise ProtocolError("the server closed the connection without answering")
             self._ready.extend(self._framer.receive_data(chunk))
@@ -197,8 +200,8 @@ async def admin_request(body: AdminBody, server: Server, *, key_handle: str, key
     key = secret.encode("utf-8") if isinstance(secret, str) else secret
     request = Message(body, Header(opflags), Envelope(version[0], version[1],
                                                       request_id=_next_id()))
-    reader, writer = await asyncio.wait_for(
-        asyncio.open_connection(server.host, server.tcp_port), timeout)
+    async with asyncio.timeout(timeout):
+        reader, writer = await asyncio.open_connection(server.host, server.tcp_port)
     conn = _Connection(reader, writer, timeout)
     try:
         await conn.send(request)
