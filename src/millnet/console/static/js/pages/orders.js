@@ -5,6 +5,7 @@
 
 import { api, ApiError } from "../api.js";
 import { append, clear, h } from "../dom.js";
+import { advisoryForm, orderForm } from "./issue.js";
 
 const REFRESH_MS = 15_000;
 const NEXT = { issued: ["received", "acknowledged"], received: ["acknowledged"],
@@ -36,6 +37,13 @@ export async function render(main, args, ctx) {
       h("h2", { id: "advisories-h" }, "Advisories"), advisories));
   let timer = null;
   let stopped = false;
+  if (ctx.can("admin") && ["national", "secondary"].includes(ctx.me.node_role)) {
+    main.append(h("section", { "aria-labelledby": "issue-h", class: "issue" },
+      h("h2", { id: "issue-h" }, "Issue"),
+      h("details", {}, h("summary", {}, "Issue an advisory"), advisoryForm(() => refresh())),
+      h("details", {}, h("summary", {}, "Issue a rectification order"),
+        orderForm(() => refresh()))));
+  }
 
   async function refresh() {
     clearTimeout(timer);
