@@ -207,9 +207,18 @@ def test_connection_lost_banner_comes_and_goes(page: Page, plant: Plant) -> None
     banner = page.locator("#offline")
     expect(banner).to_be_hidden()
     _grows(page, "Spindle/Temperature", by=1)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
     plant.stop()
     expect(banner).to_be_visible(timeout=20_000)
     screenshot(page, "console-offline")
+    # Moving to another page meanwhile says so, with no uncaught error in the page, and the
+    # page fills in by itself once the node is back.
+    page.goto(plant.url + "#/device/11")
+    expect(page.locator("main")).to_contain_text("could not be read", timeout=20_000)
     plant.start()
     expect(banner).to_be_hidden(timeout=30_000)
+    expect(page.locator("main")).not_to_contain_text("could not be read", timeout=20_000)
+    assert errors == []
+    page.goto(plant.url + "#/device/10")
     _grows(page, "Spindle/Temperature")  # the stream reconnected by itself

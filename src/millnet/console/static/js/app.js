@@ -2,7 +2,7 @@
 // hash routing (#/tree, #/device/12). Pages are modules listed in pages/index.js; each renders
 // into <main> and returns a cleanup function (close streams, stop timers).
 
-import { api, clearErrors, session } from "./api.js";
+import { ApiError, api, clearErrors, session } from "./api.js";
 import { clear, h } from "./dom.js";
 import { renderLogin } from "./pages/login.js";
 import { PAGES } from "./pages/index.js";
@@ -98,8 +98,12 @@ async function route() {
   try {
     cleanup = (await page.render(target, args, ctx)) || null;
   } catch (err) {
-    // API errors are already in the error area; others are bugs worth seeing there too.
-    if (!err.status) throw err;
+    // API errors are already in the error area, and an unreachable node (status 0) has the
+    // banner, which reloads the page once the node is back; others are bugs worth seeing.
+    if (!(err instanceof ApiError)) throw err;
+    if (err.status === 0) {
+      target.append(h("p", { class: "muted", text: "The node cannot be reached; retrying." }));
+    }
   }
 }
 
