@@ -56,6 +56,7 @@ class Vocabulary:
         self.prefixes = {k: v for k, v in ctx.items() if isinstance(v, str)
                          and (v.startswith("http") or (v.startswith("urn:") and v.endswith(":")))}
         self.outer = frozenset(ctx)
+        self._iris: dict[tuple[str, str, str], str] = {}
         sensor = ctx["sensorElementList"]["@context"]["sensorReport"]["@context"]
         disposition = _terms(ctx["persistentDisposition"]["@context"])
         self.vocab: dict[tuple[str, str], dict[str, str]] = {
@@ -72,6 +73,25 @@ class Vocabulary:
             ("sensorReport", "exception"): _terms(sensor["exception"]["@context"]),
             ("sensorReport", "component"): _terms(sensor["component"]["@context"]),
         }
+
+    def iri_of(self, parent: str, key: str, value: str) -> str | None:
+        """The web-vocabulary IRI the expansion makes of ``value`` at ``key`` (a vocabulary
+        or ``@id`` property) under ``parent``, None when it makes none; remembered (steps,
+        dispositions, places and classes repeat from event to event)."""
+        known = self._iris.get((parent, key, value))  # "" for none
+        if known is not None:
+            return known or None
+        if key in _VOCAB_KEYS:
+            expanded = self.expanded(parent, key, value)
+        elif value.startswith(VOCAB_PREFIXES) or ":" not in value:
+            expanded = value
+        else:
+            expanded = self.expand_compact(value)
+        iri = expanded if expanded.startswith(VOCAB_PREFIXES) else ""
+        if len(self._iris) >= 65_536:
+            self._iris.clear()
+        self._iris[parent, key, value] = iri
+        return iri or None
 
     def expand_compact(self, value: str) -> str:
         prefix, sep, rest = value.partition(":")
@@ -108,17 +128,12 @@ def _collect(obj: Any, parent: str, key: str, vocab: Vocabulary, out: set[str]) 
     """The web-vocabulary IRIs the JSON-LD expansion of ``obj`` (at ``key`` under ``parent``)
     would hold."""
     if type(obj) is str:
-        if key in _VOCAB_KEYS:
-            expanded = vocab.expanded(parent, key, obj)
+        if key in _VOCAB_KEYS or key in ID_KEYS:
+            iri = vocab.iri_of(parent, key, obj)
+            if iri is not None:
+                out.add(iri)
         elif obj.startswith(VOCAB_PREFIXES):
             out.add(obj)
-            return
-        elif key in ID_KEYS and ":" in obj:
-            expanded = vocab.expand_compact(obj)
-        else:
-            return
-        if expanded.startswith(VOCAB_PREFIXES):
-            out.add(expanded)
     elif isinstance(obj, dict):
         for k, v in obj.items():
             _collect(v, key, k, vocab, out)
@@ -132,7 +147,14 @@ def _collect_event(event: dict[str, Any], vocab: Vocabulary, out: set[str]) -> N
     inline: an EPC expands to web vocabulary only if it is, or abbreviates, such an IRI."""
     prefixes = vocab.prefixes
     for key, value in event.items():
-        if type(value) is list and key in _EPC_LISTS:
+        if type(value) is str:  # _collect's first case, inline
+            if key in _VOCAB_KEYS or key in ID_KEYS:
+                iri = vocab.iri_of("", key, value)
+                if iri is not None:
+                    out.add(iri)
+            elif value.startswith(VOCAB_PREFIXES):
+                out.add(value)
+        elif type(value) is list and key in _EPC_LISTS:
             for epc in value:
                 if type(epc) is not str:
                     _collect(epc, "", key, vocab, out)
@@ -262,10 +284,27 @@ _TIME_NAMES: dict[str, bool] = {}
 
 
 def _leaf(name: str, value: Any, rep: dict[str, str]) -> str:
-    text = (rep.get(value, value) if type(value) is str else _scalar(value)).strip()
+    text = rep.get(value, value) if type(value) is str else _scalar(value)
+    key = (name, text)
+    out = _LEAVES.get(key)
+    if out is None:
+        out = _leaf_text(name, text)
+        if len(_LEAVES) >= 65_536:
+            _LEAVES.clear()
+        _LEAVES[key] = out
+    return out
+
+
+def _leaf_text(name: str, text: str) -> str:
+    """``name=value`` of a leaf (after vocabulary replacement), "" for a blank value."""
+    text = text.strip()
     if text:
         text = fix_time(text) if _is_time(name) else canonize(text)
     return f"{name}={text}" if text else ""
+
+
+#: Rendered leaves by (name, value): steps, places, offsets and times repeat between events.
+_LEAVES: dict[tuple[str, str], str] = {}
 
 
 def _items(value: Any) -> list[Any]:
@@ -274,14 +313,25 @@ def _items(value: Any) -> list[Any]:
 
 def _fields(obj: Any, order: tuple[str, ...], rep: dict[str, str]) -> str:
     """An object whose keys are all leaves named by ``order``, rendered in that order."""
-    if not isinstance(obj, dict) or not obj or not obj.keys() <= set(order):
+    if not isinstance(obj, dict) or not obj or not obj.keys() <= _key_set(order):
         raise NotPlain("an object of unexpected keys")
     return "".join(_leaf(k, obj[k], rep) for k in order if k in obj)
 
 
+@lru_cache(maxsize=16)
+def _key_set(order: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(order)
+
+
 def _epcs(name: str, value: Any, rep: dict[str, str]) -> str:
-    texts = sorted(t for v in _items(value) if (t := _leaf("epc", v, rep)))
-    return name + "".join(texts) if texts else ""
+    texts = []
+    for v in _items(value):  # EPCs are mostly new: not remembered as leaves
+        if t := _leaf_text("epc", rep.get(v, v) if type(v) is str else _scalar(v)):
+            texts.append(t)
+    if not texts:
+        return ""
+    texts.sort()
+    return name + "".join(texts)
 
 
 _QUANTITY: Final = ("epcClass", "quantity", "uom")
@@ -307,7 +357,10 @@ def _persistent(name: str, value: Any, rep: dict[str, str]) -> str:
 
 
 def _location(name: str, value: Any, rep: dict[str, str]) -> str:
-    text = _fields(value, ("id",), rep)
+    if type(value) is dict and len(value) == 1 and "id" in value:
+        text = _leaf("id", value["id"], rep)  # _fields, for the one shape there is
+    else:
+        text = _fields(value, ("id",), rep)
     return name + text if text else ""
 
 
@@ -383,8 +436,19 @@ def render(event: dict[str, Any], vocab: Vocabulary) -> str:
     _collect_event(event, vocab, expanded)
     rep = _replacements(frozenset(expanded)) if expanded else {}
     kind = event.get("type", "")
-    ordered = "".join(render_one(name, event[name], rep)
-                      for name, render_one in ORDER if name in event)
-    rest = sorted(t for name in _PAIR_LISTS if name in event
-                  and (t := _pairs(name, event[name], rep)))
-    return "eventType=" + str(rep.get(kind, kind)) + ordered + "".join(rest)
+    parts = ["eventType=", str(rep.get(kind, kind))]
+    order, pairs = _order_of(tuple(event))
+    for name, render_one in order:
+        parts.append(render_one(name, event[name], rep))
+    if pairs:
+        parts.extend(sorted(t for name in pairs if (t := _pairs(name, event[name], rep))))
+    return "".join(parts)
+
+
+@lru_cache(maxsize=1024)
+def _order_of(keys: tuple[str, ...]) -> tuple[tuple[tuple[str, Render], ...], tuple[str, ...]]:
+    """The renderers of an event's keys in PROP_ORDER, and its pair lists (events of one
+    source have the same keys)."""
+    present = set(keys)
+    return (tuple((name, render_one) for name, render_one in ORDER if name in present),
+            tuple(name for name in _PAIR_LISTS if name in present))
