@@ -6,6 +6,7 @@ and a trace across two nodes over real HTTP (uvicorn on loopback)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 from collections.abc import Iterator
@@ -118,6 +119,20 @@ def test_an_invalid_document_is_refused_whole_with_every_path(node: Node) -> Non
     assert "epcisBody.eventList[1].bizStep" in paths
     assert "epcisBody.eventList[2].eventTime" in paths
     assert node.get("/api/v1/epcis/events")["events"] == []  # not even the good event
+
+
+def test_a_body_that_is_not_json_is_refused_nan_included(node: Node) -> None:
+    """NaN and Infinity are read by Python's json but are not JSON: 400, nothing stored."""
+    quantity = {"epcClass": "urn:epc:class:lgtin:4012345.012345.998877",
+                "quantity": 1.5, "uom": "KGM"}
+    good = {**started("88.100.5/B-9", T0, "urn:x:line"), "quantityList": [quantity]}
+    text = json.dumps(doc(good)).replace("1.5", "NaN")
+    for body in (text, text.replace("NaN", "-Infinity"), "{"):
+        r = node.client.post("/api/v1/epcis/capture", content=body, headers={
+            "Authorization": f"Bearer {node.admin}", "Content-Type": "application/json"})
+        assert r.status_code == 400 and r.json()["error"] == "invalid_json", r.text
+    assert node.get("/api/v1/epcis/events")["events"] == []
+    assert node.post(doc(good))["stored"] == 1  # the same document with a number
 
 
 def test_query_by_identifier_step_type_and_pages(node: Node) -> None:

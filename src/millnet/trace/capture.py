@@ -106,7 +106,8 @@ def events_of(doc: dict[str, Any]) -> tuple[list[dict[str, Any]], Any, str]:
     return [{k: v for k, v in doc.items() if k != "@context"}], context, ""
 
 
-def _time_us(text: str, path: str) -> int:
+def _time_us(text: str, event_path: str) -> int:
+    path = event_path + ".eventTime"
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError as exc:
@@ -128,16 +129,16 @@ def short_step(step: str | None) -> str | None:
 
 def _links(event: dict[str, Any]) -> tuple[tuple[str, int], ...]:
     links: list[tuple[str, int]] = []
-    if isinstance(event.get("parentID"), str):
-        links.append((ids.key_of(event["parentID"]), PARENT))
+    key_of = ids.key_of
+    if isinstance(parent := event.get("parentID"), str):
+        links.append((key_of(parent), PARENT))
     for name, role in _LISTS:
-        for epc in event.get(name) or ():
-            if isinstance(epc, str):
-                links.append((ids.key_of(epc), role))
+        if epcs := event.get(name):
+            links.extend((key_of(epc), role) for epc in epcs if isinstance(epc, str))
     for name, role in _QUANTITIES:
         for element in event.get(name) or ():
             if isinstance(element, dict) and isinstance(element.get("epcClass"), str):
-                links.append((ids.key_of(element["epcClass"]), role))
+                links.append((key_of(element["epcClass"]), role))
     return tuple(links)
 
 
@@ -153,11 +154,10 @@ def row_of(event: dict[str, Any], context: Any, path: str) -> EventRow:
         raise InvalidDocument([SchemaError(path, str(exc))]) from exc
     body = event if "eventID" in event else {**event, "eventID": digest}
     return EventRow(
-        event_hash=digest, event_type=str(event.get("type")),
-        event_time_us=_time_us(str(event.get("eventTime")), f"{path}.eventTime"),
-        biz_step=short_step(event.get("bizStep")), read_point=_id_of(event.get("readPoint")),
-        biz_location=_id_of(event.get("bizLocation")), action=event.get("action"),
-        body=body, links=_links(event))
+        digest, str(event.get("type")),
+        _time_us(str(event.get("eventTime")), path),
+        short_step(event.get("bizStep")), _id_of(event.get("readPoint")),
+        _id_of(event.get("bizLocation")), event.get("action"), body, _links(event))
 
 
 def parse(doc: Any) -> list[EventRow]:

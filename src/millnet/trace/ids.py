@@ -41,7 +41,8 @@ def is_bare_handle(text: str) -> bool:
 
 def key_of(identifier: str) -> str:
     """The trace graph's key of an identifier written as a URI or a bare handle."""
-    if is_bare_handle(identifier):
+    # A proxy URL, the usual form, is never a bare handle (its "prefix" is "https:").
+    if not identifier.startswith(HANDLE_PROXIES) and is_bare_handle(identifier):
         return identifier
     handle = handle_of(identifier)
     if handle is not None:

@@ -56,6 +56,11 @@ class EventsPage(BaseModel):
                                                "the end")
 
 
+def _not_json(name: str) -> Any:
+    """NaN and infinities: Python's json reads them, JSON has no such numbers."""
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def _store(request: Request) -> EpcisStore:
     store: EpcisStore = request.app.state.epcis
     return store
@@ -77,7 +82,7 @@ async def capture(request: Request, ctx: Ctx, caller: Operator,
     if len(raw) > MAX_BODY:
         raise InvalidInput(f"the document is larger than {MAX_BODY} bytes", "body")
     try:
-        doc = json.loads(raw)
+        doc = json.loads(raw, parse_constant=_not_json)
     except ValueError as exc:
         return JSONResponse(status_code=400, content={
             "error": "invalid_json", "detail": f"not JSON: {exc}", "field": "body"})
