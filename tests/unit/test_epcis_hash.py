@@ -174,6 +174,10 @@ def test_generated_plain_events_hash_like_the_package(event: dict[str, Any]) -> 
         fast = fasthash.render(event, ehash.vocabulary())
     except fasthash.NotPlain:
         return
+    except (ValueError, OverflowError):  # e.g. a stringValue "INF": the package fails too
+        with pytest.raises(InvalidInput):
+            ehash.prehash_reference(event, CTX)
+        return
     assert fast == ehash.prehash_reference(event, CTX)
 
 

@@ -106,13 +106,17 @@ class EpcisStore(SqlStore):
 
     @staticmethod
     def _known_hashes(conn: Connection, tenant_id: int, hashes: set[str]) -> set[str]:
-        c = epcis_events.c
+        """The ``hashes`` the tenant has stored; plain SQL (SQLAlchemy's expanding IN
+        processed each of the 1,000 values of a document in Python)."""
         wanted = sorted(hashes)
+        mark = "?" if conn.dialect.name == "sqlite" else "%s"
         known: set[str] = set()
         for i in range(0, len(wanted), _IN_CHUNK):
-            query = select(c.event_hash).where(c.tenant_id == tenant_id,
-                                               c.event_hash.in_(wanted[i:i + _IN_CHUNK]))
-            known.update(conn.execute(query).scalars())
+            chunk = wanted[i:i + _IN_CHUNK]
+            result = conn.exec_driver_sql(
+                f"SELECT event_hash FROM epcis_events WHERE tenant_id = {mark} AND event_hash "
+                f"IN ({', '.join([mark] * len(chunk))})", (tenant_id, *chunk))
+            known.update(row[0] for row in result)
         return known
 
     @staticmethod
