@@ -325,9 +325,10 @@ def _key_set(order: tuple[str, ...]) -> frozenset[str]:
 
 def _epcs(name: str, value: Any, rep: dict[str, str]) -> str:
     texts = []
-    for v in _items(value):  # EPCs are mostly new: not remembered as leaves
-        if t := _leaf_text("epc", rep.get(v, v) if type(v) is str else _scalar(v)):
-            texts.append(t)
+    for v in _items(value):  # _leaf_text, not remembered: EPCs are mostly new
+        text = (rep.get(v, v) if type(v) is str else _scalar(v)).strip()
+        if text and (canonical := _canonize(text)):
+            texts.append("epc=" + canonical)
     if not texts:
         return ""
     texts.sort()

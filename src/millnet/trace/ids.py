@@ -25,7 +25,9 @@ def handle_of(uri: str) -> str | None:
         return None
     for proxy in HANDLE_PROXIES:
         if uri.startswith(proxy):
-            rest = uri[len(proxy):].split("?", 1)[0].split("#", 1)[0]
+            rest = uri[len(proxy):]
+            if "?" in rest or "#" in rest:
+                rest = rest.split("?", 1)[0].split("#", 1)[0]
             return rest if "/" in rest else None
     if uri.startswith(HDL_SCHEME):
         rest = uri[len(HDL_SCHEME):]
