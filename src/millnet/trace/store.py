@@ -25,7 +25,7 @@ from millnet.trace.schema import epcis_events, epcis_links
 _PG_LOCK: Final = 0x65706369735F6964  # "epcis_id": serialises id allocation on PostgreSQL
 _IN_CHUNK: Final = 500
 #: Compact UTF-8 JSON, like ``json.dumps(separators=(",", ":"), ensure_ascii=False)``; bodies
-#: hold what ``json.loads`` made of a request that refused NaN and infinities.
+#: hold what the capture decoded as strict JSON (no NaN or infinities).
 _ENCODER: Final = msgspec.json.Encoder()
 
 

@@ -10,9 +10,9 @@ caller (the tenant is the token's, or ``tenant_id`` for a node-wide token).
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Annotated, Any, Literal
 
+import msgspec
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -30,6 +30,8 @@ from millnet.trace.store import EpcisStore, EventFilter
 
 router = APIRouter(tags=["traceability"])
 MAX_BODY = 32 * 1024 * 1024
+#: Strict JSON (no NaN or Infinity, which Python's json reads), and faster than json.loads.
+_DECODER = msgspec.json.Decoder()
 
 
 class CaptureAnswer(BaseModel):
@@ -56,11 +58,6 @@ class EventsPage(BaseModel):
                                                "the end")
 
 
-def _not_json(name: str) -> Any:
-    """NaN and infinities: Python's json reads them, JSON has no such numbers."""
-    raise ValueError(f"{name} is not a JSON number")
-
-
 def _store(request: Request) -> EpcisStore:
     store: EpcisStore = request.app.state.epcis
     return store
@@ -82,8 +79,8 @@ async def capture(request: Request, ctx: Ctx, caller: Operator,
     if len(raw) > MAX_BODY:
         raise InvalidInput(f"the document is larger than {MAX_BODY} bytes", "body")
     try:
-        doc = json.loads(raw, parse_constant=_not_json)
-    except ValueError as exc:
+        doc = _DECODER.decode(raw)
+    except msgspec.DecodeError as exc:
         return JSONResponse(status_code=400, content={
             "error": "invalid_json", "detail": f"not JSON: {exc}", "field": "body"})
     store = _store(request)
