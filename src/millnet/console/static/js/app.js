@@ -62,23 +62,32 @@ function renderWho() {
   document.getElementById("who").hidden = false;
 }
 
+// route() calls overlap (a hash change while the previous page still loads, a reconnection
+// that re-renders): each renders into a view of its own, and only the latest one stays in
+// <main>; an older page that finishes late is cleaned up at once.
+let routeSeq = 0;
+
 async function route() {
+  const seq = ++routeSeq;
   if (cleanup) cleanup();
   cleanup = null;
-  const target = main();
-  clear(target);
+  const target = h("div", { class: "view" });
+  clear(main()).append(target);
   if (!session.token) {
     showLogin("");
     return;
   }
   if (!ctx.me) {
+    let me;
     try {
-      ctx.me = await api("/me");
+      me = await api("/me");
     } catch (err) {
-      if (err.status === 401) return;  // back at the login page
+      if (err.status === 401 || seq !== routeSeq) return;  // back at the login page, or moved on
       target.append(h("p", { class: "muted", text: "The node cannot be reached; retrying." }));
       return;
     }
+    if (seq !== routeSeq) return;
+    ctx.me = me;
     renderWho();
   }
   renderNav();
@@ -96,7 +105,12 @@ async function route() {
   }
   document.title = `${page.title} · millnet`;
   try {
-    cleanup = (await page.render(target, args, ctx)) || null;
+    const done = (await page.render(target, args, ctx)) || null;
+    if (seq !== routeSeq) {  // a newer page took <main> meanwhile
+      if (done) done();
+      return;
+    }
+    cleanup = done;
   } catch (err) {
     // API errors are already in the error area, and an unreachable node (status 0) has the
     // banner, which reloads the page once the node is back; others are bugs worth seeing.
