@@ -33,6 +33,22 @@ ARTIFACTS = Path(__file__).parent / "artifacts"
 ROOT = Path(__file__).parents[2]
 START_LIMIT_S = 60.0
 
+
+def ready_line(proc: subprocess.Popen[str], what: str) -> Any:
+    """The JSON line a test node prints once it serves (its ports, tokens), within
+    ``START_LIMIT_S``; a node that exits or takes longer fails the test, naming it."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + START_LIMIT_S
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
+        if ready:
+            line = proc.stdout.readline()
+            if line.startswith("{"):
+                return json.loads(line)
+        if proc.poll() is not None:
+            raise AssertionError(f"{what} exited ({proc.returncode})")
+    raise AssertionError(f"{what} did not start within {START_LIMIT_S} s")
+
 if not CHROMIUM.exists():
     pytest.skip("browser tests need Debian's chromium at /usr/bin/chromium "
                 "(apt-get install chromium)", allow_module_level=True)
@@ -64,18 +80,7 @@ class Plant:
             [sys.executable, "-m", "tests.browser.plant", "--data-dir", str(self.data_dir),
              "--port", str(self.port)], cwd=ROOT, stdout=subprocess.PIPE, text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + START_LIMIT_S
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.5)
-            if ready:
-                line = self.proc.stdout.readline()
-                if line.startswith("{"):
-                    self.info = json.loads(line)
-                    return
-            if self.proc.poll() is not None:
-                raise AssertionError(f"the plant's node exited ({self.proc.returncode})")
-        raise AssertionError(f"the plant's node did not start within {START_LIMIT_S} s")
+        self.info = ready_line(self.proc, "the plant's node")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -10,13 +10,10 @@ national node seeded with a small situation.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import select
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +22,7 @@ import httpx
 import pytest
 from playwright.sync_api import Dialog, Page, expect
 
-from tests.browser.conftest import ROOT, START_LIMIT_S, Plant, log_in, screenshot
+from tests.browser.conftest import ROOT, Plant, log_in, ready_line, screenshot
 
 RULE = "browser-spindle-warm"
 XSS = "<script>alert(1)</script>"
@@ -44,18 +41,8 @@ class PagesNode(Plant):
             text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
     def wait(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        deadline = time.monotonic() + START_LIMIT_S
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.5)
-            if ready:
-                line = self.proc.stdout.readline()
-                if line.startswith("{"):
-                    self.info = json.loads(line)
-                    return
-            if self.proc.poll() is not None:
-                raise AssertionError(f"the {self.mode} node exited ({self.proc.returncode})")
-        raise AssertionError(f"the {self.mode} node did not start within {START_LIMIT_S} s")
+        assert self.proc is not None
+        self.info = ready_line(self.proc, f"the {self.mode} node")
 
     def api(self, role: str = "admin") -> httpx.Client:
         return httpx.Client(base_url=f"http://127.0.0.1:{self.port}/api/v1", timeout=10,

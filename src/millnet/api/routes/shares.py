@@ -124,20 +124,21 @@ async def list_offers(request: Request, caller: Admin) -> list[Json]:
              responses=responses(*AUTH_ERRORS, 404, 409))
 async def accept_offer(request: Request, caller: Admin, owner: Owner, share_id: ShareId,
                        body: AnswerIn) -> Json:
-    collab = _collab(request)
-    tenant = await asyncio.to_thread(_tenant, request, caller, body.tenant_id)
-    got = await asyncio.to_thread(collab.partner.answer, tenant, owner, share_id, True,
-                                  _actor(caller))
-    return got.json()
+    return await _answer(request, caller, owner, share_id, body, accept=True)
 
 
 @router.post("/shares/offers/{owner}/{share_id}/decline", response_model=Json,
              summary="Decline an offer", responses=responses(*AUTH_ERRORS, 404, 409))
 async def decline_offer(request: Request, caller: Admin, owner: Owner, share_id: ShareId,
                         body: AnswerIn) -> Json:
+    return await _answer(request, caller, owner, share_id, body, accept=False)
+
+
+async def _answer(request: Request, caller: Caller, owner: str, share_id: str, body: AnswerIn,
+                  *, accept: bool) -> Json:
     collab = _collab(request)
     tenant = await asyncio.to_thread(_tenant, request, caller, body.tenant_id)
-    got = await asyncio.to_thread(collab.partner.answer, tenant, owner, share_id, False,
+    got = await asyncio.to_thread(collab.partner.answer, tenant, owner, share_id, accept,
                                   _actor(caller))
     return got.json()
 
